@@ -1,0 +1,55 @@
+# Two commands do everything on a fresh machine with Python 3.11+: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+STAMP_ASSETS := static/vendor/.installed
+STAMP_SYSTEM := .data/.system-deps
+
+.PHONY: run test lint format smoke install clean-data
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+
+$(STAMP_RUN): requirements.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+$(STAMP_DEV): requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@ $(STAMP_RUN)
+
+$(STAMP_ASSETS): package.json package-lock.json scripts/assets.sh
+	bash scripts/assets.sh
+	touch $@
+
+$(STAMP_SYSTEM): scripts/system_deps.sh
+	bash scripts/system_deps.sh
+	mkdir -p .data && touch $@
+
+install: $(STAMP_RUN) $(STAMP_ASSETS) $(STAMP_SYSTEM)
+
+## Run the platform on its embedded default (PostgreSQL and Redis from pip wheels, demo tenant).
+run: $(STAMP_RUN) $(STAMP_ASSETS) $(STAMP_SYSTEM)
+	DJANGO_ENV=development $(PY) -m config.embedded run
+
+## Run the whole test suite against real PostgreSQL and Redis (embedded unless the environment names servers).
+test: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
+	DJANGO_ENV=test $(PY) -m config.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP_DEV)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP_DEV)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## Start `make run` on a fresh data directory, wait for a healthy demo tenant, stop it.
+smoke: $(STAMP_RUN) $(STAMP_ASSETS) $(STAMP_SYSTEM)
+	bash scripts/smoke_run.sh
+
+clean-data:
+	rm -rf .data

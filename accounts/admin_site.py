@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+
+from accounts.selectors.staff import StaffAccess, staff_access_get
+
+
+class StaffAdminSite(admin.AdminSite):
+    site_header = "Billing administration"
+    site_title = "Billing admin"
+    index_title = "Tenant administration"
+
+    def has_permission(self, request) -> bool:
+        # The middleware redirects first; this keeps the admin closed even if it is mounted elsewhere.
+        return staff_access_get(request) is StaffAccess.GRANTED
+
+    def login(self, request, extra_context=None):
+        # One sign-in for everyone (allauth, with its second factor), not the admin's own form.
+        return HttpResponseRedirect(
+            f"{reverse('account_login')}?next={request.GET.get('next', reverse('admin:index'))}"
+        )

@@ -1,0 +1,14 @@
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.api.authentication.BearerAuthentication"
+    name = "bearer"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key (`bk_…`), an OAuth2 client-credentials access token, or a JWT "
+            "from a user API session; each is valid only on the tenant that issued it.",
+        }

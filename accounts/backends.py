@@ -1,0 +1,44 @@
+"""What each staff role may do in the admin and the staff pages.
+
+Django permissions are `<app_label>.<action>_<model>`. Owners and admins may do everything (only
+owners may grant the owner role, checked in the user admin); the others:
+- finance: read everything, change billing, invoicing and payments data;
+- support: read everything, change organizations and their members;
+- viewer: read everything.
+Customer members have no staff role and so no admin permission at all.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.backends import BaseBackend
+
+from accounts.models import StaffRole
+
+_FINANCE_APPS = frozenset({"billing", "invoicing", "payments", "djstripe"})
+_SUPPORT_MODELS = frozenset({"billing.organization", "billing.membership"})
+
+
+def staff_role_allows(role: str | None, perm: str) -> bool:
+    if role is None:
+        return False
+    if role in (StaffRole.OWNER, StaffRole.ADMIN):
+        return True
+    app_label, _, codename = perm.partition(".")
+    action, _, model = codename.partition("_")
+    if action == "view":
+        return True
+    if role == StaffRole.FINANCE:
+        return app_label in _FINANCE_APPS
+    if role == StaffRole.SUPPORT:
+        return f"{app_label}.{model}" in _SUPPORT_MODELS
+    return False
+
+
+class StaffRoleBackend(BaseBackend):
+    """Grants permissions from the user's staff role; authenticates nobody (allauth does)."""
+
+    def has_perm(self, user_obj, perm, obj=None) -> bool:
+        return bool(user_obj.is_active and staff_role_allows(getattr(user_obj, "staff_role", None), perm))
+
+    def has_module_perms(self, user_obj, app_label) -> bool:
+        return bool(user_obj.is_active and getattr(user_obj, "staff_role", None))

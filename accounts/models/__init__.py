@@ -1,0 +1,4 @@
+from accounts.models.api_key import APIKey, APIKeyScope
+from accounts.models.user import StaffRole, User
+
+__all__ = ["APIKey", "APIKeyScope", "StaffRole", "User"]

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+
+class APIKeyScope(models.TextChoices):
+    INGEST = "ingest", "Send usage events"
+    READ = "read", "Read"
+    WRITE = "write", "Write"
+
+
+class APIKey(models.Model):
+    """A tenant's machine credential. The secret is shown once at creation and stored only as a
+    SHA-256 digest: keys carry 256 random bits, so a fast hash is as safe as a slow one here and
+    keeps the ingestion path cheap (the practice of GitHub's and Stripe's tokens)."""
+
+    name = models.CharField(max_length=100)
+    # The first characters of the key (`bk_` + 8), shown in lists so a key can be recognised.
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64, unique=True)
+    scopes = ArrayField(models.CharField(max_length=16, choices=APIKeyScope.choices))
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(scopes=[]), name="accounts_apikey_has_scope"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,58 @@
+"""API keys: created with their secret shown once, stored hashed, revoked but never deleted."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import APIKey, APIKeyScope, User
+
+KEY_PREFIX = "bk_"
+
+
+class APIKeyError(Exception):
+    code = "invalid_api_key_request"
+
+
+@dataclass(frozen=True)
+class APIKeyCreated:
+    api_key: APIKey
+    secret: str  # the full key; returned once, never stored
+
+
+def apikey_digest(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def apikey_create(*, name: str, scopes: list[str], actor: User | None) -> APIKeyCreated:
+    """Create a key `bk_<8 lookup chars>_<43 secret chars>` (256 bits of randomness in the secret)."""
+    scopes = sorted(set(scopes))
+    unknown = [s for s in scopes if s not in APIKeyScope.values]
+    if not scopes or unknown:
+        raise APIKeyError(f"scopes must be a non-empty subset of {APIKeyScope.values}; unknown: {unknown}")
+    if not name.strip():
+        raise APIKeyError("name must not be empty")
+    lookup = secrets.token_hex(4)
+    raw = f"{KEY_PREFIX}{lookup}_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        key = APIKey.objects.create(
+            name=name.strip(),
+            prefix=f"{KEY_PREFIX}{lookup}",
+            digest=apikey_digest(raw),
+            scopes=scopes,
+            created_by=actor,
+        )
+    return APIKeyCreated(api_key=key, secret=raw)
+
+
+def apikey_revoke(*, api_key: APIKey, actor: User | None) -> APIKey:
+    with transaction.atomic():
+        key = APIKey.objects.select_for_update().get(pk=api_key.pk)
+        if key.revoked_at is None:
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["revoked_at"])
+    return key

@@ -1,0 +1,134 @@
+"""Provision the demo tenant for `make run`: idempotent, prints how to sign in."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from decimal import Decimal
+
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from accounts.models import User
+from accounts.services.api_key import apikey_create
+from accounts.services.user import member_user_create, staff_user_create
+from billing.models import MemberRole, Membership, Organization, Plan, PlanVersion, Subscription
+from billing.periods import calendar_period_containing
+from billing.services.organization import organization_create
+from tenants.models import Tenant
+from tenants.services.tenant_provision import tenant_create
+
+DEMO_SLUG = "demo"
+DEMO_ORGS = [
+    ("acme", "Acme Corp", "USD", "America/New_York", "US", "starter"),
+    ("globex", "Globex GmbH", "EUR", "Europe/Berlin", "DE", "growth-eur"),
+    ("initech", "Initech Ltd", "USD", "Europe/London", "GB", "growth"),
+]
+DEMO_PLANS = [
+    ("starter", "Starter", "USD", Decimal("49.00")),
+    ("growth", "Growth", "USD", Decimal("499.00")),
+    ("growth-eur", "Growth (EUR)", "EUR", Decimal("459.00")),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo tenant (once) and print its sign-in details."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", default="8000")
+
+    def handle(self, *args, **options):
+        if settings.PRODUCTION:
+            self.stderr.write("demo_provision is for development only.")
+            return
+        path = settings.DATA_DIR / "demo-credentials.json"
+        tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
+        if tenant is None or not path.exists():
+            if tenant is None:
+                tenant = tenant_create(name="Demo SaaS Inc.", slug=DEMO_SLUG, default_currency="USD").tenant
+            with tenant_context(tenant):
+                credentials = self._seed()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(credentials, indent=2))
+            path.chmod(0o600)
+        credentials = json.loads(path.read_text())
+        base = f"http://{DEMO_SLUG}.{settings.TENANT_HOST_SUFFIX}:{options['port']}"
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    f"Demo tenant ready at {base}/",
+                    f"  staff login    {credentials['staff_email']} / {credentials['staff_password']}",
+                    f"                 TOTP secret {credentials['staff_totp_secret']} (add it to an authenticator app,",
+                    f"                 or print a code: .venv/bin/python manage.py totp_code --tenant {DEMO_SLUG} "
+                    f"--email {credentials['staff_email']})",
+                    f"  customer login {credentials['customer_email']} / {credentials['customer_password']}",
+                    f"  API key        {credentials['api_key']}  (scopes ingest, read, write)",
+                    f"  staff pages    {base}/staff/   admin {base}/admin/   API docs {base}/api/docs/",
+                    f"  (credentials kept in {path})",
+                    "",
+                ]
+            )
+        )
+
+    def _seed(self) -> dict:
+        staff_email = f"owner@{DEMO_SLUG}.example"
+        staff = User.objects.filter(email=staff_email).first()
+        staff_password = secrets.token_urlsafe(9)
+        if staff is None:
+            staff = staff_user_create(email=staff_email, password=staff_password, role="owner", actor=None)
+        else:
+            staff.set_password(staff_password)
+            staff.save(update_fields=["password"])
+        totp_secret = generate_totp_secret()
+        staff.authenticator_set.filter(type="totp").delete()
+        TOTP.activate(staff, totp_secret)
+
+        plans = {}
+        for code, name, currency, fee in DEMO_PLANS:
+            plan, _ = Plan.objects.get_or_create(code=code, defaults={"name": name, "currency": currency})
+            plans[code], _ = PlanVersion.objects.get_or_create(plan=plan, version=1, defaults={"base_fee": fee})
+
+        now = timezone.now()
+        customer_email = f"billing@acme.{DEMO_SLUG}.example"
+        customer_password = secrets.token_urlsafe(9)
+        customer = User.objects.filter(email=customer_email).first()
+        if customer is None:
+            customer = member_user_create(email=customer_email, password=customer_password, name="Ada Acme")
+        else:
+            customer.set_password(customer_password)
+            customer.save(update_fields=["password"])
+        for external_id, name, currency, tz, country, plan_code in DEMO_ORGS:
+            org = Organization.objects.filter(external_id=external_id).first() or organization_create(
+                actor=None,
+                external_id=external_id,
+                name=name,
+                currency=currency,
+                timezone=tz,
+                country=country,
+                billing_email=f"billing@{external_id}.{DEMO_SLUG}.example",
+            )
+            if not org.subscriptions.exists():
+                start, end = calendar_period_containing(instant=now, timezone=tz, interval="month")
+                Subscription.objects.create(
+                    organization=org,
+                    plan_version=plans[plan_code],
+                    billing_anchor=start,
+                    started_at=start,
+                    current_period_start=start,
+                    current_period_end=end,
+                )
+            if external_id == "acme":
+                Membership.objects.get_or_create(user=customer, organization=org, defaults={"role": MemberRole.OWNER})
+        api_key = apikey_create(name="Demo key", scopes=["ingest", "read", "write"], actor=staff)
+        return {
+            "staff_email": staff_email,
+            "staff_password": staff_password,
+            "staff_totp_secret": totp_secret,
+            "customer_email": customer_email,
+            "customer_password": customer_password,
+            "api_key": api_key.secret,
+        }

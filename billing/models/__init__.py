@@ -1,0 +1,17 @@
+from billing.models.membership import MemberRole, Membership
+from billing.models.organization import Organization, OrganizationStatus
+from billing.models.plan import BaseFeeTiming, Plan, PlanInterval, PlanVersion
+from billing.models.subscription import Subscription, SubscriptionStatus
+
+__all__ = [
+    "BaseFeeTiming",
+    "MemberRole",
+    "Membership",
+    "Organization",
+    "OrganizationStatus",
+    "Plan",
+    "PlanInterval",
+    "PlanVersion",
+    "Subscription",
+    "SubscriptionStatus",
+]

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from accounts.api.principal import ApiPrincipal
+from billing.models import Organization, Subscription, SubscriptionStatus
+
+
+def organization_list(*, principal: ApiPrincipal) -> QuerySet[Organization]:
+    """The organizations this caller may see: all of the tenant's for staff and machine
+    credentials, only their own for customer members."""
+    qs = Organization.objects.all()
+    if principal.is_customer_member:
+        qs = qs.filter(memberships__user=principal.user)
+    return qs
+
+
+def organization_list_for_user(*, user) -> QuerySet[Organization]:
+    return Organization.objects.filter(memberships__user=user).order_by("name")
+
+
+def subscription_current_get(*, organization: Organization) -> Subscription | None:
+    live = [
+        SubscriptionStatus.TRIALING,
+        SubscriptionStatus.ACTIVE,
+        SubscriptionStatus.PAST_DUE,
+        SubscriptionStatus.SUSPENDED,
+    ]
+    return (
+        Subscription.objects.select_related("plan_version__plan")
+        .filter(organization=organization, status__in=live)
+        .order_by("-started_at")
+        .first()
+    )

@@ -1,0 +1,68 @@
+"""Writes to organizations. The audit log records each change with the request's actor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from accounts.models import User
+from billing.models import Organization, OrganizationStatus
+from tenants.errors import DomainError
+
+EDITABLE_FIELDS = (
+    "name",
+    "billing_email",
+    "currency",
+    "timezone",
+    "country",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "tax_id",
+    "metadata",
+)
+
+
+def organization_create(
+    *, actor: User | None, external_id: str, name: str, currency: str, **fields: Any
+) -> Organization:
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    organization = Organization(external_id=external_id, name=name, currency=currency, **fields)
+    organization.full_clean()
+    with transaction.atomic(durable=True):
+        organization.save()
+    return organization
+
+
+def organization_update(*, actor: User | None, organization: Organization, **changes: Any) -> Organization:
+    """Change the editable fields. The currency is fixed once a subscription exists: amounts of
+    different currencies never mix on one account."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    with transaction.atomic(durable=True):
+        locked = Organization.objects.select_for_update().get(pk=organization.pk)
+        if "currency" in changes and changes["currency"] != locked.currency and locked.subscriptions.exists():
+            raise DomainError(
+                "The currency cannot change once the organization has a subscription.", code="currency_locked"
+            )
+        for field, value in changes.items():
+            setattr(locked, field, value)
+        locked.full_clean()
+        locked.save()
+    return locked
+
+
+def organization_close(*, actor: User | None, organization: Organization) -> Organization:
+    """Closing keeps the record (invoices and the audit trail refer to it) and stops billing."""
+    with transaction.atomic(durable=True):
+        locked = Organization.objects.select_for_update().get(pk=organization.pk)
+        if locked.status != OrganizationStatus.CLOSED:
+            locked.status = OrganizationStatus.CLOSED
+            locked.save(update_fields=["status", "updated_at"])
+    return locked

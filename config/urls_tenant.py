@@ -1,0 +1,19 @@
+"""A tenant's host: customer portal at /, staff at /admin/ and /staff/, API at /api/v1/."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("accounts/", include("allauth.urls")),
+    path("_allauth/", include("allauth.headless.urls")),
+    path("", include("allauth.idp.urls")),
+    path("admin/", admin.site.urls),
+    path("staff/", include("adminpanel.urls")),
+    path("api/v1/", include("billing.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    path("", include("portal.urls")),
+]

@@ -98,7 +98,7 @@ def _run_procfile(env: dict[str, str]) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    data_dir = Path(os.environ.get("DATA_DIR", ROOT / ".data"))
+    data_dir = Path(os.environ.get("DATA_DIR", ROOT / ".data")).resolve()
     services = services_start(data_dir=data_dir)
     env = _env_with(services)
     env.setdefault("PORT", "8000")
@@ -110,7 +110,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_exec(args: argparse.Namespace) -> int:
-    data_dir = Path(os.environ.get("TEST_DATA_DIR", ROOT / ".data" / "test"))
+    data_dir = Path(os.environ.get("TEST_DATA_DIR", ROOT / ".data" / "test")).resolve()
     services = services_start(data_dir=data_dir)
     env = _env_with(services)
     cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd

@@ -88,7 +88,8 @@ MIDDLEWARE = [
     "config.health.HealthMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django_guid.middleware.guid_middleware",
-    "django_tenants.middleware.main.TenantMainMiddleware",
+    "tenants.middleware.CachedTenantMiddleware",
+    "tenants.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -167,7 +168,10 @@ CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict = {}
+# TenantAwareScheduler runs each entry in every tenant schema.
+CELERY_BEAT_SCHEDULE: dict = {
+    "metering-storage-maintain": {"task": "metering.storage_maintain", "schedule": 3600.0},
+}
 
 # ---------------------------------------------------------------------------------------------
 # Identity
@@ -278,6 +282,19 @@ DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+
+# ---------------------------------------------------------------------------------------------
+# Metering
+INGEST_EVENTS_PER_SECOND_PER_KEY = env.int("INGEST_EVENTS_PER_SECOND_PER_KEY", default=250_000)
+INGEST_EVENTS_PER_SECOND_PER_TENANT = env.int("INGEST_EVENTS_PER_SECOND_PER_TENANT", default=500_000)
+# Event ids are remembered this long after first acceptance (exactly-once window); never less
+# than a tenant's event window, so an event old enough to be accepted is old enough to be known.
+EVENT_DEDUP_DAYS = max(35, env.int("EVENT_DEDUP_DAYS", default=40))
+# Raw events are kept this long (partitions dropped after it); rollups are kept for good.
+EVENT_RAW_RETENTION_DAYS = env.int("EVENT_RAW_RETENTION_DAYS", default=400)
+DRAIN_BATCH_EVENTS = env.int("DRAIN_BATCH_EVENTS", default=20_000)
+# Request bodies up to the ingestion limit (metering.ingest.MAX_BODY_BYTES); larger ones get 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # ---------------------------------------------------------------------------------------------
 # Web

@@ -4,12 +4,16 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from metering.api.events import events_ingest
+
 urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("_allauth/", include("allauth.headless.urls")),
     path("", include("allauth.idp.urls")),
     path("admin/", admin.site.urls),
     path("staff/", include("adminpanel.urls")),
+    path("api/v1/events", events_ingest, name="events-ingest"),
+    path("api/v1/", include("metering.api.urls")),
     path("api/v1/", include("billing.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

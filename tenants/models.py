@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -25,6 +25,10 @@ class Tenant(TenantMixin):
     brand_accent_color = models.CharField(max_length=7, default="#f2a900", validators=[HEX_COLOR])
     legal_text = models.TextField(blank=True)
     support_email = models.EmailField(blank=True)
+    # Usage events may be up to this many days old when they arrive (and 5 minutes ahead).
+    event_window_days = models.PositiveSmallIntegerField(
+        default=35, validators=[MinValueValidator(1), MaxValueValidator(366)]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     # Provisioning is explicit (tenants.services.tenant_provision), never a side effect of save().

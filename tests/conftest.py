@@ -23,6 +23,12 @@ def django_db_setup(django_db_setup, django_db_blocker):
     from tenants.services.tenant_provision import public_tenant_ensure, template_migrate, tenant_create
 
     with django_db_blocker.unblock():
+        if not connection.settings_dict["NAME"].startswith("test_"):
+            # pytest-django sets databases up only for tests marked django_db; the process tests
+            # (tests/metering/test_exactly_once.py) are not, as they need committed rows.
+            from django.test.utils import setup_databases
+
+            setup_databases(verbosity=0, interactive=False, keepdb=True)
         public_tenant_ensure()
         template_migrate(verbosity=0)
         for slug in TENANT_SLUGS:

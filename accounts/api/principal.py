@@ -14,6 +14,7 @@ class ApiPrincipal:
     label: str
     scopes: frozenset[str]
     user: User | None = None
+    key_id: int | str | None = None  # the credential, for per-credential rate limits
 
     @property
     def is_customer_member(self) -> bool:

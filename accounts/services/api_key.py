@@ -55,4 +55,7 @@ def apikey_revoke(*, api_key: APIKey, actor: User | None) -> APIKey:
         if key.revoked_at is None:
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at"])
+    from accounts.selectors.api_key import apikey_cache_clear
+
+    apikey_cache_clear()  # this process at once; others within their cache's few seconds
     return key

@@ -1,0 +1,191 @@
+"""What a meter takes from an event: the match (event type and filters), the value and the group.
+
+The drainer applies these in Python to every event it stores (to maintain the rollups) and the
+usage selectors apply the SQL equivalents to raw events; the two must agree, so both live here.
+
+- A property path is a dot path into `properties` ("usage.bytes"). A missing path is null.
+- A filter {"property", "operator": "eq", "value"} matches when the property equals the value as
+  JSON (numbers by numeric value, so 5 equals 5.0; strings, booleans and null only equal themselves);
+  {"operator": "in", "values": [...]} matches when it equals any of them.
+- The value of a value aggregation is the property as a number: a JSON number, or a string
+  holding a plain decimal ("12.5"). Anything else (missing, null, "abc", booleans) gives no value,
+  and the event does not contribute to that meter's value aggregations (count still counts it).
+- The group of an event is the list of its group_by properties as text (as PostgreSQL's `#>>`
+  prints them: strings bare, numbers as written, true/false, null for missing), kept as canonical
+  JSON in rollups: `["eu","pro"]`; "" for a meter without group_by.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import msgspec
+
+PLAIN_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+PLAIN_DECIMAL_SQL = r"^-?[0-9]+(\.[0-9]+)?$"
+_MISSING = object()
+
+
+class MeterDefinitionError(ValueError):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class MeterSpec:
+    """An immutable, pre-parsed meter for the hot path (the drainer keeps one per meter)."""
+
+    id: int
+    code: str
+    event_type: str
+    aggregation: str
+    value_path: tuple[str, ...] | None
+    filters: tuple[tuple[tuple[str, ...], tuple[Any, ...]], ...]  # (path, allowed JSON values)
+    group_paths: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def from_meter(cls, meter) -> MeterSpec:
+        filters = []
+        for item in validate_filters(meter.filters):
+            allowed = (item["value"],) if item["operator"] == "eq" else tuple(item["values"])
+            filters.append((tuple(item["property"].split(".")), allowed))
+        return cls(
+            id=meter.id,
+            code=meter.code,
+            event_type=meter.event_type,
+            aggregation=meter.aggregation,
+            value_path=tuple(meter.value_property.split(".")) if meter.value_property else None,
+            filters=tuple(filters),
+            group_paths=tuple(tuple(p.split(".")) for p in meter.group_by),
+        )
+
+
+def validate_filters(filters: Any) -> list[dict[str, Any]]:
+    if not isinstance(filters, list):
+        raise MeterDefinitionError("invalid_filters", "filters must be a list of objects.")
+    out = []
+    for index, item in enumerate(filters):
+        where = f"filters[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("property"), str) or not item["property"]:
+            raise MeterDefinitionError("invalid_filters", f"{where} needs a 'property' dot path.")
+        operator = item.get("operator")
+        if operator == "eq":
+            if "value" not in item or isinstance(item["value"], dict | list):
+                raise MeterDefinitionError("invalid_filters", f"{where}: 'eq' needs a scalar 'value'.")
+        elif operator == "in":
+            values = item.get("values")
+            if not isinstance(values, list) or not values or any(isinstance(v, dict | list) for v in values):
+                raise MeterDefinitionError("invalid_filters", f"{where}: 'in' needs a non-empty list of scalars.")
+        else:
+            raise MeterDefinitionError("invalid_filters", f"{where}: operator must be 'eq' or 'in'.")
+        if set(item) - {"property", "operator", "value", "values"}:
+            raise MeterDefinitionError("invalid_filters", f"{where} has unknown keys.")
+        out.append(item)
+    return out
+
+
+def lookup(properties: Any, path: tuple[str, ...]) -> Any:
+    node = properties
+    for part in path:
+        if not isinstance(node, dict):
+            return _MISSING
+        node = node.get(part, _MISSING)
+        if node is _MISSING:
+            return _MISSING
+    return node
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    # bool is an int in Python but not a number in JSON.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float | Decimal) and isinstance(b, int | float | Decimal):
+        return Decimal(str(a)) == Decimal(str(b))
+    return type(a) is type(b) and a == b
+
+
+def matches(spec: MeterSpec, event_type: str, properties: Any) -> bool:
+    if event_type != spec.event_type:
+        return False
+    for path, allowed in spec.filters:
+        found = lookup(properties, path)
+        if found is _MISSING or not any(_json_equal(found, value) for value in allowed):
+            return False
+    return True
+
+
+def value_of(spec: MeterSpec, properties: Any) -> Decimal | None:
+    if spec.value_path is None:
+        return None
+    found = lookup(properties, spec.value_path)
+    if isinstance(found, bool) or found is _MISSING or found is None:
+        return None
+    if isinstance(found, int | Decimal):
+        return Decimal(found)
+    if isinstance(found, str) and PLAIN_DECIMAL.match(found):
+        try:
+            return Decimal(found)
+        except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+            return None
+    return None
+
+
+def _as_text(value: Any) -> str | None:
+    if value is _MISSING or value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | Decimal):
+        return str(value)
+    return msgspec.json.encode(value).decode()
+
+
+def group_key_of(spec: MeterSpec, properties: Any) -> str:
+    if not spec.group_paths:
+        return ""
+    return msgspec.json.encode([_as_text(lookup(properties, path)) for path in spec.group_paths]).decode()
+
+
+def group_values(group_key: str) -> list[str | None]:
+    return msgspec.json.decode(group_key) if group_key else []
+
+
+# --- SQL equivalents over metering_event (alias e) -------------------------------------------
+
+
+def sql_path(path: tuple[str, ...]) -> str:
+    """A PostgreSQL text[] literal for #> / #>> (paths are validated to [A-Za-z0-9_-] parts)."""
+    return "'{" + ",".join(path) + "}'"
+
+
+def sql_match(spec: MeterSpec) -> tuple[str, list[Any]]:
+    clauses = ["e.event_type = %s"]
+    params: list[Any] = [spec.event_type]
+    for path, allowed in spec.filters:
+        ors = []
+        for value in allowed:
+            ors.append(f"e.properties #> {sql_path(path)} = %s::jsonb")
+            params.append(msgspec.json.encode(value).decode())
+        clauses.append("(" + " OR ".join(ors) + ")")
+    return " AND ".join(clauses), params
+
+
+def sql_value(spec: MeterSpec) -> str:
+    assert spec.value_path is not None
+    p = sql_path(spec.value_path)
+    return (
+        f"(CASE WHEN jsonb_typeof(e.properties #> {p}) = 'number' THEN (e.properties #>> {p})::numeric "
+        f"WHEN jsonb_typeof(e.properties #> {p}) = 'string' AND (e.properties #>> {p}) ~ '{PLAIN_DECIMAL_SQL}' "
+        f"THEN (e.properties #>> {p})::numeric END)"
+    )
+
+
+def sql_group(spec: MeterSpec) -> list[str]:
+    return [f"(e.properties #>> {sql_path(path)})" for path in spec.group_paths]

@@ -1,0 +1,78 @@
+"""Storage of usage events. Tables are created by SQL migrations where Django has no words for
+them (a partitioned table); these models are the ORM's view of them.
+
+- LandingBatch: one row per accepted request, committed before the 202 (durability).
+- EventId: the idempotency ledger. Its primary key is what makes an event count once: the raw
+  table is partitioned by event time, and PostgreSQL cannot enforce a unique key across range
+  partitions that does not include the partition key, while a repeat may carry another timestamp.
+  Ids are kept at least DEDUP_WINDOW after first acceptance.
+- Event: raw events, range-partitioned by month on `timestamp`, dropped after the raw retention.
+- Rollup: per meter, customer, hour and group, the count / sum / min / max of what was drained.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class LandingBatch(models.Model):
+    received_at = models.DateTimeField()
+    event_count = models.IntegerField()
+    payload = models.BinaryField()  # msgspec-encoded list of normalised events
+
+    class Meta:
+        db_table = "metering_landing"
+
+    def __str__(self) -> str:
+        return f"landing batch {self.pk} ({self.event_count} events)"
+
+
+class EventId(models.Model):
+    event_id = models.CharField(max_length=255, primary_key=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        managed = False  # created in SQL (migration 0002): no varchar_pattern_ops index on the hot path
+        db_table = "metering_event_id"
+
+    def __str__(self) -> str:
+        return self.event_id
+
+
+class Event(models.Model):
+    # Composite identity in the table; Django needs one primary key column to read rows.
+    event_id = models.CharField(max_length=255, primary_key=True)
+    customer = models.CharField(max_length=255)
+    event_type = models.CharField(max_length=255)
+    timestamp = models.DateTimeField()
+    properties = models.JSONField()
+    received_at = models.DateTimeField()
+
+    class Meta:
+        managed = False
+        db_table = "metering_event"
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.customer}, {self.event_type})"
+
+
+class Rollup(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    meter = models.ForeignKey("metering.Meter", on_delete=models.CASCADE, db_constraint=False)
+    customer = models.CharField(max_length=255)
+    hour = models.DateTimeField()
+    group_key = models.TextField(default="")  # canonical JSON of the group values, "" without group_by
+    event_count = models.BigIntegerField()
+    value_sum = models.DecimalField(max_digits=40, decimal_places=12, null=True)
+    value_min = models.DecimalField(max_digits=40, decimal_places=12, null=True)
+    value_max = models.DecimalField(max_digits=40, decimal_places=12, null=True)
+
+    class Meta:
+        db_table = "metering_rollup"
+        constraints = [
+            models.UniqueConstraint(fields=["meter", "customer", "hour", "group_key"], name="metering_rollup_key"),
+        ]
+        indexes = [models.Index(fields=["customer", "meter", "hour"], name="metering_rollup_cust_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id}/{self.customer}/{self.hour:%Y-%m-%d %H}h"

@@ -1,0 +1,77 @@
+"""Creating and changing meters. A new meter, or a change to what a meter counts, rebuilds its
+rollups from the raw events already stored (in a Celery task, after commit)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from metering.meters import MeterDefinitionError, validate_filters
+from metering.models import Aggregation, Meter
+from tenants.errors import DomainError
+
+FIELDS = ("code", "name", "event_type", "aggregation", "value_property", "filters", "group_by")
+_COUNTED = ("event_type", "aggregation", "value_property", "filters", "group_by")
+
+
+def _validate(meter: Meter) -> None:
+    try:
+        validate_filters(meter.filters)
+    except MeterDefinitionError as exc:
+        raise DomainError(exc.message, code=exc.code) from None
+    if meter.aggregation != Aggregation.COUNT and not meter.value_property:
+        raise DomainError(f"A {meter.aggregation} meter needs a value_property.", code="value_property_required")
+    if len(meter.group_by) > 3:
+        raise DomainError("A meter has at most three group_by dimensions.", code="too_many_group_by")
+    meter.full_clean()
+
+
+def meter_in_use(meter: Meter) -> bool:
+    """Whether any other row (a plan's charge, …) refers to the meter. Asked generically so that
+    metering needs no knowledge of the apps above it."""
+    for relation in meter._meta.related_objects:
+        if relation.related_model.__name__ == "Rollup":
+            continue
+        accessor = relation.get_accessor_name()
+        if getattr(meter, accessor).exists():
+            return True
+    return False
+
+
+def _backfill_on_commit(meter_id: int) -> None:
+    from metering.tasks import meter_backfill
+
+    transaction.on_commit(lambda: meter_backfill.delay(meter_id))
+
+
+def meter_create(*, actor, **fields: Any) -> Meter:
+    meter = Meter(**{k: v for k, v in fields.items() if k in FIELDS})
+    _validate(meter)
+    with transaction.atomic():
+        meter.save()
+        _backfill_on_commit(meter.id)
+    return meter
+
+
+def meter_update(*, actor, meter: Meter, **changes: Any) -> Meter:
+    with transaction.atomic():
+        locked = Meter.objects.select_for_update().get(pk=meter.pk)
+        if "aggregation" in changes and changes["aggregation"] != locked.aggregation and meter_in_use(locked):
+            raise DomainError("The aggregation of a meter that a plan uses cannot change.", code="meter_in_use")
+        counted_changed = any(k in changes and changes[k] != getattr(locked, k) for k in _COUNTED)
+        for key, value in changes.items():
+            if key in FIELDS:
+                setattr(locked, key, value)
+        _validate(locked)
+        locked.save()
+        if counted_changed:
+            _backfill_on_commit(locked.id)
+    return locked
+
+
+def meter_delete(*, actor, meter: Meter) -> None:
+    with transaction.atomic():
+        if meter_in_use(meter):
+            raise DomainError("A meter that a plan uses cannot be deleted.", code="meter_in_use")
+        meter.delete()

@@ -1,0 +1,111 @@
+"""Real processes for crash and concurrency tests: a committed tenant (outside the per-test
+transaction), uvicorn serving the ASGI app, and drainer processes, all on the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    # django-environ keeps a socket directory given as ?host= in OPTIONS.
+    host = s.get("HOST") or s.get("OPTIONS", {}).get("host", "")
+    port = f"&port={s['PORT']}" if s.get("PORT") else ""
+    return f"postgres://{s['USER']}:{s['PASSWORD'] or ''}@/{s['NAME']}?host={host}{port}"
+
+
+def process_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"DATABASE_URL": database_url(), "DJANGO_ENV": "test", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def web_server(**env: str):
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=process_env(**env),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("web server did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+
+
+def drainer(*args: str, wait_started: bool = True, **env: str) -> subprocess.Popen:
+    """Start a drainer; in loop mode, return once it logged that it started (its signal handlers
+    are installed by then). Its log is read by a thread so the pipe never fills."""
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "metering_drain", *args],
+        cwd=ROOT,
+        env=process_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if "--once" in args or not wait_started:
+        return proc
+    started = threading.Event()
+
+    def read():
+        for line in proc.stderr:
+            if "drainer started" in line:
+                started.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not started.wait(timeout=60):
+        proc.kill()
+        raise RuntimeError("drainer did not start")
+    return proc
+
+
+def drain_all(**env: str) -> None:
+    proc = drainer("--once", **env)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]

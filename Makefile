@@ -7,7 +7,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 STAMP_ASSETS := static/vendor/.installed
 STAMP_SYSTEM := .data/.system-deps
 
-.PHONY: run test lint format smoke install clean-data
+.PHONY: run test lint format smoke install clean-data bench-ingest
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,3 +53,7 @@ smoke: $(STAMP_RUN) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 
 clean-data:
 	rm -rf .data
+
+## Benchmarks (not part of `make test`): print figures and a same-run baseline; last line is JSON.
+bench-ingest: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
+	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/ingest.py

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,6 +104,11 @@ def command_run(args: argparse.Namespace) -> int:
     env = _env_with(services)
     env.setdefault("PORT", "8000")
     env["DATA_DIR"] = str(data_dir)
+    # One metrics directory for every process (web workers, drainer, worker): /metrics adds them up.
+    metrics_dir = data_dir / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     _manage(env, "platform_migrate")
     _manage(env, "demo_provision", "--port", env["PORT"])

@@ -169,12 +169,15 @@ def _reject(out: Decoded, index: int, event_id: Any, code: str, message: str) ->
 
 
 def _accept(out, index, event_id, customer, event_type, timestamp, properties, *, now, earliest, latest) -> None:
-    if not 0 < len(event_id) <= MAX_ID_LENGTH:
-        return _reject(out, index, event_id, "invalid_id", f"id must be 1-{MAX_ID_LENGTH} characters.")
-    if not 0 < len(customer) <= MAX_ID_LENGTH:
-        return _reject(out, index, event_id, "invalid_customer", f"customer must be 1-{MAX_ID_LENGTH} characters.")
-    if not 0 < len(event_type) <= MAX_ID_LENGTH:
-        return _reject(out, index, event_id, "invalid_type", f"type must be 1-{MAX_ID_LENGTH} characters.")
+    # PostgreSQL text cannot hold NUL: such an event would be accepted and then never stored.
+    if not 0 < len(event_id) <= MAX_ID_LENGTH or "\x00" in event_id:
+        return _reject(out, index, event_id, "invalid_id", f"id must be 1-{MAX_ID_LENGTH} characters, without NUL.")
+    if not 0 < len(customer) <= MAX_ID_LENGTH or "\x00" in customer:
+        return _reject(
+            out, index, event_id, "invalid_customer", f"customer must be 1-{MAX_ID_LENGTH} characters, without NUL."
+        )
+    if not 0 < len(event_type) <= MAX_ID_LENGTH or "\x00" in event_type:
+        return _reject(out, index, event_id, "invalid_type", f"type must be 1-{MAX_ID_LENGTH} characters, without NUL.")
     if timestamp is None:
         timestamp = now
     elif timestamp.tzinfo is None:
@@ -198,6 +201,8 @@ def _accept(out, index, event_id, customer, event_type, timestamp, properties, *
             "properties_too_large",
             f"properties exceed {MAX_PROPERTIES_BYTES} bytes ({len(raw)}).",
         )
+    if b"\\u0000" in raw:  # jsonb cannot store \u0000: such an event could never be drained
+        return _reject(out, index, event_id, "invalid_properties", "properties must not contain \\u0000.")
     out.events.append((event_id, customer, event_type, timestamp.astimezone(UTC), properties))
     return None
 

@@ -7,12 +7,16 @@ usage selectors apply the SQL equivalents to raw events; the two must agree, so 
 - A filter {"property", "operator": "eq", "value"} matches when the property equals the value as
   JSON (numbers by numeric value, so 5 equals 5.0; strings, booleans and null only equal themselves);
   {"operator": "in", "values": [...]} matches when it equals any of them.
-- The value of a value aggregation is the property as a number: a JSON number, or a string
-  holding a plain decimal ("12.5"). Anything else (missing, null, "abc", booleans) gives no value,
-  and the event does not contribute to that meter's value aggregations (count still counts it).
-- The group of an event is the list of its group_by properties as text (as PostgreSQL's `#>>`
-  prints them: strings bare, numbers as written, true/false, null for missing), kept as canonical
-  JSON in rollups: `["eu","pro"]`; "" for a meter without group_by.
+- The value of sum, min, max, latest and weighted_sum is the property as a number: a JSON
+  number, or a string holding a plain decimal ("12.5"). Anything else (missing, null, "abc",
+  booleans) gives no value, and the event does not contribute to those aggregations (count still
+  counts it). unique_count counts distinct values as text (ids, emails, …), not only numbers.
+- The group of an event is the list of its group_by properties as text, as PostgreSQL's `#>>`
+  prints them: strings bare, numbers in plain notation without exponent (1e3 → "1000", -0.0 →
+  "0.0"), true/false, None for missing or null; objects and arrays are "<object>" / "<array>"
+  (group by scalars). Kept as canonical JSON in rollups: `["eu","pro"]`; "" without group_by.
+- Property paths (value, filters, group_by) are dot paths of [A-Za-z0-9_-] parts: they are the
+  only non-parameter text put into SQL, so every path is checked against PATH_PART before use.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from typing import Any
 
 import msgspec
 
-PLAIN_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
-PLAIN_DECIMAL_SQL = r"^-?[0-9]+(\.[0-9]+)?$"
+PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # used with fullmatch (no trailing newline)
+PLAIN_DECIMAL_SQL = r"^-?[0-9]+(\.[0-9]+)?$"  # PostgreSQL's $ is the true end of the string
+PATH_PART = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+MAX_PATH_PARTS = 8
 _MISSING = object()
 
 
@@ -53,16 +59,27 @@ class MeterSpec:
         filters = []
         for item in validate_filters(meter.filters):
             allowed = (item["value"],) if item["operator"] == "eq" else tuple(item["values"])
-            filters.append((tuple(item["property"].split(".")), allowed))
+            filters.append((validate_path(item["property"], where="filter"), allowed))
         return cls(
             id=meter.id,
             code=meter.code,
             event_type=meter.event_type,
             aggregation=meter.aggregation,
-            value_path=tuple(meter.value_property.split(".")) if meter.value_property else None,
+            value_path=validate_path(meter.value_property, where="value_property") if meter.value_property else None,
             filters=tuple(filters),
-            group_paths=tuple(tuple(p.split(".")) for p in meter.group_by),
+            group_paths=tuple(validate_path(p, where="group_by") for p in meter.group_by),
         )
+
+
+def validate_path(path: Any, *, where: str) -> tuple[str, ...]:
+    if not isinstance(path, str) or not path:
+        raise MeterDefinitionError("invalid_property_path", f"{where} must be a dot path such as usage.bytes.")
+    parts = tuple(path.split("."))
+    if len(parts) > MAX_PATH_PARTS or not all(PATH_PART.fullmatch(part) for part in parts):
+        raise MeterDefinitionError(
+            "invalid_property_path", f"{where} must be a dot path of letters, digits, '_' or '-' (got {path!r})."
+        )
+    return parts
 
 
 def validate_filters(filters: Any) -> list[dict[str, Any]]:
@@ -71,8 +88,9 @@ def validate_filters(filters: Any) -> list[dict[str, Any]]:
     out = []
     for index, item in enumerate(filters):
         where = f"filters[{index}]"
-        if not isinstance(item, dict) or not isinstance(item.get("property"), str) or not item["property"]:
-            raise MeterDefinitionError("invalid_filters", f"{where} needs a 'property' dot path.")
+        if not isinstance(item, dict):
+            raise MeterDefinitionError("invalid_filters", f"{where} must be an object.")
+        validate_path(item.get("property"), where=f"{where}.property")
         operator = item.get("operator")
         if operator == "eq":
             if "value" not in item or isinstance(item["value"], dict | list):
@@ -127,7 +145,7 @@ def value_of(spec: MeterSpec, properties: Any) -> Decimal | None:
         return None
     if isinstance(found, int | Decimal):
         return Decimal(found)
-    if isinstance(found, str) and PLAIN_DECIMAL.match(found):
+    if isinstance(found, str) and PLAIN_DECIMAL.fullmatch(found):
         try:
             return Decimal(found)
         except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
@@ -143,8 +161,10 @@ def _as_text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, int | Decimal):
-        return str(value)
-    return msgspec.json.encode(value).decode()
+        # PostgreSQL prints jsonb numbers in plain notation, keeping the scale, and has no -0.
+        number = Decimal(value)
+        return format(number.copy_abs() if number == 0 else number, "f")
+    return "<object>" if isinstance(value, dict) else "<array>"
 
 
 def group_key_of(spec: MeterSpec, properties: Any) -> str:
@@ -161,7 +181,10 @@ def group_values(group_key: str) -> list[str | None]:
 
 
 def sql_path(path: tuple[str, ...]) -> str:
-    """A PostgreSQL text[] literal for #> / #>> (paths are validated to [A-Za-z0-9_-] parts)."""
+    """A PostgreSQL text[] literal for #> / #>>. Checked again here: this is the one place text
+    from a meter definition enters SQL."""
+    if not path or not all(PATH_PART.fullmatch(part) for part in path):
+        raise MeterDefinitionError("invalid_property_path", f"unsafe property path {path!r}")
     return "'{" + ",".join(path) + "}'"
 
 
@@ -188,4 +211,11 @@ def sql_value(spec: MeterSpec) -> str:
 
 
 def sql_group(spec: MeterSpec) -> list[str]:
-    return [f"(e.properties #>> {sql_path(path)})" for path in spec.group_paths]
+    out = []
+    for path in spec.group_paths:
+        p = sql_path(path)
+        out.append(
+            f"(CASE jsonb_typeof(e.properties #> {p}) WHEN 'object' THEN '<object>' WHEN 'array' THEN '<array>' "
+            f"ELSE e.properties #>> {p} END)"
+        )
+    return out

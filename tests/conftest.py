@@ -5,7 +5,7 @@ transactional in PostgreSQL)."""
 
 from __future__ import annotations
 
-import time
+import uuid
 
 import pytest
 from django.db import connection
@@ -82,6 +82,26 @@ def public_schema():
         yield
 
 
-@pytest.fixture(scope="session")
-def monotonic():
-    return time.monotonic
+@pytest.fixture
+def committed_tenant(django_db_blocker):
+    """A tenant whose rows are committed, for tests with real processes (they cannot see a test's
+    uncommitted transaction), with an API key (ingest, read); dropped afterwards. Tests using it
+    must not use the `db` fixture."""
+    from accounts.services.api_key import apikey_create
+    from tenants.models import Domain, Tenant
+    from tenants.services.tenant_provision import tenant_create
+
+    slug = f"p{uuid.uuid4().hex[:10]}"
+    with django_db_blocker.unblock():
+        tenant = tenant_create(name="Process test", slug=slug).tenant
+        with schema_context(tenant.schema_name):
+            key = apikey_create(name="load", scopes=["ingest", "read"], actor=None).secret
+        connection.set_schema_to_public()
+        try:
+            yield tenant, key
+        finally:
+            connection.set_schema_to_public()
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema_name}" CASCADE')
+            Domain.objects.filter(tenant=tenant).delete()
+            Tenant.objects.filter(pk=tenant.pk).delete()

@@ -109,3 +109,46 @@ def drain_all(**env: str) -> None:
     proc = drainer("--once", **env)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
+
+
+@contextmanager
+def celery_worker(**env: str):
+    """A real Celery worker (solo pool) consuming the default queue of the test broker."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "-Q",
+            "default",
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=process_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ready = threading.Event()
+
+    def read():
+        for line in proc.stderr:
+            if " ready." in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(timeout=60):
+            raise RuntimeError("celery worker did not start")
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -1,7 +1,14 @@
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
+from billing.api.usage import CustomerUsageView, UsageView
 from billing.api.views import OrganizationViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("organizations", OrganizationViewSet, basename="organization")
 urlpatterns = router.urls
+urlpatterns += [
+    path("usage", UsageView.as_view(), name="usage"),
+    # Any customer an event can carry (1-255 characters), not only organization external ids.
+    re_path(r"^customers/(?P<external_id>[^/]{1,255})/usage$", CustomerUsageView.as_view(), name="customer-usage"),
+]

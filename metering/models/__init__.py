@@ -1,4 +1,4 @@
-from metering.models.event import Event, EventId, LandingBatch, Rollup
+from metering.models.event import Event, EventId, LandingBatch, LandingDeadLetter, Rollup
 from metering.models.meter import Aggregation, Meter
 
-__all__ = ["Aggregation", "Event", "EventId", "LandingBatch", "Meter", "Rollup"]
+__all__ = ["Aggregation", "Event", "EventId", "LandingBatch", "LandingDeadLetter", "Meter", "Rollup"]

@@ -12,7 +12,20 @@ them (a partitioned table); these models are the ORM's view of them.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import models
+
+
+class NumericField(models.Field):
+    """PostgreSQL `numeric` without precision or scale: exact for any value an event carries
+    (a bounded column would overflow or round, and a failing drain blocks the tenant's queue)."""
+
+    def db_type(self, connection) -> str:
+        return "numeric"
+
+    def to_python(self, value):
+        return None if value is None else Decimal(value)
 
 
 class LandingBatch(models.Model):
@@ -63,9 +76,9 @@ class Rollup(models.Model):
     hour = models.DateTimeField()
     group_key = models.TextField(default="")  # canonical JSON of the group values, "" without group_by
     event_count = models.BigIntegerField()
-    value_sum = models.DecimalField(max_digits=40, decimal_places=12, null=True)
-    value_min = models.DecimalField(max_digits=40, decimal_places=12, null=True)
-    value_max = models.DecimalField(max_digits=40, decimal_places=12, null=True)
+    value_sum = NumericField(null=True)
+    value_min = NumericField(null=True)
+    value_max = NumericField(null=True)
 
     class Meta:
         db_table = "metering_rollup"
@@ -76,3 +89,21 @@ class Rollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.meter_id}/{self.customer}/{self.hour:%Y-%m-%d %H}h"
+
+
+class LandingDeadLetter(models.Model):
+    """A landed batch the drainer could not store (a database error no retry fixes), moved aside
+    so the tenant's other events keep flowing. Kept with the error for inspection and replay."""
+
+    batch_id = models.BigIntegerField()
+    received_at = models.DateTimeField()
+    event_count = models.IntegerField()
+    payload = models.BinaryField()
+    error = models.TextField()
+    failed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "metering_landing_dead"
+
+    def __str__(self) -> str:
+        return f"dead batch {self.batch_id} ({self.event_count} events)"

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import msgspec
-from django.db import connection, transaction
+import psycopg
+from django.db import DataError, IntegrityError, connection, transaction
 
 from metering.faults import fault_point
 from metering.ingest import decode_landing
@@ -87,7 +88,7 @@ def rollup_rows_for(events, specs_by_type: dict[str, list[MeterSpec]]) -> dict[t
         if not specs:
             continue
         properties = _props_decoder.decode(raw)
-        hour = timestamp.replace(minute=0, second=0, microsecond=0)
+        hour = timestamp.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         for spec in specs:
             if matches(spec, event_type, properties):
                 aggs[(spec.id, customer, hour, group_key_of(spec, properties))].add(value_of(spec, properties))
@@ -98,7 +99,8 @@ def rollups_upsert(cursor, aggs: dict[tuple, _Agg]) -> None:
     if not aggs:
         return
     columns: list[list] = [[] for _ in range(8)]
-    for (meter_id, customer, hour, group_key), agg in aggs.items():
+    # In key order, so concurrent drainers lock rollup rows in the same order (no deadlock).
+    for (meter_id, customer, hour, group_key), agg in sorted(aggs.items(), key=lambda item: item[0]):
         for column, value in zip(
             columns, (meter_id, customer, hour, group_key, agg.count, agg.total, agg.low, agg.high), strict=True
         ):
@@ -106,11 +108,46 @@ def rollups_upsert(cursor, aggs: dict[tuple, _Agg]) -> None:
     cursor.execute(_ROLLUP_UPSERT, columns)
 
 
+class BatchStoreError(Exception):
+    """The database refused to store these landing batches (a data error: retrying the same rows
+    will fail the same way). The drain's transaction was rolled back."""
+
+    def __init__(self, batch_ids: list[int], cause: Exception):
+        super().__init__(f"batches {batch_ids}: {cause}")
+        self.batch_ids = batch_ids
+        self.cause = cause
+
+
+def landing_quarantine(*, batch_id: int, error: str) -> bool:
+    """Move one landing batch to the dead-letter table, in its own transaction."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "WITH dead AS (DELETE FROM metering_landing WHERE id = %s RETURNING id, received_at, event_count, payload) "
+            "INSERT INTO metering_landing_dead (batch_id, received_at, event_count, payload, error, failed_at) "
+            "SELECT id, received_at, event_count, payload, %s, now() FROM dead RETURNING batch_id",
+            [batch_id, error[:4000]],
+        )
+        return cursor.fetchone() is not None
+
+
 def drain_once(*, max_events: int, max_batches: int = 200) -> DrainResult:
     """Drain landed batches of the current tenant schema (one transaction). Returns what it did;
     `batches == 0` means nothing was waiting (or everything was locked by other drainers)."""
     started = time.monotonic()
     result = DrainResult()
+    batch_ids: list[int] = []
+    try:
+        _drain(result, batch_ids, max_events=max_events, max_batches=max_batches)
+    except (DataError, IntegrityError, psycopg.DataError, psycopg.IntegrityError) as exc:
+        # COPY runs on the raw psycopg cursor, whose errors Django does not translate.
+        raise BatchStoreError(batch_ids, exc) from exc
+    if result.batches:
+        fault_point("drain.after_commit")
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _drain(result: DrainResult, batch_ids: list[int], *, max_events: int, max_batches: int) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("LOCK TABLE metering_rollup IN ROW EXCLUSIVE MODE")
         # Take batches in landing order until max_events (at least one batch).
@@ -126,7 +163,8 @@ def drain_once(*, max_events: int, max_batches: int = 200) -> DrainResult:
             rows.append(row)
             result.events += row[2]
         if not rows:
-            return result
+            return
+        batch_ids.extend(row[0] for row in rows)
         result.batches = len(rows)
         result.oldest_received_at = min(row[1] for row in rows)
 
@@ -171,9 +209,6 @@ def drain_once(*, max_events: int, max_batches: int = 200) -> DrainResult:
             fault_point("drain.after_rollups")
         cursor.execute("DELETE FROM metering_landing WHERE id = ANY(%s)", [[row[0] for row in rows]])
         fault_point("drain.before_commit")
-    fault_point("drain.after_commit")
-    result.seconds = time.monotonic() - started
-    return result
 
 
 def drain_lag_seconds(result: DrainResult) -> float:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from metering.meters import MeterDefinitionError, validate_filters
+from metering.meters import MeterDefinitionError, validate_filters, validate_path
 from metering.models import Aggregation, Meter
 from tenants.errors import DomainError
 
@@ -16,15 +17,24 @@ _COUNTED = ("event_type", "aggregation", "value_property", "filters", "group_by"
 
 
 def _validate(meter: Meter) -> None:
+    """Every rule a meter must meet, as DomainErrors with stable codes (the API answers 400)."""
+    if not isinstance(meter.group_by, list) or len(meter.group_by) > 3:
+        raise DomainError("group_by is a list of at most three property paths.", code="too_many_group_by")
     try:
         validate_filters(meter.filters)
+        for path in meter.group_by:
+            validate_path(path, where="group_by")
+        if meter.value_property:
+            validate_path(meter.value_property, where="value_property")
     except MeterDefinitionError as exc:
         raise DomainError(exc.message, code=exc.code) from None
     if meter.aggregation != Aggregation.COUNT and not meter.value_property:
         raise DomainError(f"A {meter.aggregation} meter needs a value_property.", code="value_property_required")
-    if len(meter.group_by) > 3:
-        raise DomainError("A meter has at most three group_by dimensions.", code="too_many_group_by")
-    meter.full_clean()
+    try:
+        meter.full_clean()
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise DomainError(f"{field}: {' '.join(messages)}", code="invalid_meter") from None
 
 
 def meter_in_use(meter: Meter) -> bool:

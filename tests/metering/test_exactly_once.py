@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 import signal
 import time
-import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -19,39 +18,25 @@ import requests
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from accounts.services.api_key import apikey_create
 from metering.models import Event, LandingBatch, Rollup
 from metering.services.landing import landing_store
 from metering.services.meter import meter_create
 from metering.services.rollups import rollups_check
-from tenants.models import Domain, Tenant
-from tenants.services.tenant_provision import tenant_create
 from tests.live import drain_all, drainer, web_server
 
 pytestmark = pytest.mark.usefixtures("django_db_setup")
 
 
 @pytest.fixture
-def committed_tenant(django_db_blocker):
-    """A tenant whose rows are committed (processes must see them); dropped afterwards."""
-    slug = f"eo{uuid.uuid4().hex[:8]}"
-    with django_db_blocker.unblock():
-        tenant = tenant_create(name="Exactly once", slug=slug).tenant
-        with schema_context(tenant.schema_name):
-            key = apikey_create(name="load", scopes=["ingest", "read"], actor=None).secret
-            meter_create(
-                actor=None, code="bytes", name="Bytes", event_type="upload", aggregation="sum", value_property="bytes"
-            )
-            meter_create(actor=None, code="uploads", name="Uploads", event_type="upload", aggregation="count")
-        connection.set_schema_to_public()
-        try:
-            yield tenant, key
-        finally:
-            connection.set_schema_to_public()
-            with connection.cursor() as cursor:
-                cursor.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema_name}" CASCADE')
-            Domain.objects.filter(tenant=tenant).delete()
-            Tenant.objects.filter(pk=tenant.pk).delete()
+def tenant_with_meters(committed_tenant, django_db_blocker):
+    tenant, key = committed_tenant
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        meter_create(
+            actor=None, code="bytes", name="Bytes", event_type="upload", aggregation="sum", value_property="bytes"
+        )
+        meter_create(actor=None, code="uploads", name="Uploads", event_type="upload", aggregation="count")
+    connection.set_schema_to_public()
+    return tenant, key
 
 
 def make_events(seed: int, unique: int):
@@ -123,8 +108,8 @@ def post_batches(base, host, key, batches, *, workers: int) -> list[int]:
         return list(pool.map(send, batches))
 
 
-def test_duplicate_replay_sequential_and_16_way_concurrent_across_drainer_restarts(committed_tenant):
-    tenant, key = committed_tenant
+def test_duplicate_replay_sequential_and_16_way_concurrent_across_drainer_restarts(tenant_with_meters):
+    tenant, key = tenant_with_meters
     host = tenant.get_primary_domain().domain
     sends, oracle_count, oracle_bytes = make_events(seed=7, unique=10_000)
     batches = [sends[i : i + 400] for i in range(0, len(sends), 400)]
@@ -164,8 +149,8 @@ def test_duplicate_replay_sequential_and_16_way_concurrent_across_drainer_restar
         ("drain.after_commit", 2),
     ],
 )
-def test_kill_9_of_the_drainer_loses_and_doubles_nothing(committed_tenant, django_db_blocker, point, nth):
-    tenant, _ = committed_tenant
+def test_kill_9_of_the_drainer_loses_and_doubles_nothing(tenant_with_meters, django_db_blocker, point, nth):
+    tenant, _ = tenant_with_meters
     sends, oracle_count, oracle_bytes = make_events(seed=hash(point) % 1000 + nth, unique=3_000)
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
         for i in range(0, len(sends), 300):
@@ -193,8 +178,8 @@ def test_kill_9_of_the_drainer_loses_and_doubles_nothing(committed_tenant, djang
     assert total == oracle_bytes
 
 
-def test_redis_down_ingestion_and_draining_continue(committed_tenant, django_db_blocker):
-    tenant, key = committed_tenant
+def test_redis_down_ingestion_and_draining_continue(tenant_with_meters, django_db_blocker):
+    tenant, key = tenant_with_meters
     host = tenant.get_primary_domain().domain
     dead = "redis://127.0.0.1:1/0"
     sends, oracle_count, _ = make_events(seed=3, unique=500)

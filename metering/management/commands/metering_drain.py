@@ -27,7 +27,7 @@ from django_tenants.utils import get_public_schema_name
 from prometheus_client import Counter, Gauge, Histogram
 
 from metering.live import usage_group_name
-from metering.services.drain import drain_lag_seconds, drain_once
+from metering.services.drain import BatchStoreError, drain_lag_seconds, drain_once, landing_quarantine
 from metering.services.landing import NOTIFY_CHANNEL
 from metering.services.partitions import partitions_maintain
 from tenants.models import Tenant
@@ -40,6 +40,7 @@ BATCH_SECONDS = Histogram(
     "billing_drain_batch_seconds", "Duration of one drain transaction", buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5)
 )
 LAG = Gauge("billing_drain_lag_seconds", "Age of the oldest batch in the last drain", multiprocess_mode="max")
+QUARANTINED = Counter("billing_drain_quarantined_batches_total", "Landing batches moved to dead letters")
 BACKLOG = Gauge("billing_drain_backlog_events", "Events waiting in landing tables", multiprocess_mode="max")
 
 SWEEP_SECONDS = 5.0
@@ -56,8 +57,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self.stopping = False
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
         self.batch_events = options["batch_events"]
         self.channel_layer = get_channel_layer()
         self.last_published: dict[tuple[str, str], float] = {}
@@ -68,6 +67,8 @@ class Command(BaseCommand):
                     pass
             self._publish(force=True)
             return
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
         self._loop()
 
     def _stop(self, signum, frame):
@@ -102,6 +103,7 @@ class Command(BaseCommand):
             if now >= next_sweep:
                 tenants = {t.schema_name: t for t in self._tenants()}
                 pending |= set(tenants)
+                BACKLOG.set(self._backlog(tenants.values()))
                 next_sweep = now + SWEEP_SECONDS
             for schema in list(pending):
                 if self.stopping:
@@ -122,11 +124,22 @@ class Command(BaseCommand):
         listener.close()
         logger.info("drainer stopped", extra={"pid": os.getpid()})
 
+    def _backlog(self, tenants) -> int:
+        waiting = 0
+        for tenant in tenants:
+            connection.set_tenant(tenant)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT coalesce(sum(event_count), 0) FROM metering_landing")
+                waiting += cursor.fetchone()[0]
+        return waiting
+
     def _drain_tenant(self, tenant: Tenant) -> bool:
         """Drain one transaction's worth; True if there may be more."""
         connection.set_tenant(tenant)
         try:
             result = drain_once(max_events=self.batch_events)
+        except BatchStoreError as exc:
+            return self._isolate_bad_batch(tenant, exc)
         except OperationalError:
             logger.warning("database unavailable; retrying", exc_info=True)
             connection.close()
@@ -140,6 +153,26 @@ class Command(BaseCommand):
         LAG.set(drain_lag_seconds(result))
         for customer in result.customers:
             self.to_publish.add((tenant.schema_name, customer))
+        return True
+
+    def _isolate_bad_batch(self, tenant: Tenant, error: BatchStoreError) -> bool:
+        """A batch in the run could not be stored. Retry one batch at a time; the one that fails
+        alone goes to the dead-letter table, so the tenant's other events keep flowing."""
+        logger.warning("drain refused by the database; isolating the batch", extra={"error": str(error.cause)})
+        try:
+            result = drain_once(max_events=self.batch_events, max_batches=1)
+        except BatchStoreError as single:
+            for batch_id in single.batch_ids:
+                if landing_quarantine(batch_id=batch_id, error=repr(single.cause)):
+                    QUARANTINED.inc()
+                    logger.error(
+                        "landing batch moved to dead letters",
+                        extra={"tenant": tenant.schema_name, "batch_id": batch_id, "error": str(single.cause)},
+                    )
+            return True
+        if result.batches:
+            DRAINED.inc(result.inserted)
+            DUPLICATES.inc(result.duplicates)
         return True
 
     def _publish(self, *, force: bool = False) -> None:

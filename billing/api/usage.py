@@ -1,0 +1,155 @@
+"""Usage read API.
+
+- `GET /api/v1/usage?customer=<external_id>&meter=<code>[&from=&to=][&group_by=true][&window=hour|day]`
+  → `{"customer", "meter", "from", "to", "value", "groups": [...], "series": [...]}`
+- `GET /api/v1/customers/<external_id>/usage` → `{"customer", "from", "to", "meters": {code: value}}`
+
+Decimals are strings (null where there is no value: max, min, latest of nothing), instants RFC 3339
+in UTC. `from`/`to` default to the customer's current billing period (see
+billing.selectors.usage.usage_period_default). Read scope, like the organizations API; customer
+members see only their own organizations (404 `not_found` otherwise, the same as an unknown one).
+
+400 codes: `missing_parameter`, `invalid_parameter` (a NUL character in customer or meter),
+`invalid_datetime` (not RFC 3339 with an offset), `invalid_group_by`, `invalid_window`,
+`invalid_range` (from >= to), `window_too_large` (hour: 31 days, day: 366 days), `unknown_meter`
+(400, not 404: the meter is a query parameter, the resource exists).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api.permissions import ScopePermission
+from accounts.api.principal import principal_get
+from billing.selectors.usage import customer_usage_get, usage_report_get
+from metering.selectors.usage import WINDOWS
+from tenants.errors import DomainError
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
+# An unencoded "+" in a query string arrives as a space: "2026-03-01T00:00:00 01:00".
+_SPACED_OFFSET = re.compile(r"^(.*\d{2}:\d{2}:\d{2}(?:\.\d+)?) (\d{2}:\d{2})$")
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+_READ_SCOPES = {"GET": "read", "HEAD": "read"}
+
+
+def _checked(name: str, value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
+    if "\x00" in value:
+        raise DomainError(f"'{name}' must not contain NUL characters.", code="invalid_parameter")
+    return value
+
+
+def _param(request, name: str) -> str | None:
+    return request.query_params.get(name, "").strip() or None
+
+
+def _required(request, name: str) -> str:
+    value = _param(request, name)
+    if value is None:
+        raise DomainError(f"The query parameter '{name}' is required.", code="missing_parameter")
+    return _checked(name, value)
+
+
+def _datetime_param(request, name: str) -> datetime | None:
+    raw = _param(request, name)
+    if raw is None:
+        return None
+    text = _SPACED_OFFSET.sub(r"\1+\2", raw)
+    problem = f"'{name}' must be an RFC 3339 date-time with an offset, e.g. 2026-03-01T00:00:00Z."
+    if not _RFC3339.match(text):
+        raise DomainError(problem, code="invalid_datetime")
+    try:
+        value = datetime.fromisoformat(text.upper().replace("Z", "+00:00")).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise DomainError(problem, code="invalid_datetime") from None
+    if not 1900 <= value.year <= 9000:
+        raise DomainError(f"'{name}' must lie between the years 1900 and 9000.", code="invalid_datetime")
+    return value
+
+
+def _decimal(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _instant(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+_USAGE_PARAMETERS = [
+    OpenApiParameter("customer", OpenApiTypes.STR, required=True, description="The organization's external_id."),
+    OpenApiParameter("meter", OpenApiTypes.STR, required=True, description="The meter's code."),
+    OpenApiParameter("from", OpenApiTypes.DATETIME, description="Inclusive start; default: the current period's."),
+    OpenApiParameter("to", OpenApiTypes.DATETIME, description="Exclusive end; default: the current period's."),
+    OpenApiParameter("group_by", OpenApiTypes.BOOL, description="Split by the meter's group_by dimensions."),
+    OpenApiParameter("window", OpenApiTypes.STR, enum=list(WINDOWS), description="A series of UTC hours or days."),
+]
+
+
+class UsageView(APIView):
+    """One meter's usage by one customer over a range (default: the current billing period)."""
+
+    permission_classes = [ScopePermission]
+    required_scopes = _READ_SCOPES
+
+    @extend_schema(
+        summary="Usage of one meter by one customer",
+        tags=["usage"],
+        parameters=_USAGE_PARAMETERS,
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):
+        customer, meter_code = _required(request, "customer"), _required(request, "meter")
+        start, end = _datetime_param(request, "from"), _datetime_param(request, "to")
+        group_by_text = _param(request, "group_by")
+        group_by = _BOOLEANS.get((group_by_text or "false").lower())
+        if group_by is None:
+            raise DomainError("group_by must be true or false.", code="invalid_group_by")
+        window = _param(request, "window")
+        if window is not None and window not in WINDOWS:
+            raise DomainError(f"window must be one of {', '.join(WINDOWS)}.", code="invalid_window")
+        result = usage_report_get(
+            principal=principal_get(request),
+            customer=customer,
+            meter_code=meter_code,
+            start=start,
+            end=end,
+            group_by=group_by,
+            window=window,
+        )
+        body: dict[str, Any] = {
+            "customer": result.customer,
+            "meter": result.meter,
+            "from": _instant(result.start),
+            "to": _instant(result.end),
+            "value": _decimal(result.value),
+            "groups": [{"group": g["group"], "value": _decimal(g["value"])} for g in result.groups],
+            "series": [{"start": _instant(b["start"]), "value": _decimal(b["value"])} for b in result.series],
+        }
+        return Response(body)
+
+
+class CustomerUsageView(APIView):
+    """Every meter's usage by one customer over its current billing period."""
+
+    permission_classes = [ScopePermission]
+    required_scopes = _READ_SCOPES
+
+    @extend_schema(summary="Usage of every meter by one customer", tags=["usage"], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, external_id: str):
+        usage = customer_usage_get(principal=principal_get(request), customer=_checked("customer", external_id))
+        return Response(
+            {
+                "customer": usage.customer,
+                "from": _instant(usage.start),
+                "to": _instant(usage.end),
+                "meters": {code: _decimal(value) for code, value in usage.meters.items()},
+            }
+        )

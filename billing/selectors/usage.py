@@ -1,0 +1,86 @@
+"""Usage as the API and the portal ask for it: which customer the caller may see, which period
+"now" means for that customer, and the figures (read through metering's selectors only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.utils import timezone
+
+from accounts.api.principal import ApiPrincipal
+from billing.models import Organization
+from billing.periods import calendar_period_containing
+from billing.selectors.organization import organization_list, subscription_current_get
+from metering.models import Meter
+from metering.selectors.usage import UsageResult, usage_for_customer, usage_get
+from tenants.errors import DomainError
+
+
+@dataclass(frozen=True)
+class CustomerUsage:
+    customer: str
+    start: datetime
+    end: datetime
+    meters: dict[str, Decimal | None]
+
+
+def usage_customer_get(*, principal: ApiPrincipal, customer: str) -> Organization | None:
+    """The organization whose external_id is `customer`, as this caller may see it.
+
+    Customer members see only their own organizations: anything else, existing or not, is the
+    same 404 `not_found`. Machine and staff credentials see every customer, including one that
+    has events but no organization yet (None): metering knows customers only by external id."""
+    organization = organization_list(principal=principal).filter(external_id=customer).first()
+    if organization is None and principal.is_customer_member:
+        raise DomainError(f"No customer {customer!r}.", code="not_found", status_code=404)
+    return organization
+
+
+def usage_period_default(
+    *, organization: Organization | None, now: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The customer's current billing period: the live subscription's current period, else the
+    current UTC calendar month (also for a customer without an organization)."""
+    if organization is not None:
+        subscription = subscription_current_get(organization=organization)
+        if subscription is not None:
+            return subscription.current_period_start, subscription.current_period_end
+    return calendar_period_containing(instant=now or timezone.now(), timezone="UTC", interval="month")
+
+
+def usage_report_get(
+    *,
+    principal: ApiPrincipal,
+    customer: str,
+    meter_code: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    group_by: bool = False,
+    window: str | None = None,
+    now: datetime | None = None,
+) -> UsageResult:
+    """One meter's usage by one customer. A missing `start`/`end` comes from the current period.
+
+    Errors (DomainError): `not_found` 404 (a member asking for another customer), `unknown_meter`
+    400 (the meter is a query parameter, not the resource), and from metering `invalid_range`,
+    `invalid_window`, `window_too_large`."""
+    organization = usage_customer_get(principal=principal, customer=customer)
+    meter = Meter.objects.filter(code=meter_code).first()
+    if meter is None:
+        raise DomainError(f"No meter with code {meter_code!r}.", code="unknown_meter")
+    if start is None or end is None:
+        period_start, period_end = usage_period_default(organization=organization, now=now)
+        start = period_start if start is None else start
+        end = period_end if end is None else end
+    return usage_get(meter=meter, customer=customer, start=start, end=end, group_by=group_by, window=window)
+
+
+def customer_usage_get(*, principal: ApiPrincipal, customer: str, now: datetime | None = None) -> CustomerUsage:
+    """Every meter's usage by one customer over its current period."""
+    organization = usage_customer_get(principal=principal, customer=customer)
+    start, end = usage_period_default(organization=organization, now=now)
+    return CustomerUsage(
+        customer=customer, start=start, end=end, meters=usage_for_customer(customer=customer, start=start, end=end)
+    )

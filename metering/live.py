@@ -1,8 +1,19 @@
-"""Names of the channel-layer groups that carry live usage to the portal."""
+"""Live usage: channel-layer group names, and which organizations have someone watching.
+
+The drainer publishes "usage changed" only for organizations with a live portal connection:
+consumers register in a Redis sorted set per tenant (score = expiry), so a drain touching
+thousands of customers costs one Redis read, not thousands of publishes.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import time
+
+import redis
+from django.conf import settings
+
+PRESENCE_SECONDS = 300  # a consumer that vanished without disconnecting stops counting after this
 
 
 def usage_group_name(*, schema_name: str, external_id: str) -> str:
@@ -10,3 +21,28 @@ def usage_group_name(*, schema_name: str, external_id: str) -> str:
     crosses tenants; the external id is hashed because group names allow only [A-Za-z0-9._-]."""
     digest = hashlib.sha256(external_id.encode()).hexdigest()[:32]
     return f"usage.{schema_name}.{digest}"
+
+
+def _presence_key(schema_name: str) -> str:
+    return f"billing:live:{schema_name}"
+
+
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
+
+
+def live_watch(*, schema_name: str, external_id: str) -> None:
+    _client().zadd(_presence_key(schema_name), {external_id: time.time() + PRESENCE_SECONDS})
+
+
+def live_unwatch(*, schema_name: str, external_id: str) -> None:
+    _client().zrem(_presence_key(schema_name), external_id)
+
+
+def live_watched(*, schema_name: str, client: redis.Redis | None = None) -> set[str]:
+    """Organizations (external ids) with a live connection in this tenant."""
+    client = client or _client()
+    key = _presence_key(schema_name)
+    now = time.time()
+    client.zremrangebyscore(key, "-inf", now)
+    return {member.decode() for member in client.zrangebyscore(key, now, "+inf")}

@@ -59,6 +59,8 @@ class MeterSpec:
         filters = []
         for item in validate_filters(meter.filters):
             allowed = (item["value"],) if item["operator"] == "eq" else tuple(item["values"])
+            # Numbers as exact Decimals once here, so matching compares int/Decimal only.
+            allowed = tuple(_exact(value) for value in allowed)
             filters.append((validate_path(item["property"], where="filter"), allowed))
         return cls(
             id=meter.id,
@@ -118,13 +120,21 @@ def lookup(properties: Any, path: tuple[str, ...]) -> Any:
     return node
 
 
+def _exact(value: Any) -> Any:
+    return Decimal(str(value)) if isinstance(value, float) else value
+
+
 def _json_equal(a: Any, b: Any) -> bool:
+    """JSON equality for event values (int, Decimal: the drainer decodes floats as Decimal) and
+    filter values (made exact by _exact). int and Decimal compare exactly in Python."""
+    if type(a) is type(b):
+        return a == b
     # bool is an int in Python but not a number in JSON.
     if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, int | float | Decimal) and isinstance(b, int | float | Decimal):
-        return Decimal(str(a)) == Decimal(str(b))
-    return type(a) is type(b) and a == b
+        return False
+    if isinstance(a, int | Decimal | float) and isinstance(b, int | Decimal | float):
+        return _exact(a) == _exact(b)
+    return False
 
 
 def matches(spec: MeterSpec, event_type: str, properties: Any) -> bool:

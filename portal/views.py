@@ -3,6 +3,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 
 from billing.selectors.organization import organization_list_for_user, subscription_current_get
+from billing.selectors.usage import organization_usage_current
+from metering.selectors.meter import meter_list
 
 
 @login_required
@@ -22,7 +24,10 @@ def organization_detail(request, external_id: str):
     organization = organization_list_for_user(user=request.user).filter(external_id=external_id).first()
     if organization is None:
         raise Http404("No such organization.")
+    usage = organization_usage_current(organization=organization)
     context = {
+        "usage": usage,
+        "meters": [(meter, usage.meters.get(meter.code)) for meter in meter_list()],
         "organization": organization,
         "subscription": subscription_current_get(organization=organization),
         "organizations": organization_list_for_user(user=request.user),

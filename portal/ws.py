@@ -8,8 +8,10 @@ consumers wrap every ORM call in tenant_context and use group names that carry t
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -20,9 +22,11 @@ from django.urls import path
 from django_tenants.utils import get_public_schema_name, remove_www, tenant_context
 
 from billing.models import Organization
-from metering.live import usage_group_name
+from billing.selectors.usage import organization_usage_current
+from metering.live import live_unwatch, live_watch, usage_group_name
 from tenants.models import Domain
 
+logger = logging.getLogger(__name__)
 WS_CLOSE_UNKNOWN_HOST = 4404
 WS_CLOSE_UNAUTHORIZED = 4401
 
@@ -87,8 +91,8 @@ def _member_organization(tenant, user, external_id: str | None):
 
 
 class UsageConsumer(AsyncJsonWebsocketConsumer):
-    """Live usage for one organization the signed-in user belongs to. Publishers send
-    {"type": "usage.update", "meters": {...}} to the organization's group (metering.live)."""
+    """Live usage for one organization the signed-in user belongs to: the current period's
+    value of every meter on connect and whenever the drainer reports new events for it."""
 
     async def connect(self):
         user = self.scope.get("user")
@@ -103,19 +107,42 @@ class UsageConsumer(AsyncJsonWebsocketConsumer):
         if organization is None:
             await self.close(code=WS_CLOSE_UNAUTHORIZED)
             return
-        self.group = usage_group_name(
-            schema_name=self.scope["tenant"].schema_name, external_id=organization.external_id
-        )
+        self.tenant = self.scope["tenant"]
+        self.external_id = organization.external_id
+        self.group = usage_group_name(schema_name=self.tenant.schema_name, external_id=self.external_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await _presence(live_watch, self.tenant.schema_name, self.external_id)
         await self.accept()
-        await self.send_json({"type": "hello", "organization": organization.external_id})
+        await self.send_json({"type": "hello", "organization": self.external_id})
+        await self.send_json(await _current_usage(self.tenant, self.external_id))
 
     async def disconnect(self, code):
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await _presence(live_unwatch, self.tenant.schema_name, self.external_id)
 
-    async def usage_update(self, event):
-        await self.send_json({"type": "usage", "meters": event.get("meters", {}), "at": event.get("at")})
+    async def usage_changed(self, event):
+        """The drainer stored new events for this organization (at most once a second)."""
+        await self.send_json(await _current_usage(self.tenant, self.external_id))
+
+
+async def _presence(func, schema_name: str, external_id: str) -> None:
+    try:
+        await sync_to_async(func, thread_sensitive=False)(schema_name=schema_name, external_id=external_id)
+    except Exception:
+        logger.warning("live usage presence unavailable", exc_info=True)
+
+
+@database_sync_to_async
+def _current_usage(tenant, external_id: str) -> dict:
+    with tenant_context(tenant):
+        usage = organization_usage_current(organization=Organization.objects.get(external_id=external_id))
+    return {
+        "type": "usage",
+        "from": usage.start.isoformat(),
+        "to": usage.end.isoformat(),
+        "meters": {code: None if value is None else str(value) for code, value in usage.meters.items()},
+    }
 
 
 websocket_urlpatterns = [path("ws/usage/", UsageConsumer.as_asgi())]

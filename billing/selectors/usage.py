@@ -84,3 +84,11 @@ def customer_usage_get(*, principal: ApiPrincipal, customer: str, now: datetime 
     return CustomerUsage(
         customer=customer, start=start, end=end, meters=usage_for_customer(customer=customer, start=start, end=end)
     )
+
+
+def organization_usage_current(*, organization: Organization, now: datetime | None = None) -> CustomerUsage:
+    """Every meter's value for an organization's current period (portal page and live socket;
+    the caller has already checked the user belongs to the organization)."""
+    start, end = usage_period_default(organization=organization, now=now)
+    meters = usage_for_customer(customer=organization.external_id, start=start, end=end)
+    return CustomerUsage(customer=organization.external_id, start=start, end=end, meters=meters)

@@ -32,10 +32,14 @@ from metering.services.partitions import partitions_ensure_for
 _props_decoder = msgspec.json.Decoder(float_hook=Decimal)
 
 _COPY = 'COPY metering_event (event_id, customer, event_type, "timestamp", properties, received_at) FROM STDIN'
+# Bulk rows travel as one JSON text parameter (msgspec encodes it in C; PostgreSQL parses it):
+# psycopg dumps large Python arrays element by element, which cost more than the statements.
+# ORDER BY gives every drainer the same row-lock order on rollups, so they wait, never deadlock.
 _ROLLUP_UPSERT = """
 INSERT INTO metering_rollup (meter_id, customer, hour, group_key, event_count, value_sum, value_min, value_max)
-SELECT * FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::bigint[],
-                     %s::numeric[], %s::numeric[], %s::numeric[])
+SELECT * FROM json_to_recordset(%s::json) AS r(m bigint, c text, h timestamptz, g text, n bigint,
+                                                s numeric, lo numeric, hi numeric)
+ORDER BY 1, 2, 3, 4
 ON CONFLICT (meter_id, customer, hour, group_key) DO UPDATE SET
     event_count = metering_rollup.event_count + EXCLUDED.event_count,
     value_sum = CASE WHEN metering_rollup.value_sum IS NULL THEN EXCLUDED.value_sum
@@ -98,14 +102,20 @@ def rollup_rows_for(events, specs_by_type: dict[str, list[MeterSpec]]) -> dict[t
 def rollups_upsert(cursor, aggs: dict[tuple, _Agg]) -> None:
     if not aggs:
         return
-    columns: list[list] = [[] for _ in range(8)]
-    # In key order, so concurrent drainers lock rollup rows in the same order (no deadlock).
-    for (meter_id, customer, hour, group_key), agg in sorted(aggs.items(), key=lambda item: item[0]):
-        for column, value in zip(
-            columns, (meter_id, customer, hour, group_key, agg.count, agg.total, agg.low, agg.high), strict=True
-        ):
-            column.append(value)
-    cursor.execute(_ROLLUP_UPSERT, columns)
+    rows = [
+        {
+            "m": meter_id,
+            "c": customer,
+            "h": hour,
+            "g": group_key,
+            "n": agg.count,
+            "s": agg.total,
+            "lo": agg.low,
+            "hi": agg.high,
+        }
+        for (meter_id, customer, hour, group_key), agg in aggs.items()
+    ]
+    cursor.execute(_ROLLUP_UPSERT, [msgspec.json.encode(rows).decode()])
 
 
 class BatchStoreError(Exception):
@@ -174,10 +184,12 @@ def _drain(result: DrainResult, batch_ids: list[int], *, max_events: int, max_ba
             for event in decode_landing(bytes(payload)):
                 if event.id not in unique:
                     unique[event.id] = (event, received_at)
+        ledger = [{"i": event_id, "r": received} for event_id, (_, received) in unique.items()]
         cursor.execute(
             "INSERT INTO metering_event_id (event_id, received_at) "
-            "SELECT * FROM unnest(%s::text[], %s::timestamptz[]) ON CONFLICT DO NOTHING RETURNING event_id",
-            [list(unique), [received for _, received in unique.values()]],
+            "SELECT i, r FROM json_to_recordset(%s::json) AS x(i text, r timestamptz) "
+            "ON CONFLICT DO NOTHING RETURNING event_id",
+            [msgspec.json.encode(ledger).decode()],
         )
         fresh_ids = {row[0] for row in cursor.fetchall()}
         fault_point("drain.after_ledger")

@@ -26,7 +26,7 @@ from django.db import OperationalError, connection
 from django_tenants.utils import get_public_schema_name
 from prometheus_client import Counter, Gauge, Histogram
 
-from metering.live import usage_group_name
+from metering.live import live_watched, usage_group_name
 from metering.services.drain import BatchStoreError, drain_lag_seconds, drain_once, landing_quarantine
 from metering.services.landing import NOTIFY_CHANNEL
 from metering.services.partitions import partitions_maintain
@@ -179,6 +179,14 @@ class Command(BaseCommand):
         if not self.to_publish or self.channel_layer is None:
             return
         now = time.monotonic()
+        try:
+            watched = {schema: live_watched(schema_name=schema) for schema in {schema for schema, _ in self.to_publish}}
+        except Exception:
+            logger.warning("live usage presence unavailable", exc_info=True)
+            self.to_publish.clear()
+            return
+        # Nobody is watching the others: nothing to send for them.
+        self.to_publish = {(schema, customer) for schema, customer in self.to_publish if customer in watched[schema]}
         sent = set()
         for schema, customer in self.to_publish:
             key = (schema, customer)

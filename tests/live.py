@@ -152,3 +152,53 @@ def celery_worker(**env: str):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+PG_BIN = (
+    Path(sys.prefix)
+    / "lib"
+    / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    / "site-packages"
+    / ("pgserver/pginstall/bin")
+)
+
+
+def embedded_pg_dir() -> Path | None:
+    """The data directory of the embedded PostgreSQL the tests run on (pgserver puts its socket
+    there), or None when the tests run against an external server."""
+    host = connection.settings_dict.get("HOST") or connection.settings_dict.get("OPTIONS", {}).get("host", "")
+    path = Path(host) if host else None
+    return path if path is not None and (path / "postmaster.pid").exists() else None
+
+
+def _as_server_user(args: list[str]) -> list[str]:
+    # pgserver runs PostgreSQL as a `pgserver` system user when started by root.
+    return ["runuser", "-u", "pgserver", "--", *args] if os.geteuid() == 0 else args
+
+
+def pg_stop(datadir: Path) -> None:
+    subprocess.run(
+        _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(datadir), "stop", "-m", "fast", "-w"]),
+        check=True,
+        capture_output=True,
+    )
+
+
+def pg_start(datadir: Path) -> None:
+    subprocess.run(
+        _as_server_user(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(datadir),
+                "start",
+                "-w",
+                "-l",
+                str(datadir / "restart.log"),
+                "-o",
+                f"-h '' -k {datadir}",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )

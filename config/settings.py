@@ -293,6 +293,8 @@ EVENT_DEDUP_DAYS = max(35, env.int("EVENT_DEDUP_DAYS", default=40))
 # Raw events are kept this long (partitions dropped after it); rollups are kept for good.
 EVENT_RAW_RETENTION_DAYS = env.int("EVENT_RAW_RETENTION_DAYS", default=400)
 DRAIN_BATCH_EVENTS = env.int("DRAIN_BATCH_EVENTS", default=20_000)
+# Threads (each with its own database connection) per web worker for the ingestion fast lane.
+INGEST_THREADS = env.int("INGEST_THREADS", default=8)
 # Request bodies up to the ingestion limit (metering.ingest.MAX_BODY_BYTES); larger ones get 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

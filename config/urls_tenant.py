@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from metering.api.events import events_ingest
+from metering.api.events import events_ingest_view
 
 urlpatterns = [
     path("accounts/", include("allauth.urls")),
@@ -12,7 +12,7 @@ urlpatterns = [
     path("", include("allauth.idp.urls")),
     path("admin/", admin.site.urls),
     path("staff/", include("adminpanel.urls")),
-    path("api/v1/events", events_ingest, name="events-ingest"),
+    path("api/v1/events", events_ingest_view, name="events-ingest"),
     path("api/v1/", include("metering.api.urls")),
     path("api/v1/", include("billing.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,33 +1,23 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django_tenants.middleware.main import TenantMainMiddleware
 
+from tenants.selectors import tenant_get_for_host
+
 logger = logging.getLogger(__name__)
-_TTL_SECONDS = 30.0
-_cache: dict[str, tuple[float, object]] = {}
-
-
-def tenant_cache_clear() -> None:
-    _cache.clear()
 
 
 class CachedTenantMiddleware(TenantMainMiddleware):
-    """django-tenants' middleware with the host → tenant lookup kept in process for 30 s: the
-    domain table changes when tenants are provisioned, not per request, and the lookup is a
-    query on every request otherwise (the ingestion path counts every query)."""
+    """django-tenants' middleware with the host lookup cached (tenants.selectors)."""
 
     def get_tenant(self, domain_model, hostname):
-        now = time.monotonic()
-        hit = _cache.get(hostname)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        tenant = super().get_tenant(domain_model, hostname)
-        _cache[hostname] = (now + _TTL_SECONDS, tenant)
+        tenant = tenant_get_for_host(host=hostname)
+        if tenant is None:
+            raise domain_model.DoesNotExist(hostname)
         return tenant
 
     def process_request(self, request):

@@ -21,6 +21,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
 
 from tenants.models import Domain, Tenant
+from tenants.selectors import tenant_cache_clear
 
 logger = logging.getLogger(__name__)
 
@@ -135,5 +136,6 @@ def tenant_create(
             with schema_context(schema_name):
                 staff_user_create(email=admin_email, password=password, role="owner", actor=None)
     connection.set_schema_to_public()
+    tenant_cache_clear()
     logger.info("tenant provisioned", extra={"tenant": slug, "schema": schema_name, "domain": domain})
     return TenantCreated(tenant=tenant, domain=domain, admin_email=admin_email, admin_password=password)

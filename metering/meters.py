@@ -1,7 +1,8 @@
 """What a meter takes from an event: the match (event type and filters), the value and the group.
 
-The drainer applies these in Python to every event it stores (to maintain the rollups) and the
-usage selectors apply the SQL equivalents to raw events; the two must agree, so both live here.
+Everything is evaluated in SQL, by one set of expressions: the drainer aggregates each drain's
+staged events with them, the rollup rebuild and check and the usage selectors aggregate raw
+events with them, so the figures cannot disagree.
 
 - A property path is a dot path into `properties` ("usage.bytes"). A missing path is null.
 - A filter {"property", "operator": "eq", "value"} matches when the property equals the value as
@@ -23,16 +24,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
 
-PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # used with fullmatch (no trailing newline)
 PLAIN_DECIMAL_SQL = r"^-?[0-9]+(\.[0-9]+)?$"  # PostgreSQL's $ is the true end of the string
 PATH_PART = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 MAX_PATH_PARTS = 8
-_MISSING = object()
 
 
 class MeterDefinitionError(ValueError):
@@ -59,8 +57,6 @@ class MeterSpec:
         filters = []
         for item in validate_filters(meter.filters):
             allowed = (item["value"],) if item["operator"] == "eq" else tuple(item["values"])
-            # Numbers as exact Decimals once here, so matching compares int/Decimal only.
-            allowed = tuple(_exact(value) for value in allowed)
             filters.append((validate_path(item["property"], where="filter"), allowed))
         return cls(
             id=meter.id,
@@ -109,85 +105,7 @@ def validate_filters(filters: Any) -> list[dict[str, Any]]:
     return out
 
 
-def lookup(properties: Any, path: tuple[str, ...]) -> Any:
-    node = properties
-    for part in path:
-        if not isinstance(node, dict):
-            return _MISSING
-        node = node.get(part, _MISSING)
-        if node is _MISSING:
-            return _MISSING
-    return node
-
-
-def _exact(value: Any) -> Any:
-    return Decimal(str(value)) if isinstance(value, float) else value
-
-
-def _json_equal(a: Any, b: Any) -> bool:
-    """JSON equality for event values (int, Decimal: the drainer decodes floats as Decimal) and
-    filter values (made exact by _exact). int and Decimal compare exactly in Python."""
-    if type(a) is type(b):
-        return a == b
-    # bool is an int in Python but not a number in JSON.
-    if isinstance(a, bool) or isinstance(b, bool):
-        return False
-    if isinstance(a, int | Decimal | float) and isinstance(b, int | Decimal | float):
-        return _exact(a) == _exact(b)
-    return False
-
-
-def matches(spec: MeterSpec, event_type: str, properties: Any) -> bool:
-    if event_type != spec.event_type:
-        return False
-    for path, allowed in spec.filters:
-        found = lookup(properties, path)
-        if found is _MISSING or not any(_json_equal(found, value) for value in allowed):
-            return False
-    return True
-
-
-def value_of(spec: MeterSpec, properties: Any) -> Decimal | None:
-    if spec.value_path is None:
-        return None
-    found = lookup(properties, spec.value_path)
-    if isinstance(found, bool) or found is _MISSING or found is None:
-        return None
-    if isinstance(found, int | Decimal):
-        return Decimal(found)
-    if isinstance(found, str) and PLAIN_DECIMAL.fullmatch(found):
-        try:
-            return Decimal(found)
-        except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
-            return None
-    return None
-
-
-def _as_text(value: Any) -> str | None:
-    if value is _MISSING or value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | Decimal):
-        # PostgreSQL prints jsonb numbers in plain notation, keeping the scale, and has no -0.
-        number = Decimal(value)
-        return format(number.copy_abs() if number == 0 else number, "f")
-    return "<object>" if isinstance(value, dict) else "<array>"
-
-
-def group_key_of(spec: MeterSpec, properties: Any) -> str:
-    if not spec.group_paths:
-        return ""
-    return msgspec.json.encode([_as_text(lookup(properties, path)) for path in spec.group_paths]).decode()
-
-
-def group_values(group_key: str) -> list[str | None]:
-    return msgspec.json.decode(group_key) if group_key else []
-
-
-# --- SQL equivalents over metering_event (alias e) -------------------------------------------
+# --- SQL over metering_event or the drainer's staging table (alias e) ----------------------------
 
 
 def sql_path(path: tuple[str, ...]) -> str:
@@ -229,3 +147,12 @@ def sql_group(spec: MeterSpec) -> list[str]:
             f"ELSE e.properties #>> {p} END)"
         )
     return out
+
+
+def sql_group_key(spec: MeterSpec) -> str:
+    """The rollup group key in SQL, the same text group_key_of makes in Python: canonical JSON of
+    the group texts (`["eu","pro"]`, `[null]`), '' without group_by."""
+    if not spec.group_paths:
+        return "''"
+    parts = [f"COALESCE(to_json({expr})::text, 'null')" for expr in sql_group(spec)]
+    return "('[' || " + " || ',' || ".join(parts) + " || ']')"

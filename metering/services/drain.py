@@ -14,40 +14,35 @@ flight and the drains after it see the new meter: no event escapes a new meter's
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 
-import msgspec
 import psycopg
 from django.db import DataError, IntegrityError, connection, transaction
 
 from metering.faults import fault_point
 from metering.ingest import decode_landing
-from metering.meters import MeterSpec, group_key_of, matches, value_of
+from metering.meters import MeterSpec
 from metering.models import Meter
 from metering.services.partitions import partitions_ensure_for
+from metering.services.rollups import rollup_upsert_from
 
-_props_decoder = msgspec.json.Decoder(float_hook=Decimal)
-
-_COPY = 'COPY metering_event (event_id, customer, event_type, "timestamp", properties, received_at) FROM STDIN'
-# Bulk rows travel as one JSON text parameter (msgspec encodes it in C; PostgreSQL parses it):
-# psycopg dumps large Python arrays element by element, which cost more than the statements.
-# ORDER BY gives every drainer the same row-lock order on rollups, so they wait, never deadlock.
-_ROLLUP_UPSERT = """
-INSERT INTO metering_rollup (meter_id, customer, hour, group_key, event_count, value_sum, value_min, value_max)
-SELECT * FROM json_to_recordset(%s::json) AS r(m bigint, c text, h timestamptz, g text, n bigint,
-                                                s numeric, lo numeric, hi numeric)
-ORDER BY 1, 2, 3, 4
-ON CONFLICT (meter_id, customer, hour, group_key) DO UPDATE SET
-    event_count = metering_rollup.event_count + EXCLUDED.event_count,
-    value_sum = CASE WHEN metering_rollup.value_sum IS NULL THEN EXCLUDED.value_sum
-                     WHEN EXCLUDED.value_sum IS NULL THEN metering_rollup.value_sum
-                     ELSE metering_rollup.value_sum + EXCLUDED.value_sum END,
-    value_min = LEAST(metering_rollup.value_min, EXCLUDED.value_min),
-    value_max = GREATEST(metering_rollup.value_max, EXCLUDED.value_max)
-"""
+# Each drain stages its unique events in a temporary table (no WAL), then lets PostgreSQL do the
+# rest in C: ledger insert and duplicate removal, the insert into the partitioned table, and one
+# grouped rollup upsert per meter (the same SQL as the rebuild: metering.services.rollups).
+_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS metering_drain_stage (event_id varchar(255), customer varchar(255), "
+    'event_type varchar(255), "timestamp" timestamptz, properties jsonb, received_at timestamptz) '
+    "ON COMMIT DELETE ROWS"
+)
+_STAGE_COPY = (
+    'COPY metering_drain_stage (event_id, customer, event_type, "timestamp", properties, received_at) FROM STDIN'
+)
+_LEDGER = (
+    "WITH fresh AS (INSERT INTO metering_event_id (event_id, received_at) "
+    "SELECT event_id, received_at FROM metering_drain_stage ON CONFLICT DO NOTHING RETURNING event_id) "
+    "DELETE FROM metering_drain_stage s WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.event_id = s.event_id)"
+)
 
 
 @dataclass
@@ -61,61 +56,8 @@ class DrainResult:
     seconds: float = 0.0
 
 
-@dataclass
-class _Agg:
-    count: int = 0
-    total: Decimal | None = None
-    low: Decimal | None = None
-    high: Decimal | None = None
-
-    def add(self, value: Decimal | None) -> None:
-        self.count += 1
-        if value is not None:
-            self.total = value if self.total is None else self.total + value
-            self.low = value if self.low is None or value < self.low else self.low
-            self.high = value if self.high is None or value > self.high else self.high
-
-
-def meter_specs_load() -> dict[str, list[MeterSpec]]:
-    by_type: dict[str, list[MeterSpec]] = defaultdict(list)
-    for meter in Meter.objects.all():
-        by_type[meter.event_type].append(MeterSpec.from_meter(meter))
-    return by_type
-
-
-def rollup_rows_for(events, specs_by_type: dict[str, list[MeterSpec]]) -> dict[tuple, _Agg]:
-    """(meter id, customer, hour, group key) → aggregate, for events given as
-    (customer, type, timestamp, raw properties)."""
-    aggs: dict[tuple, _Agg] = defaultdict(_Agg)
-    for customer, event_type, timestamp, raw in events:
-        specs = specs_by_type.get(event_type)
-        if not specs:
-            continue
-        properties = _props_decoder.decode(raw)
-        hour = timestamp.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        for spec in specs:
-            if matches(spec, event_type, properties):
-                aggs[(spec.id, customer, hour, group_key_of(spec, properties))].add(value_of(spec, properties))
-    return aggs
-
-
-def rollups_upsert(cursor, aggs: dict[tuple, _Agg]) -> None:
-    if not aggs:
-        return
-    rows = [
-        {
-            "m": meter_id,
-            "c": customer,
-            "h": hour,
-            "g": group_key,
-            "n": agg.count,
-            "s": agg.total,
-            "lo": agg.low,
-            "hi": agg.high,
-        }
-        for (meter_id, customer, hour, group_key), agg in aggs.items()
-    ]
-    cursor.execute(_ROLLUP_UPSERT, [msgspec.json.encode(rows).decode()])
+def meter_specs_load() -> list[MeterSpec]:
+    return [MeterSpec.from_meter(meter) for meter in Meter.objects.order_by("id")]
 
 
 class BatchStoreError(Exception):
@@ -184,40 +126,45 @@ def _drain(result: DrainResult, batch_ids: list[int], *, max_events: int, max_ba
             for event in decode_landing(bytes(payload)):
                 if event.id not in unique:
                     unique[event.id] = (event, received_at)
-        ledger = [{"i": event_id, "r": received} for event_id, (_, received) in unique.items()]
-        cursor.execute(
-            "INSERT INTO metering_event_id (event_id, received_at) "
-            "SELECT i, r FROM json_to_recordset(%s::json) AS x(i text, r timestamptz) "
-            "ON CONFLICT DO NOTHING RETURNING event_id",
-            [msgspec.json.encode(ledger).decode()],
-        )
-        fresh_ids = {row[0] for row in cursor.fetchall()}
-        fault_point("drain.after_ledger")
-        fresh = [unique[event_id] for event_id in fresh_ids]
-        result.inserted = len(fresh)
-        result.duplicates = result.events - result.inserted
-
-        if fresh:
-            partitions_ensure_for(cursor, {event.timestamp for event, _ in fresh})
-            with cursor.cursor.copy(_COPY) as copy:
-                for event, received_at in fresh:
-                    copy.write_row(
-                        (
-                            event.id,
-                            event.customer,
-                            event.type,
-                            event.timestamp,
-                            bytes(event.properties).decode(),
-                            received_at,
-                        )
+        cursor.execute(_STAGE)
+        # Normally empty (ON COMMIT DELETE ROWS); not when a drain runs inside an outer
+        # transaction (tests, --once in a caller's transaction), where no commit intervenes.
+        cursor.execute("DELETE FROM metering_drain_stage")
+        with cursor.cursor.copy(_STAGE_COPY) as copy:
+            for event, received_at in unique.values():
+                copy.write_row(
+                    (
+                        event.id,
+                        event.customer,
+                        event.type,
+                        event.timestamp,
+                        bytes(event.properties).decode(),
+                        received_at,
                     )
-            fault_point("drain.after_copy")
-            specs = meter_specs_load()
-            aggs = rollup_rows_for(
-                ((e.customer, e.type, e.timestamp, e.properties) for e, _ in fresh if e.type in specs), specs
+                )
+        cursor.execute(_LEDGER)  # the stage keeps only events never seen before
+        result.inserted = len(unique) - cursor.rowcount
+        result.duplicates = result.events - result.inserted
+        fault_point("drain.after_ledger")
+
+        if result.inserted:
+            cursor.execute(
+                "SELECT DISTINCT date_trunc('month', \"timestamp\" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' "
+                "FROM metering_drain_stage"
             )
-            rollups_upsert(cursor, aggs)
-            result.customers = {event.customer for event, _ in fresh}
+            partitions_ensure_for(cursor, {row[0] for row in cursor.fetchall()})
+            cursor.execute(
+                'INSERT INTO metering_event (event_id, customer, event_type, "timestamp", properties, received_at) '
+                'SELECT event_id, customer, event_type, "timestamp", properties, received_at FROM metering_drain_stage'
+            )
+            fault_point("drain.after_copy")
+            cursor.execute("SELECT DISTINCT event_type FROM metering_drain_stage")
+            present = {row[0] for row in cursor.fetchall()}
+            for spec in meter_specs_load():  # in id order: a fixed lock order across drainers
+                if spec.event_type in present:
+                    rollup_upsert_from(cursor, spec, source="metering_drain_stage")
+            cursor.execute("SELECT DISTINCT customer FROM metering_drain_stage")
+            result.customers = {row[0] for row in cursor.fetchall()}
             fault_point("drain.after_rollups")
         cursor.execute("DELETE FROM metering_landing WHERE id = ANY(%s)", [[row[0] for row in rows]])
         fault_point("drain.before_commit")

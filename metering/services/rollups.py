@@ -1,23 +1,60 @@
-"""Rebuilding hourly rollups from raw events, and checking that they agree.
+"""Hourly rollups in SQL: maintained by the drainer, rebuilt from raw events, checked against them.
 
-Rollups are derived data: the raw events are the record. Both functions aggregate raw events in
-SQL with the meter's filters (metering.meters), group in Python into the same keys the drainer
-writes, and look only at the span raw events are still kept for (older rollups stay as they are).
+One statement builder serves all three, so the drainer (aggregating the events of one drain from
+its staging table), the rebuild and the check (aggregating the raw event table) cannot disagree
+on matching, values, hours or group keys: those come from metering.meters' SQL expressions.
+Rebuild and check look only at the span raw events are still kept for; older rollups stay.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
-import msgspec
 from django.db import connection, transaction
 
-from metering.meters import MeterSpec, sql_group, sql_match, sql_value
+from metering.meters import MeterSpec, sql_group_key, sql_match, sql_value
 from metering.models import Meter, Rollup
-from metering.services.drain import _Agg, rollups_upsert
+
+HOUR_SQL = "date_trunc('hour', e.\"timestamp\" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+_UPSERT_SUFFIX = """
+ON CONFLICT (meter_id, customer, hour, group_key) DO UPDATE SET
+    event_count = metering_rollup.event_count + EXCLUDED.event_count,
+    value_sum = CASE WHEN metering_rollup.value_sum IS NULL THEN EXCLUDED.value_sum
+                     WHEN EXCLUDED.value_sum IS NULL THEN metering_rollup.value_sum
+                     ELSE metering_rollup.value_sum + EXCLUDED.value_sum END,
+    value_min = LEAST(metering_rollup.value_min, EXCLUDED.value_min),
+    value_max = GREATEST(metering_rollup.value_max, EXCLUDED.value_max)
+"""
+
+
+def rollup_select(spec: MeterSpec, *, source: str, since: datetime | None = None) -> tuple[str, list]:
+    """SELECT meter_id, customer, hour, group_key, count, sum, min, max over `source` (alias e),
+    ordered by key (a fixed row-lock order when upserted by concurrent drainers)."""
+    where, params = sql_match(spec)
+    value = sql_value(spec) if spec.value_path else "NULL::numeric"
+    if since is not None:
+        where += ' AND e."timestamp" >= %s'
+        params.append(since)
+    # Paths in the SQL are validated (metering.meters.sql_path); values are parameters.
+    sql = (
+        f"SELECT %s::bigint, e.customer, {HOUR_SQL} AS h, {sql_group_key(spec)} AS g, "  # noqa: S608
+        f"count(*), sum(v.value), min(v.value), max(v.value) "
+        f"FROM {source} e CROSS JOIN LATERAL (SELECT {value} AS value) v WHERE {where} "
+        f"GROUP BY 2, 3, 4 ORDER BY 2, 3, 4"
+    )
+    return sql, [spec.id, *params]
+
+
+def rollup_upsert_from(cursor, spec: MeterSpec, *, source: str, since: datetime | None = None) -> int:
+    select, params = rollup_select(spec, source=source, since=since)
+    cursor.execute(
+        "INSERT INTO metering_rollup (meter_id, customer, hour, group_key, event_count, value_sum, value_min, "
+        f"value_max) {select} {_UPSERT_SUFFIX}",
+        params,
+    )
+    return cursor.rowcount
 
 
 def raw_floor() -> datetime | None:
@@ -30,36 +67,7 @@ def raw_floor() -> datetime | None:
             "WHERE p.relname = 'metering_event' AND n.nspname = current_schema()"
         )
         oldest = cursor.fetchone()[0]
-    if oldest is None:
-        return None
-    from datetime import UTC
-
-    return datetime.strptime(oldest, "%Y_%m").replace(tzinfo=UTC)
-
-
-def _fresh_aggregates(spec: MeterSpec, floor: datetime) -> dict[tuple, _Agg]:
-    where, params = sql_match(spec)
-    groups = sql_group(spec)
-    value = sql_value(spec) if spec.value_path else "NULL::numeric"
-    select_groups = "".join(f", {g}" for g in groups)
-    # Paths in the SQL are validated dot paths (metering.meters.sql_path); values are parameters.
-    hour = "date_trunc('hour', e.\"timestamp\" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-    sql = (
-        f"SELECT e.customer, {hour}{select_groups}, "  # noqa: S608
-        f"count(*), sum(v.value), min(v.value), max(v.value) "
-        f"FROM metering_event e CROSS JOIN LATERAL (SELECT {value} AS value) v "
-        f'WHERE {where} AND e."timestamp" >= %s '
-        f"GROUP BY 1, 2{''.join(f', {i + 3}' for i in range(len(groups)))}"
-    )
-    out: dict[tuple, _Agg] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, floor])
-        for row in cursor.fetchall():
-            customer, hour = row[0], row[1]
-            group_key = msgspec.json.encode(list(row[2 : 2 + len(groups)])).decode() if groups else ""
-            count, total, low, high = row[2 + len(groups) :]
-            out[(spec.id, customer, hour, group_key)] = _Agg(count=count, total=total, low=low, high=high)
-    return out
+    return None if oldest is None else datetime.strptime(oldest, "%Y_%m").replace(tzinfo=UTC)
 
 
 def rollups_rebuild(*, meter_ids: list[int] | None = None) -> int:
@@ -70,16 +78,13 @@ def rollups_rebuild(*, meter_ids: list[int] | None = None) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("LOCK TABLE metering_rollup IN SHARE ROW EXCLUSIVE MODE")
         meters = Meter.objects.all() if meter_ids is None else Meter.objects.filter(id__in=meter_ids)
-        for meter in meters:
+        for meter in meters.order_by("id"):
             stale = Rollup.objects.filter(meter=meter)
             if floor is not None:
                 stale = stale.filter(hour__gte=floor)
             stale.delete()
-            if floor is None:
-                continue
-            aggs = _fresh_aggregates(MeterSpec.from_meter(meter), floor)
-            rollups_upsert(cursor, aggs)
-            written += len(aggs)
+            if floor is not None:
+                written += rollup_upsert_from(cursor, MeterSpec.from_meter(meter), source="metering_event", since=floor)
     return written
 
 
@@ -94,27 +99,29 @@ class RollupMismatch:
 
 
 def rollups_check() -> list[RollupMismatch]:
-    """Compare stored rollups with a fresh aggregation of raw events. Every meter has rollups
-    (the drainer keeps them for all; count, sum, min and max are served from them)."""
+    """Compare stored rollups with a fresh aggregation of the raw events, for every meter (the
+    drainer keeps rollups for all; count, sum, min and max are served from them)."""
     floor = raw_floor()
     if floor is None:
         return []
     mismatches: list[RollupMismatch] = []
-    for meter in Meter.objects.all():
-        fresh = _fresh_aggregates(MeterSpec.from_meter(meter), floor)
-        stored: dict[tuple, tuple] = defaultdict(tuple)
-        for r in Rollup.objects.filter(meter=meter, hour__gte=floor):
-            stored[(meter.id, r.customer, r.hour, r.group_key)] = (
+    for meter in Meter.objects.order_by("id"):
+        select, params = rollup_select(MeterSpec.from_meter(meter), source="metering_event", since=floor)
+        with connection.cursor() as cursor:
+            cursor.execute(select, params)
+            fresh = {(r[1], r[2], r[3]): (r[4], _norm(r[5]), _norm(r[6]), _norm(r[7])) for r in cursor.fetchall()}
+        stored = {
+            (r.customer, r.hour, r.group_key): (
                 r.event_count,
                 _norm(r.value_sum),
                 _norm(r.value_min),
                 _norm(r.value_max),
             )
-        for key in set(stored) | set(fresh):
-            agg = fresh.get(key)
-            fresh_tuple = (agg.count, _norm(agg.total), _norm(agg.low), _norm(agg.high)) if agg else ()
-            if stored.get(key, ()) != fresh_tuple:
-                mismatches.append(RollupMismatch(meter.code, key[1], key[2], key[3], stored.get(key, ()), fresh_tuple))
+            for r in Rollup.objects.filter(meter=meter, hour__gte=floor)
+        }
+        for key in sorted(set(stored) | set(fresh)):
+            if stored.get(key, ()) != fresh.get(key, ()):
+                mismatches.append(RollupMismatch(meter.code, *key, stored.get(key, ()), fresh.get(key, ())))
     return mismatches
 
 

@@ -7,7 +7,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 STAMP_ASSETS := static/vendor/.installed
 STAMP_SYSTEM := .data/.system-deps
 
-.PHONY: run test lint format smoke install clean-data bench-ingest
+.PHONY: run test lint format smoke install clean-data bench-ingest bench-usage
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,3 +57,6 @@ clean-data:
 ## Benchmarks (not part of `make test`): print figures and a same-run baseline; last line is JSON.
 bench-ingest: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/ingest.py
+
+bench-usage: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
+	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/usage.py

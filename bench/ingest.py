@@ -258,7 +258,7 @@ def start_web(port: int, env) -> subprocess.Popen:
     raise RuntimeError("web did not start")
 
 
-def start_drainers(n: int, env) -> list[subprocess.Popen]:
+def drainer_procs(n: int, env) -> list[subprocess.Popen]:
     return [
         subprocess.Popen(
             [sys.executable, "manage.py", "metering_drain"],
@@ -373,7 +373,7 @@ def main() -> None:
         # 2. process
         waiting = sql("SELECT coalesce(sum(event_count), 0) FROM metering_landing")[0][0]
         started = time.perf_counter()
-        drainers = start_drainers(2, env)
+        drainers = drainer_procs(2, env)
         while sql("SELECT count(*) FROM metering_landing")[0][0]:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
@@ -394,7 +394,7 @@ def main() -> None:
         )
 
         # 4. single events
-        drainers = start_drainers(1, env)
+        drainers = drainer_procs(1, env)
         seconds = 10
         with mp.get_context("spawn").Pool(2) as pool:
             outs = pool.map(_single_worker, [(base, key, seconds, 8, s) for s in range(2)])
@@ -408,7 +408,7 @@ def main() -> None:
         stop(drainers)
 
         # 5. lag at ~20k events/s
-        drainers = start_drainers(2, env)
+        drainers = drainer_procs(2, env)
         results["lag_p95_s"] = measure_lag(base, key)
         stop(drainers)
     finally:

@@ -56,6 +56,7 @@ clean-data:
 
 ## Benchmarks (not part of `make test`): print figures and a same-run baseline; last line is JSON.
 bench-ingest: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
+	bash scripts/bench_deps.sh
 	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/ingest.py
 
 bench-usage: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)

@@ -107,7 +107,7 @@ def seed() -> tuple[str, datetime, datetime]:
                 "SELECT 'seed-' || g, 'cust-' || lpad((g %% %s)::text, 5, '0'), 'api_request', "
                 "%s::timestamptz + make_interval(secs => (g * 7919) %% %s), "
                 "jsonb_build_object('bytes', (g * 31) %% 100000, 'region', (ARRAY['eu','us','ap'])[1 + g %% 3], "
-                "'user', 'u' || ((g / %s) %% 50)), now() FROM generate_series(1, %s) AS g",
+                "'user', 'u' || ((g / %s) %% 50)), now() FROM generate_series(1::bigint, %s::bigint) AS g",
                 [CUSTOMERS, start, max(seconds, 1), CUSTOMERS, EVENTS],
             )
             cursor.execute("ANALYZE metering_event")

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import redis
 from django.conf import settings
-from prometheus_client import Counter
+
+from metering.metrics import RATE_LIMIT_FAILOPEN
 
 logger = logging.getLogger(__name__)
 
-RATE_LIMIT_FAILOPEN = Counter("billing_ratelimit_failopen_total", "Rate-limit checks skipped because Redis failed")
 
 # KEYS: bucket keys; ARGV: now (ms), then rate (tokens/s) and burst per key, then cost.
 # Refills each bucket, takes `cost` from all of them only if every one has enough, and returns the

@@ -14,7 +14,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.api.authentication import CredentialError, principal_from_bearer
 from metering.ingest import MAX_BODY_BYTES
-from metering.services.ingest import EVENTS_REJECTED, IngestOutcome, error, events_ingest, unavailable
+from metering.metrics import EVENTS_REJECTED
+from metering.services.ingest import IngestOutcome, error, events_ingest, unavailable
 
 logger = logging.getLogger(__name__)
 

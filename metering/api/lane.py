@@ -23,7 +23,8 @@ from accounts.api.principal import ApiPrincipal
 from accounts.selectors.api_key import apikey_get_active
 from accounts.services.api_key import KEY_PREFIX
 from metering.ingest import MAX_BODY_BYTES
-from metering.services.ingest import EVENTS_REJECTED, IngestOutcome, error, events_ingest, unavailable
+from metering.metrics import EVENTS_REJECTED
+from metering.services.ingest import IngestOutcome, error, events_ingest, unavailable
 from tenants.selectors import is_public, tenant_get_for_host
 
 logger = logging.getLogger(__name__)

@@ -9,20 +9,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError
-from prometheus_client import Counter
 
 from accounts.api.principal import ApiPrincipal
 from accounts.models import APIKeyScope
 from metering import ratelimit
 from metering.ingest import BodyError, decode_events
+from metering.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, RATE_LIMITED
 from metering.ratelimit import ingest_limits
 from metering.services.landing import landing_store
 
 logger = logging.getLogger(__name__)
-
-EVENTS_ACCEPTED = Counter("billing_events_accepted_total", "Usage events accepted (durably landed)")
-EVENTS_REJECTED = Counter("billing_events_rejected_total", "Usage events rejected", ["code"])
-RATE_LIMITED = Counter("billing_ingest_rate_limited_total", "Ingestion requests refused by a rate limit")
 
 
 @dataclass

@@ -24,24 +24,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import OperationalError, connection
 from django_tenants.utils import get_public_schema_name
-from prometheus_client import Counter, Gauge, Histogram
 
 from metering.live import live_watched, usage_group_name
+from metering.metrics import BACKLOG, BATCH_SECONDS, DRAINED, DUPLICATES, LAG, QUARANTINED
 from metering.services.drain import BatchStoreError, drain_lag_seconds, drain_once, landing_quarantine
 from metering.services.landing import NOTIFY_CHANNEL
 from metering.services.partitions import partitions_maintain
 from tenants.models import Tenant
 
 logger = logging.getLogger("metering.drain")
-
-DRAINED = Counter("billing_events_drained_total", "Usage events stored by the drainer")
-DUPLICATES = Counter("billing_events_duplicates_total", "Duplicate usage events skipped")
-BATCH_SECONDS = Histogram(
-    "billing_drain_batch_seconds", "Duration of one drain transaction", buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5)
-)
-LAG = Gauge("billing_drain_lag_seconds", "Age of the oldest batch in the last drain", multiprocess_mode="max")
-QUARANTINED = Counter("billing_drain_quarantined_batches_total", "Landing batches moved to dead letters")
-BACKLOG = Gauge("billing_drain_backlog_events", "Events waiting in landing tables", multiprocess_mode="max")
 
 SWEEP_SECONDS = 5.0
 PUBLISH_INTERVAL = 1.0

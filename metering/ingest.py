@@ -121,18 +121,7 @@ def decode_events(body: bytes, *, content_type: str, now: datetime, window: time
         raise BodyError("malformed_json", f"The body is not valid JSON: {exc}.") from None
     out = Decoded(total=len(structs))
     for index, event in enumerate(structs):
-        _accept(
-            out,
-            index,
-            event.id,
-            event.customer,
-            event.type,
-            event.timestamp,
-            event.properties,
-            now=now,
-            earliest=earliest,
-            latest=latest,
-        )
+        _accept_event(out, index, event, now=now, earliest=earliest, latest=latest)
     return out
 
 
@@ -224,18 +213,7 @@ def _decode_slow(body: bytes, *, now, earliest, latest) -> Decoded:
         except msgspec.ValidationError:
             _classify(out, index, raw)
             continue
-        _accept(
-            out,
-            index,
-            event.id,
-            event.customer,
-            event.type,
-            event.timestamp,
-            event.properties,
-            now=now,
-            earliest=earliest,
-            latest=latest,
-        )
+        _accept_event(out, index, event, now=now, earliest=earliest, latest=latest)
     return out
 
 
@@ -277,25 +255,14 @@ def _decode_cloud(body: bytes, *, batch: bool, now, earliest, latest) -> Decoded
     _check_count(len(structs))
     out = Decoded(total=len(structs))
     for index, event in enumerate(structs):
-        if event.specversion != "1.0":
-            _reject(out, index, event.id, "invalid_specversion", 'specversion must be "1.0".')
-            continue
-        _accept(
-            out,
-            index,
-            event.id,
-            event.subject,
-            event.type,
-            event.time,
-            event.data,
-            now=now,
-            earliest=earliest,
-            latest=latest,
-        )
+        _accept_cloud(out, index, event, now=now, earliest=earliest, latest=latest)
     return out
 
 
 def _decode_cloud_slow(body: bytes, *, batch: bool, now, earliest, latest) -> Decoded:
+    # msgspec reports a type error before it notices trailing garbage ("0\x00"): make sure the
+    # body is JSON at all before picking it apart.
+    _check_json(body)
     if batch:
         try:
             raws = _raw_list_decoder.decode(body)
@@ -321,22 +288,41 @@ def _decode_cloud_slow(body: bytes, *, batch: bool, now, earliest, latest) -> De
             else:
                 _reject(out, index, value.get("id"), "invalid_timestamp", "time must be an RFC 3339 string.")
             continue
-        if event.specversion != "1.0":
-            _reject(out, index, event.id, "invalid_specversion", 'specversion must be "1.0".')
-            continue
-        _accept(
-            out,
-            index,
-            event.id,
-            event.subject,
-            event.type,
-            event.time,
-            event.data,
-            now=now,
-            earliest=earliest,
-            latest=latest,
-        )
+        _accept_cloud(out, index, event, now=now, earliest=earliest, latest=latest)
     return out
+
+
+def _accept_event(out: Decoded, index: int, event: EventIn, *, now, earliest, latest) -> None:
+    _accept(
+        out,
+        index,
+        event.id,
+        event.customer,
+        event.type,
+        event.timestamp,
+        event.properties,
+        now=now,
+        earliest=earliest,
+        latest=latest,
+    )
+
+
+def _accept_cloud(out: Decoded, index: int, event: CloudEventIn, *, now, earliest, latest) -> None:
+    if event.specversion != "1.0":
+        _reject(out, index, event.id, "invalid_specversion", 'specversion must be "1.0".')
+        return
+    _accept(
+        out,
+        index,
+        event.id,
+        event.subject,
+        event.type,
+        event.time,
+        event.data,
+        now=now,
+        earliest=earliest,
+        latest=latest,
+    )
 
 
 def encode_landing(events: list[tuple[str, str, str, datetime, msgspec.Raw]]) -> bytes:

@@ -1,29 +1,13 @@
 from rest_framework import serializers
 
 from billing.models import Organization
+from billing.services.organization import EDITABLE_FIELDS
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Organization
-        fields = [
-            "external_id",
-            "name",
-            "billing_email",
-            "currency",
-            "timezone",
-            "country",
-            "address_line1",
-            "address_line2",
-            "city",
-            "region",
-            "postal_code",
-            "tax_id",
-            "status",
-            "metadata",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["external_id", *EDITABLE_FIELDS, "status", "created_at", "updated_at"]
         read_only_fields = ["status", "created_at", "updated_at"]
 
     def validate_metadata(self, value):

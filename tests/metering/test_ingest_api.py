@@ -119,6 +119,8 @@ def test_each_rejection_code_and_the_good_events_still_land(client_a, ingest_key
     ("body", "content_type", "status", "code"),
     [
         (b"{not json", "application/json", 400, "malformed_json"),
+        (b"0\x00", "application/cloudevents+json", 400, "malformed_json"),  # found by hypothesis
+        (b"[{}] x", "application/cloudevents-batch+json", 400, "malformed_json"),
         (b"", "application/json", 400, "empty_body"),
         (b"[1, 2]", "application/json", 400, "invalid_body"),
         (b'{"events": 3}', "application/json", 400, "invalid_body"),

@@ -18,6 +18,8 @@ from accounts.services.user import member_user_create, staff_user_create
 from billing.models import MemberRole, Membership, Organization, Plan, PlanVersion, Subscription
 from billing.periods import calendar_period_containing
 from billing.services.organization import organization_create
+from metering.models import Meter
+from metering.services.meter import meter_create
 from tenants.models import Tenant
 from tenants.services.tenant_provision import tenant_create
 
@@ -26,6 +28,11 @@ DEMO_ORGS = [
     ("acme", "Acme Corp", "USD", "America/New_York", "US", "starter"),
     ("globex", "Globex GmbH", "EUR", "Europe/Berlin", "DE", "growth-eur"),
     ("initech", "Initech Ltd", "USD", "Europe/London", "GB", "growth"),
+]
+DEMO_METERS = [
+    ("api_calls", "API calls", "api_call", "count", ""),
+    ("data_gb", "Data transferred (GB)", "api_call", "sum", "gb"),
+    ("active_users", "Active users", "login", "unique_count", "user"),
 ]
 DEMO_PLANS = [
     ("starter", "Starter", "USD", Decimal("49.00")),
@@ -54,6 +61,17 @@ class Command(BaseCommand):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(credentials, indent=2))
             path.chmod(0o600)
+        with tenant_context(tenant):
+            for code, name, event_type, aggregation, value in DEMO_METERS:
+                if not Meter.objects.filter(code=code).exists():
+                    meter_create(
+                        actor=None,
+                        code=code,
+                        name=name,
+                        event_type=event_type,
+                        aggregation=aggregation,
+                        value_property=value,
+                    )
         credentials = json.loads(path.read_text())
         base = f"http://{DEMO_SLUG}.{settings.TENANT_HOST_SUFFIX}:{options['port']}"
         self.stdout.write(

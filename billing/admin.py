@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from billing.models import Membership, Organization, Plan, PlanVersion, Subscription
+from billing.models import Membership, Organization, Plan, PlanCharge, PlanVersion, Subscription
 
 
 class MembershipInline(admin.TabularInline):
@@ -38,3 +38,35 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["organization__external_id", "organization__name"]
     raw_id_fields = ["organization", "plan_version"]
+
+
+class PlanChargeInline(admin.TabularInline):
+    model = PlanCharge
+    extra = 0
+    fields = ["position", "meter", "name", "price", "group_property", "group_prices"]
+    readonly_fields = fields  # versions are immutable: a price change is a new version (API or service)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PlanVersion)
+class PlanVersionAdmin(admin.ModelAdmin):
+    list_display = ["plan", "version", "base_fee", "base_fee_timing", "trial_days", "created_at"]
+    list_filter = ["plan"]
+    readonly_fields = [
+        "plan",
+        "version",
+        "base_fee",
+        "base_fee_timing",
+        "trial_days",
+        "minimum_commitment",
+        "created_at",
+    ]
+    inlines = [PlanChargeInline]
+
+    def has_add_permission(self, request):
+        return False

@@ -8,7 +8,7 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from billing.models import Membership, Organization, Plan, PlanVersion, Subscription
+        from billing.models import Membership, Organization, Plan, PlanCharge, PlanVersion, Subscription
 
-        for model in (Organization, Membership, Plan, PlanVersion, Subscription):
+        for model in (Organization, Membership, Plan, PlanVersion, PlanCharge, Subscription):
             auditlog.register(model)

@@ -1,6 +1,6 @@
 from billing.models.membership import MemberRole, Membership
 from billing.models.organization import Organization, OrganizationStatus
-from billing.models.plan import BaseFeeTiming, Plan, PlanInterval, PlanVersion
+from billing.models.plan import BaseFeeTiming, Plan, PlanCharge, PlanInterval, PlanVersion
 from billing.models.subscription import Subscription, SubscriptionStatus
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "Organization",
     "OrganizationStatus",
     "Plan",
+    "PlanCharge",
     "PlanInterval",
     "PlanVersion",
     "Subscription",

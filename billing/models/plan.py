@@ -57,3 +57,27 @@ class PlanVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan.code} v{self.version}"
+
+
+class PlanCharge(models.Model):
+    """A usage charge of a plan version: a meter and its price (the JSON document of
+    billing.pricing, validated when the version is made). With `group_property` (one of the
+    meter's group_by paths), each value of that dimension is priced on its own: by its entry in
+    `group_prices`, else by `price`. Versions are immutable once made, charges with them."""
+
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="charges")
+    meter = models.ForeignKey("metering.Meter", on_delete=models.PROTECT, related_name="charges")
+    name = models.CharField(max_length=200, blank=True, help_text="Shown on invoices; the meter's name if empty")
+    price = models.JSONField()
+    group_property = models.CharField(max_length=255, blank=True)
+    group_prices = models.JSONField(default=dict, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["plan_version_id", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan_version", "meter"], name="billing_plancharge_one_per_meter"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan_version} · {self.name or self.meter_id}"

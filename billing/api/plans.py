@@ -1,0 +1,157 @@
+"""Plans API: /api/v1/plans[/<code>[/versions]]. Prices are the JSON documents of billing.pricing."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import get_object_or_404
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api.permissions import ScopePermission
+from accounts.api.principal import principal_get
+from billing.models import BaseFeeTiming, Plan, PlanInterval, PlanVersion
+from billing.services.plan import ChargeInput, VersionInput, plan_create, plan_update, plan_version_create
+
+SCOPES = {"GET": "read", "HEAD": "read", "POST": "write", "PATCH": "write"}
+
+
+class ChargeSerializer(serializers.Serializer):
+    meter = serializers.CharField(max_length=100)
+    price = serializers.JSONField()
+    name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    group_property = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
+    group_prices = serializers.DictField(child=serializers.JSONField(), required=False, default=dict)
+
+
+class VersionInSerializer(serializers.Serializer):
+    base_fee = serializers.CharField(required=False, default="0")
+    base_fee_timing = serializers.ChoiceField(choices=BaseFeeTiming.choices, required=False, default="advance")
+    trial_days = serializers.IntegerField(min_value=0, max_value=730, required=False, default=0)
+    minimum_commitment = serializers.CharField(required=False, allow_null=True, default=None)
+    charges = ChargeSerializer(many=True, required=False, default=list)
+
+    def to_input(self) -> VersionInput:
+        data = self.validated_data
+        return VersionInput(
+            base_fee=data["base_fee"],
+            base_fee_timing=data["base_fee_timing"],
+            trial_days=data["trial_days"],
+            minimum_commitment=data["minimum_commitment"],
+            charges=[ChargeInput(**charge) for charge in data["charges"]],
+        )
+
+
+class PlanInSerializer(VersionInSerializer):
+    code = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=200)
+    currency = serializers.CharField(max_length=3)
+    interval = serializers.ChoiceField(choices=PlanInterval.choices, default="month")
+    description = serializers.CharField(required=False, default="", allow_blank=True)
+
+
+class PlanPatchSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    is_active = serializers.BooleanField(required=False)
+
+
+def version_out(version: PlanVersion) -> dict:
+    return {
+        "version": version.version,
+        "base_fee": str(version.base_fee.normalize() if version.base_fee else version.base_fee),
+        "base_fee_timing": version.base_fee_timing,
+        "trial_days": version.trial_days,
+        "minimum_commitment": None if version.minimum_commitment is None else str(version.minimum_commitment),
+        "created_at": version.created_at.isoformat(),
+        "charges": [
+            {
+                "meter": c.meter.code,
+                "name": c.name or c.meter.name,
+                "price": c.price,
+                "group_property": c.group_property,
+                "group_prices": c.group_prices,
+            }
+            for c in version.charges.select_related("meter")
+        ],
+    }
+
+
+def plan_out(plan: Plan, *, version: PlanVersion | None = None) -> dict:
+    version = version or plan.versions.order_by("-version").first()
+    return {
+        "code": plan.code,
+        "name": plan.name,
+        "description": plan.description,
+        "currency": plan.currency,
+        "interval": plan.interval,
+        "is_active": plan.is_active,
+        "current_version": version_out(version) if version else None,
+    }
+
+
+class PlansView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = SCOPES
+
+    @extend_schema(summary="List plans with their current version", tags=["plans"], responses=dict)
+    def get(self, request):
+        plans = Plan.objects.order_by("code").prefetch_related("versions")
+        return Response({"results": [plan_out(p) for p in plans]})
+
+    @extend_schema(summary="Create a plan (its version 1)", tags=["plans"], request=PlanInSerializer, responses=dict)
+    def post(self, request):
+        serializer = PlanInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        plan = plan_create(
+            actor=principal_get(request).user,
+            code=data["code"],
+            name=data["name"],
+            currency=data["currency"],
+            interval=data["interval"],
+            description=data["description"],
+            version=serializer.to_input(),
+        )
+        return Response(plan_out(plan), status=status.HTTP_201_CREATED)
+
+
+class PlanView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = SCOPES
+
+    @extend_schema(summary="Get a plan", tags=["plans"], responses=dict)
+    def get(self, request, code: str):
+        return Response(plan_out(get_object_or_404(Plan, code=code)))
+
+    @extend_schema(
+        summary="Rename, describe, (de)activate a plan", tags=["plans"], request=PlanPatchSerializer, responses=dict
+    )
+    def patch(self, request, code: str):
+        serializer = PlanPatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        plan = plan_update(
+            actor=principal_get(request).user, plan=get_object_or_404(Plan, code=code), **serializer.validated_data
+        )
+        return Response(plan_out(plan))
+
+
+class PlanVersionsView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = SCOPES
+
+    @extend_schema(summary="List a plan's versions", tags=["plans"], responses=dict)
+    def get(self, request, code: str):
+        plan = get_object_or_404(Plan, code=code)
+        return Response({"results": [version_out(v) for v in plan.versions.order_by("version")]})
+
+    @extend_schema(
+        summary="Change a plan's prices: make its next version",
+        tags=["plans"],
+        request=VersionInSerializer,
+        responses=dict,
+    )
+    def post(self, request, code: str):
+        plan = get_object_or_404(Plan, code=code)
+        serializer = VersionInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = plan_version_create(actor=principal_get(request).user, plan=plan, version=serializer.to_input())
+        return Response(plan_out(plan, version=version), status=status.HTTP_201_CREATED)

@@ -92,7 +92,9 @@ class PlansView(APIView):
     permission_classes = [ScopePermission]
     required_scopes = SCOPES
 
-    @extend_schema(summary="List plans with their current version", tags=["plans"], responses=dict)
+    @extend_schema(
+        summary="List plans with their current version", tags=["plans"], responses=dict, operation_id="plans_list"
+    )
     def get(self, request):
         plans = Plan.objects.order_by("code").prefetch_related("versions")
         return Response({"results": [plan_out(p) for p in plans]})
@@ -118,7 +120,7 @@ class PlanView(APIView):
     permission_classes = [ScopePermission]
     required_scopes = SCOPES
 
-    @extend_schema(summary="Get a plan", tags=["plans"], responses=dict)
+    @extend_schema(summary="Get a plan", tags=["plans"], responses=dict, operation_id="plans_get")
     def get(self, request, code: str):
         return Response(plan_out(get_object_or_404(Plan, code=code)))
 
@@ -138,7 +140,7 @@ class PlanVersionsView(APIView):
     permission_classes = [ScopePermission]
     required_scopes = SCOPES
 
-    @extend_schema(summary="List a plan's versions", tags=["plans"], responses=dict)
+    @extend_schema(summary="List a plan's versions", tags=["plans"], responses=dict, operation_id="plan_versions_list")
     def get(self, request, code: str):
         plan = get_object_or_404(Plan, code=code)
         return Response({"results": [version_out(v) for v in plan.versions.order_by("version")]})

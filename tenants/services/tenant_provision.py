@@ -63,12 +63,12 @@ def template_pending_migrations() -> list[str]:
     if not schema_exists(name):
         return ["<template schema missing>"]
     with schema_context(name):
-        executor = MigrationExecutor(connection)
-        targets = executor.loader.graph.leaf_nodes()
-        plan = executor.migration_plan(targets)
-        # The template only receives the tenant apps' migrations; shared-only apps are recorded
-        # by the router but create nothing, so any unapplied one counts.
-        return [f"{migration.app_label}.{migration.name}" for migration, backwards in plan if not backwards]
+        loader = MigrationExecutor(connection).loader
+        # Every node of the graph must be recorded: Django's own plan treats an applied leaf as done
+        # and would not notice a hole below it. Shared-only apps are recorded too (the router
+        # skips their operations), so any missing node counts.
+        applied = set(loader.applied_migrations)
+        return sorted(f"{app}.{migration}" for app, migration in loader.graph.nodes if (app, migration) not in applied)
 
 
 def template_migrate(*, verbosity: int = 1) -> None:

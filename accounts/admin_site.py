@@ -1,3 +1,5 @@
+from urllib.parse import urlencode
+
 from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -16,6 +18,5 @@ class StaffAdminSite(admin.AdminSite):
 
     def login(self, request, extra_context=None):
         # One sign-in for everyone (allauth, with its second factor), not the admin's own form.
-        return HttpResponseRedirect(
-            f"{reverse('account_login')}?next={request.GET.get('next', reverse('admin:index'))}"
-        )
+        query = urlencode({"next": request.GET.get("next", reverse("admin:index"))})
+        return HttpResponseRedirect(f"{reverse('account_login')}?{query}")

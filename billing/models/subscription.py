@@ -12,6 +12,11 @@ class SubscriptionStatus(models.TextChoices):
     ENDED = "ended", "Ended"
 
 
+class BillingMode(models.TextChoices):
+    CALENDAR = "calendar", "Calendar (periods start on the 1st)"
+    ANNIVERSARY = "anniversary", "Anniversary (periods start on the start date)"
+
+
 class Subscription(models.Model):
     """An organization on a plan version. Periods are half-open [start, end) in UTC, computed in
     the organization's timezone from the immutable `billing_anchor`."""
@@ -19,6 +24,7 @@ class Subscription(models.Model):
     organization = models.ForeignKey("billing.Organization", on_delete=models.PROTECT, related_name="subscriptions")
     plan_version = models.ForeignKey("billing.PlanVersion", on_delete=models.PROTECT, related_name="subscriptions")
     status = models.CharField(max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE)
+    billing_mode = models.CharField(max_length=16, choices=BillingMode.choices, default=BillingMode.CALENDAR)
     billing_anchor = models.DateTimeField()
     started_at = models.DateTimeField()
     current_period_start = models.DateTimeField()

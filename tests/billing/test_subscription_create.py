@@ -1,0 +1,66 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import time_machine
+
+from billing.models import Subscription
+from billing.services.subscription import subscription_create
+from tenants.errors import DomainError
+from tests.factories import OrganizationFactory, PlanVersionFactory
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.django_db
+@time_machine.travel(utc(2027, 1, 20, 15, 30), tick=False)
+def test_calendar_subscription_now_has_a_prorated_first_period(in_a):
+    organization = OrganizationFactory(currency="EUR", timezone="Europe/Berlin")
+    version = PlanVersionFactory(plan__currency="EUR", base_fee=Decimal("31.00"))
+    subscription = subscription_create(actor=None, organization=organization, plan_version=version)
+    assert subscription.status == "active" and subscription.billing_mode == "calendar"
+    assert subscription.billing_anchor == utc(2026, 12, 31, 23)  # Jan 1 00:00 in Berlin
+    assert (subscription.current_period_start, subscription.current_period_end) == (
+        utc(2027, 1, 20, 15, 30),
+        utc(2027, 1, 31, 23),
+    )
+    assert subscription.trial_end is None
+
+
+@pytest.mark.django_db
+def test_anniversary_subscription_at_a_date_with_a_trial(in_a):
+    organization = OrganizationFactory(currency="USD", timezone="America/New_York")
+    version = PlanVersionFactory(plan__currency="USD", trial_days=14)
+    subscription = subscription_create(
+        actor=None,
+        organization=organization,
+        plan_version=version,
+        start_at=utc(2027, 1, 31, 17),
+        billing_mode="anniversary",
+    )
+    assert subscription.status == "trialing"
+    assert (subscription.current_period_start, subscription.current_period_end) == (
+        utc(2027, 1, 31, 17),
+        utc(2027, 2, 28, 17),
+    )
+    assert subscription.trial_end == utc(2027, 2, 14, 17)  # 14 days later, same local time (EST both)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("org", "plan", "code"),
+    [
+        ({"currency": "USD"}, {"plan__currency": "EUR"}, "currency_mismatch"),
+        ({"currency": "USD", "status": "closed"}, {"plan__currency": "USD"}, "organization_closed"),
+        ({"currency": "USD"}, {"plan__currency": "USD", "plan__is_active": False}, "plan_inactive"),
+    ],
+)
+def test_refusals_write_nothing(in_a, org, plan, code):
+    with pytest.raises(DomainError) as err:
+        subscription_create(
+            actor=None, organization=OrganizationFactory(**org), plan_version=PlanVersionFactory(**plan)
+        )
+    assert err.value.code == code
+    assert not Subscription.objects.exists()

@@ -1,10 +1,10 @@
 """Moving landed batches into the event store, exactly once.
 
 One transaction per drain: lock a run of landing rows (SKIP LOCKED, so drainers share the work),
-record their event ids in the idempotency ledger (ON CONFLICT DO NOTHING RETURNING tells which are
-new), COPY only the new events into the partitioned table, add them to the hourly rollups, delete
-the landing rows, commit. A crash anywhere rolls all of it back and the rows are drained again:
-nothing lost, nothing counted twice.
+COPY their unique events into a temporary staging table, record the ids in the idempotency ledger
+(ON CONFLICT DO NOTHING) and drop from the stage what the ledger already had, insert the rest into
+the partitioned table, add them to the hourly rollups, delete the landing rows, commit. A crash
+anywhere rolls all of it back and the rows are drained again: nothing lost, nothing counted twice.
 
 Meter definitions are read inside the transaction after taking ROW EXCLUSIVE on the rollup table;
 a rollup rebuild (a new or changed meter) takes SHARE ROW EXCLUSIVE, so it waits for drains in

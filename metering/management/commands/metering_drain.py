@@ -138,13 +138,17 @@ class Command(BaseCommand):
             return True
         if result.batches == 0:
             return False
+        self._record(tenant, result)
+        return True
+
+    def _record(self, tenant: Tenant, result) -> None:
+        """Metrics and live-usage publishing for one committed drain."""
         DRAINED.inc(result.inserted)
         DUPLICATES.inc(result.duplicates)
         BATCH_SECONDS.observe(result.seconds)
         LAG.set(drain_lag_seconds(result))
         for customer in result.customers:
             self.to_publish.add((tenant.schema_name, customer))
-        return True
 
     def _isolate_bad_batch(self, tenant: Tenant, error: BatchStoreError) -> bool:
         """A batch in the run could not be stored. Retry one batch at a time; the one that fails
@@ -162,8 +166,7 @@ class Command(BaseCommand):
                     )
             return True
         if result.batches:
-            DRAINED.inc(result.inserted)
-            DUPLICATES.inc(result.duplicates)
+            self._record(tenant, result)
         return True
 
     def _publish(self, *, force: bool = False) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-import redis
-from django.conf import settings
+from metering.redisconn import redis_client
 
 PRESENCE_SECONDS = 300  # a consumer that vanished without disconnecting stops counting after this
 
@@ -27,21 +26,17 @@ def _presence_key(schema_name: str) -> str:
     return f"billing:live:{schema_name}"
 
 
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
-
-
 def live_watch(*, schema_name: str, external_id: str) -> None:
-    _client().zadd(_presence_key(schema_name), {external_id: time.time() + PRESENCE_SECONDS})
+    redis_client().zadd(_presence_key(schema_name), {external_id: time.time() + PRESENCE_SECONDS})
 
 
 def live_unwatch(*, schema_name: str, external_id: str) -> None:
-    _client().zrem(_presence_key(schema_name), external_id)
+    redis_client().zrem(_presence_key(schema_name), external_id)
 
 
-def live_watched(*, schema_name: str, client: redis.Redis | None = None) -> set[str]:
+def live_watched(*, schema_name: str) -> set[str]:
     """Organizations (external ids) with a live connection in this tenant."""
-    client = client or _client()
+    client = redis_client()
     key = _presence_key(schema_name)
     now = time.time()
     client.zremrangebyscore(key, "-inf", now)

@@ -11,6 +11,7 @@ import redis
 from django.conf import settings
 
 from metering.metrics import RATE_LIMIT_FAILOPEN
+from metering.redisconn import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +55,15 @@ class Limit:
     burst: float
 
 
-_client: redis.Redis | None = None
-_script = None
+_scripts: dict[int, object] = {}  # per client
 
 
 def _get_script():
-    global _client, _script
-    if _script is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.2, socket_timeout=0.2)
-        _script = _client.register_script(_LUA)
-    return _script
+    client = redis_client()
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_LUA)
+    return script
 
 
 def take(limits: list[Limit], cost: int) -> float:

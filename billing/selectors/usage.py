@@ -80,15 +80,17 @@ def usage_report_get(
 def customer_usage_get(*, principal: ApiPrincipal, customer: str, now: datetime | None = None) -> CustomerUsage:
     """Every meter's usage by one customer over its current period."""
     organization = usage_customer_get(principal=principal, customer=customer)
-    start, end = usage_period_default(organization=organization, now=now)
-    return CustomerUsage(
-        customer=customer, start=start, end=end, meters=usage_for_customer(customer=customer, start=start, end=end)
-    )
+    return _current_usage(customer=customer, organization=organization, now=now)
 
 
 def organization_usage_current(*, organization: Organization, now: datetime | None = None) -> CustomerUsage:
     """Every meter's value for an organization's current period (portal page and live socket;
     the caller has already checked the user belongs to the organization)."""
+    return _current_usage(customer=organization.external_id, organization=organization, now=now)
+
+
+def _current_usage(*, customer: str, organization: Organization | None, now: datetime | None) -> CustomerUsage:
     start, end = usage_period_default(organization=organization, now=now)
-    meters = usage_for_customer(customer=organization.external_id, start=start, end=end)
-    return CustomerUsage(customer=organization.external_id, start=start, end=end, meters=meters)
+    return CustomerUsage(
+        customer=customer, start=start, end=end, meters=usage_for_customer(customer=customer, start=start, end=end)
+    )

@@ -21,6 +21,17 @@ def partition_name(month: datetime) -> str:
     return f"metering_event_p{month:%Y_%m}"
 
 
+def partition_month(name: str) -> datetime:
+    return datetime.strptime(name.removeprefix("metering_event_p"), "%Y_%m").replace(tzinfo=UTC)
+
+
+def partitions_oldest_start() -> datetime | None:
+    """The start of the oldest partition of the current schema (None: none yet)."""
+    with connection.cursor() as cursor:
+        names = _existing(cursor)
+    return partition_month(min(names)) if names else None
+
+
 def _existing(cursor) -> set[str]:
     cursor.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -68,7 +79,7 @@ def partitions_maintain(*, now: datetime | None = None) -> dict[str, list[str]]:
         before = _existing(cursor)
         partitions_ensure_for(cursor, months)
         for name in sorted(_existing(cursor)):
-            start = datetime.strptime(name.removeprefix("metering_event_p"), "%Y_%m").replace(tzinfo=UTC)
+            start = partition_month(name)
             if start + relativedelta(months=1) <= cutoff:
                 cursor.execute(f'DROP TABLE "{name}"')
                 dropped.append(name)

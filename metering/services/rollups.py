@@ -9,13 +9,14 @@ Rebuild and check look only at the span raw events are still kept for; older rol
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
 
 from metering.meters import MeterSpec, sql_group_key, sql_match, sql_value
 from metering.models import Meter, Rollup
+from metering.services.partitions import partitions_oldest_start
 
 HOUR_SQL = "date_trunc('hour', e.\"timestamp\" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 _UPSERT_SUFFIX = """
@@ -57,23 +58,10 @@ def rollup_upsert_from(cursor, spec: MeterSpec, *, source: str, since: datetime 
     return cursor.rowcount
 
 
-def raw_floor() -> datetime | None:
-    """The start of the oldest partition holding raw events (None: no partition yet)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT min(substring(c.relname from 'metering_event_p(.*)')) FROM pg_inherits i "
-            "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
-            "JOIN pg_namespace n ON n.oid = p.relnamespace "
-            "WHERE p.relname = 'metering_event' AND n.nspname = current_schema()"
-        )
-        oldest = cursor.fetchone()[0]
-    return None if oldest is None else datetime.strptime(oldest, "%Y_%m").replace(tzinfo=UTC)
-
-
 def rollups_rebuild(*, meter_ids: list[int] | None = None) -> int:
     """Recompute the rollups of the given meters (all meters if None) from raw events. Waits for
     drains in flight (see metering.services.drain). Returns the number of rollup rows written."""
-    floor = raw_floor()
+    floor = partitions_oldest_start()
     written = 0
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("LOCK TABLE metering_rollup IN SHARE ROW EXCLUSIVE MODE")
@@ -101,7 +89,7 @@ class RollupMismatch:
 def rollups_check() -> list[RollupMismatch]:
     """Compare stored rollups with a fresh aggregation of the raw events, for every meter (the
     drainer keeps rollups for all; count, sum, min and max are served from them)."""
-    floor = raw_floor()
+    floor = partitions_oldest_start()
     if floor is None:
         return []
     mismatches: list[RollupMismatch] = []

@@ -75,3 +75,4 @@ def test_refused_request_writes_no_audit_entry(in_a, client_a):
         **bearer(key.secret),
     )
     assert LogEntry.objects.count() == before
+    assert not Organization.objects.filter(external_id="x").exists()

@@ -36,7 +36,14 @@ def test_login_page_renders_without_javascript(client_a):
 
 
 @pytest.mark.django_db
-def test_signup_is_closed(client_a):
+def test_signup_is_closed(client_a, in_a):
+    from accounts.models import User
+
     response = client_a.get("/accounts/signup/")
     assert response.status_code == 200
-    assert b"Sign Up Closed" in response.content or b"closed" in response.content.lower()
+    assert b"Sign Up Closed" in response.content
+    attempt = client_a.post(
+        "/accounts/signup/", {"email": "new@x.example", "password1": "a-Long-pass-9", "password2": "a-Long-pass-9"}
+    )
+    assert b"Sign Up Closed" in attempt.content
+    assert not User.objects.filter(email="new@x.example").exists()

@@ -275,13 +275,11 @@ AUDITLOG_CID_GETTER = "django_guid.get_guid"
 AUDITLOG_DISABLE_REMOTE_ADDR = False
 
 # ---------------------------------------------------------------------------------------------
-# Stripe through dj-stripe: one Stripe account per tenant schema. STRIPE_API_BASE lets tests and
-# development point the SDK at a local server that speaks Stripe's API.
+# Stripe through dj-stripe: one Stripe account per tenant schema.
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
-STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 
 # ---------------------------------------------------------------------------------------------
 # Metering

@@ -54,13 +54,18 @@ class PlanPatchSerializer(serializers.Serializer):
     is_active = serializers.BooleanField(required=False)
 
 
+def _decimal_text(value):
+    """Plain notation without the column's padding: 100.0000000000 -> "100", never "1E+2"."""
+    return None if value is None else format(value.normalize(), "f")
+
+
 def version_out(version: PlanVersion) -> dict:
     return {
         "version": version.version,
-        "base_fee": str(version.base_fee.normalize() if version.base_fee else version.base_fee),
+        "base_fee": _decimal_text(version.base_fee),
         "base_fee_timing": version.base_fee_timing,
         "trial_days": version.trial_days,
-        "minimum_commitment": None if version.minimum_commitment is None else str(version.minimum_commitment),
+        "minimum_commitment": _decimal_text(version.minimum_commitment),
         "created_at": version.created_at.isoformat(),
         "charges": [
             {

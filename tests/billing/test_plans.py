@@ -62,6 +62,14 @@ def test_plan_with_charges_is_created_as_version_1(client_a, writer):
     assert charges[0]["price"]["tiers"][1] == {"up_to": None, "unit_amount": "0.002", "flat_amount": "0"}
     assert charges[1]["group_prices"]["eu"]["unit_amount"] == "0.00008"
     assert PlanCharge.objects.count() == 2
+    round_fee = post(
+        client_a,
+        "/api/v1/plans",
+        {**PLAN, "code": "round", "base_fee": "100.00", "minimum_commitment": "250.50"},
+        writer,
+    ).json()
+    assert round_fee["current_version"]["base_fee"] == "100"  # not "1E+2"
+    assert round_fee["current_version"]["minimum_commitment"] == "250.5"
 
 
 @pytest.mark.django_db

@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 
-from billing.selectors.organization import organization_list_for_user, subscription_current_get
+from billing.selectors.organization import organization_list_for_user
 from billing.selectors.usage import organization_usage_current
 from metering.selectors.meter import meter_list
 
@@ -21,7 +21,8 @@ def home(request):
 def organization_detail(request, external_id: str):
     # Scoped to the user's own memberships: another organization's page is a 404, not a 403,
     # so its existence is not revealed.
-    organization = organization_list_for_user(user=request.user).filter(external_id=external_id).first()
+    organizations = list(organization_list_for_user(user=request.user))
+    organization = next((o for o in organizations if o.external_id == external_id), None)
     if organization is None:
         raise Http404("No such organization.")
     usage = organization_usage_current(organization=organization)
@@ -29,7 +30,7 @@ def organization_detail(request, external_id: str):
         "usage": usage,
         "meters": [(meter, usage.meters.get(meter.code)) for meter in meter_list()],
         "organization": organization,
-        "subscription": subscription_current_get(organization=organization),
-        "organizations": organization_list_for_user(user=request.user),
+        "subscription": usage.subscription,
+        "organizations": organizations,
     }
     return render(request, "portal/organization.html", context)

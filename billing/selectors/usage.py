@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from accounts.api.principal import ApiPrincipal
-from billing.models import Organization
+from billing.models import Organization, Subscription
 from billing.periods import calendar_period_containing
 from billing.selectors.organization import organization_list, subscription_current_get
 from metering.models import Meter
@@ -24,6 +24,7 @@ class CustomerUsage:
     start: datetime
     end: datetime
     meters: dict[str, Decimal | None]
+    subscription: Subscription | None = None  # the live subscription whose period this is, if any
 
 
 def usage_customer_get(*, principal: ApiPrincipal, customer: str) -> Organization | None:
@@ -43,11 +44,19 @@ def usage_period_default(
 ) -> tuple[datetime, datetime]:
     """The customer's current billing period: the live subscription's current period, else the
     current UTC calendar month (also for a customer without an organization)."""
+    start, end, _ = _period_and_subscription(organization=organization, now=now)
+    return start, end
+
+
+def _period_and_subscription(
+    *, organization: Organization | None, now: datetime | None
+) -> tuple[datetime, datetime, Subscription | None]:
     if organization is not None:
         subscription = subscription_current_get(organization=organization)
         if subscription is not None:
-            return subscription.current_period_start, subscription.current_period_end
-    return calendar_period_containing(instant=now or timezone.now(), timezone="UTC", interval="month")
+            return subscription.current_period_start, subscription.current_period_end, subscription
+    start, end = calendar_period_containing(instant=now or timezone.now(), timezone="UTC", interval="month")
+    return start, end, None
 
 
 def usage_report_get(
@@ -90,7 +99,11 @@ def organization_usage_current(*, organization: Organization, now: datetime | No
 
 
 def _current_usage(*, customer: str, organization: Organization | None, now: datetime | None) -> CustomerUsage:
-    start, end = usage_period_default(organization=organization, now=now)
+    start, end, subscription = _period_and_subscription(organization=organization, now=now)
     return CustomerUsage(
-        customer=customer, start=start, end=end, meters=usage_for_customer(customer=customer, start=start, end=end)
+        customer=customer,
+        start=start,
+        end=end,
+        meters=usage_for_customer(customer=customer, start=start, end=end),
+        subscription=subscription,
     )

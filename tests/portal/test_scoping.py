@@ -11,7 +11,14 @@ def test_member_sees_own_organization_and_subscription(in_a, client_a):
 
     home = client_a.get("/")
     assert home.status_code == 302 and home["Location"] == "/organizations/x-org/"
-    page = client_a.get("/organizations/x-org/")
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        page = client_a.get("/organizations/x-org/")
+    # session, user, the user's organizations, the current subscription, the meters (for the
+    # figures, and for their names); django-tenants' SET search_path statements aside.
+    assert len([q for q in queries.captured_queries if not q["sql"].startswith("SET ")]) == 6
     assert page.status_code == 200
     assert b"X Org" in page.content and b"Pro" in page.content and b"49.00 USD" in page.content
 

@@ -1,21 +1,6 @@
 from django.contrib import admin
 
-from billing.models import Membership, Organization, Plan, PlanCharge, PlanVersion, Subscription
-
-
-class MembershipInline(admin.TabularInline):
-    model = Membership
-    extra = 0
-    autocomplete_fields = ["user"]
-
-
-@admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "name", "status", "currency", "country", "created_at"]
-    list_filter = ["status", "currency", "country"]
-    search_fields = ["external_id", "name", "billing_email", "tax_id"]
-    readonly_fields = ["created_at", "updated_at"]
-    inlines = [MembershipInline]
+from billing.models import Plan, PlanCharge, PlanVersion
 
 
 class PlanVersionInline(admin.TabularInline):
@@ -30,14 +15,6 @@ class PlanAdmin(admin.ModelAdmin):
     list_filter = ["interval", "currency", "is_active"]
     search_fields = ["code", "name"]
     inlines = [PlanVersionInline]
-
-
-@admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ["organization", "plan_version", "status", "current_period_start", "current_period_end"]
-    list_filter = ["status"]
-    search_fields = ["organization__external_id", "organization__name"]
-    raw_id_fields = ["organization", "plan_version"]
 
 
 class PlanChargeInline(admin.TabularInline):

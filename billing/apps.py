@@ -8,7 +8,18 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from billing.models import Membership, Organization, Plan, PlanCharge, PlanVersion, Subscription
+        from billing import models as m
 
-        for model in (Organization, Membership, Plan, PlanVersion, PlanCharge, Subscription):
+        for model in (
+            m.Organization,
+            m.Membership,
+            m.Plan,
+            m.PlanVersion,
+            m.PlanCharge,
+            m.Subscription,
+            m.SubscriptionPhase,
+            m.Coupon,
+            m.CouponRedemption,
+            m.CreditEntry,
+        ):
             auditlog.register(model)

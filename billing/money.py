@@ -19,6 +19,7 @@ from decimal import (
     Overflow,
     localcontext,
 )
+from fractions import Fraction
 from functools import cache
 
 from babel.numbers import get_currency_precision, list_currencies
@@ -31,6 +32,7 @@ __all__ = [
     "UnknownCurrencyError",
     "exact_context",
     "minor_units",
+    "prorate",
     "round_money",
 ]
 
@@ -103,6 +105,29 @@ def round_money(amount: Decimal, currency: str, *, rounding: str = LINE_ROUNDING
         # Quantize is where rounding is *meant* to happen; only inexactness elsewhere is an error.
         ctx.traps[Inexact] = False
         return value.quantize(exponent, rounding=rounding)
+
+
+def prorate(amount: Decimal, part: int, whole: int, currency: str, *, rounding: str = LINE_ROUNDING) -> Decimal:
+    """`amount * part / whole` rounded once to the currency's minor unit: the proration of a fee to
+    `part` of `whole` seconds (Stripe prorates to the second). The ratio is kept as an exact
+    fraction, so 31.00 for 10 of 31 days is 10.00 exactly, never 9.999... rounded."""
+    value = _check_amount(amount)
+    if isinstance(part, bool) or isinstance(whole, bool) or not isinstance(part, int) or not isinstance(whole, int):
+        raise TypeError("part and whole are whole seconds (int).")
+    if whole <= 0 or not 0 <= part <= whole:
+        raise ValueError(f"cannot prorate {part} of {whole} seconds.")
+    if part == whole:
+        return round_money(value, currency, rounding=rounding)
+    exact = Fraction(value) * part / whole
+    scale = 10 ** minor_units(currency)
+    scaled = exact * scale  # in minor units, still exact
+    floor, remainder = divmod(abs(scaled.numerator), scaled.denominator)
+    if rounding != ROUND_HALF_UP:
+        raise ValueError("prorate rounds half-up only (the line rounding).")
+    minor = floor + (1 if 2 * remainder >= scaled.denominator else 0)
+    if scaled < 0:
+        minor = -minor
+    return Decimal(minor).scaleb(-minor_units(currency)).quantize(Decimal(1).scaleb(-minor_units(currency)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.models import User
 from billing.models import Membership, Organization, Plan, PlanVersion, Subscription
 from billing.periods import calendar_period_containing
+from billing.services.subscription import subscription_create as billing_subscription_create
 
 TENANT_SLUGS = ("alpha", "beta")
 PASSWORD = "correct-horse-battery-staple"
@@ -69,15 +70,9 @@ class PlanVersionFactory(factory.django.DjangoModelFactory):
 
 
 def subscription_create(*, organization: Organization, plan_version: PlanVersion) -> Subscription:
-    start, end = calendar_period_containing(instant=timezone.now(), timezone=organization.timezone, interval="month")
-    return Subscription.objects.create(
-        organization=organization,
-        plan_version=plan_version,
-        billing_anchor=start,
-        started_at=start,
-        current_period_start=start,
-        current_period_end=end,
-    )
+    """A calendar subscription from the start of the current month, through the service."""
+    start, _ = calendar_period_containing(instant=timezone.now(), timezone=organization.timezone, interval="month")
+    return billing_subscription_create(actor=None, organization=organization, plan_version=plan_version, start_at=start)
 
 
 def totp_enable(user: User) -> str:

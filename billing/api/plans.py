@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from accounts.api.permissions import ScopePermission
 from accounts.api.principal import principal_get
+from billing.api.formats import decimal_text
 from billing.models import BaseFeeTiming, Plan, PlanInterval, PlanVersion
 from billing.services.plan import ChargeInput, VersionInput, plan_create, plan_update, plan_version_create
 
@@ -54,18 +55,13 @@ class PlanPatchSerializer(serializers.Serializer):
     is_active = serializers.BooleanField(required=False)
 
 
-def _decimal_text(value):
-    """Plain notation without the column's padding: 100.0000000000 -> "100", never "1E+2"."""
-    return None if value is None else format(value.normalize(), "f")
-
-
 def version_out(version: PlanVersion) -> dict:
     return {
         "version": version.version,
-        "base_fee": _decimal_text(version.base_fee),
+        "base_fee": decimal_text(version.base_fee),
         "base_fee_timing": version.base_fee_timing,
         "trial_days": version.trial_days,
-        "minimum_commitment": _decimal_text(version.minimum_commitment),
+        "minimum_commitment": decimal_text(version.minimum_commitment),
         "created_at": version.created_at.isoformat(),
         "charges": [
             {

@@ -1,8 +1,11 @@
-"""Subscriptions API: /api/v1/subscriptions[/<id>]. Scoped like organizations: customer members see
-only their organizations' subscriptions."""
+"""Subscriptions API: /api/v1/subscriptions[/<id>[/change-plan|/cancel[/preview]|/resume]].
+Scoped like organizations: customer members see only their organizations' subscriptions (and
+hold only the read scope, so changes go through staff, machine credentials or the portal).
 
-from datetime import datetime
+A change or cancellation answers with the subscription and the bill due when it takes effect;
+its `/preview` twin answers the same and writes nothing."""
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import get_object_or_404
@@ -11,9 +14,17 @@ from rest_framework.views import APIView
 
 from accounts.api.permissions import ScopePermission
 from accounts.api.principal import principal_get
+from billing.api.formats import bill_out, instant_parse, instant_text
 from billing.models import BillingMode, PlanVersion, Subscription
 from billing.selectors.organization import organization_list
-from billing.services.subscription import subscription_create
+from billing.services.subscription import (
+    ChangeTiming,
+    SubscriptionChange,
+    subscription_cancel,
+    subscription_change_plan,
+    subscription_create,
+    subscription_resume,
+)
 from tenants.errors import DomainError
 
 SCOPES = {"GET": "read", "HEAD": "read", "POST": "write"}
@@ -28,10 +39,33 @@ class SubscriptionInSerializer(serializers.Serializer):
     billing_mode = serializers.ChoiceField(choices=BillingMode.choices, default=BillingMode.CALENDAR)
 
 
-def subscription_out(s: Subscription) -> dict:
-    def iso(value):
-        return value.isoformat() if value else None
+class ChangePlanSerializer(serializers.Serializer):
+    plan = serializers.CharField(max_length=100, help_text="the plan's code")
+    plan_version = serializers.IntegerField(min_value=1, required=False, help_text="default: the latest")
+    timing = serializers.ChoiceField(
+        choices=[ChangeTiming.NOW, ChangeTiming.PERIOD_END],
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="default: upgrades now, downgrades at period end",
+    )
 
+
+class CancelSerializer(serializers.Serializer):
+    at_period_end = serializers.BooleanField(default=True)
+
+
+def subscription_out(s: Subscription) -> dict:
+    now = timezone.now()
+    pending = [p for p in s.phases.all() if p.starts_at > now and p.starts_at > s.started_at]
+    scheduled = None
+    if pending:
+        phase = pending[-1]
+        scheduled = {
+            "plan": phase.plan_version.plan.code,
+            "plan_version": phase.plan_version.version,
+            "effective_at": instant_text(phase.starts_at),
+        }
     return {
         "id": s.pk,
         "customer": s.organization.external_id,
@@ -39,20 +73,45 @@ def subscription_out(s: Subscription) -> dict:
         "plan_version": s.plan_version.version,
         "status": s.status,
         "billing_mode": s.billing_mode,
-        "billing_anchor": iso(s.billing_anchor),
-        "started_at": iso(s.started_at),
-        "current_period_start": iso(s.current_period_start),
-        "current_period_end": iso(s.current_period_end),
-        "trial_end": iso(s.trial_end),
+        "billing_anchor": instant_text(s.billing_anchor),
+        "started_at": instant_text(s.started_at),
+        "current_period_start": instant_text(s.current_period_start),
+        "current_period_end": instant_text(s.current_period_end),
+        "trial_end": instant_text(s.trial_end),
         "cancel_at_period_end": s.cancel_at_period_end,
+        "canceled_at": instant_text(s.canceled_at),
+        "ended_at": instant_text(s.ended_at),
+        "scheduled_change": scheduled,
+        "billed_through": instant_text(s.billed_through),
+        "next_bill_at": instant_text(s.next_bill_at),
+    }
+
+
+def change_out(change: SubscriptionChange) -> dict:
+    return {
+        "kind": change.kind,
+        "preview": change.preview,
+        "effective_at": instant_text(change.effective_at),
+        "subscription": subscription_out(change.subscription),
+        "bill": bill_out(change.bill),
     }
 
 
 def _visible(request):
     organizations = organization_list(principal=principal_get(request))
-    return Subscription.objects.filter(organization__in=organizations).select_related(
-        "organization", "plan_version__plan"
+    return (
+        Subscription.objects.filter(organization__in=organizations)
+        .select_related("organization", "plan_version__plan")
+        .prefetch_related("phases__plan_version__plan")
     )
+
+
+def _version(plan: str, version: int | None) -> PlanVersion:
+    versions = PlanVersion.objects.filter(plan__code=plan).select_related("plan")
+    found = (versions.filter(version=version) if version is not None else versions).order_by("-version").first()
+    if found is None:
+        raise DomainError(f"No plan {plan!r} (or no such version).", code="unknown_plan", status_code=404)
+    return found
 
 
 class SubscriptionsView(APIView):
@@ -81,35 +140,18 @@ class SubscriptionsView(APIView):
         serializer = SubscriptionInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        start_at = None
-        if "start_at" in data:
-            try:
-                start_at = datetime.fromisoformat(data["start_at"])
-            except ValueError:
-                start_at = None
-            if start_at is None or start_at.tzinfo is None:
-                raise DomainError(
-                    "start_at must be RFC 3339 with an offset, e.g. 2027-01-01T00:00:00Z.", code="invalid_datetime"
-                )
+        start_at = instant_parse(data.get("start_at"), field="start_at")
         organization = organization_list(principal=principal_get(request)).filter(external_id=data["customer"]).first()
         if organization is None:
             raise DomainError(f"No organization {data['customer']!r}.", code="unknown_customer", status_code=404)
-        versions = PlanVersion.objects.filter(plan__code=data["plan"]).select_related("plan")
-        version = (
-            (versions.filter(version=data["plan_version"]) if "plan_version" in data else versions)
-            .order_by("-version")
-            .first()
-        )
-        if version is None:
-            raise DomainError(f"No plan {data['plan']!r} (or no such version).", code="unknown_plan", status_code=404)
         subscription = subscription_create(
             actor=principal_get(request).user,
             organization=organization,
-            plan_version=version,
+            plan_version=_version(data["plan"], data.get("plan_version")),
             start_at=start_at,
             billing_mode=data["billing_mode"],
         )
-        return Response(subscription_out(subscription), status=status.HTTP_201_CREATED)
+        return Response(subscription_out(_visible(request).get(pk=subscription.pk)), status=status.HTTP_201_CREATED)
 
 
 class SubscriptionView(APIView):
@@ -121,3 +163,94 @@ class SubscriptionView(APIView):
     )
     def get(self, request, pk: int):
         return Response(subscription_out(get_object_or_404(_visible(request), pk=pk)))
+
+
+class SubscriptionChangePlanView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = SCOPES
+    preview = False
+
+    @extend_schema(
+        summary="Change a subscription's plan (upgrade now, downgrade at period end by default)",
+        tags=["subscriptions"],
+        request=ChangePlanSerializer,
+        responses=dict,
+    )
+    def post(self, request, pk: int):
+        subscription = get_object_or_404(_visible(request), pk=pk)
+        serializer = ChangePlanSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        change = subscription_change_plan(
+            actor=principal_get(request).user,
+            subscription=subscription,
+            plan_version=_version(data["plan"], data.get("plan_version")),
+            timing=data["timing"],
+            preview=self.preview,
+        )
+        return Response(change_out(change))
+
+
+class SubscriptionChangePlanPreviewView(SubscriptionChangePlanView):
+    preview = True
+
+    @extend_schema(
+        summary="Preview a plan change: the bill it would make, nothing written",
+        tags=["subscriptions"],
+        request=ChangePlanSerializer,
+        responses=dict,
+        operation_id="subscriptions_change_plan_preview",
+    )
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+
+class SubscriptionCancelView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = SCOPES
+    preview = False
+
+    @extend_schema(
+        summary="Cancel a subscription at period end (default) or at once",
+        tags=["subscriptions"],
+        request=CancelSerializer,
+        responses=dict,
+    )
+    def post(self, request, pk: int):
+        subscription = get_object_or_404(_visible(request), pk=pk)
+        serializer = CancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        change = subscription_cancel(
+            actor=principal_get(request).user,
+            subscription=subscription,
+            at_period_end=serializer.validated_data["at_period_end"],
+            preview=self.preview,
+        )
+        return Response(change_out(change))
+
+
+class SubscriptionCancelPreviewView(SubscriptionCancelView):
+    preview = True
+
+    @extend_schema(
+        summary="Preview a cancellation: the final bill, nothing written",
+        tags=["subscriptions"],
+        request=CancelSerializer,
+        responses=dict,
+        operation_id="subscriptions_cancel_preview",
+    )
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+
+class SubscriptionResumeView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = SCOPES
+
+    @extend_schema(
+        summary="Take back a cancellation at period end", tags=["subscriptions"], request=None, responses=dict
+    )
+    def post(self, request, pk: int):
+        subscription = get_object_or_404(_visible(request), pk=pk)
+        resumed = subscription_resume(actor=principal_get(request).user, subscription=subscription)
+        return Response(subscription_out(_visible(request).get(pk=resumed.pk)))

@@ -1,11 +1,29 @@
+from billing.models.coupon import Coupon, CouponDuration, CouponRedemption, CouponTarget, DiscountType
+from billing.models.credit import GRANT_KINDS, USE_KINDS, CreditEntry, CreditKind
 from billing.models.membership import MemberRole, Membership
 from billing.models.organization import Organization, OrganizationStatus
 from billing.models.plan import BaseFeeTiming, Plan, PlanCharge, PlanInterval, PlanVersion
-from billing.models.subscription import BillingMode, Subscription, SubscriptionStatus
+from billing.models.subscription import (
+    LIVE_STATUSES,
+    BillingMode,
+    Subscription,
+    SubscriptionPhase,
+    SubscriptionStatus,
+)
 
 __all__ = [
+    "GRANT_KINDS",
+    "LIVE_STATUSES",
+    "USE_KINDS",
     "BaseFeeTiming",
     "BillingMode",
+    "Coupon",
+    "CouponDuration",
+    "CouponRedemption",
+    "CouponTarget",
+    "CreditEntry",
+    "CreditKind",
+    "DiscountType",
     "MemberRole",
     "Membership",
     "Organization",
@@ -15,5 +33,6 @@ __all__ = [
     "PlanInterval",
     "PlanVersion",
     "Subscription",
+    "SubscriptionPhase",
     "SubscriptionStatus",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from accounts.api.principal import ApiPrincipal
-from billing.models import Organization, Subscription, SubscriptionStatus
+from billing.models import LIVE_STATUSES, Organization, Subscription
 
 
 def organization_list(*, principal: ApiPrincipal) -> QuerySet[Organization]:
@@ -20,15 +20,9 @@ def organization_list_for_user(*, user) -> QuerySet[Organization]:
 
 
 def subscription_current_get(*, organization: Organization) -> Subscription | None:
-    live = [
-        SubscriptionStatus.TRIALING,
-        SubscriptionStatus.ACTIVE,
-        SubscriptionStatus.PAST_DUE,
-        SubscriptionStatus.SUSPENDED,
-    ]
     return (
-        Subscription.objects.select_related("plan_version__plan")
-        .filter(organization=organization, status__in=live)
+        Subscription.objects.select_related("plan_version__plan", "organization")
+        .filter(organization=organization, status__in=LIVE_STATUSES)
         .order_by("-started_at")
         .first()
     )

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
+from accounts.audit import audit_actor
 from accounts.models import User
+from billing.locks import organization_lock
 from billing.models import Organization, OrganizationStatus
+from billing.services.subscription import subscriptions_end_for_organization
 from tenants.errors import DomainError
 
 EDITABLE_FIELDS = (
@@ -59,10 +63,12 @@ def organization_update(*, actor: User | None, organization: Organization, **cha
 
 
 def organization_close(*, actor: User | None, organization: Organization) -> Organization:
-    """Closing keeps the record (invoices and the audit trail refer to it) and stops billing."""
-    with transaction.atomic(durable=True):
-        locked = Organization.objects.select_for_update().get(pk=organization.pk)
+    """Closing keeps the record (invoices and the audit trail refer to it) and stops billing: its
+    live subscriptions end at once (their final bills credit unused in-advance fees)."""
+    with audit_actor(actor), transaction.atomic(durable=True):
+        locked = organization_lock(organization.pk)
         if locked.status != OrganizationStatus.CLOSED:
             locked.status = OrganizationStatus.CLOSED
             locked.save(update_fields=["status", "updated_at"])
+            subscriptions_end_for_organization(organization=locked, at=timezone.now().replace(microsecond=0))
     return locked

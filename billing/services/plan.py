@@ -5,17 +5,21 @@ on until moved explicitly. Names and descriptions change in place."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
+from billing.decimals import decimal_parse
 from billing.models import Plan, PlanCharge, PlanVersion
 from billing.pricing import PriceValidationError, validate_price
 from metering.models import Meter
 from tenants.errors import DomainError
+
+# Aggregations whose per-group values combine into a coarser group (sum, or max/min of maxima/minima).
+_COMBINABLE = frozenset({"count", "sum", "max", "min"})
 
 
 @dataclass(frozen=True)
@@ -37,13 +41,8 @@ class VersionInput:
 
 
 def _amount(value: Any, *, field_name: str) -> Decimal:
-    if not isinstance(value, str):
-        raise DomainError(f'{field_name} must be a decimal string such as "49.00".', code="invalid_amount")
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise DomainError(f'{field_name} must be a decimal string such as "49.00".', code="invalid_amount") from None
-    if not amount.is_finite() or amount < 0:
+    amount = decimal_parse(value, field=field_name)
+    if amount < 0:
         raise DomainError(f"{field_name} must be a non-negative decimal.", code="invalid_amount")
     return amount
 
@@ -74,6 +73,22 @@ def _charges(charges: list[ChargeInput]) -> list[PlanCharge]:
             )
         if charge.group_prices and not charge.group_property:
             raise DomainError(f"{where}.group_prices needs a group_property.", code="invalid_group")
+        if charge.group_property and len(meter.group_by) > 1 and meter.aggregation not in _COMBINABLE:
+            # Grouping by one of several dimensions combines the meter's groups; a distinct count,
+            # a latest value or a time-weighted sum of several groups is not the sum of the parts.
+            raise DomainError(
+                f"{where}.group_property: a {meter.aggregation} meter can be priced per group only when "
+                "the group is its only group_by dimension.",
+                code="invalid_group",
+            )
+        documents = [charge.price, *charge.group_prices.values()]
+        percentage = any(isinstance(d, dict) and d.get("model") == "percentage" for d in documents)
+        if percentage and meter.aggregation != "sum":
+            raise DomainError(
+                f"{where}.price: a percentage price takes a share of each event's amount, so its meter must "
+                f"sum a property (meter {meter.code!r} is {meter.aggregation}).",
+                code="invalid_charge",
+            )
         group_prices = {
             str(value): _price(document, where=f"{where}.group_prices.{value}")
             for value, document in charge.group_prices.items()

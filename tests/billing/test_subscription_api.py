@@ -29,7 +29,7 @@ def test_subscribe_list_and_get(client_a, setup):
     )
     assert response.status_code == 201, response.content
     body = response.json()
-    assert (body["plan"], body["plan_version"], body["status"]) == ("pro", 2, "active")  # latest version
+    assert (body["plan"], body["plan_version"], body["status"]) == ("pro", 2, "pending")  # latest; starts later
     assert (body["current_period_start"], body["current_period_end"]) == (
         "2027-01-31T12:00:00+00:00",
         "2027-02-28T12:00:00+00:00",

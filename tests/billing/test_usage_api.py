@@ -14,6 +14,7 @@ from django_tenants.utils import tenant_context
 
 from accounts.services.api_key import apikey_create
 from billing.models import Subscription
+from billing.services.subscription import subscription_create
 from metering.models import Meter
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
@@ -38,14 +39,13 @@ def meter(code: str, aggregation: str, value: str = "", group_by=None) -> Meter:
 
 
 def subscribe(organization, start: datetime, end: datetime) -> Subscription:
-    return Subscription.objects.create(
-        organization=organization,
-        plan_version=PlanVersionFactory(),
-        billing_anchor=start,
-        started_at=start,
-        current_period_start=start,
-        current_period_end=end,
+    """A subscription whose current period is [start, end), as the usage API reads it."""
+    subscription = subscription_create(
+        actor=None, organization=organization, plan_version=PlanVersionFactory(), start_at=start
     )
+    Subscription.objects.filter(pk=subscription.pk).update(current_period_start=start, current_period_end=end)
+    subscription.refresh_from_db()
+    return subscription
 
 
 @pytest.fixture

@@ -15,9 +15,10 @@ from django_tenants.utils import tenant_context
 from accounts.models import User
 from accounts.services.api_key import apikey_create
 from accounts.services.user import member_user_create, staff_user_create
-from billing.models import MemberRole, Membership, Organization, Plan, PlanVersion, Subscription
+from billing.models import MemberRole, Membership, Organization, Plan, PlanVersion
 from billing.periods import calendar_period_containing
 from billing.services.organization import organization_create
+from billing.services.subscription import subscription_create
 from metering.models import Meter
 from metering.services.meter import meter_create
 from tenants.models import Tenant
@@ -130,15 +131,8 @@ class Command(BaseCommand):
                 billing_email=f"billing@{external_id}.{DEMO_SLUG}.example",
             )
             if not org.subscriptions.exists():
-                start, end = calendar_period_containing(instant=now, timezone=tz, interval="month")
-                Subscription.objects.create(
-                    organization=org,
-                    plan_version=plans[plan_code],
-                    billing_anchor=start,
-                    started_at=start,
-                    current_period_start=start,
-                    current_period_end=end,
-                )
+                start, _ = calendar_period_containing(instant=now, timezone=tz, interval="month")
+                subscription_create(actor=None, organization=org, plan_version=plans[plan_code], start_at=start)
             if external_id == "acme":
                 Membership.objects.get_or_create(user=customer, organization=org, defaults={"role": MemberRole.OWNER})
         api_key = apikey_create(name="Demo key", scopes=["ingest", "read", "write"], actor=staff)

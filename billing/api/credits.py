@@ -1,0 +1,114 @@
+"""Credit balance API: /api/v1/organizations/<external_id>/credits[/<id>/void]. The balance is
+derived from the ledger; entries are only ever added."""
+
+from decimal import Decimal
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import get_object_or_404
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api.permissions import ScopePermission
+from accounts.api.principal import principal_get
+from billing.api.coupons import organization_visible
+from billing.api.formats import amount_text, instant_parse, instant_text
+from billing.decimals import decimal_parse
+from billing.models import GRANT_KINDS, CreditEntry, CreditKind
+from billing.money import round_money
+from billing.selectors.credit import credit_balance_get, credit_entries_list, credit_grants_usable
+from billing.services.credit import credit_grant, credit_void
+
+SCOPES = {"GET": "read", "HEAD": "read", "POST": "write"}
+
+
+class GrantSerializer(serializers.Serializer):
+    amount = serializers.CharField(max_length=32)
+    currency = serializers.CharField(max_length=3, required=False)
+    kind = serializers.ChoiceField(
+        choices=[CreditKind.PURCHASE, CreditKind.PROMOTIONAL], default=CreditKind.PROMOTIONAL
+    )
+    expires_at = serializers.CharField(required=False, allow_null=True, default=None, max_length=64)
+    description = serializers.CharField(required=False, default="", allow_blank=True, max_length=300)
+
+
+class VoidSerializer(serializers.Serializer):
+    description = serializers.CharField(required=False, default="", allow_blank=True, max_length=300)
+
+
+def entry_out(e: CreditEntry, remaining: dict[int, Decimal]) -> dict:
+    out = {
+        "id": e.pk,
+        "kind": e.kind,
+        "amount": amount_text(round_money(e.amount, e.currency)),
+        "currency": e.currency,
+        "created_at": instant_text(e.created_at),
+        "description": e.description,
+        "reference": e.reference,
+    }
+    if e.kind in GRANT_KINDS:
+        out["expires_at"] = instant_text(e.expires_at)
+        out["remaining"] = amount_text(round_money(remaining.get(e.pk, Decimal(0)), e.currency))
+    else:
+        out["grant"] = e.grant_id
+    return out
+
+
+class CreditsView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = SCOPES
+
+    @extend_schema(summary="An organization's credit balance and ledger", tags=["credits"], responses=dict)
+    def get(self, request, external_id: str):
+        organization = organization_visible(request, external_id)
+        now = timezone.now()
+        balance = credit_balance_get(organization=organization, at=now)
+        remaining = {
+            g.grant.pk: g.remaining
+            for g in credit_grants_usable(organization=organization, currency=organization.currency, at=now)
+        }
+        return Response(
+            {
+                "currency": balance.currency,
+                "balance": amount_text(balance.rounded().amount),
+                "entries": [entry_out(e, remaining) for e in credit_entries_list(organization=organization)],
+            }
+        )
+
+    @extend_schema(
+        summary="Grant credit (purchased or promotional)", tags=["credits"], request=GrantSerializer, responses=dict
+    )
+    def post(self, request, external_id: str):
+        organization = organization_visible(request, external_id)
+        serializer = GrantSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        entry = credit_grant(
+            actor=principal_get(request).user,
+            organization=organization,
+            amount=decimal_parse(data["amount"], field="amount"),
+            currency=data.get("currency", organization.currency),
+            kind=data["kind"],
+            expires_at=instant_parse(data["expires_at"], field="expires_at"),
+            description=data["description"],
+        )
+        return Response(entry_out(entry, {entry.pk: entry.amount}), status=status.HTTP_201_CREATED)
+
+
+class CreditVoidView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = SCOPES
+
+    @extend_schema(
+        summary="Void what is left of a credit grant", tags=["credits"], request=VoidSerializer, responses=dict
+    )
+    def post(self, request, external_id: str, pk: int):
+        organization = organization_visible(request, external_id)
+        grant = get_object_or_404(CreditEntry, pk=pk, organization=organization)
+        serializer = VoidSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        entry = credit_void(
+            actor=principal_get(request).user, grant=grant, description=serializer.validated_data["description"]
+        )
+        return Response(entry_out(entry, {}), status=status.HTTP_201_CREATED)

@@ -1,0 +1,79 @@
+"""How billing's API writes numbers, instants and bills."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from billing.bill import Bill, BillLine
+from billing.money import round_money
+from tenants.errors import DomainError
+
+
+def decimal_text(value: Decimal | None) -> str | None:
+    """Plain notation without a column's padding: 100.0000000000 -> "100", never "1E+2"."""
+    return None if value is None else format(value.normalize(), "f")
+
+
+def amount_text(value: Decimal) -> str:
+    """A rounded amount with its currency's decimals as they are ("20.00", "323")."""
+    return format(value, "f")
+
+
+def instant_text(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def instant_parse(value: str | None, *, field: str) -> datetime | None:
+    """An RFC 3339 instant with an offset (DRF would silently read a time without one as UTC)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise DomainError(
+            f"{field} must be RFC 3339 with an offset, e.g. 2027-01-01T00:00:00Z.", code="invalid_datetime"
+        )
+    return parsed
+
+
+def bill_line_out(line: BillLine) -> dict:
+    return {
+        "kind": line.kind,
+        "description": line.description,
+        "amount": amount_text(line.amount),
+        "currency": line.currency,
+        "quantity": decimal_text(line.quantity),
+        "unit_amount": decimal_text(line.unit_amount),
+        "period_start": instant_text(line.period_start),
+        "period_end": instant_text(line.period_end),
+        "billing_period_start": instant_text(line.billing_period_start),
+        "billing_period_end": instant_text(line.billing_period_end),
+        "proration": None if line.proration is None else {"seconds": line.proration[0], "of": line.proration[1]},
+        "meter": line.meter_code,
+        "group": line.group,
+        "coupon_redemption": line.coupon_redemption_id,
+        "discounts_line": line.discounts_line,
+        "breakdown": [
+            {
+                "label": item.label,
+                "tier": item.tier,
+                "quantity": decimal_text(item.quantity),
+                "unit_amount": decimal_text(item.unit_amount),
+                "flat_amount": decimal_text(item.flat_amount),
+                "amount": decimal_text(item.amount),
+            }
+            for item in line.breakdown
+        ],
+    }
+
+
+def bill_out(bill: Bill) -> dict:
+    return {
+        "at": instant_text(bill.point),
+        "currency": bill.currency,
+        "subtotal": amount_text(round_money(bill.subtotal, bill.currency)),
+        "lines": [bill_line_out(line) for line in bill.lines],
+    }

@@ -1,0 +1,501 @@
+"""What a subscription owes at one bill point: the lines, before tax and credits.
+
+One pure function, `bill_build`, serves the billing run, the upcoming-invoice preview and every
+plan-change and cancellation preview, so a preview is line for line what is then billed. It reads
+no database: the caller passes the subscription's snapshot (billing.schedule.SubscriptionState),
+the usage figures it asked for (`bill_usage_requests`, fetched one by one or in bulk), the
+organization's coupon redemptions and what fixed-amount coupons already gave in each period.
+
+At bill point b, closing the segment [a, b) (a: the previous bill point) on version v, with b
+followed by version v' (or by nothing, when the subscription ends at b):
+
+- Arrears, over the billable window W = [a, b) outside the trial (usage during a trial is free):
+  one usage line per charge (per group value for grouped charges), priced by billing.pricing
+  over W's usage; a charge `minimum_amount` true-up, prorated to W; the in-arrears base fee
+  prorated to W; the plan's minimum commitment prorated to W, trued up against the usage lines
+  and the base fee for W.
+- In advance: the fee already charged in advance for the rest of the period [b, E) under v is
+  credited when v stops at b mid-period (a plan change or an immediate cancellation: "Unused time
+  on ..."), and the in-advance fee of v' is charged for [b, E') ("Remaining time on ..." mid-period,
+  the whole or first partial period at a period start). A trial defers the advance fee to the
+  trial's end; a period end with nothing after it charges nothing in advance.
+- Proration is to the second of the whole period (Stripe's rule), each prorated line rounded on
+  its own (billing.money.prorate). Usage lines are rounded half-up to the currency's minor unit.
+- Coupons, before tax, line by line (see `_discounts`): a redemption discounts the lines whose
+  billing period starts inside what it covers. Percentage coupons take their share of each line,
+  credit lines included (the credit for unused time is reduced by the share the original charge
+  was discounted by, so a coupon never turns into a profit on a downgrade). A fixed coupon gives
+  at most its amount per billing period and never takes a line below zero: what a line cannot
+  absorb goes to the next eligible line, then to later bill points of the same period; whatever
+  is left when the period is over is forfeited (it does not carry into the next period and is
+  never paid out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from billing.money import prorate, round_money
+from billing.pricing import BreakdownItem, price_charge
+from billing.schedule import ChargeState, SubscriptionState, VersionState, previous_bill_point, seconds
+
+ZERO = Decimal(0)
+_ADDITIVE = frozenset({"count", "sum"})
+NO_GROUP = "(none)"  # the label of usage whose group property is missing
+
+
+class LineKind:
+    BASE_FEE = "base_fee"
+    BASE_FEE_CREDIT = "base_fee_credit"
+    USAGE = "usage"
+    CHARGE_MINIMUM = "charge_minimum"
+    COMMITMENT = "commitment"
+    DISCOUNT = "discount"
+
+
+@dataclass(frozen=True)
+class UsageRequest:
+    """Usage a bill needs: one meter, one customer, one window; split by the meter's group_by
+    dimensions (`grouped`) and with each event's value (`values`, for percentage prices)."""
+
+    meter_id: int
+    customer: str
+    start: datetime
+    end: datetime
+    grouped: bool = False
+    values: bool = False
+
+
+@dataclass(frozen=True)
+class UsageFigures:
+    value: Decimal | None
+    # keyed by the texts of the meter's group_by paths, in order (only for grouped requests)
+    groups: Mapping[tuple[str | None, ...], Decimal | None] = field(default_factory=dict)
+    # per group key (() when not grouped): each event's value, in event order
+    event_values: Mapping[tuple[str | None, ...], Sequence[Decimal]] | None = None
+
+
+@dataclass(frozen=True)
+class RedemptionState:
+    id: int
+    coupon_code: str
+    coupon_name: str
+    discount_type: str  # "percentage" | "fixed"
+    percent_off: Decimal | None
+    amount_off: Decimal | None
+    applies_to: str  # "base_fee" | "charges" | "invoice"
+    meter_codes: tuple[str, ...]
+    redeemed_at: datetime
+    covers_from: datetime
+    covers_until: datetime | None
+    removed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BillLine:
+    kind: str
+    description: str
+    amount: Decimal  # rounded to the currency's minor unit
+    currency: str
+    period_start: datetime  # the service window this line is for
+    period_end: datetime
+    billing_period_start: datetime  # the whole billing period it belongs to
+    billing_period_end: datetime
+    quantity: Decimal | None = None
+    unit_amount: Decimal | None = None
+    plan_version_id: int | None = None
+    charge_id: int | None = None
+    meter_code: str | None = None
+    group: str | None = None
+    breakdown: tuple[BreakdownItem, ...] = ()
+    proration: tuple[int, int] | None = None  # (seconds billed, seconds in the whole period)
+    coupon_redemption_id: int | None = None
+    discounts_line: int | None = None  # for a discount: the index of the line it reduces
+    # When the fee a credit line gives back was charged (coupons discount a credit only if they
+    # discounted the charge); the bill point itself for every other line.
+    charged_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Bill:
+    subscription_id: int
+    point: datetime
+    segment_start: datetime | None  # None at the start: no segment closes
+    currency: str
+    lines: tuple[BillLine, ...]
+
+    @property
+    def subtotal(self) -> Decimal:
+        return sum((line.amount for line in self.lines), ZERO)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    start: datetime | None  # the previous bill point
+    version: VersionState | None  # in effect over [start, point)
+    window: tuple[datetime, datetime] | None  # billable (outside the trial), None if empty
+    period: tuple[datetime, datetime] | None  # the whole period the segment lies in
+
+
+def _segment(state: SubscriptionState, point: datetime) -> _Segment:
+    start = previous_bill_point(state, point)
+    if start is None:
+        return _Segment(None, None, None, None)
+    version = state.phase_at(start).version
+    period = state.period(start, version.interval)
+    window_start = max(start, state.trial_end) if state.trial_end else start
+    window = (window_start, point) if window_start < point else None
+    return _Segment(start, version, window, period)
+
+
+def bill_usage_requests(state: SubscriptionState, point: datetime) -> list[UsageRequest]:
+    """The usage `bill_build` needs for this bill point (empty when no billable segment closes)."""
+    segment = _segment(state, point)
+    if segment.window is None or segment.version is None:
+        return []
+    return [_request(state, charge, segment.window) for charge in segment.version.charges]
+
+
+def _request(state: SubscriptionState, charge: ChargeState, window: tuple[datetime, datetime]) -> UsageRequest:
+    return UsageRequest(
+        meter_id=charge.meter_id,
+        customer=state.customer,
+        start=window[0],
+        end=window[1],
+        grouped=bool(charge.group_property),
+        values=any(p.get("model") == "percentage" for p in (charge.price, *(charge.group_prices or {}).values())),
+    )
+
+
+def _combine(aggregation: str, values: list[Decimal | None]) -> Decimal:
+    present = [v for v in values if v is not None]
+    if not present:
+        return ZERO
+    if aggregation in _ADDITIVE:
+        return sum(present, ZERO)
+    if aggregation == "max":
+        return max(present)
+    if aggregation == "min":
+        return min(present)
+    # unique_count, latest and weighted_sum do not combine across dimensions; plans only group
+    # such meters by their single dimension (billing.services.plan), so there is one value.
+    if len(present) != 1:
+        raise ValueError(f"{aggregation} usage of several groups cannot be combined")
+    return present[0]
+
+
+def _charge_quantities(
+    charge: ChargeState, figures: UsageFigures
+) -> list[tuple[str | None, Decimal, Sequence[Decimal] | None]]:
+    """(group value, quantity, event values) per priced unit of this charge: one for an
+    ungrouped charge, one per value of `group_property` otherwise (sorted, missing values last)."""
+    if not charge.group_property:
+        values = None if figures.event_values is None else list(figures.event_values.get((), ()))
+        return [(None, figures.value if figures.value is not None else ZERO, values)]
+    index = charge.meter_group_by.index(charge.group_property)
+    by_group: dict[str | None, list[Decimal | None]] = {}
+    events: dict[str | None, list[Decimal]] = {}
+    for key, value in figures.groups.items():
+        by_group.setdefault(key[index], []).append(value)
+    if figures.event_values is not None:
+        for key, values in figures.event_values.items():
+            events.setdefault(key[index], []).extend(values)
+    ordered = sorted(by_group, key=lambda g: (g is None, g or ""))
+    return [
+        (
+            group,
+            _combine(charge.aggregation, by_group[group]),
+            events.get(group, []) if figures.event_values is not None else None,
+        )
+        for group in ordered
+    ]
+
+
+def _usage_lines(
+    state: SubscriptionState, segment: _Segment, usage: Mapping[UsageRequest, UsageFigures], point: datetime
+) -> list[BillLine]:
+    assert segment.window is not None and segment.period is not None and segment.version is not None
+    window, period, version = segment.window, segment.period, segment.version
+    part, whole = seconds(*window), seconds(*period)
+    lines: list[BillLine] = []
+    for charge in version.charges:
+        figures = usage[_request(state, charge, window)]
+        for group, quantity, values in _charge_quantities(charge, figures):
+            price = charge.price
+            if group is not None and charge.group_prices and group in charge.group_prices:
+                price = charge.group_prices[group]
+            result = price_charge(price, quantity, event_values=values if price.get("model") == "percentage" else None)
+            label = charge.label if not charge.group_property else f"{charge.label} · {group or NO_GROUP}"
+            common: dict[str, Any] = {
+                "currency": state.currency,
+                "period_start": window[0],
+                "period_end": window[1],
+                "billing_period_start": period[0],
+                "billing_period_end": period[1],
+                "plan_version_id": version.id,
+                "charge_id": charge.id,
+                "meter_code": charge.meter_code,
+                "group": group if charge.group_property else None,
+                "charged_at": point,
+            }
+            amount = round_money(result.amount, state.currency)
+            unit = Decimal(price["unit_amount"]) if price.get("model") == "per_unit" else None
+            lines.append(
+                BillLine(
+                    kind=LineKind.USAGE,
+                    description=label,
+                    amount=amount,
+                    quantity=quantity,
+                    unit_amount=unit,
+                    breakdown=tuple(result.breakdown),
+                    **common,
+                )
+            )
+            minimum = price.get("minimum_amount")
+            if minimum is not None:
+                true_up = prorate(Decimal(minimum), part, whole, state.currency) - amount
+                if true_up > 0:
+                    lines.append(
+                        BillLine(
+                            kind=LineKind.CHARGE_MINIMUM,
+                            description=f"{label}: minimum charge",
+                            amount=true_up,
+                            proration=None if part == whole else (part, whole),
+                            **common,
+                        )
+                    )
+    return lines
+
+
+def _fee_line(
+    *,
+    kind: str,
+    description: str,
+    version: VersionState,
+    state: SubscriptionState,
+    window: tuple[datetime, datetime],
+    period: tuple[datetime, datetime],
+    sign: int,
+    charged_at: datetime,
+) -> BillLine:
+    part, whole = seconds(*window), seconds(*period)
+    amount = prorate(version.base_fee, part, whole, state.currency)
+    return BillLine(
+        kind=kind,
+        description=description,
+        amount=amount if sign > 0 else -amount,
+        currency=state.currency,
+        period_start=window[0],
+        period_end=window[1],
+        billing_period_start=period[0],
+        billing_period_end=period[1],
+        quantity=Decimal(1),
+        unit_amount=version.base_fee,
+        plan_version_id=version.id,
+        proration=None if part == whole else (part, whole),
+        charged_at=charged_at,
+    )
+
+
+def _date(instant: datetime, state: SubscriptionState) -> str:
+    return instant.astimezone(ZoneInfo(state.timezone)).strftime("%Y-%m-%d")
+
+
+def _arrears_lines(
+    state: SubscriptionState, segment: _Segment, usage: Mapping[UsageRequest, UsageFigures], point: datetime
+) -> list[BillLine]:
+    if segment.window is None:
+        return []
+    assert segment.version is not None and segment.period is not None
+    version, window, period = segment.version, segment.window, segment.period
+    lines = _usage_lines(state, segment, usage, point)
+    fee_share = prorate(version.base_fee, seconds(*window), seconds(*period), state.currency)
+    if not version.in_advance and version.base_fee > 0:
+        partial = window != period
+        lines.append(
+            _fee_line(
+                kind=LineKind.BASE_FEE,
+                description=f"{version.plan_name} base fee" + (" (prorated)" if partial else ""),
+                version=version,
+                state=state,
+                window=window,
+                period=period,
+                sign=1,
+                charged_at=point,
+            )
+        )
+    if version.minimum_commitment is not None:
+        part, whole = seconds(*window), seconds(*period)
+        target = prorate(version.minimum_commitment, part, whole, state.currency)
+        covered = sum((line.amount for line in lines if line.kind != LineKind.BASE_FEE), ZERO) + fee_share
+        if target > covered:
+            lines.append(
+                BillLine(
+                    kind=LineKind.COMMITMENT,
+                    description=f"{version.plan_name}: minimum commitment",
+                    amount=target - covered,
+                    currency=state.currency,
+                    period_start=window[0],
+                    period_end=window[1],
+                    billing_period_start=period[0],
+                    billing_period_end=period[1],
+                    plan_version_id=version.id,
+                    proration=None if part == whole else (part, whole),
+                    charged_at=point,
+                )
+            )
+    return lines
+
+
+def _advance_lines(state: SubscriptionState, segment: _Segment, point: datetime) -> list[BillLine]:
+    lines: list[BillLine] = []
+    trial = state.trial_end
+    before = segment.version
+    after = state.phase_at(point).version if state.continues_after(point) else None
+    changes = before is not None and (after is None or after.id != before.id)
+    if changes and before.in_advance and before.base_fee > 0 and not (trial and trial >= point):
+        assert segment.start is not None
+        period_start, period_end = state.period(segment.start, before.interval)
+        if point < period_end:
+            # What is given back for [point, period_end) was charged when this version's coverage
+            # of the period began: the period start, the trial's end or the change to it.
+            charged_at = max(period_start, state.phase_at(segment.start).starts_at, trial or period_start)
+            lines.append(
+                _fee_line(
+                    kind=LineKind.BASE_FEE_CREDIT,
+                    description=f"Unused time on {before.plan_name} after {_date(point, state)}",
+                    version=before,
+                    state=state,
+                    window=(point, period_end),
+                    period=(period_start, period_end),
+                    sign=-1,
+                    charged_at=charged_at,
+                )
+            )
+    if after is not None and after.in_advance and after.base_fee > 0 and not (trial and trial > point):
+        period_start, period_end = state.period(point, after.interval)
+        mid_period = point > period_start
+        # Mid-period, the advance fee is due only if nothing was charged for the rest of the
+        # period yet: at the start, at the trial's end, or when the version changes here.
+        if not mid_period or changes or before is None or point == trial:
+            if not mid_period:
+                description = f"{after.plan_name} base fee"
+            elif before is None or (point == trial and not changes):
+                description = f"{after.plan_name} base fee (prorated)"
+            else:
+                description = f"Remaining time on {after.plan_name} after {_date(point, state)}"
+            lines.append(
+                _fee_line(
+                    kind=LineKind.BASE_FEE,
+                    description=description,
+                    version=after,
+                    state=state,
+                    window=(point, period_end),
+                    period=(period_start, period_end),
+                    sign=1,
+                    charged_at=point,
+                )
+            )
+    return lines
+
+
+def _eligible(redemption: RedemptionState, line: BillLine, point: datetime) -> bool:
+    if redemption.removed_at is not None and point >= redemption.removed_at:
+        return False
+    if point < redemption.redeemed_at:
+        return False
+    if line.kind == LineKind.BASE_FEE_CREDIT and (line.charged_at is None or line.charged_at < redemption.redeemed_at):
+        return False  # the charge this credit reverses was not discounted by this coupon
+    start = line.billing_period_start
+    if start < redemption.covers_from or (redemption.covers_until is not None and start >= redemption.covers_until):
+        return False
+    if redemption.applies_to == "base_fee":
+        return line.kind in (LineKind.BASE_FEE, LineKind.BASE_FEE_CREDIT)
+    if redemption.applies_to == "charges":
+        if line.kind not in (LineKind.USAGE, LineKind.CHARGE_MINIMUM):
+            return False
+        return not redemption.meter_codes or line.meter_code in redemption.meter_codes
+    return True
+
+
+def _discounts(
+    lines: list[BillLine],
+    redemptions: Sequence[RedemptionState],
+    coupon_used: Mapping[tuple[int, datetime], Decimal],
+    point: datetime,
+    currency: str,
+) -> list[BillLine]:
+    """Each line followed by its discount lines, redemptions in the order they were redeemed,
+    each applied to what the previous ones left of the line."""
+    used = dict(coupon_used)
+    out: list[BillLine] = []
+    for line in lines:
+        out.append(line)
+        index = len(out) - 1
+        net = line.amount
+        for redemption in redemptions:
+            if net == 0 or not _eligible(redemption, line, point):
+                continue
+            if redemption.discount_type == "percentage":
+                assert redemption.percent_off is not None
+                off = round_money(net * redemption.percent_off / 100, currency)
+            else:
+                assert redemption.amount_off is not None
+                if net < 0:
+                    continue  # a fixed coupon never adds to a credit
+                key = (redemption.id, line.billing_period_start)
+                available = max(redemption.amount_off - used.get(key, ZERO), ZERO)
+                off = min(available, net)
+                used[key] = used.get(key, ZERO) + off
+            if off == 0:
+                continue
+            net -= off
+            out.append(
+                BillLine(
+                    kind=LineKind.DISCOUNT,
+                    description=f"{redemption.coupon_name} ({redemption.coupon_code})",
+                    amount=-off,
+                    currency=currency,
+                    period_start=line.period_start,
+                    period_end=line.period_end,
+                    billing_period_start=line.billing_period_start,
+                    billing_period_end=line.billing_period_end,
+                    plan_version_id=line.plan_version_id,
+                    charge_id=line.charge_id,
+                    meter_code=line.meter_code,
+                    group=line.group,
+                    coupon_redemption_id=redemption.id,
+                    discounts_line=index,
+                    charged_at=point,
+                )
+            )
+    return out
+
+
+def bill_build(
+    state: SubscriptionState,
+    point: datetime,
+    *,
+    usage: Mapping[UsageRequest, UsageFigures],
+    redemptions: Sequence[RedemptionState] = (),
+    coupon_used: Mapping[tuple[int, datetime], Decimal] | None = None,
+) -> Bill:
+    """The lines due at bill point `point` (see the module docstring). `usage` must hold a figure
+    for every request of `bill_usage_requests(state, point)`; `coupon_used` maps (redemption id,
+    billing period start) to what that fixed-amount redemption already discounted in the period
+    on earlier bills."""
+    segment = _segment(state, point)
+    lines = _arrears_lines(state, segment, usage, point) + _advance_lines(state, segment, point)
+    lines = _discounts(lines, redemptions, coupon_used or {}, point, state.currency)
+    return Bill(
+        subscription_id=state.id,
+        point=point,
+        segment_start=segment.start,
+        currency=state.currency,
+        lines=tuple(lines),
+    )

@@ -1,0 +1,49 @@
+"""Reading what bills need: usage figures for many requests at once (through metering's bulk
+selectors: one statement per meter and kind of request, however many subscriptions), and the
+bill of one subscription at one bill point."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from billing import hooks
+from billing.bill import Bill, UsageFigures, UsageRequest, bill_build, bill_usage_requests
+from billing.schedule import SubscriptionState
+from billing.selectors.subscription_state import redemption_states
+from metering.models import Meter
+from metering.selectors.usage_bulk import UsageWindow, event_values_bulk, usage_bulk
+
+
+def usage_figures(requests: Iterable[UsageRequest]) -> dict[UsageRequest, UsageFigures]:
+    """Figures for every request; requests for one meter are answered together."""
+    by_kind: dict[tuple[int, bool, bool], set[UsageRequest]] = defaultdict(set)
+    for request in requests:
+        by_kind[(request.meter_id, request.grouped, request.values)].add(request)
+    meters = Meter.objects.in_bulk({meter_id for meter_id, _, _ in by_kind})
+    out: dict[UsageRequest, UsageFigures] = {}
+    for (meter_id, grouped, values), batch in by_kind.items():
+        meter = meters[meter_id]
+        windows = {r: UsageWindow(customer=r.customer, start=r.start, end=r.end) for r in batch}
+        figures = usage_bulk(meter=meter, windows=list(set(windows.values())), group_by=grouped)
+        events = (
+            event_values_bulk(meter=meter, windows=list(set(windows.values())), group_by=grouped) if values else None
+        )
+        for request, window in windows.items():
+            result = figures[window]
+            out[request] = UsageFigures(
+                value=result.value,
+                groups=result.groups if grouped else {},
+                event_values=None if events is None else events[window],
+            )
+    return out
+
+
+def bill_get(state: SubscriptionState, point: datetime) -> Bill:
+    """The bill of one subscription at one of its bill points, with the usage as stored now, the
+    organization's coupons and what fixed coupons already gave this period (billing.hooks)."""
+    usage = usage_figures(bill_usage_requests(state, point))
+    redemptions = redemption_states([state.organization_id]).get(state.organization_id, [])
+    coupon_used = hooks.coupon_used_provider(state, point) if redemptions else {}
+    return bill_build(state, point, usage=usage, redemptions=redemptions, coupon_used=coupon_used)

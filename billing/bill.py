@@ -21,7 +21,7 @@ followed by version v' (or by nothing, when the subscription ends at b):
   trial's end; a period end with nothing after it charges nothing in advance.
 - Proration is to the second of the whole period (Stripe's rule), each prorated line rounded on
   its own (billing.money.prorate). Usage lines are rounded half-up to the currency's minor unit.
-- Coupons, before tax, line by line (see `_discounts`): a redemption discounts the lines whose
+- Coupons, before tax, line by line (see `apply_discounts`): a redemption discounts the lines whose
   billing period starts inside what it covers. Percentage coupons take their share of each line,
   credit lines included (the credit for unused time is reduced by the share the original charge
   was discounted by, so a coupon never turns into a profit on a downgrade). A fixed coupon gives
@@ -56,6 +56,8 @@ class LineKind:
     CHARGE_MINIMUM = "charge_minimum"
     COMMITMENT = "commitment"
     DISCOUNT = "discount"
+    # Late usage of a period already invoiced, billed on a later invoice (invoicing.corrections)
+    CORRECTION = "correction"
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,22 @@ class BillLine:
     # When the fee a credit line gives back was charged (coupons discount a credit only if they
     # discounted the charge); the bill point itself for every other line.
     charged_at: datetime | None = None
+    corrects: int | None = None  # for a correction: the stored usage line it corrects, if any
+
+
+@dataclass(frozen=True)
+class BilledUsage:
+    """What earlier (finalized) invoices billed for one charge over one window and group: the
+    usage line and every correction of it since, summed."""
+
+    charge_id: int
+    plan_version_id: int
+    window: tuple[datetime, datetime]
+    billing_period: tuple[datetime, datetime]
+    group: str | None
+    quantity: Decimal
+    amount: Decimal
+    line_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -417,13 +435,13 @@ def _eligible(redemption: RedemptionState, line: BillLine, point: datetime) -> b
     if redemption.applies_to == "base_fee":
         return line.kind in (LineKind.BASE_FEE, LineKind.BASE_FEE_CREDIT)
     if redemption.applies_to == "charges":
-        if line.kind not in (LineKind.USAGE, LineKind.CHARGE_MINIMUM):
+        if line.kind not in (LineKind.USAGE, LineKind.CHARGE_MINIMUM, LineKind.CORRECTION):
             return False
         return not redemption.meter_codes or line.meter_code in redemption.meter_codes
     return True
 
 
-def _discounts(
+def apply_discounts(
     lines: list[BillLine],
     redemptions: Sequence[RedemptionState],
     coupon_used: Mapping[tuple[int, datetime], Decimal],
@@ -431,7 +449,8 @@ def _discounts(
     currency: str,
 ) -> list[BillLine]:
     """Each line followed by its discount lines, redemptions in the order they were redeemed,
-    each applied to what the previous ones left of the line."""
+    each applied to what the previous ones left of the line. Lines already followed by their
+    discounts must not be passed again (discount lines are not discounted)."""
     used = dict(coupon_used)
     out: list[BillLine] = []
     for line in lines:
@@ -477,6 +496,75 @@ def _discounts(
     return out
 
 
+def _charge_of(state: SubscriptionState, charge_id: int) -> ChargeState:
+    for phase in state.phases:
+        for charge in phase.version.charges:
+            if charge.id == charge_id:
+                return charge
+    raise ValueError(f"charge {charge_id} is not on subscription {state.id}'s versions")
+
+
+def correction_requests(state: SubscriptionState, billed: Sequence[BilledUsage]) -> list[UsageRequest]:
+    """The usage needed to re-price what earlier invoices billed (late events)."""
+    return sorted(
+        {_request(state, _charge_of(state, b.charge_id), b.window) for b in billed},
+        key=lambda r: (r.meter_id, r.start, r.end),
+    )
+
+
+def correction_lines(
+    state: SubscriptionState, billed: Sequence[BilledUsage], usage: Mapping[UsageRequest, UsageFigures], point: datetime
+) -> list[BillLine]:
+    """Late usage of windows already invoiced: for each charge, window and group, the price of the
+    usage the events now say minus what was billed for it (the usage line and its corrections),
+    as its own line. Usage that shrank (events are never removed, but a meter can be rebuilt)
+    gives a negative line. Charge minimums and commitments are not trued up again."""
+    by_window: dict[tuple[int, tuple[datetime, datetime]], list[BilledUsage]] = {}
+    for b in billed:
+        by_window.setdefault((b.charge_id, b.window), []).append(b)
+    lines: list[BillLine] = []
+    for (charge_id, window), items in sorted(by_window.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        charge = _charge_of(state, charge_id)
+        figures = usage[_request(state, charge, window)]
+        billed_by_group = {b.group: b for b in items}
+        now = {group: (quantity, values) for group, quantity, values in _charge_quantities(charge, figures)}
+        if not charge.group_property:
+            now = {None: now[None]}
+        for group in sorted(set(now) | set(billed_by_group), key=lambda g: (g is None, g or "")):
+            quantity, values = now.get(group, (ZERO, [] if charge.price.get("model") == "percentage" else None))
+            price = charge.price
+            if group is not None and charge.group_prices and group in charge.group_prices:
+                price = charge.group_prices[group]
+            result = price_charge(price, quantity, event_values=values if price.get("model") == "percentage" else None)
+            amount = round_money(result.amount, state.currency)
+            before = billed_by_group.get(group)
+            reference = before or items[0]
+            delta = amount - (before.amount if before else ZERO)
+            if delta == 0:
+                continue
+            label = charge.label if not charge.group_property else f"{charge.label} · {group or NO_GROUP}"
+            lines.append(
+                BillLine(
+                    kind=LineKind.CORRECTION,
+                    description=f"{label}: late usage, {_date(window[0], state)} to {_date(window[1], state)}",
+                    amount=delta,
+                    currency=state.currency,
+                    period_start=window[0],
+                    period_end=window[1],
+                    billing_period_start=reference.billing_period[0],
+                    billing_period_end=reference.billing_period[1],
+                    quantity=quantity - (before.quantity if before else ZERO),
+                    plan_version_id=reference.plan_version_id,
+                    charge_id=charge.id,
+                    meter_code=charge.meter_code,
+                    group=group if charge.group_property else None,
+                    charged_at=point,
+                    corrects=before.line_id if before else None,
+                )
+            )
+    return lines
+
+
 def bill_build(
     state: SubscriptionState,
     point: datetime,
@@ -484,14 +572,18 @@ def bill_build(
     usage: Mapping[UsageRequest, UsageFigures],
     redemptions: Sequence[RedemptionState] = (),
     coupon_used: Mapping[tuple[int, datetime], Decimal] | None = None,
+    billed: Sequence[BilledUsage] = (),
 ) -> Bill:
     """The lines due at bill point `point` (see the module docstring). `usage` must hold a figure
     for every request of `bill_usage_requests(state, point)`; `coupon_used` maps (redemption id,
     billing period start) to what that fixed-amount redemption already discounted in the period
-    on earlier bills."""
+    on earlier bills; `billed` is what finalized invoices billed for windows that may have had
+    late events (`correction_lines`; their usage must be in `usage`, see `correction_requests`)."""
     segment = _segment(state, point)
-    lines = _arrears_lines(state, segment, usage, point) + _advance_lines(state, segment, point)
-    lines = _discounts(lines, redemptions, coupon_used or {}, point, state.currency)
+    lines = _arrears_lines(state, segment, usage, point)
+    lines += correction_lines(state, billed, usage, point) if billed else []
+    lines += _advance_lines(state, segment, point)
+    lines = apply_discounts(lines, redemptions, coupon_used or {}, point, state.currency)
     return Bill(
         subscription_id=state.id,
         point=point,

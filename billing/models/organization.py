@@ -32,6 +32,8 @@ class Organization(models.Model):
     region = models.CharField(max_length=100, blank=True, help_text="State, province or county")
     postal_code = models.CharField(max_length=20, blank=True)
     tax_id = models.CharField(max_length=50, blank=True)
+    tax_exempt = models.BooleanField(default=False)
+    tax_exemption_reference = models.CharField(max_length=200, blank=True, help_text="Certificate or legal basis")
     status = models.CharField(max_length=16, choices=OrganizationStatus.choices, default=OrganizationStatus.ACTIVE)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -26,6 +26,8 @@ EDITABLE_FIELDS = (
     "region",
     "postal_code",
     "tax_id",
+    "tax_exempt",
+    "tax_exemption_reference",
     "metadata",
 )
 

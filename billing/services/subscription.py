@@ -333,11 +333,25 @@ def subscription_resume(*, actor, subscription: Subscription, at: datetime | Non
     return locked
 
 
-def subscription_bill_point_close(*, subscription: Subscription, point: datetime) -> Subscription:
+BILL_POINT_FIELDS = [
+    "billed_through",
+    "next_bill_at",
+    "plan_version",
+    "current_period_start",
+    "current_period_end",
+    "status",
+]
+
+
+def subscription_bill_point_advance(
+    *, subscription: Subscription, point: datetime, state: SubscriptionState | None = None
+) -> SubscriptionState:
     """Move a locked subscription past `point`, its next bill point, once that point's bill is
-    stored (invoicing calls this in the same transaction as it writes the invoice): the billed
-    watermark, the next bill point, the current version, period and status as of `point`."""
-    state = subscription_state_get(subscription)
+    stored (invoicing does this in the transaction that writes the invoice): the billed
+    watermark, the next bill point, the current version, period and status as of `point`. Sets
+    the fields (BILL_POINT_FIELDS) without saving, so a run can save many rows at once; returns
+    the snapshot as of after `point`."""
+    state = state or subscription_state_get(subscription)
     if next_bill_point(state, subscription.billed_through) != point:
         raise ValueError(f"{point.isoformat()} is not subscription {subscription.pk}'s next bill point.")
     state = state.with_changes(billed_through=point)
@@ -347,16 +361,13 @@ def subscription_bill_point_close(*, subscription: Subscription, point: datetime
     if state.continues_after(point):
         subscription.current_period_start, subscription.current_period_end = _current_period(state, point)
     subscription.status = _status_at(state, point, subscription.status)
-    subscription.save(
-        update_fields=[
-            "billed_through",
-            "next_bill_at",
-            "plan_version",
-            "current_period_start",
-            "current_period_end",
-            "status",
-        ]
-    )
+    return state
+
+
+def subscription_bill_point_close(*, subscription: Subscription, point: datetime) -> Subscription:
+    """`subscription_bill_point_advance` for one subscription, saved."""
+    subscription_bill_point_advance(subscription=subscription, point=point)
+    subscription.save(update_fields=BILL_POINT_FIELDS)
     return subscription
 
 

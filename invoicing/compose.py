@@ -1,0 +1,129 @@
+"""From a bill (billing.bill) to an invoice's content: tax per line and the totals. Pure: the
+billing run, the finalization and every preview compose through here, so what a preview shows is
+what the invoice holds.
+
+- Tax is computed per line by the tax provider (invoicing.tax), on the line net of its own
+  discount lines, rounded per line half-up; the line records rate, jurisdiction and reason, its
+  discount lines carry the same rate and no tax of their own.
+- With tax-exclusive prices (the default) a line's `amount` is net; with `prices_include_tax` it
+  is gross and the tax is taken out of it (net = gross - tax, so the gross is kept exactly).
+- subtotal = sum of nets, tax_total = sum of taxes, total = subtotal + tax_total; credits are
+  applied after tax, at finalization (invoicing.services.finalize).
+- A seller without an origin country has tax turned off: every line is untaxed. A customer the
+  rules cannot place (no country, an unknown province) leaves the invoice with a `tax_problem`:
+  it stays a draft until the customer's details are fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from billing.bill import Bill, BillLine, LineKind
+from billing.money import round_money
+from invoicing.tax import LineTax, TaxCustomer, TaxError, TaxLineInput, TaxProvider, TaxSettings
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class TaxContext:
+    provider: TaxProvider
+    settings: TaxSettings | None  # None: the seller has not configured tax
+    customer: TaxCustomer
+
+
+@dataclass(frozen=True)
+class DraftLine:
+    line: BillLine
+    net_amount: Decimal
+    tax_amount: Decimal
+    tax_rate: Decimal | None
+    tax_jurisdiction: str
+    tax_reason: str
+    taxes: tuple[LineTax, ...]
+
+
+@dataclass(frozen=True)
+class InvoiceDraft:
+    subscription_id: int
+    point: datetime
+    currency: str
+    lines: tuple[DraftLine, ...]
+    subtotal: Decimal
+    tax_total: Decimal
+    total: Decimal
+    period_start: datetime | None
+    period_end: datetime | None
+    tax_problem: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.lines
+
+
+def _untaxed(line: BillLine, net: Decimal, reason: str = "") -> DraftLine:
+    return DraftLine(line, net, ZERO, None, "", reason, ())
+
+
+def invoice_compose(bill: Bill, *, tax: TaxContext) -> InvoiceDraft:
+    lines = bill.lines
+    currency = bill.currency
+    # each line's net before tax: its own amount and those of its discount lines
+    nets: dict[int, Decimal] = {}
+    for index, line in enumerate(lines):
+        if line.kind == LineKind.DISCOUNT:
+            assert line.discounts_line is not None
+            nets[line.discounts_line] += line.amount
+        else:
+            nets[index] = line.amount
+    problem = ""
+    results = {}
+    if tax.settings is not None and nets:
+        inputs = [TaxLineInput(key=str(i), amount=round_money(a, currency), currency=currency) for i, a in nets.items()]
+        try:
+            results = {
+                int(r.key): r
+                for r in tax.provider.tax_lines(
+                    settings=tax.settings, customer=tax.customer, lines=inputs, at=bill.point
+                )
+            }
+        except TaxError as exc:
+            problem = f"{exc.code}: {exc.message}"
+    drafted: list[DraftLine] = []
+    for index, line in enumerate(lines):
+        if line.kind == LineKind.DISCOUNT:
+            parent = results.get(line.discounts_line)  # type: ignore[arg-type]
+            rate = sum((t.rate for t in parent.taxes), ZERO) if parent else None
+            drafted.append(DraftLine(line, ZERO, ZERO, rate, parent.taxes[0].jurisdiction if parent else "", "", ()))
+            continue
+        result = results.get(index)
+        if result is None:
+            drafted.append(_untaxed(line, nets[index]))
+            continue
+        drafted.append(
+            DraftLine(
+                line=line,
+                net_amount=result.net_amount,
+                tax_amount=result.tax_amount,
+                tax_rate=sum((t.rate for t in result.taxes), ZERO),
+                tax_jurisdiction=" + ".join(t.jurisdiction for t in result.taxes),
+                tax_reason=" ".join(dict.fromkeys(t.reason for t in result.taxes if t.reason)),
+                taxes=result.taxes,
+            )
+        )
+    subtotal = sum((d.net_amount for d in drafted), ZERO)
+    tax_total = sum((d.tax_amount for d in drafted), ZERO)
+    return InvoiceDraft(
+        subscription_id=bill.subscription_id,
+        point=bill.point,
+        currency=currency,
+        lines=tuple(drafted),
+        subtotal=round_money(subtotal, currency),
+        tax_total=round_money(tax_total, currency),
+        total=round_money(subtotal + tax_total, currency),
+        period_start=min((line.period_start for line in lines), default=None),
+        period_end=max((line.period_end for line in lines), default=None),
+        tax_problem=problem,
+    )

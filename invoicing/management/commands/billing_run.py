@@ -1,0 +1,58 @@
+"""`manage.py billing_run --tenant <slug> [--at <instant>] [--dry-run]`: the billing run of one
+tenant, the same service beat calls, with a progress bar on a terminal."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+from django.core.management.base import BaseCommand, CommandError
+from django_tenants.utils import tenant_context
+
+from invoicing.services.billing_run import billing_run
+from tenants.models import Tenant
+
+
+class Command(BaseCommand):
+    help = "Invoice every due bill point of a tenant's subscriptions and finalize drafts past their grace period."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tenant", required=True, help="the tenant's slug")
+        parser.add_argument("--at", help="bill as of this instant (RFC 3339 with an offset), e.g. to travel in time")
+        parser.add_argument("--dry-run", action="store_true", help="compute the invoices, write nothing")
+
+    def handle(self, *args, **options):
+        tenant = Tenant.objects.filter(slug=options["tenant"]).first()
+        if tenant is None:
+            raise CommandError(f"No tenant {options['tenant']!r}.")
+        at = None
+        if options["at"]:
+            try:
+                at = datetime.fromisoformat(options["at"])
+            except ValueError:
+                at = None
+            if at is None or at.tzinfo is None:
+                raise CommandError("--at must be RFC 3339 with an offset, e.g. 2027-02-01T00:00:00Z.")
+        show = sys.stderr.isatty()
+
+        def progress(done: int, total: int) -> None:
+            if show:
+                width = 40
+                filled = width * done // max(total, 1)
+                sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} subscriptions")
+                sys.stderr.flush()
+
+        with tenant_context(tenant):
+            result = billing_run(at=at, dry_run=options["dry_run"], progress=progress)
+        if show:
+            sys.stderr.write("\n")
+        verb = "would create" if result.dry_run else "created"
+        self.stdout.write(
+            f"{tenant.slug}: {result.subscriptions} subscriptions, {result.bill_points} bill points, "
+            f"{verb} {len(result.drafts) if result.dry_run else result.invoices_created} invoices, "
+            f"finalized {result.finalized}, held {result.held}"
+        )
+        for draft in result.drafts:
+            self.stdout.write(
+                f"  subscription {draft.subscription_id} at {draft.point.isoformat()}: {draft.total} {draft.currency}"
+            )

@@ -1,0 +1,20 @@
+from invoicing.models.invoice import (
+    FINAL_STATUSES,
+    CreditNote,
+    CreditNoteLine,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+)
+from invoicing.models.settings import InvoicingSettings, NumberSequence
+
+__all__ = [
+    "FINAL_STATUSES",
+    "CreditNote",
+    "CreditNoteLine",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceStatus",
+    "InvoicingSettings",
+    "NumberSequence",
+]

@@ -1,0 +1,32 @@
+"""The upcoming invoice of an organization: what its subscriptions' next bill points would bill
+with the usage as it stands now. It goes through the billing run's own composition
+(invoicing.services.billing_run.compose_due) and writes nothing."""
+
+from __future__ import annotations
+
+from billing.models import LIVE_STATUSES, Organization, Subscription
+from billing.schedule import next_bill_point
+from billing.selectors.subscription_state import subscription_states
+from invoicing.compose import InvoiceDraft
+from invoicing.selectors.settings import invoicing_settings_get
+from invoicing.services.billing_run import compose_due
+
+
+def invoice_preview_get(*, organization: Organization) -> list[InvoiceDraft]:
+    """One draft per live subscription of the organization, for its next bill point."""
+    subscriptions = list(
+        Subscription.objects.filter(organization=organization, status__in=LIVE_STATUSES)
+        .select_related("organization", "plan_version__plan")
+        .order_by("id")
+    )
+    states = subscription_states(subscriptions)
+    points = {}
+    for sub in subscriptions:
+        point = next_bill_point(states[sub.pk], sub.billed_through)
+        if point is not None:
+            points[sub.pk] = point
+    subscriptions = [s for s in subscriptions if s.pk in points]
+    if not subscriptions:
+        return []
+    dues = compose_due(subscriptions, at=max(points.values()), settings=invoicing_settings_get(), points=points)
+    return [due.draft for due in dues]

@@ -1,0 +1,58 @@
+"""The tenant's invoicing settings and what they mean for tax."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.db import connection
+
+from billing.models import Organization
+from invoicing.compose import TaxContext
+from invoicing.models import InvoicingSettings
+from invoicing.tax import RulesTaxProvider, TaxCustomer, TaxSettings
+
+DEFAULT_EVENT_WINDOW_DAYS = 35
+
+
+@cache
+def tax_provider() -> RulesTaxProvider:
+    """One provider per process: it parses the rate table once."""
+    return RulesTaxProvider()
+
+
+def invoicing_settings_get() -> InvoicingSettings:
+    settings, _ = InvoicingSettings.objects.get_or_create(pk=1)
+    return settings
+
+
+def tax_settings_from(settings: InvoicingSettings) -> TaxSettings | None:
+    if not settings.seller_country:
+        return None  # tax is off until the seller says where it is established
+    return TaxSettings(
+        origin_country=settings.seller_country,
+        registrations=frozenset(settings.tax_registrations),
+        prices_include_tax=settings.prices_include_tax,
+        us_taxability={state: bool(v) for state, v in settings.us_taxability.items()},
+    )
+
+
+def tax_customer_from(organization: Organization) -> TaxCustomer:
+    # Organizations are the seller's B2B customers; a missing or malformed tax id still makes the
+    # rules tax them as consumers where that matters (EU cross-border).
+    return TaxCustomer(
+        country=organization.country or None,
+        region=organization.region or None,
+        tax_id=organization.tax_id or None,
+        is_business=True,
+        exempt=organization.tax_exempt,
+        exemption_reference=organization.tax_exemption_reference,
+    )
+
+
+def tax_context_for(organization: Organization, *, tax_settings: TaxSettings | None) -> TaxContext:
+    return TaxContext(provider=tax_provider(), settings=tax_settings, customer=tax_customer_from(organization))
+
+
+def event_window_days() -> int:
+    """How late usage events may arrive for the current tenant (Tenant.event_window_days)."""
+    return getattr(connection.tenant, "event_window_days", DEFAULT_EVENT_WINDOW_DAYS) or DEFAULT_EVENT_WINDOW_DAYS

@@ -1,0 +1,306 @@
+"""The billing run: turn every due bill point into a draft invoice, then finalize the drafts whose
+grace period is over. Called hourly per tenant by Celery beat (invoicing.tasks.billing_run) and by
+`manage.py billing_run` with the same arguments.
+
+Crash safety and idempotency
+- Subscriptions are taken in chunks, each chunk in one transaction that locks its subscriptions
+  (rows another run holds are skipped, it bills them), writes their invoices and lines, and moves
+  each subscription's watermark (`billed_through`, `next_bill_at`) past the point it billed. A
+  crash anywhere rolls the chunk back whole; the next run starts from the stored watermarks, so
+  it makes exactly the invoices an uninterrupted run would have.
+- The database holds the invariant: one invoice per (subscription, bill point). A bill with no
+  lines makes no invoice; its point is passed all the same.
+- Usage is read in bulk: one statement per meter and kind of request for the whole chunk
+  (billing.selectors.bill.usage_figures), never one per charge per invoice.
+
+Late events: a draft waits `grace_hours` after its bill point and is recomputed when finalized,
+so events arriving meanwhile count. Events for windows of finalized invoices are billed on the
+next invoice as correction lines (billing.bill.correction_lines), never by editing the old one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.bill import LineKind, bill_build, bill_usage_requests, correction_requests
+from billing.models import Subscription
+from billing.schedule import SubscriptionState, next_bill_point
+from billing.selectors.bill import usage_figures
+from billing.selectors.subscription_state import redemption_states, subscription_states
+from billing.services.subscription import BILL_POINT_FIELDS, subscription_bill_point_advance
+from invoicing.compose import InvoiceDraft, invoice_compose
+from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
+from invoicing.selectors.billed import billed_usage_get, coupon_used_get
+from invoicing.selectors.settings import event_window_days, invoicing_settings_get, tax_context_for, tax_settings_from
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 500
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Due:
+    subscription: Subscription
+    point: datetime
+    draft: InvoiceDraft
+    state: SubscriptionState  # the snapshot the draft was composed from (before the point)
+
+
+@dataclass
+class RunResult:
+    at: datetime
+    dry_run: bool
+    subscriptions: int = 0
+    bill_points: int = 0
+    invoices_created: int = 0
+    finalized: int = 0
+    held: int = 0  # drafts that cannot be finalized (a tax problem) and stay drafts
+    drafts: list[InvoiceDraft] = field(default_factory=list)  # what a dry run would create
+
+
+def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _fixed_discounts(draft: InvoiceDraft) -> dict[tuple[int, datetime], Decimal]:
+    out: dict[tuple[int, datetime], Decimal] = defaultdict(Decimal)
+    for d in draft.lines:
+        if d.line.kind == LineKind.DISCOUNT and d.line.coupon_redemption_id is not None:
+            out[(d.line.coupon_redemption_id, d.line.billing_period_start)] -= d.line.amount
+    return out
+
+
+def compose_due(
+    subscriptions: Sequence[Subscription],
+    *,
+    at: datetime,
+    settings: InvoicingSettings,
+    points: dict[int, datetime] | None = None,
+    exclude_invoice_ids: Iterable[int] = (),
+    rounds: int | None = None,
+) -> list[Due]:
+    """The drafts of every bill point due by `at` for these subscriptions (with their
+    organization loaded), in order: each subscription's points one after another, as if each
+    had been billed in turn (its snapshot moves past each point in memory; nothing is written).
+    `points` pins the one bill point to compose per subscription (a draft being re-made)."""
+    if not subscriptions:
+        return []
+    tax_settings = tax_settings_from(settings)
+    states = subscription_states(subscriptions)
+    by_id = {s.pk: s for s in subscriptions}
+    redemptions = redemption_states({s.organization_id for s in subscriptions})
+    used = coupon_used_get(subscription_ids=list(by_id), exclude_invoice_ids=exclude_invoice_ids)
+    window = timedelta(days=event_window_days())
+    starts = points.values() if points else [s.next_bill_at or at for s in subscriptions]
+    billed = billed_usage_get(subscription_ids=list(by_id), since=min(starts) - window)
+    out: list[Due] = []
+    current = {sid: states[sid] for sid in by_id}
+    done_rounds = 0
+    while current and (rounds is None or done_rounds < rounds):
+        due: dict[int, datetime] = {}
+        for sid, state in current.items():
+            point = points[sid] if points else next_bill_point(state, state.billed_through)
+            if point is not None and point <= at:
+                due[sid] = point
+        if not due:
+            break
+        requests = []
+        billed_now = {}
+        for sid, point in due.items():
+            state = current[sid]
+            billed_now[sid] = [b for b in billed.get(sid, ()) if b.window[1] > point - window and b.window[1] <= point]
+            requests += bill_usage_requests(state, point) + correction_requests(state, billed_now[sid])
+        usage = usage_figures(requests)
+        for sid, point in due.items():
+            state = current[sid]
+            subscription = by_id[sid]
+            bill = bill_build(
+                state,
+                point,
+                usage=usage,
+                redemptions=redemptions.get(subscription.organization_id, []),
+                coupon_used=used.get(sid, {}),
+                billed=billed_now[sid],
+            )
+            draft = invoice_compose(bill, tax=tax_context_for(subscription.organization, tax_settings=tax_settings))
+            out.append(Due(subscription, point, draft, state))
+            for key, amount in _fixed_discounts(draft).items():
+                used.setdefault(sid, {})[key] = used.get(sid, {}).get(key, Decimal(0)) + amount
+            current[sid] = state.with_changes(billed_through=point)
+        if points:
+            break
+        done_rounds += 1
+    return out
+
+
+def _line_rows(invoice: Invoice, draft: InvoiceDraft) -> list[InvoiceLine]:
+    rows = []
+    for position, d in enumerate(draft.lines):
+        line = d.line
+        rows.append(
+            InvoiceLine(
+                invoice=invoice,
+                position=position,
+                kind=line.kind,
+                description=line.description[:300],
+                currency=line.currency,
+                quantity=line.quantity,
+                unit_amount=line.unit_amount,
+                amount=line.amount,
+                net_amount=d.net_amount,
+                tax_amount=d.tax_amount,
+                tax_rate=d.tax_rate,
+                tax_jurisdiction=d.tax_jurisdiction[:20],
+                tax_reason=d.tax_reason,
+                taxes=[
+                    {
+                        "name": t.name,
+                        "jurisdiction": t.jurisdiction,
+                        "rate": format(t.rate, "f"),
+                        "taxable_amount": format(t.taxable_amount, "f"),
+                        "amount": format(t.amount, "f"),
+                        "reason": t.reason,
+                    }
+                    for t in d.taxes
+                ],
+                period_start=line.period_start,
+                period_end=line.period_end,
+                billing_period_start=line.billing_period_start,
+                billing_period_end=line.billing_period_end,
+                plan_version_id=line.plan_version_id,
+                charge_id=line.charge_id,
+                meter_code=line.meter_code or "",
+                group=line.group,
+                breakdown=[
+                    {
+                        "label": b.label,
+                        "tier": b.tier,
+                        "quantity": format(b.quantity, "f"),
+                        "unit_amount": format(b.unit_amount, "f"),
+                        "flat_amount": format(b.flat_amount, "f"),
+                        "amount": format(b.amount, "f"),
+                    }
+                    for b in line.breakdown
+                ],
+                proration=None if line.proration is None else {"seconds": line.proration[0], "of": line.proration[1]},
+                coupon_redemption_id=line.coupon_redemption_id,
+                corrects_id=line.corrects,
+            )
+        )
+    return rows
+
+
+def invoice_lines_write(pairs: Sequence[tuple[Invoice, InvoiceDraft]]) -> list[InvoiceLine]:
+    """The drafts' lines for saved invoices, in one insert, each discount line then linked to the
+    line it reduces."""
+    rows = [row for invoice, draft in pairs for row in _line_rows(invoice, draft)]
+    saved = InvoiceLine.objects.bulk_create(rows)
+    by_invoice: dict[int, list[InvoiceLine]] = defaultdict(list)
+    for row in saved:
+        by_invoice[row.invoice_id].append(row)
+    linked = []
+    for row, d in zip(saved, [d for _, draft in pairs for d in draft.lines], strict=True):
+        if d.line.discounts_line is not None:
+            row.discounts_id = by_invoice[row.invoice_id][d.line.discounts_line].pk
+            linked.append(row)
+    if linked:
+        InvoiceLine.objects.bulk_update(linked, ["discounts"])
+    return saved
+
+
+def draft_totals(invoice: Invoice, draft: InvoiceDraft) -> None:
+    invoice.currency = draft.currency
+    invoice.period_start, invoice.period_end = draft.period_start, draft.period_end
+    invoice.subtotal, invoice.tax_total, invoice.total = draft.subtotal, draft.tax_total, draft.total
+    invoice.amount_due = draft.total
+    invoice.tax_problem = draft.tax_problem
+
+
+def _bill_chunk(ids: Sequence[int], *, at: datetime, settings: InvoicingSettings, result: RunResult) -> None:
+    with transaction.atomic():
+        subscriptions = list(
+            Subscription.objects.select_for_update(of=("self",), skip_locked=True)
+            .filter(pk__in=ids, next_bill_at__lte=at)
+            .select_related("organization", "plan_version__plan")
+            .order_by("id")
+        )
+        dues = compose_due(subscriptions, at=at, settings=settings)
+        grace = timedelta(hours=settings.grace_hours)
+        invoices: list[tuple[Invoice, InvoiceDraft]] = []
+        for due in dues:
+            result.bill_points += 1
+            if due.draft.empty:
+                continue
+            invoice = Invoice(
+                organization_id=due.subscription.organization_id,
+                subscription=due.subscription,
+                bill_point=due.point,
+                status=InvoiceStatus.DRAFT,
+                grace_until=due.point + grace,
+            )
+            draft_totals(invoice, due.draft)
+            invoices.append((invoice, due.draft))
+        Invoice.objects.bulk_create([invoice for invoice, _ in invoices])
+        invoice_lines_write(invoices)
+        for due in dues:  # in order: a subscription's points one after another
+            subscription_bill_point_advance(subscription=due.subscription, point=due.point, state=due.state)
+        if subscriptions:
+            Subscription.objects.bulk_update(subscriptions, BILL_POINT_FIELDS)
+        result.invoices_created += len(invoices)
+        result.subscriptions += len(subscriptions)
+
+
+def billing_run(
+    *, at: datetime | None = None, dry_run: bool = False, progress: Progress | None = None, chunk_size: int = CHUNK_SIZE
+) -> RunResult:
+    """Bill every bill point due by `at` (now by default) in the current tenant, then finalize the
+    drafts whose grace period ended by `at`. With `dry_run`, compute the drafts it would make and
+    write nothing."""
+    from invoicing.services.finalize import invoices_finalize_due
+
+    at = at or timezone.now()
+    settings = invoicing_settings_get()
+    result = RunResult(at=at, dry_run=dry_run)
+    ids = list(Subscription.objects.filter(next_bill_at__lte=at).order_by("id").values_list("id", flat=True))
+    done = 0
+    for chunk in _chunks(ids, chunk_size):
+        if dry_run:
+            subscriptions = list(
+                Subscription.objects.filter(pk__in=chunk).select_related("organization", "plan_version__plan")
+            )
+            for due in compose_due(subscriptions, at=at, settings=settings):
+                result.bill_points += 1
+                if not due.draft.empty:
+                    result.drafts.append(due.draft)
+            result.subscriptions += len(subscriptions)
+        else:
+            _bill_chunk(chunk, at=at, settings=settings, result=result)
+        done += len(chunk)
+        if progress:
+            progress(done, len(ids))
+    if not dry_run:
+        finalized = invoices_finalize_due(at=at, settings=settings, chunk_size=chunk_size)
+        result.finalized, result.held = finalized.finalized, finalized.held
+    logger.info(
+        "billing run",
+        extra={
+            "at": at.isoformat(),
+            "dry_run": dry_run,
+            "subscriptions": result.subscriptions,
+            "bill_points": result.bill_points,
+            "invoices_created": result.invoices_created,
+            "finalized": result.finalized,
+            "held": result.held,
+        },
+    )
+    return result

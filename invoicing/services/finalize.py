@@ -1,0 +1,267 @@
+"""Finalizing drafts: re-made with the usage as it stands when their grace period ends (late
+events count), numbered gap-free, the seller's and customer's details snapshotted, credit applied
+after tax, then immutable. A draft whose customer the tax rules cannot place stays a draft with
+its `tax_problem` (and so do the later drafts of its subscription: drafts finalize in order).
+
+Per tenant, numbers come from one sequence row per prefix, locked in the transaction that
+finalizes: a rollback gives the numbers back, so there is never a gap."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billing.models import GRANT_KINDS, CreditEntry, CreditKind, Organization
+from billing.services.credit import credit_apply, credit_grant
+from invoicing.compose import InvoiceDraft
+from invoicing.models import Invoice, InvoiceStatus, InvoicingSettings, NumberSequence
+from invoicing.selectors.settings import invoicing_settings_get
+from invoicing.services.billing_run import _chunks, _line_rows, compose_due, draft_totals, invoice_lines_write
+from tenants.errors import DomainError
+
+ZERO = Decimal(0)
+_COMPARED = (
+    "kind",
+    "description",
+    "quantity",
+    "unit_amount",
+    "amount",
+    "net_amount",
+    "tax_amount",
+    "tax_rate",
+    "tax_jurisdiction",
+    "tax_reason",
+    "taxes",
+    "period_start",
+    "period_end",
+    "billing_period_start",
+    "billing_period_end",
+    "plan_version_id",
+    "charge_id",
+    "meter_code",
+    "group",
+    "breakdown",
+    "proration",
+    "coupon_redemption_id",
+    "corrects_id",
+)
+
+
+@dataclass
+class FinalizeResult:
+    finalized: int = 0
+    held: int = 0
+
+
+def numbers_take(prefix: str, count: int) -> list[str]:
+    """`count` consecutive numbers for `prefix`, inside the caller's transaction."""
+    sequence, _ = NumberSequence.objects.get_or_create(prefix=prefix)
+    sequence = NumberSequence.objects.select_for_update().get(pk=sequence.pk)
+    first = sequence.last_value + 1
+    sequence.last_value += count
+    sequence.save(update_fields=["last_value"])
+    return [f"{prefix}{n:06d}" for n in range(first, first + count)]
+
+
+def seller_snapshot(settings: InvoicingSettings) -> dict:
+    tenant = connection.tenant
+    return {
+        "name": settings.seller_name or getattr(tenant, "legal_name", "") or getattr(tenant, "name", ""),
+        "address": settings.seller_address,
+        "country": settings.seller_country,
+        "region": settings.seller_region,
+        "tax_id": settings.seller_tax_id,
+        "email": getattr(tenant, "support_email", ""),
+        "legal_text": getattr(tenant, "legal_text", ""),
+        "primary_color": getattr(tenant, "brand_primary_color", "#1f4b99"),
+        "accent_color": getattr(tenant, "brand_accent_color", "#f2a900"),
+        "logo": tenant.brand_logo.name if getattr(tenant, "brand_logo", None) else "",
+        "prices_include_tax": settings.prices_include_tax,
+    }
+
+
+def customer_snapshot(organization: Organization) -> dict:
+    fields = ("external_id", "name", "billing_email", "address_line1", "address_line2", "city", "region")
+    fields += ("postal_code", "country", "tax_id", "tax_exempt", "tax_exemption_reference")
+    return {name: getattr(organization, name) for name in fields}
+
+
+def _same_lines(invoice: Invoice, draft: InvoiceDraft) -> bool:
+    stored = list(invoice.lines.order_by("position"))
+    fresh = _line_rows(invoice, draft)
+    if len(stored) != len(fresh):
+        return False
+    positions = {row.pk: row.position for row in stored}
+    for old, new, d in zip(stored, fresh, draft.lines, strict=True):
+        if any(getattr(old, f) != getattr(new, f) for f in _COMPARED):
+            return False
+        if (positions.get(old.discounts_id) if old.discounts_id else None) != d.line.discounts_line:
+            return False
+    return True
+
+
+def _credit(invoices: Sequence[Invoice], *, at: datetime) -> None:
+    """Apply credit after tax (soonest-expiring first); a negative total becomes credit."""
+    with_credit = set(
+        CreditEntry.objects.filter(
+            organization_id__in={i.organization_id for i in invoices}, kind__in=GRANT_KINDS
+        ).values_list("organization_id", flat=True)
+    )
+    for invoice in invoices:
+        if invoice.total < 0:
+            credit_grant(
+                actor=None,
+                organization=invoice.organization,
+                amount=-invoice.total,
+                currency=invoice.currency,
+                kind=CreditKind.PRORATION,
+                description=f"Credit from invoice {invoice.number}",
+                reference=invoice.number or "",
+                at=at,
+            )
+            invoice.amount_due = ZERO
+        elif invoice.total > 0 and invoice.organization_id in with_credit:
+            applied = credit_apply(
+                organization=invoice.organization,
+                amount=invoice.total,
+                currency=invoice.currency,
+                at=at,
+                reference=invoice.number or "",
+            )
+            invoice.credits_applied = applied.applied
+            invoice.amount_due = invoice.total - applied.applied
+        else:
+            invoice.amount_due = invoice.total
+
+
+def _deliver_on_commit(invoice_ids: list[int]) -> None:
+    if not invoice_ids:
+        return
+    schema = connection.schema_name
+
+    def send() -> None:
+        from invoicing.tasks import invoice_deliver
+
+        for invoice_id in invoice_ids:
+            invoice_deliver.apply_async(args=[invoice_id], headers={"_schema_name": schema})
+
+    transaction.on_commit(send)
+
+
+def _finalize_chunk(
+    subscription_ids: Sequence[int], *, at: datetime, settings: InvoicingSettings, result: FinalizeResult
+):
+    with transaction.atomic():
+        drafts = list(
+            Invoice.objects.select_for_update(of=("self",), skip_locked=True)
+            .filter(subscription_id__in=subscription_ids, status=InvoiceStatus.DRAFT, grace_until__lte=at)
+            .select_related("organization", "subscription__organization", "subscription__plan_version__plan")
+            .order_by("subscription_id", "bill_point")
+        )
+        queue: dict[int, list[Invoice]] = defaultdict(list)
+        for invoice in drafts:
+            queue[invoice.subscription_id].append(invoice)
+        seller = seller_snapshot(settings)
+        delivered: list[int] = []
+        while queue:
+            batch = [invoices.pop(0) for invoices in queue.values()]
+            queue = {sid: rest for sid, rest in queue.items() if rest}
+            dues = compose_due(
+                [invoice.subscription for invoice in batch],
+                at=max(invoice.bill_point for invoice in batch),
+                settings=settings,
+                points={invoice.subscription_id: invoice.bill_point for invoice in batch},
+                exclude_invoice_ids=[invoice.pk for invoice in batch],
+            )
+            by_subscription = {due.subscription.pk: due for due in dues}
+            ready: list[Invoice] = []
+            for invoice in batch:
+                draft = by_subscription[invoice.subscription_id].draft
+                if not _same_lines(invoice, draft):
+                    invoice.lines.all().delete()
+                    invoice_lines_write([(invoice, draft)])
+                draft_totals(invoice, draft)
+                if draft.tax_problem:
+                    result.held += 1
+                    queue.pop(invoice.subscription_id, None)  # its later drafts wait for this one
+                    invoice.save(update_fields=["tax_problem", "subtotal", "tax_total", "total", "amount_due"])
+                    continue
+                ready.append(invoice)
+            for invoice, number in zip(ready, numbers_take(settings.number_prefix, len(ready)), strict=True):
+                invoice.number = number
+                invoice.status = InvoiceStatus.OPEN
+                invoice.issued_at = at
+                invoice.due_at = at + timedelta(days=settings.payment_terms_days)
+                invoice.seller = seller
+                invoice.customer = customer_snapshot(invoice.organization)
+            _credit(ready, at=at)
+            for invoice in ready:
+                if invoice.amount_due == 0:
+                    invoice.status, invoice.paid_at = InvoiceStatus.PAID, at
+            Invoice.objects.bulk_update(
+                ready,
+                [
+                    "number",
+                    "status",
+                    "issued_at",
+                    "due_at",
+                    "paid_at",
+                    "seller",
+                    "customer",
+                    "currency",
+                    "period_start",
+                    "period_end",
+                    "subtotal",
+                    "tax_total",
+                    "total",
+                    "credits_applied",
+                    "amount_due",
+                    "tax_problem",
+                    "updated_at",
+                ],
+            )
+            result.finalized += len(ready)
+            delivered += [invoice.pk for invoice in ready]
+        _deliver_on_commit(delivered)
+
+
+def invoices_finalize_due(
+    *, at: datetime | None = None, settings: InvoicingSettings | None = None, chunk_size: int = 500
+) -> FinalizeResult:
+    """Finalize every draft whose grace period ended by `at`, a subscription's drafts in order."""
+    at = at or timezone.now()
+    settings = settings or invoicing_settings_get()
+    result = FinalizeResult()
+    subscription_ids = list(
+        Invoice.objects.filter(status=InvoiceStatus.DRAFT, grace_until__lte=at, subscription__isnull=False)
+        .order_by("subscription_id")
+        .values_list("subscription_id", flat=True)
+        .distinct()
+    )
+    for chunk in _chunks(subscription_ids, chunk_size):
+        _finalize_chunk(chunk, at=at, settings=settings, result=result)
+    return result
+
+
+def invoice_finalize(*, invoice: Invoice, at: datetime | None = None) -> Invoice:
+    """Finalize one draft now, before its grace period ends (staff or API). Its subscription's
+    earlier drafts are finalized first."""
+    at = at or timezone.now()
+    settings = invoicing_settings_get()
+    if invoice.status != InvoiceStatus.DRAFT:
+        raise DomainError(f"Invoice {invoice} is already finalized.", code="invoice_not_draft")
+    with transaction.atomic():
+        Invoice.objects.filter(
+            subscription_id=invoice.subscription_id, status=InvoiceStatus.DRAFT, bill_point__lte=invoice.bill_point
+        ).update(grace_until=at)
+        _finalize_chunk([invoice.subscription_id], at=at, settings=settings, result=FinalizeResult())
+    invoice.refresh_from_db()
+    if invoice.status == InvoiceStatus.DRAFT:
+        raise DomainError(f"The invoice cannot be finalized: {invoice.tax_problem}", code="tax_problem")
+    return invoice

@@ -1,0 +1,184 @@
+"""What happens to a finalized invoice: void, uncollectible, paid (by hand: a wire or a check;
+gateways come through payments), and credit notes. Each locks the invoice, checks its stored
+state, writes an audit entry and never edits its lines or totals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts.audit import audit_actor, audit_event
+from billing.models import CreditKind
+from billing.money import round_money
+from billing.services.credit import credit_grant
+from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceStatus
+from invoicing.selectors.settings import invoicing_settings_get
+from invoicing.services.finalize import numbers_take
+from tenants.errors import DomainError
+
+ZERO = Decimal(0)
+
+
+def invoice_lock(invoice_id: int) -> Invoice:
+    """Invoices are locked before their organization (billing.locks), never after it."""
+    return Invoice.objects.select_for_update(of=("self",)).select_related("organization").get(pk=invoice_id)
+
+
+def _credit_returned(invoice: Invoice, *, at: datetime, why: str) -> None:
+    """Credit the balance gave to this invoice goes back to the balance, as a new grant."""
+    if invoice.credits_applied > 0:
+        credit_grant(
+            actor=None,
+            organization=invoice.organization,
+            amount=round_money(invoice.credits_applied, invoice.currency),
+            currency=invoice.currency,
+            kind=CreditKind.CREDIT_NOTE,
+            description=f"Credit returned: invoice {invoice.number} {why}",
+            reference=invoice.number or "",
+            at=at,
+        )
+
+
+def invoice_void(*, actor, invoice: Invoice, at: datetime | None = None) -> Invoice:
+    """Void a finalized, unpaid invoice: it is no longer owed (its number stays used). Credit
+    applied to it returns to the balance. A paid invoice is corrected by a credit note instead."""
+    at = at or timezone.now()
+    with audit_actor(actor), transaction.atomic():
+        locked = invoice_lock(invoice.pk)
+        if locked.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
+            raise DomainError(
+                f"Only an open or uncollectible invoice can be voided; {locked} is {locked.status}.",
+                code="invoice_not_voidable",
+            )
+        if locked.amount_paid > 0:
+            raise DomainError("A partly paid invoice is corrected with a credit note.", code="invoice_partly_paid")
+        _credit_returned(locked, at=at, why="voided")
+        locked.status, locked.voided_at, locked.amount_due = InvoiceStatus.VOID, at, ZERO
+        locked.save(update_fields=["status", "voided_at", "amount_due", "updated_at"])
+    return locked
+
+
+def invoice_mark_uncollectible(*, actor, invoice: Invoice, at: datetime | None = None) -> Invoice:
+    with audit_actor(actor), transaction.atomic():
+        locked = invoice_lock(invoice.pk)
+        if locked.status != InvoiceStatus.OPEN:
+            raise DomainError(
+                f"Only an open invoice can be marked uncollectible; {locked} is {locked.status}.",
+                code="invoice_not_open",
+            )
+        locked.status = InvoiceStatus.UNCOLLECTIBLE
+        locked.save(update_fields=["status", "updated_at"])
+    return locked
+
+
+def invoice_mark_paid(*, actor, invoice: Invoice, reference: str = "", at: datetime | None = None) -> Invoice:
+    """Record that the amount due arrived outside a gateway (wire, check)."""
+    at = at or timezone.now()
+    with audit_actor(actor), transaction.atomic():
+        locked = invoice_lock(invoice.pk)
+        if locked.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
+            raise DomainError(f"{locked} is {locked.status}, not awaiting payment.", code="invoice_not_open")
+        locked.amount_paid += locked.amount_due
+        locked.amount_due = ZERO
+        locked.status, locked.paid_at = InvoiceStatus.PAID, at
+        locked.save(update_fields=["status", "paid_at", "amount_paid", "amount_due", "updated_at"])
+        audit_event(locked, event="invoice.paid_manually", reference=reference, amount=str(locked.amount_paid))
+    return locked
+
+
+@dataclass(frozen=True)
+class CreditNoteLineInput:
+    invoice_line_id: int
+    amount: Decimal  # net, positive, at most what is left to credit of the line
+
+
+def credit_note_create(
+    *, actor, invoice: Invoice, reason: str, lines: list[CreditNoteLineInput], at: datetime | None = None
+) -> CreditNote:
+    """Credit part or all of finalized lines. Tax is credited in proportion, rounded per line.
+    Against an open invoice the note lowers the amount due; what is beyond it (or all of it, on a
+    paid invoice) becomes credit on the organization's balance."""
+    at = at or timezone.now()
+    if not reason.strip():
+        raise DomainError("A credit note needs a reason.", code="reason_required")
+    if not lines:
+        raise DomainError("A credit note needs at least one line.", code="lines_required")
+    with audit_actor(actor), transaction.atomic():
+        locked = invoice_lock(invoice.pk)
+        if locked.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE):
+            raise DomainError(
+                f"{locked} is {locked.status}: only finalized invoices take credit notes.", code="invoice_not_final"
+            )
+        stored = {line.pk: line for line in locked.lines.exclude(kind="discount")}
+        credited = dict(
+            CreditNoteLine.objects.filter(invoice_line__invoice=locked)
+            .values("invoice_line_id")
+            .annotate(total=Sum("amount"))
+            .values_list("invoice_line_id", "total")
+        )
+        rows, subtotal, tax_total = [], ZERO, ZERO
+        for index, item in enumerate(lines):
+            line = stored.get(item.invoice_line_id)
+            if line is None:
+                raise DomainError(f"lines[{index}]: no line {item.invoice_line_id} on {locked}.", code="unknown_line")
+            if item.amount <= 0 or round_money(item.amount, locked.currency) != item.amount:
+                raise DomainError(
+                    f"lines[{index}].amount must be positive, in {locked.currency}'s decimals.", code="invalid_amount"
+                )
+            left = line.net_amount - credited.get(line.pk, ZERO)
+            if item.amount > left:
+                raise DomainError(
+                    f"lines[{index}].amount {item.amount} is more than the {left} left to credit on that line.",
+                    code="amount_exceeds_line",
+                )
+            tax = (
+                round_money(line.tax_amount * item.amount / line.net_amount, locked.currency)
+                if line.net_amount
+                else ZERO
+            )
+            rows.append(
+                CreditNoteLine(invoice_line=line, description=line.description, amount=item.amount, tax_amount=tax)
+            )
+            subtotal += item.amount
+            tax_total += tax
+        total = subtotal + tax_total
+        on_invoice = min(total, locked.amount_due) if locked.status != InvoiceStatus.PAID else ZERO
+        [number] = numbers_take(invoicing_settings_get().credit_note_prefix, 1)
+        note = CreditNote.objects.create(
+            invoice=locked,
+            number=number,
+            reason=reason,
+            currency=locked.currency,
+            subtotal=subtotal,
+            tax_total=tax_total,
+            total=total,
+            applied_to_invoice=on_invoice,
+            credited_to_balance=total - on_invoice,
+            created_by=actor,
+            created_at=at,
+        )
+        for row in rows:
+            row.credit_note = note
+        CreditNoteLine.objects.bulk_create(rows)
+        if on_invoice:
+            locked.amount_due -= on_invoice
+            if locked.amount_due == 0:
+                locked.status, locked.paid_at = InvoiceStatus.PAID, at
+            locked.save(update_fields=["amount_due", "status", "paid_at", "updated_at"])
+        if note.credited_to_balance > 0:
+            credit_grant(
+                actor=actor,
+                organization=locked.organization,
+                amount=note.credited_to_balance,
+                currency=locked.currency,
+                kind=CreditKind.CREDIT_NOTE,
+                description=f"Credit note {number}: {reason}"[:300],
+                reference=number,
+                at=at,
+            )
+    return note

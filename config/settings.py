@@ -171,6 +171,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # TenantAwareScheduler runs each entry in every tenant schema.
 CELERY_BEAT_SCHEDULE: dict = {
     "metering-storage-maintain": {"task": "metering.storage_maintain", "schedule": 3600.0},
+    # Bill every due bill point and finalize drafts past their grace period (invoicing.tasks).
+    "invoicing-billing-run": {"task": "invoicing.billing_run", "schedule": 3600.0},
 }
 
 # ---------------------------------------------------------------------------------------------

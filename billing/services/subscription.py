@@ -18,12 +18,14 @@ Rules (see README "Subscriptions"):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from celery import current_app
 from dateutil.relativedelta import relativedelta
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_actor, audit_event
@@ -44,6 +46,8 @@ from billing.schedule import PhaseState, SubscriptionState, next_bill_point
 from billing.selectors.bill import bill_get
 from billing.selectors.subscription_state import subscription_state_get, version_states
 from tenants.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 
 class ChangeTiming:
@@ -150,6 +154,21 @@ def subscription_create(
 
 def _monthly_fee(version: PlanVersion):
     return version.base_fee / INTERVAL_MONTHS[version.plan.interval]
+
+
+def _bill_soon() -> None:
+    """A change that is due at once (an upgrade, a cancellation now) is billed by the next
+    billing run; ask for one on commit instead of waiting for the hourly beat. By task name:
+    invoicing sits above billing. Best effort: if the broker is down the hourly run bills it."""
+    schema = connection.schema_name
+
+    def send() -> None:
+        try:
+            current_app.send_task("invoicing.billing_run", headers={"_schema_name": schema})
+        except Exception:
+            logger.warning("could not enqueue a billing run", exc_info=True)
+
+    transaction.on_commit(send)
 
 
 def _live_checked(subscription: Subscription, at: datetime) -> None:
@@ -271,6 +290,8 @@ def subscription_change_plan(
         bill = bill_get(new_state, effective_at)
         if not preview:
             _state_write(locked, new_state, at=at)
+            if effective_at <= at:
+                _bill_soon()
             audit_event(
                 locked,
                 event=f"subscription.{kind}",
@@ -309,6 +330,8 @@ def subscription_cancel(
                 cancel_at_period_end=not ends_now,
                 status=SubscriptionStatus.CANCELED if ends_now else locked.status,
             )
+            if ends_now:
+                _bill_soon()
             audit_event(
                 locked, event="subscription.cancel", effective_at=effective_at.isoformat(), at_period_end=at_period_end
             )

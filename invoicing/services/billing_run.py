@@ -40,6 +40,7 @@ from invoicing.compose import InvoiceDraft, invoice_compose
 from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
 from invoicing.selectors.billed import billed_usage_get, coupon_used_get
 from invoicing.selectors.settings import event_window_days, invoicing_settings_get, tax_context_for, tax_settings_from
+from metering.faults import fault_point
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +236,7 @@ def _bill_chunk(ids: Sequence[int], *, at: datetime, settings: InvoicingSettings
             .order_by("id")
         )
         dues = compose_due(subscriptions, at=at, settings=settings)
+        fault_point("billing.after_compose")
         grace = timedelta(hours=settings.grace_hours)
         invoices: list[tuple[Invoice, InvoiceDraft]] = []
         for due in dues:
@@ -251,11 +253,14 @@ def _bill_chunk(ids: Sequence[int], *, at: datetime, settings: InvoicingSettings
             draft_totals(invoice, due.draft)
             invoices.append((invoice, due.draft))
         Invoice.objects.bulk_create([invoice for invoice, _ in invoices])
+        fault_point("billing.after_invoices")
         invoice_lines_write(invoices)
+        fault_point("billing.after_lines")
         for due in dues:  # in order: a subscription's points one after another
             subscription_bill_point_advance(subscription=due.subscription, point=due.point, state=due.state)
         if subscriptions:
             Subscription.objects.bulk_update(subscriptions, BILL_POINT_FIELDS)
+        fault_point("billing.before_commit")
         result.invoices_created += len(invoices)
         result.subscriptions += len(subscriptions)
 
@@ -285,6 +290,7 @@ def billing_run(
             result.subscriptions += len(subscriptions)
         else:
             _bill_chunk(chunk, at=at, settings=settings, result=result)
+            fault_point("billing.after_chunk")
         done += len(chunk)
         if progress:
             progress(done, len(ids))

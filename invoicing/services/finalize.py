@@ -23,6 +23,7 @@ from invoicing.compose import InvoiceDraft
 from invoicing.models import Invoice, InvoiceStatus, InvoicingSettings, NumberSequence
 from invoicing.selectors.settings import invoicing_settings_get
 from invoicing.services.billing_run import _chunks, _line_rows, compose_due, draft_totals, invoice_lines_write
+from metering.faults import fault_point
 from tenants.errors import DomainError
 
 ZERO = Decimal(0)
@@ -193,7 +194,9 @@ def _finalize_chunk(
                     invoice.save(update_fields=["tax_problem", "subtotal", "tax_total", "total", "amount_due"])
                     continue
                 ready.append(invoice)
-            for invoice, number in zip(ready, numbers_take(settings.number_prefix, len(ready)), strict=True):
+            numbers = numbers_take(settings.number_prefix, len(ready))
+            fault_point("finalize.after_numbers")
+            for invoice, number in zip(ready, numbers, strict=True):
                 invoice.number = number
                 invoice.status = InvoiceStatus.OPEN
                 invoice.issued_at = at
@@ -228,6 +231,7 @@ def _finalize_chunk(
             )
             result.finalized += len(ready)
             delivered += [invoice.pk for invoice in ready]
+            fault_point("finalize.after_round")
         _deliver_on_commit(delivered)
 
 

@@ -301,3 +301,26 @@ def test_closing_the_organization_ends_its_subscriptions_with_a_final_credit(pla
         ("usage", "API calls", D("0.00")),
         ("base_fee_credit", "Unused time on Basic after 2027-04-16", D("-15.00")),
     ]
+
+
+@pytest.mark.django_db
+def test_a_change_due_now_asks_for_a_billing_run_on_commit(plans, django_capture_on_commit_callbacks, monkeypatch):
+    from celery import current_app
+    from django.db import connection
+
+    sent = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, **kw: sent.append((name, kw["headers"])))
+    org = OrganizationFactory(external_id="acme", currency="USD")
+    with time_machine.travel(utc(2027, 4, 1), tick=False):
+        sub = subscription_create(actor=None, organization=org, plan_version=plans["basic"])
+    with time_machine.travel(utc(2027, 4, 10), tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            subscription_change_plan(actor=None, subscription=sub, plan_version=plans["pro"], preview=True)
+        assert sent == []  # a preview asks for nothing
+        with django_capture_on_commit_callbacks(execute=True):
+            subscription_cancel(actor=None, subscription=sub)  # at period end: billed then
+        assert sent == []
+        subscription_resume(actor=None, subscription=sub)
+        with django_capture_on_commit_callbacks(execute=True):
+            subscription_change_plan(actor=None, subscription=sub, plan_version=plans["pro"])
+    assert sent == [("invoicing.billing_run", {"_schema_name": connection.schema_name})]

@@ -75,7 +75,7 @@ def draft_lines(draft):
 
 @pytest.mark.django_db
 def test_a_month_of_billing_with_grace_late_events_and_corrections(world):
-    org, sub = world
+    org, _ = world
     first = billing_run(at=utc(2027, 4, 1))
     assert (first.invoices_created, first.finalized) == (1, 0)  # a draft for 24 hours
     invoice = Invoice.objects.get()
@@ -148,7 +148,6 @@ def test_a_month_of_billing_with_grace_late_events_and_corrections(world):
 
 @pytest.mark.django_db
 def test_rerunning_and_dry_runs_create_nothing(world):
-    org, sub = world
     dry = billing_run(at=utc(2027, 6, 15), dry_run=True)
     assert [d.point for d in dry.drafts] == [utc(2027, 4, 1), utc(2027, 5, 1), utc(2027, 6, 1)]
     assert Invoice.objects.count() == 0 and Subscription.objects.get().billed_through is None

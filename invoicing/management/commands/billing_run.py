@@ -9,7 +9,7 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import tenant_context
 
-from invoicing.services.billing_run import billing_run
+from invoicing.services.billing_run import CHUNK_SIZE, billing_run
 from tenants.models import Tenant
 
 
@@ -20,6 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", required=True, help="the tenant's slug")
         parser.add_argument("--at", help="bill as of this instant (RFC 3339 with an offset), e.g. to travel in time")
         parser.add_argument("--dry-run", action="store_true", help="compute the invoices, write nothing")
+        parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, help="subscriptions per transaction")
 
     def handle(self, *args, **options):
         tenant = Tenant.objects.filter(slug=options["tenant"]).first()
@@ -43,7 +44,7 @@ class Command(BaseCommand):
                 sys.stderr.flush()
 
         with tenant_context(tenant):
-            result = billing_run(at=at, dry_run=options["dry_run"], progress=progress)
+            result = billing_run(at=at, dry_run=options["dry_run"], progress=progress, chunk_size=options["chunk_size"])
         if show:
             sys.stderr.write("\n")
         verb = "would create" if result.dry_run else "created"

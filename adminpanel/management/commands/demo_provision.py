@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from decimal import Decimal
 
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.conf import settings
@@ -18,7 +17,9 @@ from accounts.services.user import member_user_create, staff_user_create
 from billing.models import MemberRole, Membership, Organization, Plan, PlanVersion
 from billing.periods import calendar_period_containing
 from billing.services.organization import organization_create
+from billing.services.plan import ChargeInput, VersionInput, plan_create
 from billing.services.subscription import subscription_create
+from invoicing.models import InvoicingSettings
 from metering.models import Meter
 from metering.services.meter import meter_create
 from tenants.models import Tenant
@@ -26,9 +27,9 @@ from tenants.services.tenant_provision import tenant_create
 
 DEMO_SLUG = "demo"
 DEMO_ORGS = [
-    ("acme", "Acme Corp", "USD", "America/New_York", "US", "starter"),
-    ("globex", "Globex GmbH", "EUR", "Europe/Berlin", "DE", "growth-eur"),
-    ("initech", "Initech Ltd", "USD", "Europe/London", "GB", "growth"),
+    ("acme", "Acme Corp", "USD", "America/New_York", "US", "NY", "starter"),
+    ("globex", "Globex GmbH", "EUR", "Europe/Berlin", "DE", "", "growth-eur"),
+    ("initech", "Initech Ltd", "USD", "Europe/London", "GB", "", "growth"),
 ]
 DEMO_METERS = [
     ("api_calls", "API calls", "api_call", "count", ""),
@@ -36,9 +37,24 @@ DEMO_METERS = [
     ("active_users", "Active users", "login", "unique_count", "user"),
 ]
 DEMO_PLANS = [
-    ("starter", "Starter", "USD", Decimal("49.00")),
-    ("growth", "Growth", "USD", Decimal("499.00")),
-    ("growth-eur", "Growth (EUR)", "EUR", Decimal("459.00")),
+    ("starter", "Starter", "USD", "49.00"),
+    ("growth", "Growth", "USD", "499.00"),
+    ("growth-eur", "Growth (EUR)", "EUR", "459.00"),
+]
+# Every demo plan charges API calls (graduated: the first 10,000 free) and data (per GB).
+DEMO_CHARGES = [
+    ChargeInput(
+        meter="api_calls",
+        price={
+            "model": "graduated",
+            "tiers": [
+                {"up_to": "10000", "unit_amount": "0"},
+                {"up_to": "1000000", "unit_amount": "0.0005"},
+                {"up_to": None, "unit_amount": "0.0002"},
+            ],
+        },
+    ),
+    ChargeInput(meter="data_gb", price={"model": "per_unit", "unit_amount": "0.09"}),
 ]
 
 
@@ -63,16 +79,7 @@ class Command(BaseCommand):
             path.write_text(json.dumps(credentials, indent=2))
             path.chmod(0o600)
         with tenant_context(tenant):
-            for code, name, event_type, aggregation, value in DEMO_METERS:
-                if not Meter.objects.filter(code=code).exists():
-                    meter_create(
-                        actor=None,
-                        code=code,
-                        name=name,
-                        event_type=event_type,
-                        aggregation=aggregation,
-                        value_property=value,
-                    )
+            self._meters()
         credentials = json.loads(path.read_text())
         base = f"http://{DEMO_SLUG}.{settings.TENANT_HOST_SUFFIX}:{options['port']}"
         self.stdout.write(
@@ -93,6 +100,18 @@ class Command(BaseCommand):
             )
         )
 
+    def _meters(self) -> None:
+        for code, name, event_type, aggregation, value in DEMO_METERS:
+            if not Meter.objects.filter(code=code).exists():
+                meter_create(
+                    actor=None,
+                    code=code,
+                    name=name,
+                    event_type=event_type,
+                    aggregation=aggregation,
+                    value_property=value,
+                )
+
     def _seed(self) -> dict:
         staff_email = f"owner@{DEMO_SLUG}.example"
         staff = User.objects.filter(email=staff_email).first()
@@ -106,10 +125,23 @@ class Command(BaseCommand):
         staff.authenticator_set.filter(type="totp").delete()
         TOTP.activate(staff, totp_secret)
 
+        self._meters()
         plans = {}
         for code, name, currency, fee in DEMO_PLANS:
-            plan, _ = Plan.objects.get_or_create(code=code, defaults={"name": name, "currency": currency})
-            plans[code], _ = PlanVersion.objects.get_or_create(plan=plan, version=1, defaults={"base_fee": fee})
+            if not Plan.objects.filter(code=code).exists():
+                version = VersionInput(base_fee=fee, charges=DEMO_CHARGES)
+                plan_create(actor=None, code=code, name=name, currency=currency, interval="month", version=version)
+            plans[code] = PlanVersion.objects.filter(plan__code=code).order_by("-version").first()
+        InvoicingSettings.objects.update_or_create(
+            pk=1,
+            defaults={
+                "seller_name": "Demo SaaS Inc.",
+                "seller_address": "1 Demo Street\nNew York, NY 10001",
+                "seller_country": "US",
+                "seller_region": "NY",
+                "tax_registrations": ["US-NY"],
+            },
+        )
 
         now = timezone.now()
         customer_email = f"billing@acme.{DEMO_SLUG}.example"
@@ -120,7 +152,7 @@ class Command(BaseCommand):
         else:
             customer.set_password(customer_password)
             customer.save(update_fields=["password"])
-        for external_id, name, currency, tz, country, plan_code in DEMO_ORGS:
+        for external_id, name, currency, tz, country, region, plan_code in DEMO_ORGS:
             org = Organization.objects.filter(external_id=external_id).first() or organization_create(
                 actor=None,
                 external_id=external_id,
@@ -128,6 +160,7 @@ class Command(BaseCommand):
                 currency=currency,
                 timezone=tz,
                 country=country,
+                region=region,
                 billing_email=f"billing@{external_id}.{DEMO_SLUG}.example",
             )
             if not org.subscriptions.exists():

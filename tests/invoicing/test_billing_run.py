@@ -159,3 +159,56 @@ def test_rerunning_and_dry_runs_create_nothing(world):
     assert (again.invoices_created, again.finalized, again.bill_points) == (0, 0, 0)
     assert Invoice.objects.count() == 3
     assert InvoiceLine.objects.count() == 5  # Apr: fee; May, Jun: usage + fee
+
+
+@pytest.mark.django_db
+def test_a_customer_tax_cannot_place_stays_a_draft_until_fixed(world):
+    org, _ = world
+    type(org).objects.filter(pk=org.pk).update(country="")
+    billing_run(at=utc(2027, 4, 1))
+    result = billing_run(at=utc(2027, 4, 3))
+    invoice = Invoice.objects.get()
+    assert (result.finalized, result.held) == (0, 1)
+    assert invoice.status == "draft" and invoice.number is None
+    assert invoice.tax_problem.startswith("customer_location_required: ")
+    type(org).objects.filter(pk=org.pk).update(country="FR", tax_id="FR40303265045")
+    result = billing_run(at=utc(2027, 4, 4))
+    invoice.refresh_from_db()
+    assert (result.finalized, result.held, invoice.status, invoice.number) == (1, 0, "open", "INV-000001")
+    line = invoice.lines.get()
+    # a French business with a valid VAT number: reverse charge, 0 %
+    assert (line.tax_amount, line.tax_rate, invoice.total) == (D("0.00"), D("0"), D("30.00"))
+    assert "Article 196" in line.tax_reason
+    assert invoice.tax_problem == ""
+
+
+@pytest.mark.django_db
+def test_credit_is_applied_after_tax_and_a_negative_invoice_becomes_credit(world):
+    from billing.selectors.credit import credit_balance_get
+    from billing.services.credit import credit_grant
+    from billing.services.subscription import subscription_change_plan
+
+    org, sub = world
+    with time_machine.travel(utc(2027, 4, 1), tick=False):
+        credit_grant(actor=None, organization=org, amount=D("10.00"), currency="EUR", expires_at=utc(2027, 12, 1))
+    billing_run(at=utc(2027, 4, 2))
+    april = Invoice.objects.get()
+    # 30.00 + 19 % = 35.70, minus the 10.00 of credit
+    assert (april.total, april.credits_applied, april.amount_due, april.status) == (
+        D("35.70"),
+        D("10.00"),
+        D("25.70"),
+        "open",
+    )
+    cheap = PlanVersion.objects.get().plan.versions.create(version=2, base_fee=D("0"))
+    with time_machine.travel(utc(2027, 4, 16), tick=False):
+        subscription_change_plan(actor=None, subscription=sub, plan_version=cheap, timing="now")
+    billing_run(at=utc(2027, 4, 17))
+    change = Invoice.objects.get(bill_point=utc(2027, 4, 16))
+    # 15 of April's 30 days unused: -15.00, -2.85 of VAT; nothing charged on the free version
+    assert [(x.kind, x.amount, x.tax_amount) for x in change.lines.order_by("position")] == [
+        ("usage", D("0.00"), D("0.00")),
+        ("base_fee_credit", D("-15.00"), D("-2.85")),
+    ]
+    assert (change.total, change.amount_due, change.status) == (D("-17.85"), D("0"), "paid")
+    assert credit_balance_get(organization=org, at=utc(2027, 4, 17)).amount == D("17.85")

@@ -171,7 +171,8 @@ class SubscriptionChangePlanView(APIView):
     preview = False
 
     @extend_schema(
-        summary="Change a subscription's plan (upgrade now, downgrade at period end by default)",
+        summary="Change a subscription's plan (upgrade now, downgrade at period end by default); "
+        "its /preview twin shows the bill and writes nothing",
         tags=["subscriptions"],
         request=ChangePlanSerializer,
         responses=dict,
@@ -191,27 +192,13 @@ class SubscriptionChangePlanView(APIView):
         return Response(change_out(change))
 
 
-class SubscriptionChangePlanPreviewView(SubscriptionChangePlanView):
-    preview = True
-
-    @extend_schema(
-        summary="Preview a plan change: the bill it would make, nothing written",
-        tags=["subscriptions"],
-        request=ChangePlanSerializer,
-        responses=dict,
-        operation_id="subscriptions_change_plan_preview",
-    )
-    def post(self, request, pk: int):
-        return super().post(request, pk)
-
-
 class SubscriptionCancelView(APIView):
     permission_classes = [ScopePermission]
     required_scopes = SCOPES
     preview = False
 
     @extend_schema(
-        summary="Cancel a subscription at period end (default) or at once",
+        summary="Cancel a subscription at period end (default) or at once; /preview writes nothing",
         tags=["subscriptions"],
         request=CancelSerializer,
         responses=dict,
@@ -227,20 +214,6 @@ class SubscriptionCancelView(APIView):
             preview=self.preview,
         )
         return Response(change_out(change))
-
-
-class SubscriptionCancelPreviewView(SubscriptionCancelView):
-    preview = True
-
-    @extend_schema(
-        summary="Preview a cancellation: the final bill, nothing written",
-        tags=["subscriptions"],
-        request=CancelSerializer,
-        responses=dict,
-        operation_id="subscriptions_cancel_preview",
-    )
-    def post(self, request, pk: int):
-        return super().post(request, pk)
 
 
 class SubscriptionResumeView(APIView):

@@ -5,9 +5,7 @@ from billing.api.coupons import CouponsView, CouponView, RedemptionsView, Redemp
 from billing.api.credits import CreditsView, CreditVoidView
 from billing.api.plans import PlansView, PlanVersionsView, PlanView
 from billing.api.subscriptions import (
-    SubscriptionCancelPreviewView,
     SubscriptionCancelView,
-    SubscriptionChangePlanPreviewView,
     SubscriptionChangePlanView,
     SubscriptionResumeView,
     SubscriptionsView,
@@ -27,13 +25,13 @@ urlpatterns += [
     path("subscriptions/<int:pk>/change-plan", SubscriptionChangePlanView.as_view(), name="subscription-change"),
     path(
         "subscriptions/<int:pk>/change-plan/preview",
-        SubscriptionChangePlanPreviewView.as_view(),
+        SubscriptionChangePlanView.as_view(preview=True),
         name="subscription-change-preview",
     ),
     path("subscriptions/<int:pk>/cancel", SubscriptionCancelView.as_view(), name="subscription-cancel"),
     path(
         "subscriptions/<int:pk>/cancel/preview",
-        SubscriptionCancelPreviewView.as_view(),
+        SubscriptionCancelView.as_view(preview=True),
         name="subscription-cancel-preview",
     ),
     path("subscriptions/<int:pk>/resume", SubscriptionResumeView.as_view(), name="subscription-resume"),

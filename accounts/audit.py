@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 from auditlog.context import auditlog_value, set_actor
 from auditlog.models import LogEntry
+from django.db.models.signals import pre_save
+from django.dispatch.dispatcher import _make_id
 
 
 def audit_origin_set(*, actor, origin: str, details: dict | None = None) -> None:
@@ -24,18 +26,30 @@ def audit_origin_set(*, actor, origin: str, details: dict | None = None) -> None
     context["additional_data"] = {"origin": origin, **(details or {})}
 
 
+def _live_context() -> dict | None:
+    """The audit context of the request (or `set_actor` block) in progress, if any.
+
+    django-auditlog leaves its context variable set after its context manager exits (it only
+    disconnects the signal receiver that applies it), so a value there may be stale: a past
+    request's actor. It is live only while its receiver is connected."""
+    try:
+        context = auditlog_value.get()
+    except LookupError:
+        return None
+    key = (context.get("signal_duid"), _make_id(LogEntry))
+    return context if any(receiver[0] == key for receiver in pre_save.receivers) else None
+
+
 @contextmanager
 def audit_actor(actor) -> Iterator[None]:
     """Attribute the audit entries written inside to `actor` when no request already did
     (management commands, Celery tasks, tests calling services). A request's context wins: it
     also carries the origin, the address and the request id."""
-    try:
-        auditlog_value.get()
-    except LookupError:
-        with set_actor(actor):
-            yield
+    if _live_context() is not None:
+        yield
         return
-    yield
+    with set_actor(actor):
+        yield
 
 
 def audit_event(instance, *, event: str, **details) -> None:
@@ -47,3 +61,44 @@ def audit_event(instance, *, event: str, **details) -> None:
     LogEntry.objects.log_create(
         instance, force_log=True, action=LogEntry.Action.UPDATE, changes=json.loads(json.dumps(changes, default=str))
     )
+
+
+def audit_events_bulk(instances, *, event: str, details=None) -> None:
+    """`audit_event` for many rows of one model in one INSERT (a billing run finalizes thousands
+    of invoices with bulk updates, which django-auditlog does not see). The request's actor,
+    address, origin and id apply as they would to any entry."""
+    instances = list(instances)
+    if not instances:
+        return
+    from auditlog.cid import get_cid
+    from django.contrib.contenttypes.models import ContentType
+    from django.utils import timezone
+
+    from accounts.models import User
+
+    context = _live_context() or {}
+    actor = context.get("actor") if isinstance(context.get("actor"), User) else None
+    content_type = ContentType.objects.get_for_model(instances[0])
+    cid, now = get_cid(), timezone.now()
+    entries = []
+    for instance in instances:
+        changes = {"event": [None, event]}
+        for key, value in (details(instance) if details else {}).items():
+            changes[key] = [None, value]
+        entries.append(
+            LogEntry(
+                content_type=content_type,
+                object_pk=str(instance.pk),
+                object_id=instance.pk,
+                object_repr=str(instance)[:200],
+                action=LogEntry.Action.UPDATE,
+                changes=json.loads(json.dumps(changes, default=str)),
+                actor=actor,
+                actor_email=getattr(actor, "email", None),
+                remote_addr=context.get("remote_addr"),
+                additional_data=context.get("additional_data"),
+                cid=cid,
+                timestamp=now,
+            )
+        )
+    LogEntry.objects.bulk_create(entries)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/events", events_ingest_view, name="events-ingest"),
     path("api/v1/", include("metering.api.urls")),
     path("api/v1/", include("billing.api.urls")),
+    path("api/v1/", include("invoicing.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

@@ -21,8 +21,8 @@ def tax_provider() -> RulesTaxProvider:
 
 
 def invoicing_settings_get() -> InvoicingSettings:
-    settings, _ = InvoicingSettings.objects.get_or_create(pk=1)
-    return settings
+    """The tenant's settings, or the defaults (unsaved) until staff save them: reading writes nothing."""
+    return InvoicingSettings.objects.filter(pk=1).first() or InvoicingSettings(pk=1)
 
 
 def tax_settings_from(settings: InvoicingSettings) -> TaxSettings | None:

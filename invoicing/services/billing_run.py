@@ -20,16 +20,18 @@ next invoice as correction lines (billing.bill.correction_lines), never by editi
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
+from accounts.audit import audit_events_bulk
 from billing.bill import LineKind, bill_build, bill_usage_requests, correction_requests
 from billing.models import Subscription
 from billing.schedule import SubscriptionState, next_bill_point
@@ -219,6 +221,48 @@ def invoice_lines_write(pairs: Sequence[tuple[Invoice, InvoiceDraft]]) -> list[I
     return saved
 
 
+def _json_value(field: models.Field, value):
+    """A field's value as jsonb_to_recordset reads it back into the column's type: JSON fields
+    as their document, exact decimals and instants as text (numeric and timestamptz input)."""
+    if value is None or isinstance(field, models.JSONField):
+        return value  # JSON null is SQL NULL for every column type, as Django stores None
+    if hasattr(value, "resolve_expression"):
+        raise TypeError(f"{field.name}: expressions are not written by rows_update")
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, date):  # datetimes too: aware, so the offset travels with them
+        return value.isoformat()
+    return value
+
+
+def rows_update(model: type[models.Model], objects: Sequence[models.Model], fields: Sequence[str]) -> None:
+    """What `model.objects.bulk_update(objects, fields)` writes (each object's current values of
+    `fields`, as they are on the instance: no pre_save, so auto_now fields keep their value), in
+    one UPDATE … FROM jsonb_to_recordset statement. bulk_update builds a CASE over every object
+    per field, which Django compiles object by object and PostgreSQL evaluates row by row: for a
+    500-row chunk, 0.8 s for six subscription fields and 2 s for the invoices' seventeen
+    (bench/billing.py), against ~30 ms here."""
+    if not objects:
+        return
+    meta = model._meta
+    pk = meta.pk
+    columns = [meta.get_field(name) for name in fields]
+    rows = [
+        {pk.column: obj.pk, **{f.column: _json_value(f, getattr(obj, f.attname)) for f in columns}} for obj in objects
+    ]
+    quote = connection.ops.quote_name
+    # Only model metadata (table, column names, types) is inlined; the values are one parameter.
+    sql = (
+        f"UPDATE {quote(meta.db_table)} AS t SET "  # noqa: S608
+        + ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns)
+        + " FROM jsonb_to_recordset(%s::jsonb) AS v("
+        + ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in (pk, *columns))
+        + f") WHERE t.{quote(pk.column)} = v.{quote(pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [json.dumps(rows, separators=(",", ":"))])
+
+
 def draft_totals(invoice: Invoice, draft: InvoiceDraft) -> None:
     invoice.currency = draft.currency
     invoice.period_start, invoice.period_end = draft.period_start, draft.period_end
@@ -253,13 +297,17 @@ def _bill_chunk(ids: Sequence[int], *, at: datetime, settings: InvoicingSettings
             draft_totals(invoice, due.draft)
             invoices.append((invoice, due.draft))
         Invoice.objects.bulk_create([invoice for invoice, _ in invoices])
+        audit_events_bulk(
+            [invoice for invoice, _ in invoices],
+            event="invoice.drafted",
+            details=lambda i: {"bill_point": i.bill_point.isoformat(), "total": i.total},
+        )
         fault_point("billing.after_invoices")
         invoice_lines_write(invoices)
         fault_point("billing.after_lines")
         for due in dues:  # in order: a subscription's points one after another
             subscription_bill_point_advance(subscription=due.subscription, point=due.point, state=due.state)
-        if subscriptions:
-            Subscription.objects.bulk_update(subscriptions, BILL_POINT_FIELDS)
+        rows_update(Subscription, subscriptions, BILL_POINT_FIELDS)
         fault_point("billing.before_commit")
         result.invoices_created += len(invoices)
         result.subscriptions += len(subscriptions)

@@ -17,12 +17,20 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts.audit import audit_actor, audit_events_bulk
 from billing.models import GRANT_KINDS, CreditEntry, CreditKind, Organization
 from billing.services.credit import credit_apply, credit_grant
 from invoicing.compose import InvoiceDraft
-from invoicing.models import Invoice, InvoiceStatus, InvoicingSettings, NumberSequence
+from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings, NumberSequence
 from invoicing.selectors.settings import invoicing_settings_get
-from invoicing.services.billing_run import _chunks, _line_rows, compose_due, draft_totals, invoice_lines_write
+from invoicing.services.billing_run import (
+    _chunks,
+    _line_rows,
+    compose_due,
+    draft_totals,
+    invoice_lines_write,
+    rows_update,
+)
 from metering.faults import fault_point
 from tenants.errors import DomainError
 
@@ -93,8 +101,10 @@ def customer_snapshot(organization: Organization) -> dict:
     return {name: getattr(organization, name) for name in fields}
 
 
-def _same_lines(invoice: Invoice, draft: InvoiceDraft) -> bool:
-    stored = list(invoice.lines.order_by("position"))
+def _same_lines(invoice: Invoice, draft: InvoiceDraft, stored: list[InvoiceLine] | None = None) -> bool:
+    """Whether the stored lines (`stored`, in position order, read here if not given) are the
+    draft's."""
+    stored = list(invoice.lines.order_by("position")) if stored is None else stored
     fresh = _line_rows(invoice, draft)
     if len(stored) != len(fresh):
         return False
@@ -105,6 +115,10 @@ def _same_lines(invoice: Invoice, draft: InvoiceDraft) -> bool:
         if (positions.get(old.discounts_id) if old.discounts_id else None) != d.line.discounts_line:
             return False
     return True
+
+
+def _totals(invoice: Invoice) -> tuple:
+    return (invoice.tax_problem, invoice.subtotal, invoice.tax_total, invoice.total, invoice.amount_due)
 
 
 def _credit(invoices: Sequence[Invoice], *, at: datetime) -> None:
@@ -181,17 +195,25 @@ def _finalize_chunk(
                 exclude_invoice_ids=[invoice.pk for invoice in batch],
             )
             by_subscription = {due.subscription.pk: due for due in dues}
+            # The batch's stored lines in one query, not one per invoice.
+            stored: dict[int, list[InvoiceLine]] = defaultdict(list)
+            for line in InvoiceLine.objects.filter(invoice__in=[i.pk for i in batch]).order_by(
+                "invoice_id", "position"
+            ):
+                stored[line.invoice_id].append(line)
             ready: list[Invoice] = []
             for invoice in batch:
                 draft = by_subscription[invoice.subscription_id].draft
-                if not _same_lines(invoice, draft):
+                if not _same_lines(invoice, draft, stored[invoice.pk]):
                     invoice.lines.all().delete()
                     invoice_lines_write([(invoice, draft)])
+                before = _totals(invoice)
                 draft_totals(invoice, draft)
                 if draft.tax_problem:
                     result.held += 1
                     queue.pop(invoice.subscription_id, None)  # its later drafts wait for this one
-                    invoice.save(update_fields=["tax_problem", "subtotal", "tax_total", "total", "amount_due"])
+                    if _totals(invoice) != before:  # only a real change is written (and audited)
+                        invoice.save(update_fields=["tax_problem", "subtotal", "tax_total", "total", "amount_due"])
                     continue
                 ready.append(invoice)
             numbers = numbers_take(settings.number_prefix, len(ready))
@@ -207,7 +229,8 @@ def _finalize_chunk(
             for invoice in ready:
                 if invoice.amount_due == 0:
                     invoice.status, invoice.paid_at = InvoiceStatus.PAID, at
-            Invoice.objects.bulk_update(
+            rows_update(
+                Invoice,
                 ready,
                 [
                     "number",
@@ -228,6 +251,11 @@ def _finalize_chunk(
                     "tax_problem",
                     "updated_at",
                 ],
+            )
+            audit_events_bulk(
+                ready,
+                event="invoice.finalized",
+                details=lambda i: {"number": i.number, "total": i.total, "amount_due": i.amount_due},
             )
             result.finalized += len(ready)
             delivered += [invoice.pk for invoice in ready]
@@ -253,19 +281,34 @@ def invoices_finalize_due(
     return result
 
 
-def invoice_finalize(*, invoice: Invoice, at: datetime | None = None) -> Invoice:
-    """Finalize one draft now, before its grace period ends (staff or API). Its subscription's
-    earlier drafts are finalized first."""
+class _Held(Exception):
+    pass
+
+
+def invoice_finalize(*, actor=None, invoice: Invoice, at: datetime | None = None) -> Invoice:
+    """Finalize one draft now, before its grace period ends (staff or API); its subscription's
+    earlier drafts are finalized first. Refused (DomainError `tax_problem`, nothing written) when
+    it or an earlier draft of its subscription cannot be taxed."""
     at = at or timezone.now()
     settings = invoicing_settings_get()
     if invoice.status != InvoiceStatus.DRAFT:
         raise DomainError(f"Invoice {invoice} is already finalized.", code="invoice_not_draft")
-    with transaction.atomic():
-        Invoice.objects.filter(
-            subscription_id=invoice.subscription_id, status=InvoiceStatus.DRAFT, bill_point__lte=invoice.bill_point
-        ).update(grace_until=at)
-        _finalize_chunk([invoice.subscription_id], at=at, settings=settings, result=FinalizeResult())
-    invoice.refresh_from_db()
-    if invoice.status == InvoiceStatus.DRAFT:
-        raise DomainError(f"The invoice cannot be finalized: {invoice.tax_problem}", code="tax_problem")
+    try:
+        with audit_actor(actor), transaction.atomic():
+            earlier = Invoice.objects.filter(
+                subscription_id=invoice.subscription_id, status=InvoiceStatus.DRAFT, bill_point__lte=invoice.bill_point
+            )
+            earlier.update(grace_until=at)
+            _finalize_chunk([invoice.subscription_id], at=at, settings=settings, result=FinalizeResult())
+            invoice.refresh_from_db()
+            if invoice.status == InvoiceStatus.DRAFT:
+                blocking = earlier.exclude(tax_problem="").order_by("bill_point").first() or invoice
+                raise _Held(blocking)  # rolls back the moved grace periods too
+    except _Held as held:
+        blocking = held.args[0]
+        which = "it" if blocking.pk == invoice.pk else f"an earlier draft of its subscription ({blocking.pk})"
+        raise DomainError(
+            f"The invoice cannot be finalized: {which} has a tax problem: {blocking.tax_problem or 'unknown'}",
+            code="tax_problem",
+        ) from None
     return invoice

@@ -115,12 +115,13 @@ def credit_note_create(
                 f"{locked} is {locked.status}: only finalized invoices take credit notes.", code="invoice_not_final"
             )
         stored = {line.pk: line for line in locked.lines.exclude(kind="discount")}
-        credited = dict(
-            CreditNoteLine.objects.filter(invoice_line__invoice=locked)
+        # what earlier notes (and earlier entries of this one) credited per line: amount, tax
+        credited = {
+            row["invoice_line_id"]: (row["amount"], row["tax"])
+            for row in CreditNoteLine.objects.filter(invoice_line__invoice=locked)
             .values("invoice_line_id")
-            .annotate(total=Sum("amount"))
-            .values_list("invoice_line_id", "total")
-        )
+            .annotate(amount=Sum("amount"), tax=Sum("tax_amount"))
+        }
         rows, subtotal, tax_total = [], ZERO, ZERO
         for index, item in enumerate(lines):
             line = stored.get(item.invoice_line_id)
@@ -130,17 +131,19 @@ def credit_note_create(
                 raise DomainError(
                     f"lines[{index}].amount must be positive, in {locked.currency}'s decimals.", code="invalid_amount"
                 )
-            left = line.net_amount - credited.get(line.pk, ZERO)
+            done, done_tax = credited.get(line.pk, (ZERO, ZERO))
+            left = round_money(line.net_amount - done, locked.currency)
             if item.amount > left:
                 raise DomainError(
                     f"lines[{index}].amount {item.amount} is more than the {left} left to credit on that line.",
                     code="amount_exceeds_line",
                 )
-            tax = (
-                round_money(line.tax_amount * item.amount / line.net_amount, locked.currency)
-                if line.net_amount
-                else ZERO
-            )
+            tax_left = line.tax_amount - done_tax
+            if item.amount == left:
+                tax = tax_left  # the last of the line takes the last of its tax: never more in all
+            else:
+                tax = min(round_money(line.tax_amount * item.amount / line.net_amount, locked.currency), tax_left)
+            credited[line.pk] = (done + item.amount, done_tax + tax)
             rows.append(
                 CreditNoteLine(invoice_line=line, description=line.description, amount=item.amount, tax_amount=tax)
             )

@@ -1,0 +1,281 @@
+"""Invoicing in the Django admin. Invoices and credit notes are read-only here (issued documents
+are immutable, convention 12): their state changes only through the services, as the actions
+"Finalize now" and "Void". The PDF is served by an admin view (staff only), rendered and stored
+first if the delivery task has not run yet. The settings are a singleton: change only."""
+
+from __future__ import annotations
+
+from copy import copy
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
+from invoicing.selectors.settings import tax_provider, tax_settings_from
+from invoicing.services.finalize import invoice_finalize
+from invoicing.services.invoice import invoice_void
+from invoicing.tax import TaxCustomer, TaxError
+from tenants.errors import DomainError
+
+
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class InvoiceLineInline(_ReadOnlyInline):
+    model = InvoiceLine
+    fields = [
+        "position",
+        "kind",
+        "description",
+        "quantity",
+        "unit_amount",
+        "amount",
+        "net_amount",
+        "tax_amount",
+        "tax_rate",
+        "tax_jurisdiction",
+        "period_start",
+        "period_end",
+    ]
+    ordering = ["position"]
+
+
+class CreditNoteInline(_ReadOnlyInline):
+    model = CreditNote
+    fields = ["number", "reason", "total", "applied_to_invoice", "credited_to_balance", "created_at"]
+    show_change_link = True
+
+
+def _pdf_link(invoice: Invoice) -> str:
+    if invoice.pk is None or invoice.status == InvoiceStatus.DRAFT:
+        return "-"
+    return format_html('<a href="{}">{}.pdf</a>', reverse("admin:invoicing_invoice_pdf", args=[invoice.pk]), invoice)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "organization",
+        "status",
+        "currency",
+        "total",
+        "amount_due",
+        "bill_point",
+        "issued_at",
+        "due_at",
+        "pdf_link",
+    ]
+    list_filter = ["status", "currency", "issued_at"]
+    search_fields = ["number", "organization__external_id", "organization__name"]
+    list_select_related = ["organization"]
+    inlines = [InvoiceLineInline, CreditNoteInline]
+    actions = ["finalize_now", "void"]
+    fieldsets = [
+        (None, {"fields": ["number", "status", "organization", "subscription", "currency", "pdf_link"]}),
+        ("Period", {"fields": ["bill_point", "period_start", "period_end", "grace_until"]}),
+        (
+            "Amounts",
+            {
+                "fields": [
+                    "subtotal",
+                    "tax_total",
+                    "total",
+                    "credits_applied",
+                    "amount_due",
+                    "amount_paid",
+                    "tax_problem",
+                ]
+            },
+        ),
+        ("Dates", {"fields": ["issued_at", "due_at", "paid_at", "voided_at", "emailed_at", "created_at"]}),
+        ("As issued", {"fields": ["seller", "customer", "pdf_sha256"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field for _, options in self.fieldsets for field in options["fields"]]
+
+    def has_add_permission(self, request):
+        return False  # invoices come from the billing run
+
+    def has_change_permission(self, request, obj=None):
+        return False  # nothing on an invoice is edited; state changes are the actions below
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_finalize_permission(self, request):
+        return request.user.has_perm("invoicing.change_invoice")
+
+    has_void_permission = has_finalize_permission
+
+    @admin.display(description="PDF")
+    def pdf_link(self, obj: Invoice):
+        return _pdf_link(obj)
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/pdf/", self.admin_site.admin_view(self.pdf_view), name="invoicing_invoice_pdf"),
+            *super().get_urls(),
+        ]
+
+    def pdf_view(self, request, object_id):
+        invoice = Invoice.objects.filter(pk=unquote(object_id)).first() if unquote(object_id).isdigit() else None
+        if invoice is None:
+            raise Http404
+        if not self.has_view_permission(request, invoice):
+            raise PermissionDenied
+        if invoice.status == InvoiceStatus.DRAFT:
+            self.message_user(request, f"{invoice} is a draft: it has a PDF once finalized.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:invoicing_invoice_change", args=[invoice.pk]))
+        if not invoice.pdf:
+            from invoicing.services.pdf import invoice_pdf_store
+
+            invoice = invoice_pdf_store(invoice=invoice)
+        try:
+            stored = invoice.pdf.open("rb")
+        except FileNotFoundError:
+            # The PDF is the document as issued: never silently replaced by a new rendering.
+            self.message_user(request, f"The stored PDF of {invoice} ({invoice.pdf.name}) is missing.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:invoicing_invoice_change", args=[invoice.pk]))
+        return FileResponse(
+            stored, as_attachment=True, filename=f"{invoice.number}.pdf", content_type="application/pdf"
+        )
+
+    def _each(self, request, queryset, run, done: str) -> None:
+        ok = 0
+        # A subscription's drafts finalize in order (earlier ones with a later one), so go in order.
+        for invoice in queryset.order_by("subscription_id", "bill_point", "id"):
+            invoice.refresh_from_db()
+            try:
+                run(invoice)
+                ok += 1
+            except DomainError as exc:
+                self.message_user(request, f"{invoice}: {exc.message}", messages.ERROR)
+        if ok:
+            self.message_user(request, f"{ok} invoice(s) {done}.", messages.SUCCESS)
+
+    @admin.action(description="Finalize now", permissions=["finalize"])
+    def finalize_now(self, request, queryset):
+        self._each(
+            request, queryset, lambda invoice: invoice_finalize(actor=request.user, invoice=invoice), "finalized"
+        )
+
+    @admin.action(description="Void", permissions=["void"])
+    def void(self, request, queryset):
+        self._each(request, queryset, lambda invoice: invoice_void(actor=request.user, invoice=invoice), "voided")
+
+
+class CreditNoteLineInline(_ReadOnlyInline):
+    model = CreditNoteLine
+    fields = ["invoice_line", "description", "amount", "tax_amount"]
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(admin.ModelAdmin):
+    list_display = ["number", "invoice", "organization", "total", "currency", "created_at"]
+    list_filter = ["currency", "created_at"]
+    search_fields = ["number", "invoice__number", "invoice__organization__external_id", "reason"]
+    list_select_related = ["invoice__organization"]
+    inlines = [CreditNoteLineInline]
+    fields = [
+        "number",
+        "invoice",
+        "reason",
+        "currency",
+        "subtotal",
+        "tax_total",
+        "total",
+        "applied_to_invoice",
+        "credited_to_balance",
+        "created_by",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Organization", ordering="invoice__organization__external_id")
+    def organization(self, obj: CreditNote):
+        return obj.invoice.organization
+
+    def has_add_permission(self, request):
+        return False  # credit notes go through credit_note_create (the API)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+_SETTINGS_FIELDSETS = [
+    ("Seller", {"fields": ["seller_name", "seller_address", "seller_country", "seller_region", "seller_tax_id"]}),
+    ("Tax", {"fields": ["tax_registrations", "prices_include_tax", "us_taxability"]}),
+    ("Invoices", {"fields": ["grace_hours", "payment_terms_days", "number_prefix", "credit_note_prefix"]}),
+]
+
+
+class InvoicingSettingsForm(forms.ModelForm):
+    class Meta:
+        model = InvoicingSettings
+        fields = [field for _, options in _SETTINGS_FIELDSETS for field in options["fields"]]
+
+    def clean_us_taxability(self):
+        value = self.cleaned_data["us_taxability"]
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Use an object of states, e.g. {"TX": false}.', code="invalid")
+        return value
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        # The tax engine's own check of the seller's position (origin, registrations, US
+        # overrides): a registration it does not know would hold every invoice as a tax problem.
+        candidate = copy(self.instance)
+        for name, value in data.items():
+            setattr(candidate, name, value)
+        settings = tax_settings_from(candidate)
+        if settings is not None:
+            try:
+                customer = TaxCustomer(country=settings.origin_country)
+                tax_provider().tax_lines(settings=settings, customer=customer, lines=[], at=timezone.now())
+            except TaxError as exc:
+                if exc.code in {"invalid_settings", "unsupported_jurisdiction"}:
+                    raise forms.ValidationError(exc.message, code=str(exc.code)) from None
+        return data
+
+
+@admin.register(InvoicingSettings)
+class InvoicingSettingsAdmin(admin.ModelAdmin):
+    form = InvoicingSettingsForm
+    fieldsets = _SETTINGS_FIELDSETS
+
+    def has_add_permission(self, request):
+        return False  # one row per tenant (pk=1), made on first use
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        settings, _ = InvoicingSettings.objects.get_or_create(pk=1)  # the one row, made on first visit
+        return HttpResponseRedirect(reverse("admin:invoicing_invoicingsettings_change", args=[settings.pk]))

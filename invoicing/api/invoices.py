@@ -1,0 +1,342 @@
+"""Invoices API.
+
+- `GET /api/v1/invoices[?customer=<external_id>][&status=][&limit=][&cursor=]`: newest first,
+  cursor-paginated like organizations (`{"next", "previous", "results"}`).
+- `GET /api/v1/invoices/<id>`: with its lines, seller and customer snapshots and credit notes.
+- `GET /api/v1/invoices/<id>/pdf`: the stored PDF as an attachment (`<number>.pdf`); rendered and
+  stored now if the delivery task has not run yet.
+- `GET /api/v1/invoices/preview?customer=<external_id>`: the upcoming invoice of each live
+  subscription (invoicing.selectors.preview); writes nothing.
+- `POST /api/v1/invoices/<id>/finalize | void | mark-paid {reference} | mark-uncollectible`.
+
+Scopes: read for GET, write for POST. Customer members see only their organizations' invoices
+and never drafts (the seller's working state): anything else is 404 `not_found`, the same as an
+id that does not exist. Codes: 404 `not_found`, `unknown_customer`; 400 `missing_parameter`,
+`invalid_parameter`, `invalid_cursor`, `validation_error`; 409 for a request the invoice's state
+refuses (`invoice_not_final`, `invoice_not_draft`, `tax_problem`, `invoice_not_voidable`,
+`invoice_partly_paid`, `invoice_not_open`); 503 `pdf_unavailable` (the stored file is gone).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db.models import QuerySet
+from django.http import FileResponse, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api.permissions import ScopePermission
+from accounts.api.principal import principal_get
+from billing.models import Organization
+from billing.selectors.organization import organization_list
+from invoicing.api.formats import draft_out, invoice_out
+from invoicing.models import Invoice, InvoiceStatus
+from invoicing.selectors.preview import invoice_preview_get
+from invoicing.services.finalize import invoice_finalize
+from invoicing.services.invoice import invoice_mark_paid, invoice_mark_uncollectible, invoice_void
+from tenants.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+SCOPES = {"GET": "read", "HEAD": "read", "POST": "write"}
+_MAX_ID = 2**63 - 1
+# What the services refuse because of the invoice's stored state: a conflict with the resource,
+# not a malformed request.
+STATE_CODES = frozenset(
+    {
+        "invoice_not_final",
+        "invoice_not_draft",
+        "tax_problem",
+        "invoice_not_voidable",
+        "invoice_partly_paid",
+        "invoice_not_open",
+    }
+)
+TAGS = ["invoices"]
+
+
+def state_conflict(exc: DomainError) -> DomainError:
+    if exc.code in STATE_CODES:
+        exc.status_code = 409
+    return exc
+
+
+def id_parse(value: str, *, what: str) -> int:
+    """A path id: a positive 64-bit integer, or 404 (no such thing can exist)."""
+    if not value.isascii() or not value.isdigit() or not 0 < int(value) <= _MAX_ID:
+        raise DomainError(f"No {what} {value!r}.", code="not_found", status_code=404)
+    return int(value)
+
+
+def param(request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    if value is None or value.strip() == "":
+        return None
+    if "\x00" in value:
+        raise DomainError(f"'{name}' must not contain NUL characters.", code="invalid_parameter")
+    return value.strip()
+
+
+def invoices_visible(request) -> QuerySet[Invoice]:
+    """The invoices this caller may see: the tenant's for staff and machine credentials; for
+    customer members, their organizations' finalized ones."""
+    principal = principal_get(request)
+    invoices = Invoice.objects.filter(organization__in=organization_list(principal=principal))
+    if principal.is_customer_member:
+        invoices = invoices.exclude(status=InvoiceStatus.DRAFT)
+    return invoices.select_related("organization")
+
+
+def invoice_visible(request, value: str, *, lines: bool = False) -> Invoice:
+    invoices = invoices_visible(request)
+    if lines:
+        invoices = invoices.prefetch_related("lines", "credit_notes")
+    invoice = invoices.filter(pk=id_parse(value, what="invoice")).first()
+    if invoice is None:
+        raise DomainError(f"No invoice {value!r}.", code="not_found", status_code=404)
+    return invoice
+
+
+def customer_visible(request, external_id: str) -> Organization:
+    organization = organization_list(principal=principal_get(request)).filter(external_id=external_id).first()
+    if organization is None:
+        raise DomainError(f"No organization {external_id!r}.", code="unknown_customer", status_code=404)
+    return organization
+
+
+class InvoicePagination(CursorPagination):
+    ordering = "-id"  # ids grow with creation; created_at ties within one billing run
+    page_size = 100
+    max_page_size = 1000
+    page_size_query_param = "limit"
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise DomainError(
+                f"'limit' must be a whole number from 1 to {self.max_page_size}.", code="invalid_parameter"
+            )
+        return int(raw)
+
+    def decode_cursor(self, request):
+        try:
+            cursor = super().decode_cursor(request)
+        except exceptions.NotFound:
+            cursor = False
+        position = cursor.position if cursor else None
+        if cursor is False or (position is not None and not (position.isascii() and position.isdigit())):
+            raise DomainError("'cursor' is not a cursor this API gave out.", code="invalid_cursor")
+        return cursor
+
+
+class MarkPaidSerializer(serializers.Serializer):
+    reference = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
+_CUSTOMER = OpenApiParameter("customer", OpenApiTypes.STR, description="the organization's external_id")
+
+
+class InvoicesView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = SCOPES
+
+    @extend_schema(
+        summary="List invoices, newest first",
+        tags=TAGS,
+        parameters=[
+            _CUSTOMER,
+            OpenApiParameter("status", OpenApiTypes.STR, enum=InvoiceStatus.values),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1-1000, default 100"),
+            OpenApiParameter("cursor", OpenApiTypes.STR),
+        ],
+        request=None,
+        responses=dict,
+        operation_id="invoices_list",
+    )
+    def get(self, request):
+        invoices = invoices_visible(request)
+        if (customer := param(request, "customer")) is not None:
+            invoices = invoices.filter(organization=customer_visible(request, customer))
+        if (status := param(request, "status")) is not None:
+            if status not in InvoiceStatus.values:
+                raise DomainError(
+                    f"'status' must be one of {', '.join(InvoiceStatus.values)}.", code="invalid_parameter"
+                )
+            invoices = invoices.filter(status=status)
+        paginator = InvoicePagination()
+        page = paginator.paginate_queryset(invoices, request, view=self)
+        return paginator.get_paginated_response([invoice_out(invoice) for invoice in page])
+
+
+class InvoiceView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = SCOPES
+
+    @extend_schema(
+        summary="Get an invoice with its lines",
+        tags=TAGS,
+        parameters=[_ID],
+        request=None,
+        responses=dict,
+        operation_id="invoices_get",
+    )
+    def get(self, request, pk: str):
+        return Response(invoice_out(invoice_visible(request, pk, lines=True), lines=True))
+
+
+class InvoicePreviewView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = SCOPES
+
+    @extend_schema(
+        summary="The upcoming invoice of each of a customer's live subscriptions (nothing written)",
+        tags=TAGS,
+        parameters=[OpenApiParameter("customer", OpenApiTypes.STR, required=True)],
+        request=None,
+        responses=dict,
+        operation_id="invoices_preview",
+    )
+    def get(self, request):
+        external_id = param(request, "customer")
+        if external_id is None:
+            raise DomainError("The query parameter 'customer' is required.", code="missing_parameter")
+        organization = customer_visible(request, external_id)
+        drafts = invoice_preview_get(organization=organization)
+        return Response({"customer": organization.external_id, "invoices": [draft_out(d) for d in drafts]})
+
+
+class InvoicePdfView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = SCOPES
+
+    def perform_content_negotiation(self, request, force=False):
+        # The PDF is a plain file response; errors are JSON whatever the client accepts.
+        return JSONRenderer(), JSONRenderer.media_type
+
+    @extend_schema(
+        summary="Download an invoice's PDF",
+        tags=TAGS,
+        parameters=[_ID],
+        request=None,
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="the invoice as issued"),
+            (404, "application/json"): dict,
+            (409, "application/json"): dict,
+        },
+        operation_id="invoices_pdf",
+    )
+    def get(self, request, pk: str) -> HttpResponse:
+        invoice = invoice_visible(request, pk)
+        if invoice.status == InvoiceStatus.DRAFT:
+            raise DomainError(
+                f"{invoice} is a draft: it has a PDF once finalized.", code="invoice_not_final", status_code=409
+            )
+        if not invoice.pdf:
+            # The delivery task stores it after finalization; until it has run, do it here.
+            from invoicing.services.pdf import invoice_pdf_store
+
+            invoice = invoice_pdf_store(invoice=invoice)
+        try:
+            stored = invoice.pdf.open("rb")
+        except FileNotFoundError:
+            # The PDF is the document as issued: never silently replaced by a new rendering.
+            logger.error("stored invoice PDF missing", extra={"invoice": invoice.pk, "file": invoice.pdf.name})
+            raise DomainError(
+                f"The stored PDF of {invoice} is unavailable.", code="pdf_unavailable", status_code=503
+            ) from None
+        return FileResponse(
+            stored, as_attachment=True, filename=f"{invoice.number}.pdf", content_type="application/pdf"
+        )
+
+
+class _InvoiceActionView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = SCOPES
+
+    def act(self, request, invoice: Invoice) -> Invoice:
+        raise NotImplementedError
+
+    def post(self, request, pk: str):
+        invoice = invoice_visible(request, pk)
+        try:
+            done = self.act(request, invoice)
+        except DomainError as exc:
+            raise state_conflict(exc) from None
+        return Response(invoice_out(invoice_visible(request, str(done.pk), lines=True), lines=True))
+
+
+class InvoiceFinalizeView(_InvoiceActionView):
+    @extend_schema(
+        summary="Finalize a draft now (its subscription's earlier drafts first)",
+        operation_id="invoices_finalize",
+        tags=TAGS,
+        parameters=[_ID],
+        request=None,
+        responses=dict,
+    )
+    def post(self, request, pk: str):
+        return super().post(request, pk)
+
+    def act(self, request, invoice):
+        return invoice_finalize(actor=principal_get(request).user, invoice=invoice)
+
+
+class InvoiceVoidView(_InvoiceActionView):
+    @extend_schema(
+        summary="Void an open or uncollectible invoice",
+        operation_id="invoices_void",
+        tags=TAGS,
+        parameters=[_ID],
+        request=None,
+        responses=dict,
+    )
+    def post(self, request, pk: str):
+        return super().post(request, pk)
+
+    def act(self, request, invoice):
+        return invoice_void(actor=principal_get(request).user, invoice=invoice)
+
+
+class InvoiceMarkPaidView(_InvoiceActionView):
+    @extend_schema(
+        summary="Record a payment received outside a gateway (wire, check)",
+        operation_id="invoices_mark_paid",
+        tags=TAGS,
+        parameters=[_ID],
+        request=MarkPaidSerializer,
+        responses=dict,
+    )
+    def post(self, request, pk: str):
+        return super().post(request, pk)
+
+    def act(self, request, invoice):
+        serializer = MarkPaidSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return invoice_mark_paid(
+            actor=principal_get(request).user, invoice=invoice, reference=serializer.validated_data["reference"]
+        )
+
+
+class InvoiceMarkUncollectibleView(_InvoiceActionView):
+    @extend_schema(
+        summary="Mark an open invoice uncollectible",
+        operation_id="invoices_mark_uncollectible",
+        tags=TAGS,
+        parameters=[_ID],
+        request=None,
+        responses=dict,
+    )
+    def post(self, request, pk: str):
+        return super().post(request, pk)
+
+    def act(self, request, invoice):
+        return invoice_mark_uncollectible(actor=principal_get(request).user, invoice=invoice)

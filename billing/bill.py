@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -146,6 +146,7 @@ class Bill:
     segment_start: datetime | None  # None at the start: no segment closes
     currency: str
     lines: tuple[BillLine, ...]
+    timezone: str = "UTC"  # the organization's: the date of supply is the bill point's local date
 
     @property
     def subtotal(self) -> Decimal:
@@ -460,6 +461,8 @@ def apply_discounts(
         for redemption in redemptions:
             if net == 0 or not _eligible(redemption, line, point):
                 continue
+            if redemption.discount_type != "percentage" and line.kind == LineKind.CORRECTION:
+                continue  # a fixed coupon's allowance for a period is gone once the period is
             if redemption.discount_type == "percentage":
                 assert redemption.percent_off is not None
                 off = round_money(net * redemption.percent_off / 100, currency)
@@ -502,6 +505,15 @@ def _charge_of(state: SubscriptionState, charge_id: int) -> ChargeState:
             if charge.id == charge_id:
                 return charge
     raise ValueError(f"charge {charge_id} is not on subscription {state.id}'s versions")
+
+
+def corrections_due(state: SubscriptionState, point: datetime, billed: Sequence[BilledUsage]) -> list[BilledUsage]:
+    """Of what finalized invoices billed, the windows that may have had late events since the
+    previous bill point: events arrive up to `late_days` after their timestamp, so a window that
+    ended `late_days` before the previous bill point can no longer change."""
+    previous = previous_bill_point(state, point) or point
+    since = previous - timedelta(days=state.late_days)
+    return [b for b in billed if since < b.window[1] <= point]
 
 
 def correction_requests(state: SubscriptionState, billed: Sequence[BilledUsage]) -> list[UsageRequest]:
@@ -580,9 +592,10 @@ def bill_build(
     on earlier bills; `billed` is what finalized invoices billed for windows that may have had
     late events (`correction_lines`; their usage must be in `usage`, see `correction_requests`)."""
     segment = _segment(state, point)
-    lines = _arrears_lines(state, segment, usage, point)
+    closing = state.ended_at is not None and segment.start is not None and segment.start >= state.ended_at
+    lines = [] if closing else _arrears_lines(state, segment, usage, point)  # after the end: late usage only
     lines += correction_lines(state, billed, usage, point) if billed else []
-    lines += _advance_lines(state, segment, point)
+    lines += [] if closing else _advance_lines(state, segment, point)
     lines = apply_discounts(lines, redemptions, coupon_used or {}, point, state.currency)
     return Bill(
         subscription_id=state.id,
@@ -590,4 +603,5 @@ def bill_build(
         segment_start=segment.start,
         currency=state.currency,
         lines=tuple(lines),
+        timezone=state.timezone,
     )

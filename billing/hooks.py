@@ -1,9 +1,10 @@
 """What billing needs to know from the floor above without importing it.
 
-Previews computed in billing (a plan change, a cancellation) need what each fixed-amount coupon
-already gave in the current billing period, which only invoicing knows (its invoice lines).
-invoicing installs its provider when it loads (InvoicingConfig.ready); until then nothing was
-invoiced, so nothing was used."""
+Previews computed in billing (a plan change, a cancellation) need what invoicing knows from its
+invoice lines: what each fixed-amount coupon already gave in the current billing period, and what
+finalized invoices billed for windows that late events may still change (correction lines).
+invoicing installs its providers when it loads (InvoicingConfig.ready); until then nothing was
+invoiced."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
+from billing.bill import BilledUsage
 from billing.schedule import SubscriptionState
 
 CouponUsedProvider = Callable[[SubscriptionState, datetime], Mapping[tuple[int, datetime], Decimal]]
@@ -26,3 +28,18 @@ coupon_used_provider: CouponUsedProvider = _nothing_used
 def coupon_used_provider_set(provider: CouponUsedProvider) -> None:
     global coupon_used_provider  # one process-wide registration
     coupon_used_provider = provider
+
+
+BilledProvider = Callable[[SubscriptionState], list[BilledUsage]]
+
+
+def _nothing_billed(state: SubscriptionState) -> list[BilledUsage]:
+    return []
+
+
+billed_provider: BilledProvider = _nothing_billed
+
+
+def billed_provider_set(provider: BilledProvider) -> None:
+    global billed_provider  # one process-wide registration
+    billed_provider = provider

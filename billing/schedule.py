@@ -8,7 +8,8 @@ A bill point is an instant at which an invoice is due for a subscription. They a
 - the end of the trial, when it falls inside a period (the in-advance fee for the rest of it);
 - every plan change (the usage so far under the old version, the proration of the base fee);
 - the end of the subscription (`ended_at`: an immediate cancellation, or the period end for a
-  cancellation at period end, which is also a period end).
+  cancellation at period end, which is also a period end);
+- the closing point, `late_days` after the end: late usage of the last periods (corrections only).
 
 Between two consecutive bill points the subscription is on one version and inside one period, so
 each bill closes exactly one segment [previous bill point, bill point). Everything here is
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -92,6 +93,9 @@ class SubscriptionState:
     ended_at: datetime | None
     billed_through: datetime | None
     phases: tuple[PhaseState, ...]  # contiguous, ordered by starts_at
+    # How late usage events may arrive (the tenant's event window): an ended subscription has
+    # one more bill point this long after its end, for late usage of its last periods.
+    late_days: int = 0
 
     def phase_at(self, instant: datetime) -> PhaseState:
         """The phase in effect at `instant` (the first one for instants before the start)."""
@@ -127,7 +131,8 @@ def next_bill_point(state: SubscriptionState, after: datetime | None) -> datetim
     if after is None:
         return state.started_at
     if state.ended_at is not None and after >= state.ended_at:
-        return None
+        closing = state.ended_at + timedelta(days=state.late_days)
+        return closing if state.late_days and after < closing else None
     candidates = [state.period(after)[1]]
     candidates += [p.starts_at for p in state.phases if p.starts_at > after]
     if state.trial_end is not None and state.trial_end > after:

@@ -8,9 +8,9 @@ class InvoicingConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from billing.hooks import coupon_used_provider_set
+        from billing.hooks import billed_provider_set, coupon_used_provider_set
         from invoicing import models as m
-        from invoicing.selectors.billed import coupon_used_get
+        from invoicing.selectors.billed import billed_usage_get, coupon_used_get
 
         for model in (m.Invoice, m.CreditNote, m.InvoicingSettings):
             auditlog.register(model, exclude_fields=["updated_at"])
@@ -21,3 +21,10 @@ class InvoicingConfig(AppConfig):
             return used.get(state.id, {})
 
         coupon_used_provider_set(coupon_used)
+
+        def billed(state):
+            # Previews in billing: what this subscription's finalized invoices billed (for the
+            # correction lines of late usage; billing.bill.corrections_due picks the windows).
+            return billed_usage_get(subscription_ids=[state.id], since=state.started_at).get(state.id, [])
+
+        billed_provider_set(billed)

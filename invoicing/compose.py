@@ -113,6 +113,7 @@ def invoice_compose(bill: Bill, *, tax: TaxContext) -> InvoiceDraft:
                 taxes=result.taxes,
             )
         )
+    own = [line for line in lines if line.kind != LineKind.CORRECTION] or list(lines)
     subtotal = sum((d.net_amount for d in drafted), ZERO)
     tax_total = sum((d.tax_amount for d in drafted), ZERO)
     return InvoiceDraft(
@@ -123,7 +124,8 @@ def invoice_compose(bill: Bill, *, tax: TaxContext) -> InvoiceDraft:
         subtotal=round_money(subtotal, currency),
         tax_total=round_money(tax_total, currency),
         total=round_money(subtotal + tax_total, currency),
-        period_start=min((line.period_start for line in lines), default=None),
-        period_end=max((line.period_end for line in lines), default=None),
+        # the invoice's own period: corrections of earlier windows do not stretch it
+        period_start=min((line.period_start for line in own), default=None),
+        period_end=max((line.period_end for line in own), default=None),
         tax_problem=problem,
     )

@@ -33,3 +33,14 @@ def tenant_get_for_host(*, host: str) -> Tenant | None:
 
 def is_public(tenant: Tenant) -> bool:
     return tenant.schema_name == get_public_schema_name()
+
+
+DEFAULT_EVENT_WINDOW_DAYS = 35
+
+
+def tenant_event_window_days() -> int:
+    """How late (in days) the current tenant's usage events may arrive (Tenant.event_window_days):
+    how long a billed window can still change."""
+    from django.db import connection
+
+    return getattr(connection.tenant, "event_window_days", None) or DEFAULT_EVENT_WINDOW_DAYS

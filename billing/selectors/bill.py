@@ -9,7 +9,15 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from billing import hooks
-from billing.bill import Bill, UsageFigures, UsageRequest, bill_build, bill_usage_requests
+from billing.bill import (
+    Bill,
+    UsageFigures,
+    UsageRequest,
+    bill_build,
+    bill_usage_requests,
+    correction_requests,
+    corrections_due,
+)
 from billing.schedule import SubscriptionState
 from billing.selectors.subscription_state import redemption_states
 from metering.models import Meter
@@ -42,8 +50,10 @@ def usage_figures(requests: Iterable[UsageRequest]) -> dict[UsageRequest, UsageF
 
 def bill_get(state: SubscriptionState, point: datetime) -> Bill:
     """The bill of one subscription at one of its bill points, with the usage as stored now, the
-    organization's coupons and what fixed coupons already gave this period (billing.hooks)."""
-    usage = usage_figures(bill_usage_requests(state, point))
+    organization's coupons, what fixed coupons already gave this period and the corrections of
+    late usage (billing.hooks): what the billing run would bill at that point."""
+    billed = corrections_due(state, point, hooks.billed_provider(state))
+    usage = usage_figures(bill_usage_requests(state, point) + correction_requests(state, billed))
     redemptions = redemption_states([state.organization_id]).get(state.organization_id, [])
     coupon_used = hooks.coupon_used_provider(state, point) if redemptions else {}
-    return bill_build(state, point, usage=usage, redemptions=redemptions, coupon_used=coupon_used)
+    return bill_build(state, point, usage=usage, redemptions=redemptions, coupon_used=coupon_used, billed=billed)

@@ -11,6 +11,7 @@ from django.db.models import Prefetch
 from billing.bill import RedemptionState
 from billing.models import CouponRedemption, PlanCharge, PlanVersion, Subscription, SubscriptionPhase
 from billing.schedule import ChargeState, PhaseState, SubscriptionState, VersionState
+from tenants.selectors import tenant_event_window_days
 
 
 def _version_state(version: PlanVersion) -> VersionState:
@@ -51,7 +52,9 @@ def version_states(version_ids: Iterable[int]) -> dict[int, VersionState]:
     return {v.pk: _version_state(v) for v in versions}
 
 
-def subscription_state_from(subscription: Subscription, phases: list[SubscriptionPhase], versions) -> SubscriptionState:
+def subscription_state_from(
+    subscription: Subscription, phases: list[SubscriptionPhase], versions, *, late_days: int = 0
+) -> SubscriptionState:
     organization = subscription.organization
     return SubscriptionState(
         id=subscription.pk,
@@ -66,6 +69,7 @@ def subscription_state_from(subscription: Subscription, phases: list[Subscriptio
         ended_at=subscription.ended_at,
         billed_through=subscription.billed_through,
         phases=tuple(PhaseState(versions[p.plan_version_id], p.starts_at, p.ends_at) for p in phases),
+        late_days=late_days,
     )
 
 
@@ -78,7 +82,8 @@ def subscription_states(subscriptions: Iterable[Subscription]) -> dict[int, Subs
     for phase in SubscriptionPhase.objects.filter(subscription_id__in=ids).order_by("subscription_id", "starts_at"):
         phases[phase.subscription_id].append(phase)
     versions = version_states({p.plan_version_id for ps in phases.values() for p in ps})
-    return {s.pk: subscription_state_from(s, phases[s.pk], versions) for s in subscriptions}
+    late = tenant_event_window_days()
+    return {s.pk: subscription_state_from(s, phases[s.pk], versions, late_days=late) for s in subscriptions}
 
 
 def subscription_state_get(subscription: Subscription) -> SubscriptionState:

@@ -174,9 +174,11 @@ def _bill_soon() -> None:
 def _live_checked(subscription: Subscription, at: datetime) -> None:
     if subscription.status not in LIVE_STATUSES or (subscription.ended_at and subscription.ended_at <= at):
         raise DomainError(f"Subscription {subscription.pk} has ended.", code="subscription_ended")
-    if subscription.billed_through is not None and at < subscription.billed_through:
+    if subscription.billed_through is not None and at <= subscription.billed_through:
+        # At the billed instant itself the bill is made: a change then would never be billed.
         raise DomainError(
-            f"A change cannot take effect before the last billed instant ({subscription.billed_through.isoformat()}).",
+            "A change must take effect after the last billed instant "
+            f"({subscription.billed_through.isoformat()}); try again in a second.",
             code="change_in_billed_past",
         )
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from functools import cache
 
-from django.db import connection
-
 from billing.models import Organization
 from invoicing.compose import TaxContext
 from invoicing.models import InvoicingSettings
 from invoicing.tax import RulesTaxProvider, TaxCustomer, TaxSettings
-
-DEFAULT_EVENT_WINDOW_DAYS = 35
 
 
 @cache
@@ -51,8 +47,3 @@ def tax_customer_from(organization: Organization) -> TaxCustomer:
 
 def tax_context_for(organization: Organization, *, tax_settings: TaxSettings | None) -> TaxContext:
     return TaxContext(provider=tax_provider(), settings=tax_settings, customer=tax_customer_from(organization))
-
-
-def event_window_days() -> int:
-    """How late usage events may arrive for the current tenant (Tenant.event_window_days)."""
-    return getattr(connection.tenant, "event_window_days", DEFAULT_EVENT_WINDOW_DAYS) or DEFAULT_EVENT_WINDOW_DAYS

@@ -32,16 +32,16 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_events_bulk
-from billing.bill import LineKind, bill_build, bill_usage_requests, correction_requests
+from billing.bill import LineKind, bill_build, bill_usage_requests, correction_requests, corrections_due
 from billing.models import Subscription
-from billing.schedule import SubscriptionState, next_bill_point
+from billing.schedule import SubscriptionState, next_bill_point, previous_bill_point
 from billing.selectors.bill import usage_figures
 from billing.selectors.subscription_state import redemption_states, subscription_states
 from billing.services.subscription import BILL_POINT_FIELDS, subscription_bill_point_advance
 from invoicing.compose import InvoiceDraft, invoice_compose
 from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
 from invoicing.selectors.billed import billed_usage_get, coupon_used_get
-from invoicing.selectors.settings import event_window_days, invoicing_settings_get, tax_context_for, tax_settings_from
+from invoicing.selectors.settings import invoicing_settings_get, tax_context_for, tax_settings_from
 from metering.faults import fault_point
 
 logger = logging.getLogger(__name__)
@@ -103,9 +103,14 @@ def compose_due(
     by_id = {s.pk: s for s in subscriptions}
     redemptions = redemption_states({s.organization_id for s in subscriptions})
     used = coupon_used_get(subscription_ids=list(by_id), exclude_invoice_ids=exclude_invoice_ids)
-    window = timedelta(days=event_window_days())
-    starts = points.values() if points else [s.next_bill_at or at for s in subscriptions]
-    billed = billed_usage_get(subscription_ids=list(by_id), since=min(starts) - window)
+    # what finalized invoices billed, back to the earliest window a late event may still change
+    firsts = {
+        sid: points[sid] if points else next_bill_point(state, state.billed_through) for sid, state in states.items()
+    }
+    previous = [previous_bill_point(states[sid], p) or p for sid, p in firsts.items() if p is not None]
+    late = max((state.late_days for state in states.values()), default=0)
+    since = min(previous, default=at) - timedelta(days=late)
+    billed = billed_usage_get(subscription_ids=list(by_id), since=since)
     out: list[Due] = []
     current = {sid: states[sid] for sid in by_id}
     done_rounds = 0
@@ -121,7 +126,7 @@ def compose_due(
         billed_now = {}
         for sid, point in due.items():
             state = current[sid]
-            billed_now[sid] = [b for b in billed.get(sid, ()) if b.window[1] > point - window and b.window[1] <= point]
+            billed_now[sid] = corrections_due(state, point, billed.get(sid, []))
             requests += bill_usage_requests(state, point) + correction_requests(state, billed_now[sid])
         usage = usage_figures(requests)
         for sid, point in due.items():

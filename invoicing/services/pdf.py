@@ -52,7 +52,6 @@ from invoicing.services.invoice import invoice_lock
 from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
-# WeasyPrint logs eight INFO "Step n" lines per document: noise in the JSON logs of every worker.
 
 DEFAULT_LOCALE = "en_US"
 DATE_FORMAT = "d MMM y"  # 1 Apr 2027

@@ -28,9 +28,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from billing.periods import anniversary_period_containing, calendar_period_containing
+
+
+# Period arithmetic is pure, and the billing run asks for the same few periods over and over
+# (every subscription of a timezone shares its calendar periods; a bill asks ~13 times): zoneinfo
+# and relativedelta cost ~9 µs a call, a cache hit 0.1 µs (130,000 calls for 10,000 month-end
+# bills: 1.2 s; bench/billing.py). Results depend only on the arguments (equal instants give
+# equal periods whatever their tzinfo), so caching changes nothing but the time.
+@lru_cache(maxsize=65536)
+def _calendar_period(instant: datetime, timezone: str, interval: str) -> tuple[datetime, datetime]:
+    return calendar_period_containing(instant=instant, timezone=timezone, interval=interval)
+
+
+@lru_cache(maxsize=65536)
+def _anniversary_period(anchor: datetime, timezone: str, interval: str, instant: datetime) -> tuple[datetime, datetime]:
+    return anniversary_period_containing(anchor=anchor, timezone=timezone, interval=interval, instant=instant)
 
 
 @dataclass(frozen=True)
@@ -111,10 +127,8 @@ class SubscriptionState:
         in effect then (or `interval`). Not clipped to the subscription's start."""
         interval = interval or self.phase_at(instant).version.interval
         if self.billing_mode == "anniversary":
-            return anniversary_period_containing(
-                anchor=self.billing_anchor, timezone=self.timezone, interval=interval, instant=instant
-            )
-        return calendar_period_containing(instant=instant, timezone=self.timezone, interval=interval)
+            return _anniversary_period(self.billing_anchor, self.timezone, interval, instant)
+        return _calendar_period(instant, self.timezone, interval)
 
     def in_trial(self, instant: datetime) -> bool:
         return self.trial_end is not None and instant < self.trial_end

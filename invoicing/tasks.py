@@ -21,12 +21,14 @@ def billing_run(at: str | None = None) -> dict:
 @shared_task(
     name="invoicing.invoice_deliver",
     acks_late=True,
-    time_limit=300,
-    soft_time_limit=280,
+    time_limit=900,
+    soft_time_limit=870,
     autoretry_for=(ConnectionError, TimeoutError),
     retry_backoff=True,
     max_retries=5,
 )
-def invoice_deliver(invoice_id: int) -> None:
-    """Render and store the PDF once, then email it (each step is skipped once done)."""
-    invoice_deliver_service(invoice_id=invoice_id)
+def invoice_deliver(invoice_ids: list[int]) -> None:
+    """Render and store each PDF once, then email it. Every step is skipped once done, so a retry
+    of the batch redoes only what did not happen."""
+    for invoice_id in invoice_ids:
+        invoice_deliver_service(invoice_id=invoice_id)

@@ -20,6 +20,7 @@ from billing.services.organization import organization_create
 from billing.services.plan import ChargeInput, VersionInput, plan_create
 from billing.services.subscription import subscription_create
 from invoicing.models import InvoicingSettings
+from invoicing.services.billing_run import billing_run
 from metering.models import Meter
 from metering.services.meter import meter_create
 from tenants.models import Tenant
@@ -169,6 +170,7 @@ class Command(BaseCommand):
             if external_id == "acme":
                 Membership.objects.get_or_create(user=customer, organization=org, defaults={"role": MemberRole.OWNER})
         api_key = apikey_create(name="Demo key", scopes=["ingest", "read", "write"], actor=staff)
+        billing_run()  # this month's in-advance fees as drafts now, rather than at beat's first hourly run
         return {
             "staff_email": staff_email,
             "staff_password": staff_password,

@@ -2,64 +2,23 @@
 late events, gap-free numbers at finalization, corrections for events that arrive after it, the
 upcoming-invoice preview equal to the invoice, and re-runs that create nothing."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
-import msgspec
 import pytest
 import time_machine
 
 from billing.models import PlanVersion, Subscription
-from billing.services.plan import ChargeInput, VersionInput, plan_create
-from billing.services.subscription import subscription_create
-from invoicing.models import Invoice, InvoiceLine, InvoicingSettings
+from invoicing.models import Invoice, InvoiceLine
 from invoicing.selectors.preview import invoice_preview_get
 from invoicing.services.billing_run import billing_run
-from metering.services.drain import drain_once
-from metering.services.landing import landing_store
-from metering.services.meter import meter_create
-from tests.factories import OrganizationFactory
+from tests.invoicing.conftest import calls, utc
 
 D = Decimal
 
 
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
-
-
-def calls(customer, *timestamps, prefix="e"):
-    rows = [
-        (f"{prefix}-{customer}-{i}-{ts.isoformat()}", customer, "api_call", ts, msgspec.Raw(b"{}"))
-        for i, ts in enumerate(timestamps)
-    ]
-    landing_store(events=rows, received_at=datetime.now(UTC))
-    assert drain_once(max_events=100_000).inserted == len(rows)
-
-
 def spread(start, count, step=timedelta(minutes=1)):
     return [start + i * step for i in range(count)]
-
-
-@pytest.fixture
-def world(in_a):
-    InvoicingSettings.objects.update_or_create(
-        pk=1, defaults={"seller_country": "DE", "tax_registrations": ["DE"], "seller_name": "Seller GmbH"}
-    )
-    meter_create(actor=None, code="calls", name="API calls", event_type="api_call", aggregation="count")
-    plan_create(
-        actor=None,
-        code="basic",
-        name="Basic",
-        currency="EUR",
-        interval="month",
-        version=VersionInput(
-            base_fee="30.00", charges=[ChargeInput(meter="calls", price={"model": "per_unit", "unit_amount": "0.01"})]
-        ),
-    )
-    org = OrganizationFactory(external_id="acme", currency="EUR", country="DE", name="Acme GmbH")
-    with time_machine.travel(utc(2027, 4, 1), tick=False):
-        sub = subscription_create(actor=None, organization=org, plan_version=PlanVersion.objects.get())
-    return org, sub
 
 
 def lines_of(invoice):

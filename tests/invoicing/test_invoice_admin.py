@@ -18,10 +18,9 @@ from invoicing.services.billing_run import billing_run
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory, totp_enable
 from tests.helpers import staff_login
-from tests.invoicing import test_invoice_api as api_tests
-from tests.invoicing.test_invoice_api import may_draft, subscribe, utc
+from tests.invoicing.conftest import subscribe, utc
+from tests.invoicing.test_invoice_api import may_draft
 
-world = api_tests.world  # the fixture
 LIST = "/admin/invoicing/invoice/"
 
 

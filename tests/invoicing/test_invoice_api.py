@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime
 from decimal import Decimal
 
-import msgspec
 import pytest
 import time_machine
 from auditlog.models import LogEntry
@@ -19,61 +17,16 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
 from accounts.services.api_key import apikey_create
-from billing.models import CreditEntry, PlanVersion
+from billing.models import CreditEntry
 from billing.services.credit import credit_grant
-from billing.services.plan import ChargeInput, VersionInput, plan_create
-from billing.services.subscription import subscription_create
-from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoicingSettings, NumberSequence
+from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, NumberSequence
 from invoicing.services.billing_run import billing_run
-from metering.services.drain import drain_once
-from metering.services.landing import landing_store
-from metering.services.meter import meter_create
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import bearer, jwt_login
+from tests.invoicing.conftest import calls, subscribe, utc
 
 D = Decimal
 STANDARD = "VAT at the standard rate of DE"
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
-
-
-def calls(customer, *timestamps, prefix="e"):
-    rows = [
-        (f"{prefix}-{customer}-{i}-{ts.isoformat()}", customer, "api_call", ts, msgspec.Raw(b"{}"))
-        for i, ts in enumerate(timestamps)
-    ]
-    landing_store(events=rows, received_at=datetime.now(UTC))
-    assert drain_once(max_events=100_000).inserted == len(rows)
-
-
-def subscribe(org, at=utc(2027, 4, 1)):
-    with time_machine.travel(at, tick=False):
-        return subscription_create(actor=None, organization=org, plan_version=PlanVersion.objects.get())
-
-
-@pytest.fixture
-def world(in_a):
-    """Seller in Germany, Basic (30.00 EUR a month + 0.01 per call), Acme (DE) subscribed on
-    1 Apr 2027."""
-    InvoicingSettings.objects.update_or_create(
-        pk=1, defaults={"seller_country": "DE", "tax_registrations": ["DE"], "seller_name": "Seller GmbH"}
-    )
-    meter_create(actor=None, code="calls", name="API calls", event_type="api_call", aggregation="count")
-    plan_create(
-        actor=None,
-        code="basic",
-        name="Basic",
-        currency="EUR",
-        interval="month",
-        version=VersionInput(
-            base_fee="30.00", charges=[ChargeInput(meter="calls", price={"model": "per_unit", "unit_amount": "0.01"})]
-        ),
-    )
-    org = OrganizationFactory(external_id="acme", currency="EUR", country="DE", name="Acme GmbH")
-    sub = subscribe(org)
-    return org, sub
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from invoicing.services.finalize import customer_snapshot
 from invoicing.services.pdf import invoice_email_send, invoice_pdf_render, invoice_pdf_store
 from tenants.errors import DomainError
 from tests.factories import OrganizationFactory
-from tests.invoicing.test_billing_run import calls, world  # noqa: F401 (world is a fixture)
+from tests.invoicing.conftest import calls
 
 D = Decimal
 STANDARD = "VAT at the standard rate of DE"
@@ -257,7 +257,7 @@ def test_a_reverse_charge_invoice_carries_the_legal_mention_once(in_a, storage):
 
 
 @pytest.mark.django_db
-def test_the_billing_runs_invoice_prints_the_snapshot_and_totals(world, storage):  # noqa: F811
+def test_the_billing_runs_invoice_prints_the_snapshot_and_totals(world, storage):
     billing_run(at=utc(2027, 4, 1))
     calls("acme", utc(2027, 4, 3), utc(2027, 4, 4))
     billing_run(at=utc(2027, 4, 2))

@@ -7,19 +7,23 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from auditlog.cid import get_cid
 from auditlog.context import auditlog_value, set_actor
 from auditlog.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db.models.signals import pre_save
 from django.dispatch.dispatcher import _make_id
+from django.utils import timezone
+
+from accounts.models import User
 
 
 def audit_origin_set(*, actor, origin: str, details: dict | None = None) -> None:
     """Record `actor` (a User or None) and the origin (e.g. "api_key") on every log entry that the
     rest of this request writes. The middleware's context dict is shared by the whole request, so
     updating it here reaches the entries written by the view."""
-    try:
-        context = auditlog_value.get()
-    except LookupError:  # outside a request (commands, tasks): the caller sets its own context
+    context = _live_context()
+    if context is None:  # outside a request (commands, tasks): the caller sets its own context
         return
     if actor is not None:
         context["actor"] = actor
@@ -54,28 +58,19 @@ def audit_actor(actor) -> Iterator[None]:
 
 def audit_event(instance, *, event: str, **details) -> None:
     """One entry for a domain event that is more than a single model's diff (a plan change, a
-    cancellation): `changes` holds the event's name and its details as [before, after] pairs."""
-    changes = {"event": [None, event]}
-    for key, value in details.items():
-        changes[key] = list(value) if isinstance(value, tuple) else [None, value]
-    LogEntry.objects.log_create(
-        instance, force_log=True, action=LogEntry.Action.UPDATE, changes=json.loads(json.dumps(changes, default=str))
-    )
+    cancellation): `changes` holds the event's name and its details as [before, after] pairs (a
+    tuple value is the pair; anything else is what it is after)."""
+    audit_events_bulk([instance], event=event, details=lambda _: details)
 
 
 def audit_events_bulk(instances, *, event: str, details=None) -> None:
-    """`audit_event` for many rows of one model in one INSERT (a billing run finalizes thousands
-    of invoices with bulk updates, which django-auditlog does not see). The request's actor,
-    address, origin and id apply as they would to any entry."""
+    """Domain-event entries for many rows of one model in one INSERT (a billing run finalizes
+    thousands of invoices with bulk updates, which django-auditlog does not see). The live
+    request's (or `audit_actor` block's) actor, address, origin and id apply as they would to any
+    entry."""
     instances = list(instances)
     if not instances:
         return
-    from auditlog.cid import get_cid
-    from django.contrib.contenttypes.models import ContentType
-    from django.utils import timezone
-
-    from accounts.models import User
-
     context = _live_context() or {}
     actor = context.get("actor") if isinstance(context.get("actor"), User) else None
     content_type = ContentType.objects.get_for_model(instances[0])
@@ -84,7 +79,7 @@ def audit_events_bulk(instances, *, event: str, details=None) -> None:
     for instance in instances:
         changes = {"event": [None, event]}
         for key, value in (details(instance) if details else {}).items():
-            changes[key] = [None, value]
+            changes[key] = list(value) if isinstance(value, tuple) else [None, value]
         entries.append(
             LogEntry(
                 content_type=content_type,
@@ -96,6 +91,7 @@ def audit_events_bulk(instances, *, event: str, details=None) -> None:
                 actor=actor,
                 actor_email=getattr(actor, "email", None),
                 remote_addr=context.get("remote_addr"),
+                remote_port=context.get("remote_port"),
                 additional_data=context.get("additional_data"),
                 cid=cid,
                 timestamp=now,

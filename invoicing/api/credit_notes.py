@@ -19,7 +19,7 @@ from accounts.api.permissions import ScopePermission
 from accounts.api.principal import principal_get
 from billing.decimals import decimal_parse
 from invoicing.api.formats import credit_note_out
-from invoicing.api.invoices import SCOPES, id_parse, invoice_visible, invoices_visible, state_conflict
+from invoicing.api.invoices import SCOPES, id_parse, invoice_visible, invoices_visible
 from invoicing.models import CreditNote
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
 from tenants.errors import DomainError
@@ -97,12 +97,9 @@ class InvoiceCreditNotesView(APIView):
             seen.add(item["line"])
             amount = decimal_parse(item["amount"], field=f"lines[{index}].amount")
             lines.append(CreditNoteLineInput(invoice_line_id=item["line"], amount=amount))
-        try:
-            note = credit_note_create(
-                actor=principal_get(request).user, invoice=invoice, reason=data["reason"], lines=lines
-            )
-        except DomainError as exc:
-            raise state_conflict(exc) from None
+        note = credit_note_create(
+            actor=principal_get(request).user, invoice=invoice, reason=data["reason"], lines=lines
+        )
         return Response(credit_note_out(_notes(request).get(pk=note.pk)), status=status.HTTP_201_CREATED)
 
 

@@ -46,25 +46,7 @@ logger = logging.getLogger(__name__)
 
 SCOPES = {"GET": "read", "HEAD": "read", "POST": "write"}
 _MAX_ID = 2**63 - 1
-# What the services refuse because of the invoice's stored state: a conflict with the resource,
-# not a malformed request.
-STATE_CODES = frozenset(
-    {
-        "invoice_not_final",
-        "invoice_not_draft",
-        "tax_problem",
-        "invoice_not_voidable",
-        "invoice_partly_paid",
-        "invoice_not_open",
-    }
-)
 TAGS = ["invoices"]
-
-
-def state_conflict(exc: DomainError) -> DomainError:
-    if exc.code in STATE_CODES:
-        exc.status_code = 409
-    return exc
 
 
 def id_parse(value: str, *, what: str) -> int:
@@ -266,11 +248,7 @@ class _InvoiceActionView(APIView):
         raise NotImplementedError
 
     def post(self, request, pk: str):
-        invoice = invoice_visible(request, pk)
-        try:
-            done = self.act(request, invoice)
-        except DomainError as exc:
-            raise state_conflict(exc) from None
+        done = self.act(request, invoice_visible(request, pk))
         return Response(invoice_out(invoice_visible(request, str(done.pk), lines=True), lines=True))
 
 

@@ -70,6 +70,8 @@ class FinalizeResult:
 
 def numbers_take(prefix: str, count: int) -> list[str]:
     """`count` consecutive numbers for `prefix`, inside the caller's transaction."""
+    if count == 0:
+        return []
     sequence, _ = NumberSequence.objects.get_or_create(prefix=prefix)
     sequence = NumberSequence.objects.select_for_update().get(pk=sequence.pk)
     first = sequence.last_value + 1
@@ -101,10 +103,8 @@ def customer_snapshot(organization: Organization) -> dict:
     return {name: getattr(organization, name) for name in fields}
 
 
-def _same_lines(invoice: Invoice, draft: InvoiceDraft, stored: list[InvoiceLine] | None = None) -> bool:
-    """Whether the stored lines (`stored`, in position order, read here if not given) are the
-    draft's."""
-    stored = list(invoice.lines.order_by("position")) if stored is None else stored
+def _same_lines(invoice: Invoice, draft: InvoiceDraft, stored: list[InvoiceLine]) -> bool:
+    """Whether the stored lines (in position order) are the draft's."""
     fresh = _line_rows(invoice, draft)
     if len(stored) != len(fresh):
         return False
@@ -222,7 +222,9 @@ def _finalize_chunk(
                 ready.append(invoice)
             numbers = numbers_take(settings.number_prefix, len(ready))
             fault_point("finalize.after_numbers")
+            now = timezone.now()
             for invoice, number in zip(ready, numbers, strict=True):
+                invoice.updated_at = now  # rows_update writes fields as they are, auto_now included
                 invoice.number = number
                 invoice.status = InvoiceStatus.OPEN
                 invoice.issued_at = at
@@ -296,7 +298,7 @@ def invoice_finalize(*, actor=None, invoice: Invoice, at: datetime | None = None
     at = at or timezone.now()
     settings = invoicing_settings_get()
     if invoice.status != InvoiceStatus.DRAFT:
-        raise DomainError(f"Invoice {invoice} is already finalized.", code="invoice_not_draft")
+        raise DomainError(f"Invoice {invoice} is already finalized.", code="invoice_not_draft", status_code=409)
     try:
         with audit_actor(actor), transaction.atomic():
             earlier = Invoice.objects.filter(
@@ -314,5 +316,6 @@ def invoice_finalize(*, actor=None, invoice: Invoice, at: datetime | None = None
         raise DomainError(
             f"The invoice cannot be finalized: {which} has a tax problem: {blocking.tax_problem or 'unknown'}",
             code="tax_problem",
+            status_code=409,
         ) from None
     return invoice

@@ -1,6 +1,7 @@
 """What happens to a finalized invoice: void, uncollectible, paid (by hand: a wire or a check;
 gateways come through payments), and credit notes. Each locks the invoice, checks its stored
-state, writes an audit entry and never edits its lines or totals."""
+state, writes an audit entry and never edits its lines or totals. What the stored state refuses is
+a conflict with the resource: those DomainErrors carry status 409."""
 
 from __future__ import annotations
 
@@ -54,9 +55,12 @@ def invoice_void(*, actor, invoice: Invoice, at: datetime | None = None) -> Invo
             raise DomainError(
                 f"Only an open or uncollectible invoice can be voided; {locked} is {locked.status}.",
                 code="invoice_not_voidable",
+                status_code=409,
             )
         if locked.amount_paid > 0:
-            raise DomainError("A partly paid invoice is corrected with a credit note.", code="invoice_partly_paid")
+            raise DomainError(
+                "A partly paid invoice is corrected with a credit note.", code="invoice_partly_paid", status_code=409
+            )
         _credit_returned(locked, at=at, why="voided")
         locked.status, locked.voided_at, locked.amount_due = InvoiceStatus.VOID, at, ZERO
         locked.save(update_fields=["status", "voided_at", "amount_due", "updated_at"])
@@ -70,6 +74,7 @@ def invoice_mark_uncollectible(*, actor, invoice: Invoice, at: datetime | None =
             raise DomainError(
                 f"Only an open invoice can be marked uncollectible; {locked} is {locked.status}.",
                 code="invoice_not_open",
+                status_code=409,
             )
         locked.status = InvoiceStatus.UNCOLLECTIBLE
         locked.save(update_fields=["status", "updated_at"])
@@ -82,7 +87,9 @@ def invoice_mark_paid(*, actor, invoice: Invoice, reference: str = "", at: datet
     with audit_actor(actor), transaction.atomic():
         locked = invoice_lock(invoice.pk)
         if locked.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
-            raise DomainError(f"{locked} is {locked.status}, not awaiting payment.", code="invoice_not_open")
+            raise DomainError(
+                f"{locked} is {locked.status}, not awaiting payment.", code="invoice_not_open", status_code=409
+            )
         locked.amount_paid += locked.amount_due
         locked.amount_due = ZERO
         locked.status, locked.paid_at = InvoiceStatus.PAID, at
@@ -112,7 +119,9 @@ def credit_note_create(
         locked = invoice_lock(invoice.pk)
         if locked.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE):
             raise DomainError(
-                f"{locked} is {locked.status}: only finalized invoices take credit notes.", code="invoice_not_final"
+                f"{locked} is {locked.status}: only finalized invoices take credit notes.",
+                code="invoice_not_final",
+                status_code=409,
             )
         stored = {line.pk: line for line in locked.lines.exclude(kind="discount")}
         # what earlier notes (and earlier entries of this one) credited per line: amount, tax

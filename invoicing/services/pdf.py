@@ -83,7 +83,9 @@ def invoice_pdf_render(*, invoice: Invoice) -> bytes:
     no number and its lines may still change. Reads the invoice's lines and organization (one
     query each unless prefetched / selected) and the logo file; writes nothing."""
     if invoice.status not in FINAL_STATUSES:
-        raise DomainError(f"Invoice {invoice} is not finalized: a draft has no PDF.", code="invoice_not_final")
+        raise DomainError(
+            f"Invoice {invoice} is not finalized: a draft has no PDF.", code="invoice_not_final", status_code=409
+        )
     resources: dict[str, tuple[bytes, str]] = {}
     logo = _logo_read(invoice.seller.get("logo") or "")
     if logo is not None:
@@ -401,7 +403,9 @@ def invoice_pdf_store(*, invoice: Invoice) -> Invoice:
     if invoice.pdf:
         return invoice
     if invoice.status == InvoiceStatus.DRAFT:
-        raise DomainError(f"Invoice {invoice} is not finalized: a draft has no PDF.", code="invoice_not_final")
+        raise DomainError(
+            f"Invoice {invoice} is not finalized: a draft has no PDF.", code="invoice_not_final", status_code=409
+        )
     with transaction.atomic(durable=True):
         locked = invoice_lock(invoice.pk)
         if not locked.pdf:
@@ -429,7 +433,9 @@ def invoice_email_send(*, invoice: Invoice) -> bool:
     Stores the PDF first if it is not stored yet. The send happens under the invoice's row lock,
     and `emailed_at` is set in that same transaction."""
     if invoice.status == InvoiceStatus.DRAFT:
-        raise DomainError(f"Invoice {invoice} is not finalized: a draft is not sent.", code="invoice_not_final")
+        raise DomainError(
+            f"Invoice {invoice} is not finalized: a draft is not sent.", code="invoice_not_final", status_code=409
+        )
     if invoice.emailed_at is not None:
         return False
     if not invoice.pdf:

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_actor, audit_event
 from billing.bill import Bill
-from billing.locks import subscription_lock
+from billing.locks import organization_lock, subscription_lock
 from billing.models import (
     LIVE_STATUSES,
     BillingMode,
@@ -135,7 +135,7 @@ def subscription_create(
     else:
         status = SubscriptionStatus.TRIALING if trial_end and trial_end > now else SubscriptionStatus.ACTIVE
     with audit_actor(actor), transaction.atomic():
-        Organization.objects.select_for_update().get(pk=organization.pk)
+        organization_lock(organization.pk)
         subscription = Subscription.objects.create(
             organization=organization,
             plan_version=plan_version,
@@ -370,12 +370,11 @@ BILL_POINT_FIELDS = [
 
 def subscription_bill_point_advance(
     *, subscription: Subscription, point: datetime, state: SubscriptionState | None = None
-) -> SubscriptionState:
+) -> None:
     """Move a locked subscription past `point`, its next bill point, once that point's bill is
     stored (invoicing does this in the transaction that writes the invoice): the billed
     watermark, the next bill point, the current version, period and status as of `point`. Sets
-    the fields (BILL_POINT_FIELDS) without saving, so a run can save many rows at once; returns
-    the snapshot as of after `point`."""
+    the fields (BILL_POINT_FIELDS) without saving, so a run can save many rows at once."""
     state = state or subscription_state_get(subscription)
     if next_bill_point(state, subscription.billed_through) != point:
         raise ValueError(f"{point.isoformat()} is not subscription {subscription.pk}'s next bill point.")
@@ -386,7 +385,6 @@ def subscription_bill_point_advance(
     if state.continues_after(point):
         subscription.current_period_start, subscription.current_period_end = _current_period(state, point)
     subscription.status = _status_at(state, point, subscription.status)
-    return state
 
 
 def subscription_bill_point_close(*, subscription: Subscription, point: datetime) -> Subscription:
@@ -414,4 +412,6 @@ def subscriptions_end_for_organization(*, organization: Organization, at: dateti
         )
         audit_event(sub, event="subscription.end", reason="organization_closed", effective_at=effective_at.isoformat())
         ended.append(sub)
+    if ended:
+        _bill_soon()
     return ended

@@ -17,7 +17,7 @@ from billing.api.formats import amount_text, bill_line_out, decimal_text, instan
 from billing.money import round_money
 from invoicing.compose import DraftLine, InvoiceDraft
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
-from invoicing.tax import LineTax
+from invoicing.services.billing_run import taxes_json
 
 
 def money_text(value: Decimal, currency: str) -> str:
@@ -38,20 +38,6 @@ def _taxes_stored(taxes: Iterable[Mapping], currency: str) -> list[dict]:
             "taxable_amount": money_text(Decimal(t["taxable_amount"]), currency),
             "amount": money_text(Decimal(t["amount"]), currency),
             "reason": t["reason"],
-        }
-        for t in taxes
-    ]
-
-
-def _taxes_drafted(taxes: Iterable[LineTax], currency: str) -> list[dict]:
-    return [
-        {
-            "name": str(t.name),
-            "jurisdiction": t.jurisdiction,
-            "rate": decimal_text(t.rate),
-            "taxable_amount": money_text(t.taxable_amount, currency),
-            "amount": money_text(t.amount, currency),
-            "reason": t.reason,
         }
         for t in taxes
     ]
@@ -108,7 +94,7 @@ def draft_line_out(d: DraftLine) -> dict:
             "tax_rate": decimal_text(d.tax_rate),
             "tax_jurisdiction": d.tax_jurisdiction,
             "tax_reason": d.tax_reason,
-            "taxes": _taxes_drafted(d.taxes, d.line.currency),
+            "taxes": _taxes_stored(taxes_json(d.taxes), d.line.currency),
         }
     )
     return out

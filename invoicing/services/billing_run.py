@@ -42,6 +42,7 @@ from invoicing.compose import InvoiceDraft, invoice_compose
 from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
 from invoicing.selectors.billed import billed_usage_get, coupon_used_get
 from invoicing.selectors.settings import invoicing_settings_get, tax_context_for, tax_settings_from
+from invoicing.tax import LineTax
 from metering.faults import fault_point
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,6 @@ def compose_due(
     settings: InvoicingSettings,
     points: dict[int, datetime] | None = None,
     exclude_invoice_ids: Iterable[int] = (),
-    rounds: int | None = None,
 ) -> list[Due]:
     """The drafts of every bill point due by `at` for these subscriptions (with their
     organization loaded), in order: each subscription's points one after another, as if each
@@ -113,8 +113,7 @@ def compose_due(
     billed = billed_usage_get(subscription_ids=list(by_id), since=since)
     out: list[Due] = []
     current = {sid: states[sid] for sid in by_id}
-    done_rounds = 0
-    while current and (rounds is None or done_rounds < rounds):
+    while current:
         due: dict[int, datetime] = {}
         for sid, state in current.items():
             point = points[sid] if points else next_bill_point(state, state.billed_through)
@@ -147,8 +146,22 @@ def compose_due(
             current[sid] = state.with_changes(billed_through=point)
         if points:
             break
-        done_rounds += 1
     return out
+
+
+def taxes_json(taxes: Iterable[LineTax]) -> list[dict]:
+    """A line's tax components as InvoiceLine.taxes stores them (decimals as plain strings)."""
+    return [
+        {
+            "name": str(t.name),
+            "jurisdiction": t.jurisdiction,
+            "rate": format(t.rate, "f"),
+            "taxable_amount": format(t.taxable_amount, "f"),
+            "amount": format(t.amount, "f"),
+            "reason": t.reason,
+        }
+        for t in taxes
+    ]
 
 
 def _line_rows(invoice: Invoice, draft: InvoiceDraft) -> list[InvoiceLine]:
@@ -170,17 +183,7 @@ def _line_rows(invoice: Invoice, draft: InvoiceDraft) -> list[InvoiceLine]:
                 tax_rate=d.tax_rate,
                 tax_jurisdiction=d.tax_jurisdiction[:20],
                 tax_reason=d.tax_reason,
-                taxes=[
-                    {
-                        "name": t.name,
-                        "jurisdiction": t.jurisdiction,
-                        "rate": format(t.rate, "f"),
-                        "taxable_amount": format(t.taxable_amount, "f"),
-                        "amount": format(t.amount, "f"),
-                        "reason": t.reason,
-                    }
-                    for t in d.taxes
-                ],
+                taxes=taxes_json(d.taxes),
                 period_start=line.period_start,
                 period_end=line.period_end,
                 billing_period_start=line.billing_period_start,
@@ -231,33 +234,17 @@ def _json_value(field: models.Field, value, db):
     exact decimals and instants as text (numeric and timestamptz input), JSON null as SQL NULL.
     `db` is the connection itself (not the `connection` proxy: a lookup per value)."""
     if hasattr(value, "resolve_expression"):
-        raise TypeError(f"{field.name}: expressions are not written through jsonb_to_recordset")
+        raise TypeError(f"{field.name}: expressions are not written by rows_update")
     if isinstance(field, models.JSONField):
         return value  # the document itself (None: SQL NULL, as Django stores it)
     value = field.get_db_prep_save(value, db)
-    kind = type(value)
-    if value is None or kind is str or kind is int or kind is bool or kind is float:
+    if value is None or isinstance(value, str | int | float):  # bool is an int
         return value
-    if kind is Decimal:
+    if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, date):  # datetimes too: aware, so the offset travels with them
         return value.isoformat()
-    if isinstance(value, str | int | float):
-        return value
-    raise TypeError(f"{field.name}: {kind.__name__} is not written through jsonb_to_recordset")
-
-
-def _recordset(fields: Sequence[models.Field]) -> str:
-    quote = connection.ops.quote_name
-    return (
-        "jsonb_to_recordset(%s::jsonb) AS v("
-        + ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
-        + ")"
-    )
-
-
-def _document(rows: list[dict]) -> str:
-    return json.dumps(rows, separators=(",", ":"))
+    raise TypeError(f"{field.name}: {type(value).__name__} is not written by rows_update")
 
 
 def rows_update(model: type[models.Model], objects: Sequence[models.Model], fields: Sequence[str]) -> None:
@@ -283,10 +270,12 @@ def rows_update(model: type[models.Model], objects: Sequence[models.Model], fiel
     sql = (
         f"UPDATE {quote(meta.db_table)} AS t SET "  # noqa: S608
         + ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns)
-        + f" FROM {_recordset((pk, *columns))} WHERE t.{quote(pk.column)} = v.{quote(pk.column)}"
+        + " FROM jsonb_to_recordset(%s::jsonb) AS v("
+        + ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in (pk, *columns))
+        + f") WHERE t.{quote(pk.column)} = v.{quote(pk.column)}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_document(rows)])
+        cursor.execute(sql, [json.dumps(rows, separators=(",", ":"))])
 
 
 def draft_totals(invoice: Invoice, draft: InvoiceDraft) -> None:

@@ -10,8 +10,8 @@ from rest_framework.views import APIView
 from accounts.api.permissions import ScopePermission
 from accounts.api.principal import principal_get
 from billing.api.formats import decimal_text, instant_parse, instant_text
-from billing.models import Coupon, CouponDuration, CouponRedemption, CouponTarget, DiscountType, Organization
-from billing.selectors.organization import organization_list
+from billing.api.lookups import organization_visible
+from billing.models import Coupon, CouponDuration, CouponRedemption, CouponTarget, DiscountType
 from billing.services.coupon import coupon_create, coupon_redeem, coupon_redemption_remove, coupon_update
 from tenants.errors import DomainError
 
@@ -72,13 +72,6 @@ def redemption_out(r: CouponRedemption) -> dict:
         "covers_until": instant_text(r.covers_until),
         "removed_at": instant_text(r.removed_at),
     }
-
-
-def organization_visible(request, external_id: str) -> Organization:
-    organization = organization_list(principal=principal_get(request)).filter(external_id=external_id).first()
-    if organization is None:
-        raise DomainError(f"No organization {external_id!r}.", code="not_found", status_code=404)
-    return organization
 
 
 class CouponsView(APIView):

@@ -12,8 +12,8 @@ from rest_framework.views import APIView
 
 from accounts.api.permissions import ScopePermission
 from accounts.api.principal import principal_get
-from billing.api.coupons import organization_visible
 from billing.api.formats import amount_text, instant_parse, instant_text
+from billing.api.lookups import organization_visible
 from billing.decimals import decimal_parse
 from billing.models import GRANT_KINDS, CreditEntry, CreditKind
 from billing.money import round_money

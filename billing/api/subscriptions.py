@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from accounts.api.permissions import ScopePermission
 from accounts.api.principal import principal_get
 from billing.api.formats import bill_out, instant_parse, instant_text
+from billing.api.lookups import organization_visible
 from billing.models import BillingMode, PlanVersion, Subscription
 from billing.selectors.organization import organization_list
 from billing.services.subscription import (
@@ -141,9 +142,7 @@ class SubscriptionsView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         start_at = instant_parse(data.get("start_at"), field="start_at")
-        organization = organization_list(principal=principal_get(request)).filter(external_id=data["customer"]).first()
-        if organization is None:
-            raise DomainError(f"No organization {data['customer']!r}.", code="unknown_customer", status_code=404)
+        organization = organization_visible(request, data["customer"], code="unknown_customer")
         subscription = subscription_create(
             actor=principal_get(request).user,
             organization=organization,

@@ -29,6 +29,7 @@ from rest_framework.views import APIView
 
 from accounts.api.permissions import ScopePermission
 from accounts.api.principal import principal_get
+from billing.api.lookups import param, param_checked, param_required
 from billing.selectors.usage import customer_usage_get, usage_report_get
 from metering.selectors.usage import WINDOWS
 from tenants.errors import DomainError
@@ -40,26 +41,8 @@ _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 _READ_SCOPES = {"GET": "read", "HEAD": "read"}
 
 
-def _checked(name: str, value: str) -> str:
-    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
-    if "\x00" in value:
-        raise DomainError(f"'{name}' must not contain NUL characters.", code="invalid_parameter")
-    return value
-
-
-def _param(request, name: str) -> str | None:
-    return request.query_params.get(name, "").strip() or None
-
-
-def _required(request, name: str) -> str:
-    value = _param(request, name)
-    if value is None:
-        raise DomainError(f"The query parameter '{name}' is required.", code="missing_parameter")
-    return _checked(name, value)
-
-
 def _datetime_param(request, name: str) -> datetime | None:
-    raw = _param(request, name)
+    raw = param(request, name)
     if raw is None:
         return None
     text = _SPACED_OFFSET.sub(r"\1+\2", raw)
@@ -106,13 +89,13 @@ class UsageView(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request):
-        customer, meter_code = _required(request, "customer"), _required(request, "meter")
+        customer, meter_code = param_required(request, "customer"), param_required(request, "meter")
         start, end = _datetime_param(request, "from"), _datetime_param(request, "to")
-        group_by_text = _param(request, "group_by")
+        group_by_text = param(request, "group_by")
         group_by = _BOOLEANS.get((group_by_text or "false").lower())
         if group_by is None:
             raise DomainError("group_by must be true or false.", code="invalid_group_by")
-        window = _param(request, "window")
+        window = param(request, "window")
         if window is not None and window not in WINDOWS:
             raise DomainError(f"window must be one of {', '.join(WINDOWS)}.", code="invalid_window")
         result = usage_report_get(
@@ -144,7 +127,7 @@ class CustomerUsageView(APIView):
 
     @extend_schema(summary="Usage of every meter by one customer", tags=["usage"], responses={200: OpenApiTypes.OBJECT})
     def get(self, request, external_id: str):
-        usage = customer_usage_get(principal=principal_get(request), customer=_checked("customer", external_id))
+        usage = customer_usage_get(principal=principal_get(request), customer=param_checked("customer", external_id))
         return Response(
             {
                 "customer": usage.customer,

@@ -15,6 +15,11 @@ def organization_list(*, principal: ApiPrincipal) -> QuerySet[Organization]:
     return qs
 
 
+def organization_visible_get(*, principal: ApiPrincipal, external_id: str) -> Organization | None:
+    """The organization `external_id` if this caller may see it (organization_list)."""
+    return organization_list(principal=principal).filter(external_id=external_id).first()
+
+
 def organization_list_for_user(*, user) -> QuerySet[Organization]:
     return Organization.objects.filter(memberships__user=user).order_by("name")
 

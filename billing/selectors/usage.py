@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.api.principal import ApiPrincipal
 from billing.models import Organization, Subscription
 from billing.periods import calendar_period_containing
-from billing.selectors.organization import organization_list, subscription_current_get
+from billing.selectors.organization import organization_visible_get, subscription_current_get
 from metering.models import Meter
 from metering.selectors.usage import UsageResult, usage_for_customer, usage_get
 from tenants.errors import DomainError
@@ -33,7 +33,7 @@ def usage_customer_get(*, principal: ApiPrincipal, customer: str) -> Organizatio
     Customer members see only their own organizations: anything else, existing or not, is the
     same 404 `not_found`. Machine and staff credentials see every customer, including one that
     has events but no organization yet (None): metering knows customers only by external id."""
-    organization = organization_list(principal=principal).filter(external_id=customer).first()
+    organization = organization_visible_get(principal=principal, external_id=customer)
     if organization is None and principal.is_customer_member:
         raise DomainError(f"No customer {customer!r}.", code="not_found", status_code=404)
     return organization

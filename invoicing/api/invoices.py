@@ -33,7 +33,7 @@ from rest_framework.views import APIView
 
 from accounts.api.permissions import ScopePermission
 from accounts.api.principal import principal_get
-from billing.models import Organization
+from billing.api.lookups import organization_visible, param, param_checked, param_required
 from billing.selectors.organization import organization_list
 from invoicing.api.formats import draft_out, invoice_out
 from invoicing.models import Invoice, InvoiceStatus
@@ -56,15 +56,6 @@ def id_parse(value: str, *, what: str) -> int:
     return int(value)
 
 
-def param(request, name: str) -> str | None:
-    value = request.query_params.get(name)
-    if value is None or value.strip() == "":
-        return None
-    if "\x00" in value:
-        raise DomainError(f"'{name}' must not contain NUL characters.", code="invalid_parameter")
-    return value.strip()
-
-
 def invoices_visible(request) -> QuerySet[Invoice]:
     """The invoices this caller may see: the tenant's for staff and machine credentials; for
     customer members, their organizations' finalized ones."""
@@ -83,13 +74,6 @@ def invoice_visible(request, value: str, *, lines: bool = False) -> Invoice:
     if invoice is None:
         raise DomainError(f"No invoice {value!r}.", code="not_found", status_code=404)
     return invoice
-
-
-def customer_visible(request, external_id: str) -> Organization:
-    organization = organization_list(principal=principal_get(request)).filter(external_id=external_id).first()
-    if organization is None:
-        raise DomainError(f"No organization {external_id!r}.", code="unknown_customer", status_code=404)
-    return organization
 
 
 class InvoicePagination(CursorPagination):
@@ -147,7 +131,8 @@ class InvoicesView(APIView):
     def get(self, request):
         invoices = invoices_visible(request)
         if (customer := param(request, "customer")) is not None:
-            invoices = invoices.filter(organization=customer_visible(request, customer))
+            customer = param_checked("customer", customer)
+            invoices = invoices.filter(organization=organization_visible(request, customer, code="unknown_customer"))
         if (status := param(request, "status")) is not None:
             if status not in InvoiceStatus.values:
                 raise DomainError(
@@ -188,10 +173,7 @@ class InvoicePreviewView(APIView):
         operation_id="invoices_preview",
     )
     def get(self, request):
-        external_id = param(request, "customer")
-        if external_id is None:
-            raise DomainError("The query parameter 'customer' is required.", code="missing_parameter")
-        organization = customer_visible(request, external_id)
+        organization = organization_visible(request, param_required(request, "customer"), code="unknown_customer")
         drafts = invoice_preview_get(organization=organization)
         return Response({"customer": organization.external_id, "invoices": [draft_out(d) for d in drafts]})
 

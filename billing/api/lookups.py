@@ -1,0 +1,37 @@
+"""What the billing and invoicing APIs read from a request: query parameters and the organization
+a path or parameter names, as the caller may see it."""
+
+from __future__ import annotations
+
+from accounts.api.principal import principal_get
+from billing.models import Organization
+from billing.selectors.organization import organization_visible_get
+from tenants.errors import DomainError
+
+
+def param_checked(name: str, value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
+    if "\x00" in value:
+        raise DomainError(f"'{name}' must not contain NUL characters.", code="invalid_parameter")
+    return value
+
+
+def param(request, name: str) -> str | None:
+    """The query parameter, stripped; None when absent or blank."""
+    return request.query_params.get(name, "").strip() or None
+
+
+def param_required(request, name: str) -> str:
+    value = param(request, name)
+    if value is None:
+        raise DomainError(f"The query parameter '{name}' is required.", code="missing_parameter")
+    return param_checked(name, value)
+
+
+def organization_visible(request, external_id: str, *, code: str = "not_found") -> Organization:
+    """The organization `external_id` if the caller may see it, else 404 with `code` (the same
+    answer for one that does not exist)."""
+    organization = organization_visible_get(principal=principal_get(request), external_id=external_id)
+    if organization is None:
+        raise DomainError(f"No organization {external_id!r}.", code=code, status_code=404)
+    return organization

@@ -143,7 +143,6 @@ class BilledUsage:
 class Bill:
     subscription_id: int
     point: datetime
-    segment_start: datetime | None  # None at the start: no segment closes
     currency: str
     lines: tuple[BillLine, ...]
     timezone: str = "UTC"  # the organization's: the date of supply is the bill point's local date
@@ -600,7 +599,6 @@ def bill_build(
     return Bill(
         subscription_id=state.id,
         point=point,
-        segment_start=segment.start,
         currency=state.currency,
         lines=tuple(lines),
         timezone=state.timezone,

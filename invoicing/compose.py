@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from billing.bill import Bill, BillLine, LineKind
 from billing.money import round_money
@@ -83,20 +84,20 @@ def invoice_compose(bill: Bill, *, tax: TaxContext) -> InvoiceDraft:
     if tax.settings is not None and nets:
         inputs = [TaxLineInput(key=str(i), amount=round_money(a, currency), currency=currency) for i, a in nets.items()]
         try:
+            # the date of supply is the bill point's date where the customer is
+            supplied = bill.point.astimezone(ZoneInfo(bill.timezone))
             results = {
                 int(r.key): r
-                for r in tax.provider.tax_lines(
-                    settings=tax.settings, customer=tax.customer, lines=inputs, at=bill.point
-                )
+                for r in tax.provider.tax_lines(settings=tax.settings, customer=tax.customer, lines=inputs, at=supplied)
             }
         except TaxError as exc:
             problem = f"{exc.code}: {exc.message}"
     drafted: list[DraftLine] = []
     for index, line in enumerate(lines):
         if line.kind == LineKind.DISCOUNT:
-            parent = results.get(line.discounts_line)  # type: ignore[arg-type]
-            rate = sum((t.rate for t in parent.taxes), ZERO) if parent else None
-            drafted.append(DraftLine(line, ZERO, ZERO, rate, parent.taxes[0].jurisdiction if parent else "", "", ()))
+            # the rate and jurisdiction of the line it reduces; its effect is in that line's net
+            parent = drafted[line.discounts_line]  # type: ignore[index]
+            drafted.append(DraftLine(line, ZERO, ZERO, parent.tax_rate, parent.tax_jurisdiction, "", ()))
             continue
         result = results.get(index)
         if result is None:

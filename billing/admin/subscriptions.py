@@ -4,6 +4,8 @@ makes, confirmed with a second submit of the same form."""
 
 from __future__ import annotations
 
+import hashlib
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -21,6 +23,13 @@ from billing.services.subscription import (
     subscription_resume,
 )
 from tenants.errors import DomainError
+
+
+def _fingerprint(change) -> str:
+    """What a preview showed (its lines), to confirm exactly that. Not the effective instant: a
+    change "now" moves with the clock, a second later is the same change."""
+    shown = repr([(x.kind, x.description, x.amount) for x in change.bill.lines])
+    return hashlib.sha256(shown.encode()).hexdigest()
 
 
 class PhaseInline(admin.TabularInline):
@@ -142,11 +151,14 @@ class SubscriptionAdmin(admin.ModelAdmin):
         preview = error = None
         if request.method == "POST" and form.is_valid():
             try:
-                if request.POST.get("confirm") == "1":
+                preview = run(form.cleaned_data, preview=True)
+                # Confirm only what was shown: a changed choice or bill is previewed again.
+                if request.POST.get("confirm") == _fingerprint(preview):
                     run(form.cleaned_data, preview=False)
                     self.message_user(request, f"{title}: done.", messages.SUCCESS)
                     return HttpResponseRedirect(reverse("admin:billing_subscription_change", args=[subscription.pk]))
-                preview = run(form.cleaned_data, preview=True)
+                if request.POST.get("confirm"):
+                    error = "The bill changed since it was shown: check it and confirm again."
             except DomainError as exc:
                 error = exc.message
         context = {
@@ -156,6 +168,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
             "title": f"{title}: {subscription}",
             "form": form,
             "preview": preview,
+            "fingerprint": _fingerprint(preview) if preview else "",
             "error": error,
         }
         return TemplateResponse(request, "billing/admin/subscription_action.html", context)

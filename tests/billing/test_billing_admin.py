@@ -62,7 +62,12 @@ def test_change_plan_in_the_admin_previews_then_confirms(client_a, staff, subscr
         page = response.content.decode()
         assert "Unused time on Basic after 2027-04-11" in page and "-20.00 USD" in page and "40.00 USD" in page
         assert LogEntry.objects.count() == entries and SubscriptionPhase.objects.count() == 1
-        response = client_a.post(url, {"plan_version": pro.pk, "timing": "", "confirm": "1"})
+        shown = response.context["fingerprint"]
+        # a confirmation of something else than what was shown is shown again, not done
+        stale = client_a.post(url, {"plan_version": pro.pk, "timing": "period_end", "confirm": shown})
+        assert stale.status_code == 200 and "The bill changed since it was shown" in stale.content.decode()
+        assert LogEntry.objects.count() == entries and SubscriptionPhase.objects.count() == 1
+        response = client_a.post(url, {"plan_version": pro.pk, "timing": "", "confirm": shown})
     assert response.status_code == 302
     subscription.refresh_from_db()
     assert subscription.plan_version == pro
@@ -82,9 +87,9 @@ def test_viewer_cannot_change_and_refusals_are_shown(client_a, staff, subscripti
 def test_cancel_in_the_admin_and_a_refused_resume(client_a, staff, subscription):
     with time_machine.travel(utc(2027, 4, 21), tick=True):
         staff("admin")
-        response = client_a.post(
-            f"/admin/billing/subscription/{subscription.pk}/cancel/", {"at_period_end": "0", "confirm": "1"}
-        )
+        url = f"/admin/billing/subscription/{subscription.pk}/cancel/"
+        shown = client_a.post(url, {"at_period_end": "0"}).context["fingerprint"]
+        response = client_a.post(url, {"at_period_end": "0", "confirm": shown})
         assert response.status_code == 302
         response = client_a.post(f"/admin/billing/subscription/{subscription.pk}/resume/", follow=True)
     assert "Only a cancellation scheduled for the period end can be taken back." in response.content.decode()

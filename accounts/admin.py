@@ -1,3 +1,5 @@
+from auditlog.admin import LogEntryAdmin as AuditlogLogEntryAdmin
+from auditlog.models import LogEntry
 from django.contrib import admin
 
 from accounts.models import APIKey, StaffRole, User
@@ -48,3 +50,14 @@ class APIKeyAdmin(admin.ModelAdmin):
         for key in queryset:
             apikey_revoke(api_key=key, actor=request.user)
         self.message_user(request, f"Revoked {queryset.count()} key(s).")
+
+
+admin.site.unregister(LogEntry)
+
+
+@admin.register(LogEntry)
+class LogEntryAdmin(AuditlogLogEntryAdmin):
+    """django-auditlog's own admin, searching fields our User has: it searches
+    `actor__first_name` / `actor__last_name`, which do not exist here (every search was a 500)."""
+
+    search_fields = ["object_repr", "changes", "actor__email", "actor__name", "=object_pk", "=cid"]

@@ -22,7 +22,9 @@ if DJANGO_ENV not in {"development", "test", "production"}:
 PRODUCTION = DJANGO_ENV == "production"
 TESTING = DJANGO_ENV == "test"
 
-DEBUG = env.bool("DEBUG", default=DJANGO_ENV == "development")
+# Off unless asked for (DEBUG=1), in every DJANGO_ENV: Django's debug pages list every URL and
+# show tracebacks and settings to whoever reaches the server, `make run` included.
+DEBUG = env.bool("DEBUG", default=False)
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / ".data")))
 
 if PRODUCTION:

@@ -79,3 +79,57 @@ def test_the_platform_hosts_404_is_styled_too():
     response = Client(HTTP_HOST=settings.TENANT_HOST_SUFFIX).get("/no/such/page/")
     assert response.status_code == 404
     assert SITE in page(response) and "Page not found" in page(response) and "URLconf" not in page(response)
+
+
+def asgi_get(host: str, path: str, *, cookie: str = "") -> tuple[int, str]:
+    """One GET through Django's ASGI handler, as uvicorn serves it (Django's AsyncClient cannot
+    replace its "testserver" Host header)."""
+    from asgiref.sync import async_to_sync
+    from asgiref.testing import ApplicationCommunicator
+    from django.core.handlers.asgi import ASGIHandler
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", host.encode()), (b"cookie", cookie.encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+    async def run():
+        communicator = ApplicationCommunicator(ASGIHandler(), scope)
+        await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start = await communicator.receive_output(10)
+        body = b""
+        while True:
+            message = await communicator.receive_output(10)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                return start["status"], body.decode()
+
+    return async_to_sync(run)()
+
+
+@pytest.mark.django_db
+def test_under_asgi_the_404_still_carries_the_tenants_header(tenant_a, client_a, in_a):
+    """Under ASGI (uvicorn) Django renders the 404 in another thread than the middleware's, whose
+    database connection was never switched to the tenant: the page takes the tenant from the
+    request."""
+    host = tenant_a.get_primary_domain().domain
+    assert asgi_get(host, "/accounts/login/")[0] == 200
+    status, text = asgi_get(host, "/no/such/page/")
+    assert status == 404
+    assert f"<strong>{tenant_a.name}</strong>" in text and "Page not found" in text
+    # signed in or not, the page reads nothing of the session (no account menu on error pages)
+    from tests.factories import UserFactory
+
+    client_a.force_login(UserFactory())
+    cookie = f"sessionid={client_a.cookies['sessionid'].value}"
+    status, text = asgi_get(host, "/no/such/page/", cookie=cookie)
+    assert status == 404 and "Page not found" in text and "Sign out" not in text and "Sign in" not in text

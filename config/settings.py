@@ -22,7 +22,9 @@ if DJANGO_ENV not in {"development", "test", "production"}:
 PRODUCTION = DJANGO_ENV == "production"
 TESTING = DJANGO_ENV == "test"
 
-DEBUG = env.bool("DEBUG", default=DJANGO_ENV == "development")
+# Off unless asked for (DEBUG=1), in every DJANGO_ENV: Django's debug pages list every URL and
+# show tracebacks and settings to whoever reaches the server, `make run` included.
+DEBUG = env.bool("DEBUG", default=False)
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / ".data")))
 
 if PRODUCTION:
@@ -201,6 +203,10 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+# Setting a password from a mailed link (invitation, reset) verifies the address and signs in
+# (second factor still asked if enrolled): no "verify your email", no second password prompt.
+ACCOUNT_FORMS = {"reset_password_from_key": "accounts.forms.ResetPasswordKeyForm"}
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = True
 # False turns allauth's limits off (an empty dict keeps its defaults, e.g. 30 logins a minute per IP).
 ACCOUNT_RATE_LIMITS = False if TESTING else {"login_failed": "10/m/ip,5/5m/key"}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]

@@ -1,7 +1,10 @@
 """Invoicing in the Django admin. Invoices and credit notes are read-only here (issued documents
 are immutable, convention 12): their state changes only through the services, as the actions
-"Finalize now" and "Void". The PDF is served by an admin view (staff only), rendered and stored
-first if the delivery task has not run yet. The settings are a singleton: change only."""
+"Finalize now" and "Void" (which first shows a confirmation page: what voiding does, and each
+invoice's number and total; it voids only on the confirming POST). The PDF is served by an admin
+view (staff only), rendered and stored first if the delivery task has not run yet; a void
+invoice's PDF carries a VOID stamp (invoicing.services.pdf.invoice_pdf_open). The settings are a
+singleton: change only."""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ from copy import copy
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -66,6 +71,9 @@ class CreditNoteInline(_ReadOnlyInline):
     show_change_link = True
 
 
+VOIDABLE = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)  # as invoice_void checks
+
+
 def _pdf_link(invoice: Invoice) -> str:
     if invoice.pk is None or invoice.status == InvoiceStatus.DRAFT:
         return "-"
@@ -92,7 +100,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     inlines = [InvoiceLineInline, CreditNoteInline]
     actions = ["finalize_now", "void"]
     fieldsets = [
-        (None, {"fields": ["number", "status", "organization", "subscription", "currency", "pdf_link"]}),
+        (None, {"fields": ["number", "status", "organization", "subscription", "currency", "pdf_link", "void_link"]}),
         ("Period", {"fields": ["bill_point", "period_start", "period_end", "grace_until"]}),
         (
             "Amounts",
@@ -133,9 +141,18 @@ class InvoiceAdmin(admin.ModelAdmin):
     def pdf_link(self, obj: Invoice):
         return _pdf_link(obj)
 
+    @admin.display(description="Void")
+    def void_link(self, obj: Invoice):
+        if obj.pk is None or obj.status not in VOIDABLE:
+            return "-"
+        return format_html(
+            '<a href="{}">Void this invoice…</a>', reverse("admin:invoicing_invoice_void", args=[obj.pk])
+        )
+
     def get_urls(self):
         return [
             path("<path:object_id>/pdf/", self.admin_site.admin_view(self.pdf_view), name="invoicing_invoice_pdf"),
+            path("<path:object_id>/void/", self.admin_site.admin_view(self.void_view), name="invoicing_invoice_void"),
             *super().get_urls(),
         ]
 
@@ -148,12 +165,10 @@ class InvoiceAdmin(admin.ModelAdmin):
         if invoice.status == InvoiceStatus.DRAFT:
             self.message_user(request, f"{invoice} is a draft: it has a PDF once finalized.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:invoicing_invoice_change", args=[invoice.pk]))
-        if not invoice.pdf:
-            from invoicing.services.pdf import invoice_pdf_store
+        from invoicing.services.pdf import invoice_pdf_open
 
-            invoice = invoice_pdf_store(invoice=invoice)
         try:
-            stored = invoice.pdf.open("rb")
+            stored = invoice_pdf_open(invoice=invoice)
         except FileNotFoundError:
             # The PDF is the document as issued: never silently replaced by a new rendering.
             self.message_user(request, f"The stored PDF of {invoice} ({invoice.pdf.name}) is missing.", messages.ERROR)
@@ -181,9 +196,43 @@ class InvoiceAdmin(admin.ModelAdmin):
             request, queryset, lambda invoice: invoice_finalize(actor=request.user, invoice=invoice), "finalized"
         )
 
-    @admin.action(description="Void", permissions=["void"])
+    @admin.action(description="Void…", permissions=["void"])
     def void(self, request, queryset):
-        self._each(request, queryset, lambda invoice: invoice_void(actor=request.user, invoice=invoice), "voided")
+        """Voids only on the confirming POST of the page it shows first (as "Delete selected")."""
+        if request.POST.get("post") == "yes":
+            self._each(request, queryset, lambda invoice: invoice_void(actor=request.user, invoice=invoice), "voided")
+            return None
+        return self._void_confirmation(request, list(queryset.select_related("organization").order_by("id")), bulk=True)
+
+    def void_view(self, request, object_id):
+        invoice = self.get_object(request, unquote(object_id)) if unquote(object_id).isdigit() else None
+        if invoice is None:
+            raise Http404
+        if not self.has_void_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            self._each(
+                request,
+                Invoice.objects.filter(pk=invoice.pk),
+                lambda i: invoice_void(actor=request.user, invoice=i),
+                "voided",
+            )
+            return HttpResponseRedirect(reverse("admin:invoicing_invoice_change", args=[invoice.pk]))
+        return self._void_confirmation(request, [invoice], bulk=False)
+
+    def _void_confirmation(self, request, invoices: list[Invoice], *, bulk: bool):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Void invoices" if bulk else f"Void {invoices[0]}",
+            "invoices": invoices,
+            "voidable": VOIDABLE,
+            "bulk": bulk,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "changelist_url": reverse("admin:invoicing_invoice_changelist"),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "invoicing/admin/invoice_void.html", context)
 
 
 class CreditNoteLineInline(_ReadOnlyInline):

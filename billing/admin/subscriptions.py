@@ -200,11 +200,25 @@ class SubscriptionAdmin(admin.ModelAdmin):
         return self._action(request, subscription, title="Cancel", form=form, run=run)
 
     def resume_view(self, request, object_id):
+        """A page stating what is taken back (the "Resume" link is a GET: it used to redirect
+        without doing anything); the confirming POST resumes."""
         subscription = self._subscription(request, object_id)
+        change_url = reverse("admin:billing_subscription_change", args=[subscription.pk])
+        error = None
         if request.method == "POST":
             try:
                 subscription_resume(actor=request.user, subscription=subscription)
-                self.message_user(request, "The cancellation was taken back.", messages.SUCCESS)
             except DomainError as exc:
-                self.message_user(request, exc.message, messages.ERROR)
-        return HttpResponseRedirect(reverse("admin:billing_subscription_change", args=[subscription.pk]))
+                error = exc.message
+            else:
+                self.message_user(request, "The cancellation was taken back.", messages.SUCCESS)
+                return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": subscription,
+            "title": f"Resume: {subscription}",
+            "change_url": change_url,
+            "error": error,
+        }
+        return TemplateResponse(request, "billing/admin/subscription_resume.html", context)

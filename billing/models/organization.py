@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
-from tenants.validators import validate_currency, validate_timezone
+from tenants.validators import validate_country, validate_currency, validate_timezone
 
 EXTERNAL_ID = RegexValidator(r"^[A-Za-z0-9._:@-]{1,255}$", "Use 1-255 letters, digits or . _ : @ -.")
 COUNTRY = RegexValidator(r"^[A-Z]{2}$", "Use an ISO 3166-1 alpha-2 country code, e.g. DE.")
@@ -44,3 +45,12 @@ class Organization(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.external_id})"
+
+    def clean(self) -> None:
+        # The field's validator checks the shape; which codes are countries is checked here (not
+        # as a second field validator, which would only repeat the shape error, e.g. for "de").
+        if self.country and COUNTRY.regex.fullmatch(self.country):
+            try:
+                validate_country(self.country)
+            except ValidationError as exc:
+                raise ValidationError({"country": exc.error_list}) from None

@@ -48,20 +48,27 @@ def organization_create(
 def organization_update(*, actor: User | None, organization: Organization, **changes: Any) -> Organization:
     """Change the editable fields. The currency is fixed once a subscription exists: amounts of
     different currencies never mix on one account."""
-    unknown = set(changes) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise ValueError(f"not editable: {sorted(unknown)}")
     with transaction.atomic(durable=True):
         locked = Organization.objects.select_for_update().get(pk=organization.pk)
-        if "currency" in changes and changes["currency"] != locked.currency and locked.subscriptions.exists():
-            raise DomainError(
-                "The currency cannot change once the organization has a subscription.", code="currency_locked"
-            )
+        organization_update_check(organization=locked, changes=changes)
         for field, value in changes.items():
             setattr(locked, field, value)
         locked.full_clean()
         locked.save()
     return locked
+
+
+def organization_update_check(*, organization: Organization, changes: dict[str, Any]) -> None:
+    """The rules of `organization_update` for `changes`, without writing (the admin form runs them
+    to show a refusal on the form): only editable fields; the currency is fixed once a
+    subscription exists. Field values themselves are checked by the model (`full_clean`)."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    if "currency" in changes and changes["currency"] != organization.currency and organization.subscriptions.exists():
+        raise DomainError(
+            "The currency cannot change once the organization has a subscription.", code="currency_locked"
+        )
 
 
 def organization_close(*, actor: User | None, organization: Organization) -> Organization:

@@ -4,7 +4,7 @@
   cursor-paginated like organizations (`{"next", "previous", "results"}`).
 - `GET /api/v1/invoices/<id>`: with its lines, seller and customer snapshots and credit notes.
 - `GET /api/v1/invoices/<id>/pdf`: the stored PDF as an attachment (`<number>.pdf`); rendered and
-  stored now if the delivery task has not run yet.
+  stored now if the delivery task has not run yet; a void invoice's with a VOID stamp.
 - `GET /api/v1/invoices/preview?customer=<external_id>`: the upcoming invoice of each live
   subscription (invoicing.selectors.preview); writes nothing.
 - `POST /api/v1/invoices/<id>/finalize | void | mark-paid {reference} | mark-uncollectible`.
@@ -204,13 +204,11 @@ class InvoicePdfView(APIView):
             raise DomainError(
                 f"{invoice} is a draft: it has a PDF once finalized.", code="invoice_not_final", status_code=409
             )
-        if not invoice.pdf:
-            # The delivery task stores it after finalization; until it has run, do it here.
-            from invoicing.services.pdf import invoice_pdf_store
+        # Stored first if the delivery task has not run yet; a void invoice's carries a VOID stamp.
+        from invoicing.services.pdf import invoice_pdf_open
 
-            invoice = invoice_pdf_store(invoice=invoice)
         try:
-            stored = invoice.pdf.open("rb")
+            stored = invoice_pdf_open(invoice=invoice)
         except FileNotFoundError:
             # The PDF is the document as issued: never silently replaced by a new rendering.
             logger.error("stored invoice PDF missing", extra={"invoice": invoice.pk, "file": invoice.pdf.name})

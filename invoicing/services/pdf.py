@@ -12,6 +12,10 @@
   and the logo bytes read beforehand, and refuses every other URL (http, https, ftp, other files).
 - `invoice_pdf_store` renders once and keeps the file: the PDF is the document the customer
   received; a later change of branding or template never rewrites it.
+- `invoice_pdf_open` serves it. Voiding writes no new file either: a void invoice's PDF is served
+  as the stored document with a VOID stamp and the voiding date laid over every page (pypdf), so
+  the document as issued (and its SHA-256) stays what it was, and no served copy of a void invoice
+  can be mistaken for a payable one.
 - `invoice_email_send` sends while holding the invoice's row lock and records `emailed_at` in the
   same transaction, so two deliveries of the same invoice send one email. If the commit fails
   after the mail server accepted the message, the retry sends it again (at least once).
@@ -20,6 +24,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import mimetypes
 import re
@@ -29,7 +34,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 from urllib.request import url2pathname
 from zoneinfo import ZoneInfo
@@ -419,6 +424,49 @@ def invoice_pdf_store(*, invoice: Invoice) -> Invoice:
             locked.save(update_fields=["pdf", "pdf_sha256"])
     invoice.pdf, invoice.pdf_sha256 = locked.pdf.name, locked.pdf_sha256
     return invoice
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving
+
+
+def invoice_pdf_open(*, invoice: Invoice) -> BinaryIO:
+    """The PDF as served (admin, API), open for reading: the stored document, stored first if the
+    delivery task has not run yet. A void invoice's is the stored document with a VOID stamp over
+    every page (`invoice_pdf_void_stamp`). Raises FileNotFoundError if the stored file is gone: the
+    document as issued is never silently replaced by a new rendering."""
+    if not invoice.pdf:
+        invoice = invoice_pdf_store(invoice=invoice)
+    stored = invoice.pdf.open("rb")
+    if invoice.status != InvoiceStatus.VOID:
+        return stored
+    with stored:
+        data = stored.read()
+    return io.BytesIO(invoice_pdf_void_stamp(data, invoice=invoice))
+
+
+def invoice_pdf_void_stamp(data: bytes, *, invoice: Invoice) -> bytes:
+    """`data` (a stored invoice PDF) with a VOID watermark and "Voided on <date>" (the
+    organization's date) laid over each page. Writes nothing."""
+    from pypdf import PdfReader, PdfWriter  # only void invoices need it
+
+    zone = ZoneInfo(invoice.organization.timezone or "UTC")
+    voided = _Fmt(currency=invoice.currency, locale=DEFAULT_LOCALE, zone=zone).date(invoice.voided_at)
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    stamps: dict[tuple[float, float], Any] = {}  # one stamp per page size
+    for page in writer.pages:
+        size = (float(page.mediabox.width), float(page.mediabox.height))
+        if size not in stamps:
+            html = render_to_string(
+                "invoicing/invoice_void_stamp.html",
+                {"width": size[0], "height": size[1], "number": invoice.number, "voided": voided},
+            )
+            stamp = HTML(string=html, url_fetcher=_LocalFetcher()).write_pdf(font_config=_font_config())
+            stamps[size] = PdfReader(io.BytesIO(stamp)).pages[0]
+        page.merge_page(stamps[size], over=True)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -143,3 +143,39 @@ def test_coupon_and_credit_grant_in_the_admin(client_a, staff, subscription):
     )
     assert "amount must be positive" in refused.content.decode()
     assert CreditEntry.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_resume_link_shows_a_confirmation_and_the_post_takes_the_cancellation_back(client_a, staff, subscription):
+    from billing.services.subscription import subscription_cancel
+
+    with time_machine.travel(utc(2027, 4, 21), tick=True):
+        subscription_cancel(actor=None, subscription=subscription, at_period_end=True)
+        user = staff("admin")
+        change = client_a.get(f"/admin/billing/subscription/{subscription.pk}/change/").content.decode()
+        url = f"/admin/billing/subscription/{subscription.pk}/resume/"
+        assert f'href="{url}"' in change
+        page = client_a.get(url)  # what the "Resume" link does
+        assert page.status_code == 200
+        text = page.content.decode()
+        assert "it ends on" in text and "2027-05-01 00:00" in text and 'value="Resume the subscription"' in text
+        subscription.refresh_from_db()
+        assert subscription.cancel_at_period_end is True  # a GET changes nothing
+        response = client_a.post(url)
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/billing/subscription/{subscription.pk}/change/"
+    subscription.refresh_from_db()
+    assert (subscription.cancel_at_period_end, subscription.ended_at, subscription.canceled_at) == (False, None, None)
+    assert subscription.status == "active"
+    assert SubscriptionPhase.objects.get(subscription=subscription).ends_at is None
+    event = LogEntry.objects.get_for_object(subscription).filter(changes__event__1="subscription.resume").get()
+    assert event.actor == user
+
+
+@pytest.mark.django_db
+def test_resume_page_of_a_subscription_without_a_scheduled_cancellation_offers_nothing(client_a, staff, subscription):
+    staff("admin")
+    page = client_a.get(f"/admin/billing/subscription/{subscription.pk}/resume/")
+    assert page.status_code == 200
+    assert "there is nothing to resume" in page.content.decode()
+    assert 'value="Resume the subscription"' not in page.content.decode()

@@ -5,6 +5,7 @@ actions through the services (refusals shown as messages), and what each staff r
 from __future__ import annotations
 
 import hashlib
+import io
 from decimal import Decimal
 
 import pytest
@@ -200,7 +201,19 @@ def test_void_action_and_its_refusals(client_a, staff, invoices):
     april, may = invoices["april"], invoices["may"]
     with time_machine.travel(utc(2027, 5, 1, 8), tick=True):
         user = staff("finance")
-        page = post_action(client_a, "void", april, may).content.decode()
+        audit = LogEntry.objects.count()
+        # the action first shows what voiding does, and each invoice's number and total
+        confirm = post_action(client_a, "void", april, may)
+        assert confirm.status_code == 200 and confirm.redirect_chain == []
+        text = confirm.content.decode()
+        assert "Voiding these invoices cannot be undone" in text and "its amount due becomes zero" in text
+        assert "<td>INV-000001</td>" in text and f"{april.total} EUR" in text and "(cannot be voided)" in text
+        assert 'name="post" value="yes"' in text and 'value="Void 2 invoices"' in text
+        april.refresh_from_db()
+        assert april.status == "open" and LogEntry.objects.count() == audit  # nothing done yet
+        page = client_a.post(
+            LIST, {"action": "void", "_selected_action": [april.pk, may.pk], "post": "yes"}, follow=True
+        ).content.decode()
     april.refresh_from_db()
     may.refresh_from_db()
     assert (april.status, april.amount_due, may.status) == ("void", 0, "draft")
@@ -221,6 +234,9 @@ def test_read_only_roles_cannot_run_actions(client_a, staff, invoices, role):
     audit = LogEntry.objects.count()
     for action in ("finalize_now", "void"):
         post_action(client_a, action, april, may)
+    client_a.post(LIST, {"action": "void", "_selected_action": [april.pk], "post": "yes"})
+    assert client_a.get(f"{LIST}{april.pk}/void/").status_code == 403
+    assert client_a.post(f"{LIST}{april.pk}/void/").status_code == 403
     april.refresh_from_db()
     may.refresh_from_db()
     assert (april.status, may.status) == ("open", "draft")
@@ -317,3 +333,35 @@ def test_viewer_reads_the_settings_but_cannot_change_them(client_a, staff, in_a)
     assert 'name="_save"' not in page and "DE" in page
     assert client_a.post("/admin/invoicing/invoicingsettings/1/change/", SETTINGS_FORM).status_code == 403
     assert InvoicingSettings.objects.get().grace_hours == 24
+
+
+@pytest.mark.django_db
+def test_void_one_invoice_from_its_page_after_a_confirmation(client_a, staff, invoices, storage):
+    april = invoices["april"]
+    with time_machine.travel(utc(2027, 5, 1, 8), tick=True):
+        user = staff("admin")
+        url = f"{LIST}{april.pk}/void/"
+        assert f'href="{url}"' in client_a.get(f"{LIST}{april.pk}/change/").content.decode()
+        confirm = client_a.get(url)
+        assert confirm.status_code == 200
+        text = confirm.content.decode()
+        assert "Voiding this invoice cannot be undone" in text and "marked <strong>VOID</strong>" in text
+        assert f"{april.total} EUR" in text and 'value="Void INV-000001"' in text
+        april.refresh_from_db()
+        assert april.status == "open"
+        response = client_a.post(url)
+    assert response.status_code == 302 and response["Location"] == f"{LIST}{april.pk}/change/"
+    april.refresh_from_db()
+    assert (april.status, april.amount_due) == ("void", 0)
+    entry = LogEntry.objects.get_for_object(april).order_by("-id").first()
+    assert entry.changes_dict["status"] == ["open", "void"] and entry.actor == user
+    # a void invoice offers no second void; its PDF says VOID with the date
+    assert f'href="{url}"' not in client_a.get(f"{LIST}{april.pk}/change/").content.decode()
+    again = client_a.post(url, follow=True)
+    assert "Only an open or uncollectible invoice can be voided" in again.content.decode()
+    pdf = client_a.get(f"{LIST}{april.pk}/pdf/")
+    assert pdf.status_code == 200
+    from pypdf import PdfReader
+
+    text = " ".join(PdfReader(io.BytesIO(b"".join(pdf.streaming_content))).pages[0].extract_text().split())
+    assert "VOID · voided on 1 May 2027 · Invoice INV-000001 is not payable" in text

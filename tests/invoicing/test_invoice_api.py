@@ -907,3 +907,18 @@ def test_a_cursor_past_every_id_is_an_empty_page(world, api):
     response = api.get(f"/api/v1/invoices?cursor={cursor}")
     assert response.status_code == 200, response.content
     assert [i["number"] for i in response.json()["results"]] == ["INV-000001"]
+
+
+@pytest.mark.django_db
+def test_a_void_invoices_pdf_over_the_api_says_void(world, api, storage):
+    import io
+
+    from pypdf import PdfReader
+
+    april = april_open(world)
+    with time_machine.travel(utc(2027, 5, 3, 10), tick=False):
+        assert api.post(f"/api/v1/invoices/{april.pk}/void").status_code == 200
+    response = api.get(f"/api/v1/invoices/{april.pk}/pdf")
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    text = " ".join(PdfReader(io.BytesIO(b"".join(response.streaming_content))).pages[0].extract_text().split())
+    assert "VOID · voided on 3 May 2027 · Invoice INV-000001 is not payable" in text

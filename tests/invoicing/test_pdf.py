@@ -438,3 +438,29 @@ def test_the_logo_comes_from_storage_and_nothing_from_the_network(acme, storage)
             fetcher(url)
     css = fetcher(pdf_service.STYLESHEET.as_uri())
     assert css.read().startswith(b"/* Invoice PDF")
+
+
+@pytest.mark.django_db
+def test_a_void_invoices_pdf_is_served_as_issued_with_a_void_stamp_on_every_page(acme, storage):
+    from invoicing.services.invoice import invoice_void
+    from invoicing.services.pdf import invoice_pdf_open
+
+    specs = [line(f"Item {i:03d}", "1.00") for i in range(1, 61)]
+    invoice = invoice_pdf_store(invoice=invoice_build(acme, specs))
+    with invoice_pdf_open(invoice=invoice) as served:
+        issued = served.read()
+    pages = pages_text(issued)
+    assert len(pages) >= 2 and not any("VOID" in text for text in pages)
+
+    voided = invoice_void(actor=None, invoice=invoice, at=utc(2027, 5, 20, 22, 30))  # 21 May 00:30 in Berlin
+    with invoice_pdf_open(invoice=Invoice.objects.get(pk=voided.pk)) as served:
+        stamped = served.read()
+    stamped_pages = pages_text(stamped)
+    assert len(stamped_pages) == len(pages)
+    stamp = "VOID · voided on 21 May 2027 · Invoice INV-000001 is not payable VOID"  # the line, the watermark
+    assert stamped_pages == [f"{text} {stamp}" for text in pages]  # every page as issued, stamped
+    assert "Item 001 " in stamped_pages[0] and "Item 060 " in stamped_pages[-1]
+    # the stored document is the one issued: voiding rewrote nothing
+    with storage.open(invoice.pdf.name, "rb") as f:
+        assert f.read() == issued
+    assert hashlib.sha256(issued).hexdigest() == Invoice.objects.get(pk=invoice.pk).pdf_sha256

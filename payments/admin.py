@@ -1,0 +1,72 @@
+"""dj-stripe's own admins, narrowed.
+
+dj-stripe registers about 40 admins for its mirror of the tenant's Stripe account (keys, webhook
+endpoints, customers, charges…). They are a tool for whoever runs the Stripe account, not for day
+to day billing work, and some show Stripe keys: only owners see them. dj-stripe 2.11 moved many
+columns into `stripe_data`, but its admins still search the old column names (a 500 on every
+search); those search fields are pointed at the same keys inside `stripe_data`.
+"""
+
+from __future__ import annotations
+
+import djstripe.admin  # noqa: F401  (registers dj-stripe's admins first, whatever the app order)
+from django.contrib import admin
+from django.contrib.admin.utils import NotRelationField, get_fields_from_path
+from django.core.exceptions import FieldDoesNotExist
+
+from accounts.models import StaffRole
+
+_SEARCH_PREFIXES = "^=@"
+
+
+def _search_field_fixed(model, name: str) -> str | None:
+    """`name` if it resolves on `model`; else the same key inside `stripe_data`; else None."""
+    prefix = name[0] if name[0] in _SEARCH_PREFIXES else ""
+    path = name.removeprefix(prefix)
+    try:
+        get_fields_from_path(model, path)
+        return name
+    except (FieldDoesNotExist, NotRelationField):
+        pass
+    try:
+        model._meta.get_field("stripe_data")
+    except FieldDoesNotExist:
+        return None
+    return f"{prefix}stripe_data__{path}"
+
+
+class OwnerOnlyMixin:
+    def _is_owner(self, request) -> bool:
+        return getattr(request.user, "staff_role", None) == StaffRole.OWNER
+
+    def has_module_permission(self, request):
+        return self._is_owner(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._is_owner(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, *args, **kwargs):
+        return self._is_owner(request) and super().has_add_permission(request, *args, **kwargs)
+
+    def has_change_permission(self, request, obj=None):
+        return self._is_owner(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._is_owner(request) and super().has_delete_permission(request, obj)
+
+
+def _djstripe_admins_narrow(site: admin.AdminSite) -> None:
+    for model, model_admin in list(site._registry.items()):
+        if model._meta.app_label != "djstripe":
+            continue
+        fixed = [f for f in (_search_field_fixed(model, n) for n in model_admin.search_fields) if f is not None]
+        narrowed = type(
+            f"Owner{type(model_admin).__name__}",
+            (OwnerOnlyMixin, type(model_admin)),
+            {"search_fields": tuple(fixed), "__module__": __name__},
+        )
+        site.unregister(model)
+        site.register(model, narrowed)
+
+
+_djstripe_admins_narrow(admin.site)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import models
+from django.db.models.functions import MD5
 
 
 class NumericField(models.Field):
@@ -83,7 +84,10 @@ class Rollup(models.Model):
     class Meta:
         db_table = "metering_rollup"
         constraints = [
-            models.UniqueConstraint(fields=["meter", "customer", "hour", "group_key"], name="metering_rollup_key"),
+            # On a digest of group_key: three group values of a few hundred characters would make an
+            # index entry larger than a btree page allows (2,704 bytes), and PostgreSQL would refuse
+            # the drain. The drainer's upsert names the same expression (metering.services.rollups).
+            models.UniqueConstraint("meter", "customer", "hour", MD5("group_key"), name="metering_rollup_key"),
         ]
         indexes = [models.Index(fields=["customer", "meter", "hour"], name="metering_rollup_cust_idx")]
 

@@ -10,10 +10,11 @@ from django.db import transaction
 
 from metering.meters import MeterDefinitionError, validate_filters, validate_path
 from metering.models import Aggregation, Meter
+from metering.selectors.meter import meter_value_rules_forget
 from tenants.errors import DomainError
 
-FIELDS = ("code", "name", "event_type", "aggregation", "value_property", "filters", "group_by")
-_COUNTED = ("event_type", "aggregation", "value_property", "filters", "group_by")
+FIELDS = ("code", "name", "event_type", "aggregation", "value_property", "filters", "group_by", "allow_negative")
+_COUNTED = ("event_type", "aggregation", "value_property", "filters", "group_by", "allow_negative")
 
 
 def _validate(meter: Meter) -> None:
@@ -55,12 +56,20 @@ def _backfill_on_commit(meter_id: int) -> None:
     transaction.on_commit(lambda: meter_backfill.delay(meter_id))
 
 
+def _rules_changed() -> None:
+    # Now (this process must not keep checking events against the old definition) and after
+    # commit (a request between the two may have cached the old one again).
+    meter_value_rules_forget()
+    transaction.on_commit(meter_value_rules_forget)
+
+
 def meter_create(*, actor, **fields: Any) -> Meter:
     meter = Meter(**{k: v for k, v in fields.items() if k in FIELDS})
     _validate(meter)
     with transaction.atomic():
         meter.save()
         _backfill_on_commit(meter.id)
+        _rules_changed()
     return meter
 
 
@@ -77,6 +86,7 @@ def meter_update(*, actor, meter: Meter, **changes: Any) -> Meter:
         locked.save()
         if counted_changed:
             _backfill_on_commit(locked.id)
+            _rules_changed()
     return locked
 
 
@@ -85,3 +95,4 @@ def meter_delete(*, actor, meter: Meter) -> None:
         if meter_in_use(meter):
             raise DomainError("A meter that a plan uses cannot be deleted.", code="meter_in_use")
         meter.delete()
+        _rules_changed()

@@ -24,6 +24,7 @@ a meter takes from an event is checked against the meter (metering.meters.value_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -231,22 +232,50 @@ def _accept(
             "properties_too_large",
             f"{where} exceed {MAX_PROPERTIES_BYTES} bytes ({len(raw)}).",
         )
-    try:
-        value = _properties_decoder.decode(raw)
-    except UnicodeDecodeError:
-        return _reject(out, index, event_id, "invalid_properties", f"{where} must be valid UTF-8.")
-    except (msgspec.DecodeError, RecursionError):  # e.g. an integer of 5,000 digits
-        return _reject(out, index, event_id, "invalid_properties", f"{where} hold a number out of range (|x| < 1e308).")
+    if not raw.isascii():  # msgspec keeps properties raw: their UTF-8 is unchecked so far
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            return _reject(out, index, event_id, "invalid_properties", f"{where} must be valid UTF-8.")
     meters = rules.get(event_type)
-    if meters:
-        problem = value_problem(value, meters, where=where)
-        if problem is not None:
-            return _reject(out, index, event_id, "invalid_value", problem)
-    problem = properties_problem(value, where=where)
-    if problem is not None:
-        return _reject(out, index, event_id, "invalid_properties", problem)
+    ordinary = _ordinary(raw)
+    if meters or not ordinary:
+        try:
+            value = _properties_decoder.decode(raw)
+        except (msgspec.DecodeError, RecursionError):  # e.g. an integer of 5,000 digits
+            return _reject(
+                out, index, event_id, "invalid_properties", f"{where} hold a number out of range (|x| < 1e308)."
+            )
+        if meters:
+            problem = value_problem(value, meters, where=where)
+            if problem is not None:
+                return _reject(out, index, event_id, "invalid_value", problem)
+        if not ordinary:
+            problem = properties_problem(value, where=where)
+            if problem is not None:
+                return _reject(out, index, event_id, "invalid_properties", problem)
     out.events.append((event_id, customer, event_type, timestamp.astimezone(UTC), properties))
     return None
+
+
+# A number can break a limit only with an exponent or with hundreds of digits. The exponent
+# pattern looks for a number after ':', ',' or '[' (where JSON values start), so hexadecimal ids
+# ("9e1f…") rarely trip it; text that does only costs the full check.
+_EXPONENT = re.compile(rb"[:,\[]\s*-?[0-9]+(?:\.[0-9]+)?[eE]")
+_LONG_DIGITS = re.compile(rb"[0-9]{300}")
+
+
+def _ordinary(raw: bytes) -> bool:
+    """True when the bytes alone prove properties_problem has nothing to find (most events;
+    the full check costs ~3 µs an event, these byte scans a fraction of that): no string longer
+    than the whole, no deeper nesting than brackets, no NUL escape, no risky number."""
+    return (
+        len(raw) <= MAX_STRING_LENGTH
+        and raw.count(b"{") + raw.count(b"[") <= MAX_PROPERTY_DEPTH
+        and b"\\u0000" not in raw
+        and _EXPONENT.search(raw) is None
+        and _LONG_DIGITS.search(raw) is None
+    )
 
 
 def _number_fits(number: Decimal) -> bool:

@@ -16,8 +16,11 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django_tenants.utils import schema_context
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accounts.services.api_key import apikey_create
+from metering.ingest import _ordinary, _properties_decoder, properties_problem
 from metering.models import Event, LandingBatch, LandingDeadLetter, Rollup
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
@@ -126,6 +129,28 @@ def test_each_poison_class_is_refused_by_the_fast_lane(committed_tenant, django_
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
         assert sum(LandingBatch.objects.values_list("event_count", flat=True)) == accepted > 0
     connection.set_schema_to_public()
+
+
+numbers = st.one_of(
+    st.integers(min_value=-(10**320), max_value=10**320),
+    st.decimals(allow_nan=False, allow_infinity=False).map(lambda d: msgspec.Raw(str(d).encode())),
+    st.sampled_from([msgspec.Raw(b"1e400"), msgspec.Raw(b"-2E+308"), msgspec.Raw(b"0e-1001"), msgspec.Raw(b"1.5e3")]),
+)
+texts = st.one_of(st.text(max_size=20), st.text(alphabet="\x00ab", max_size=5), st.just("x" * 1025))
+properties = st.recursive(
+    st.none() | st.booleans() | numbers | texts,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(texts, children, max_size=3),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.dictionaries(texts, properties, max_size=4))
+def test_the_byte_level_shortcut_never_skips_a_problem(value):
+    """_ordinary lets most events skip the full walk; whenever it does, the walk finds nothing."""
+    raw = msgspec.json.encode(value)
+    if _ordinary(raw):
+        assert properties_problem(_properties_decoder.decode(raw)) is None, raw
 
 
 # --- what the door did not stop -------------------------------------------------------------------

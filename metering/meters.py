@@ -32,6 +32,7 @@ events with them, so the figures cannot disagree.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,16 +121,28 @@ def validate_filters(filters: Any) -> list[dict[str, Any]]:
         if operator == "eq":
             if "value" not in item or isinstance(item["value"], dict | list):
                 raise MeterDefinitionError("invalid_filters", f"{where}: 'eq' needs a scalar 'value'.")
+            _check_filter_value(item["value"], where=f"{where}.value")
         elif operator == "in":
             values = item.get("values")
             if not isinstance(values, list) or not values or any(isinstance(v, dict | list) for v in values):
                 raise MeterDefinitionError("invalid_filters", f"{where}: 'in' needs a non-empty list of scalars.")
+            for i, value in enumerate(values):
+                _check_filter_value(value, where=f"{where}.values[{i}]")
         else:
             raise MeterDefinitionError("invalid_filters", f"{where}: operator must be 'eq' or 'in'.")
         if set(item) - {"property", "operator", "value", "values"}:
             raise MeterDefinitionError("invalid_filters", f"{where} has unknown keys.")
         out.append(item)
     return out
+
+
+def _check_filter_value(value: Any, *, where: str) -> None:
+    # Every drain casts filter values to jsonb: a NUL would make PostgreSQL refuse every drain of
+    # the tenant, and an infinite float (JSON 1e400 read by Python) would be written as null.
+    if isinstance(value, str) and "\x00" in value:
+        raise MeterDefinitionError("invalid_filters", f"{where} must not contain NUL (\\u0000).")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise MeterDefinitionError("invalid_filters", f"{where} must be a finite number.")
 
 
 # --- SQL over metering_event or the drainer's staging table (alias e) ----------------------------

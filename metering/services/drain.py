@@ -3,8 +3,9 @@
 One transaction per drain: lock a run of landing rows (SKIP LOCKED, so drainers share the work),
 COPY their unique events into a temporary staging table, record the ids in the idempotency ledger
 (ON CONFLICT DO NOTHING) and drop from the stage what the ledger already had, insert the rest into
-the partitioned table, add them to the hourly rollups, delete the landing rows, commit. A crash
-anywhere rolls all of it back and the rows are drained again: nothing lost, nothing counted twice.
+the partitioned table, add them to the hourly rollups and the per-customer tally, delete the
+landing rows, commit. A crash anywhere rolls all of it back and the rows are drained again:
+nothing lost, nothing counted twice.
 
 Meter definitions are read inside the transaction after taking ROW EXCLUSIVE on the rollup table;
 a rollup rebuild (a new or changed meter) takes SHARE ROW EXCLUSIVE, so it waits for drains in
@@ -51,6 +52,16 @@ _LEDGER = (
     "WITH fresh AS (INSERT INTO metering_event_id (event_id, received_at) "
     "SELECT event_id, received_at FROM metering_drain_stage ON CONFLICT DO NOTHING RETURNING event_id) "
     "DELETE FROM metering_drain_stage s WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.event_id = s.event_id)"
+)
+
+_CUSTOMERS = (
+    "INSERT INTO metering_customer (customer, event_count, first_seen, last_seen) "
+    "SELECT customer, count(*), min(received_at), max(received_at) FROM metering_drain_stage "
+    "GROUP BY customer ORDER BY customer "
+    "ON CONFLICT (customer) DO UPDATE SET event_count = metering_customer.event_count + EXCLUDED.event_count, "
+    "first_seen = LEAST(metering_customer.first_seen, EXCLUDED.first_seen), "
+    "last_seen = GREATEST(metering_customer.last_seen, EXCLUDED.last_seen) "
+    "RETURNING customer"
 )
 
 
@@ -226,7 +237,9 @@ def _drain(
             for spec in meter_specs_load():  # in id order: a fixed lock order across drainers
                 if spec.event_type in present:
                     rollup_upsert_from(cursor, spec, source="metering_drain_stage")
-            cursor.execute("SELECT DISTINCT customer FROM metering_drain_stage")
+            # The per-customer tally (after the rollups: one lock order for every drainer), whose
+            # rows are also the customers whose usage changed.
+            cursor.execute(_CUSTOMERS)
             result.customers = {row[0] for row in cursor.fetchall()}
             fault_point("drain.after_rollups")
         cursor.execute("DELETE FROM metering_landing WHERE id = ANY(%s)", [[row[0] for row in rows]])

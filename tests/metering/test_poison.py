@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from io import StringIO
 
 import msgspec
+import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django_tenants.utils import schema_context
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from accounts.services.api_key import apikey_create
 from metering.ingest import _ordinary, _properties_decoder, properties_problem
 from metering.models import Event, LandingBatch, LandingDeadLetter, Rollup
-from metering.services.drain import drain_once
+from metering.services.drain import drain_error_is_transient, drain_once
 from metering.services.landing import landing_store
 from metering.services.meter import meter_create
 from tests.helpers import bearer
@@ -151,6 +152,35 @@ def test_the_byte_level_shortcut_never_skips_a_problem(value):
     raw = msgspec.json.encode(value)
     if _ordinary(raw):
         assert properties_problem(_properties_decoder.decode(raw)) is None, raw
+
+
+def _django(error: Exception) -> Exception:
+    wrapped = OperationalError(str(error))
+    wrapped.__cause__ = error
+    return wrapped
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (psycopg.OperationalError("server closed the connection unexpectedly"), True),
+        (_django(psycopg.OperationalError("connection lost")), True),
+        (_django(psycopg.errors.lookup("40P01")("deadlock detected")), True),
+        (_django(psycopg.errors.lookup("57P01")("terminating connection due to administrator command")), True),
+        (_django(psycopg.errors.lookup("53100")("could not extend file: No space left on device")), True),
+        (InterfaceError("connection already closed"), True),
+        (_django(psycopg.errors.lookup("54000")("index row size 3048 exceeds btree version 4 maximum")), False),
+        (psycopg.errors.lookup("22P05")("unsupported Unicode escape sequence"), False),
+        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), False),
+        (ValueError("year 10000 is out of range"), False),
+        (RecursionError("maximum recursion depth exceeded"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
+)
+def test_only_transient_database_errors_are_retried_as_they_are(error, transient):
+    """Anything else is blamed on the batches: retrying the same rows would fail the same way
+    (a 54000 was once retried forever as if the database were down)."""
+    assert drain_error_is_transient(error) is transient
 
 
 # --- what the door did not stop -------------------------------------------------------------------

@@ -18,6 +18,23 @@ BEGIN
 END $$;
 """
 
+# The same for the digest index (a schema cloned after this migration names it its own way).
+DROP_UNIQUE_INDEX = """
+DO $$
+DECLARE name text;
+BEGIN
+    FOR name IN
+        SELECT i.relname FROM pg_index x
+        JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        WHERE n.nspname = current_schema() AND t.relname = 'metering_rollup' AND x.indisunique
+            AND NOT x.indisprimary
+    LOOP
+        EXECUTE format('DROP INDEX %I', name);
+    END LOOP;
+END $$;
+"""
+
 
 class Migration(migrations.Migration):
     """The rollup key holds a digest of group_key instead of group_key itself: a long group text
@@ -32,7 +49,7 @@ class Migration(migrations.Migration):
                     DROP_UNIQUE
                     + "CREATE UNIQUE INDEX metering_rollup_key ON metering_rollup "
                     "(meter_id, customer, hour, md5(group_key));",
-                    reverse_sql="DROP INDEX metering_rollup_key; ALTER TABLE metering_rollup ADD CONSTRAINT "
+                    reverse_sql=DROP_UNIQUE_INDEX + "ALTER TABLE metering_rollup ADD CONSTRAINT "
                     "metering_rollup_key UNIQUE (meter_id, customer, hour, group_key);",
                 )
             ],

@@ -37,6 +37,8 @@ from metering.models import Meter
 from metering.services.partitions import partitions_ensure_for
 from metering.services.rollups import rollup_upsert_from
 
+logger = logging.getLogger("metering.drain")
+
 # Each drain stages its unique events in a temporary table (no WAL), then lets PostgreSQL do the
 # rest in C: ledger insert and duplicate removal, the insert into the partitioned table, and one
 # grouped rollup upsert per meter (the same SQL as the rebuild: metering.services.rollups).
@@ -74,9 +76,6 @@ class DrainResult:
     customers: set[str] = field(default_factory=set)
     oldest_received_at: datetime | None = None
     seconds: float = 0.0
-
-
-logger = logging.getLogger("metering.drain")
 
 
 def meter_specs_load() -> list[MeterSpec]:

@@ -175,6 +175,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "metering-storage-maintain": {"task": "metering.storage_maintain", "schedule": 3600.0},
     # Bill every due bill point and finalize drafts past their grace period (invoicing.tasks).
     "invoicing-billing-run": {"task": "invoicing.billing_run", "schedule": 3600.0},
+    # Gauges of usage from customer ids no organization has (billing.tasks).
+    "billing-unknown-customers-measure": {"task": "billing.unknown_customers_measure", "schedule": 300.0},
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ from metering.services.meter import meter_create, meter_update
 
 @admin.register(Meter)
 class MeterAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "event_type", "aggregation", "value_property", "updated_at"]
-    list_filter = ["aggregation"]
+    list_display = ["code", "name", "event_type", "aggregation", "value_property", "allow_negative", "updated_at"]
+    list_filter = ["aggregation", "allow_negative"]
     search_fields = ["code", "name", "event_type"]
     readonly_fields = ["created_at", "updated_at"]
 

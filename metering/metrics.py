@@ -15,3 +15,17 @@ BATCH_SECONDS = Histogram(
 )
 LAG = Gauge("billing_drain_lag_seconds", "Age of the oldest batch in the last drain", multiprocess_mode="max")
 BACKLOG = Gauge("billing_drain_backlog_events", "Events waiting in landing tables", multiprocess_mode="max")
+# Set by billing's periodic task (billing.tasks.unknown_customers_measure): which customer ids have
+# no organization is billing's knowledge; metering only keeps the per-customer tally.
+UNKNOWN_CUSTOMERS = Gauge(
+    "billing_unknown_customers",
+    "Customer ids with stored usage events and no organization",
+    ["tenant"],
+    multiprocess_mode="mostrecent",
+)
+UNKNOWN_CUSTOMER_EVENTS = Gauge(
+    "billing_unknown_customer_events",
+    "Usage events stored for customer ids that have no organization",
+    ["tenant"],
+    multiprocess_mode="mostrecent",
+)

@@ -38,6 +38,17 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_meter_rules():
+    # Ingestion caches each tenant's meter rules for a few seconds; a test's meters are rolled
+    # back with it, so the next test must not be judged by them.
+    from metering.selectors.meter import meter_value_rules_cache_clear
+
+    meter_value_rules_cache_clear()
+    yield
+    meter_value_rules_cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def _public_schema_between_tests():
     # A test-client request leaves the connection in the last tenant's schema (STACK-NOTES).
     connection.set_schema_to_public()

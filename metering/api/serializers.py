@@ -14,6 +14,7 @@ class MeterSerializer(serializers.ModelSerializer):
             "value_property",
             "filters",
             "group_by",
+            "allow_negative",
             "created_at",
             "updated_at",
         ]

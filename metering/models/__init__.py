@@ -1,4 +1,22 @@
-from metering.models.event import Event, EventId, LandingBatch, LandingDeadLetter, Rollup
+from metering.models.event import (
+    Event,
+    EventCustomer,
+    EventId,
+    LandingBatch,
+    LandingDeadLetter,
+    Rollup,
+    UnknownCustomerUsage,
+)
 from metering.models.meter import Aggregation, Meter
 
-__all__ = ["Aggregation", "Event", "EventId", "LandingBatch", "LandingDeadLetter", "Meter", "Rollup"]
+__all__ = [
+    "Aggregation",
+    "Event",
+    "EventCustomer",
+    "EventId",
+    "LandingBatch",
+    "LandingDeadLetter",
+    "Meter",
+    "Rollup",
+    "UnknownCustomerUsage",
+]

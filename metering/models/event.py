@@ -8,6 +8,7 @@ them (a partitioned table); these models are the ORM's view of them.
   Ids are kept at least DEDUP_WINDOW after first acceptance.
 - Event: raw events, range-partitioned by month on `timestamp`, dropped after the raw retention.
 - Rollup: per meter, customer, hour and group, the count / sum / min / max of what was drained.
+- EventCustomer: per customer id, how many events were stored and when they arrived.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import models
+from django.db.models.functions import MD5
 
 
 class NumericField(models.Field):
@@ -83,7 +85,10 @@ class Rollup(models.Model):
     class Meta:
         db_table = "metering_rollup"
         constraints = [
-            models.UniqueConstraint(fields=["meter", "customer", "hour", "group_key"], name="metering_rollup_key"),
+            # On a digest of group_key: three group values of a few hundred characters would make an
+            # index entry larger than a btree page allows (2,704 bytes), and PostgreSQL would refuse
+            # the drain. The drainer's upsert names the same expression (metering.services.rollups).
+            models.UniqueConstraint("meter", "customer", "hour", MD5("group_key"), name="metering_rollup_key"),
         ]
         indexes = [models.Index(fields=["customer", "meter", "hour"], name="metering_rollup_cust_idx")]
 
@@ -107,3 +112,32 @@ class LandingDeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"dead batch {self.batch_id} ({self.event_count} events)"
+
+
+class EventCustomer(models.Model):
+    """Every customer id the drainer stored events for: how many, first and last arrival
+    (received_at). Metering knows customers only by the id their events carry, and events may
+    come before the organization exists; billing compares these ids with its organizations to
+    show usage from unknown customers. Counts are cumulative from when the drainer first kept
+    them (raw events dropped after retention are not subtracted)."""
+
+    customer = models.CharField(max_length=255, primary_key=True)
+    event_count = models.BigIntegerField()
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        db_table = "metering_customer"
+
+    def __str__(self) -> str:
+        return self.customer
+
+
+class UnknownCustomerUsage(EventCustomer):
+    """The admin list "Usage from unknown customers". Which customers are unknown is billing's
+    knowledge: its admin registers this model with a queryset of ids no organization has."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "usage from an unknown customer"
+        verbose_name_plural = "usage from unknown customers"

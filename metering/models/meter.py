@@ -34,6 +34,11 @@ class Meter(models.Model):
     value_property = models.CharField(max_length=255, blank=True, validators=[PROPERTY_PATH])
     filters = models.JSONField(default=list, blank=True)
     group_by = ArrayField(models.CharField(max_length=255, validators=[PROPERTY_PATH]), default=list, blank=True)
+    # Refunds, corrections and gauges that go below zero need it; by default a negative value is
+    # refused at ingestion and not counted (a usage charge must never turn into a credit by accident).
+    allow_negative = models.BooleanField(
+        default=False, help_text="Accept negative values of the value property (refused by default)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

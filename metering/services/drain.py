@@ -3,29 +3,41 @@
 One transaction per drain: lock a run of landing rows (SKIP LOCKED, so drainers share the work),
 COPY their unique events into a temporary staging table, record the ids in the idempotency ledger
 (ON CONFLICT DO NOTHING) and drop from the stage what the ledger already had, insert the rest into
-the partitioned table, add them to the hourly rollups, delete the landing rows, commit. A crash
-anywhere rolls all of it back and the rows are drained again: nothing lost, nothing counted twice.
+the partitioned table, add them to the hourly rollups and the per-customer tally, delete the
+landing rows, commit. A crash anywhere rolls all of it back and the rows are drained again:
+nothing lost, nothing counted twice.
 
 Meter definitions are read inside the transaction after taking ROW EXCLUSIVE on the rollup table;
 a rollup rebuild (a new or changed meter) takes SHARE ROW EXCLUSIVE, so it waits for drains in
 flight and the drains after it see the new meter: no event escapes a new meter's backfill.
+
+Whatever the landed bytes hold, a drain either commits or raises one of two kinds of error: a
+transient database error (connection lost, deadlock, shutdown, out of resources: retry the same
+rows later) or BatchStoreError (anything else: the rows themselves cannot be stored, whether
+PostgreSQL refused them or Python could not decode them). The drainer narrows a BatchStoreError
+down to the batches that fail alone and moves those to the dead-letter table
+(metering.management.commands.metering_drain).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from metering.faults import fault_point
 from metering.ingest import decode_landing
-from metering.meters import MeterSpec
+from metering.meters import MeterDefinitionError, MeterSpec
 from metering.models import Meter
 from metering.services.partitions import partitions_ensure_for
 from metering.services.rollups import rollup_upsert_from
+
+logger = logging.getLogger("metering.drain")
 
 # Each drain stages its unique events in a temporary table (no WAL), then lets PostgreSQL do the
 # rest in C: ledger insert and duplicate removal, the insert into the partitioned table, and one
@@ -44,6 +56,16 @@ _LEDGER = (
     "DELETE FROM metering_drain_stage s WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.event_id = s.event_id)"
 )
 
+_CUSTOMERS = (
+    "INSERT INTO metering_customer (customer, event_count, first_seen, last_seen) "
+    "SELECT customer, count(*), min(received_at), max(received_at) FROM metering_drain_stage "
+    "GROUP BY customer ORDER BY customer "
+    "ON CONFLICT (customer) DO UPDATE SET event_count = metering_customer.event_count + EXCLUDED.event_count, "
+    "first_seen = LEAST(metering_customer.first_seen, EXCLUDED.first_seen), "
+    "last_seen = GREATEST(metering_customer.last_seen, EXCLUDED.last_seen) "
+    "RETURNING customer"
+)
+
 
 @dataclass
 class DrainResult:
@@ -57,17 +79,51 @@ class DrainResult:
 
 
 def meter_specs_load() -> list[MeterSpec]:
-    return [MeterSpec.from_meter(meter) for meter in Meter.objects.order_by("id")]
+    specs = []
+    for meter in Meter.objects.order_by("id"):
+        try:
+            specs.append(MeterSpec.from_meter(meter))
+        except MeterDefinitionError:
+            # A definition stored before a rule existed: its rollups miss these events (a fixed
+            # meter is rebuilt from raw events), the tenant's other meters keep counting. Failing
+            # the drain would send every batch to dead letters instead.
+            logger.error("meter skipped: its definition is invalid", extra={"meter": meter.code}, exc_info=True)
+    return specs
 
 
 class BatchStoreError(Exception):
-    """The database refused to store these landing batches (a data error: retrying the same rows
-    will fail the same way). The drain's transaction was rolled back."""
+    """These landing batches could not be drained, for a reason in the rows rather than in the
+    database's state (a data error, a payload that does not decode, a value out of any range):
+    retrying the same rows fails the same way. The drain's transaction was rolled back."""
 
     def __init__(self, batch_ids: list[int], cause: Exception):
         super().__init__(f"batches {batch_ids}: {cause}")
         self.batch_ids = batch_ids
         self.cause = cause
+
+
+# SQLSTATE classes that mean "not now" rather than "not these rows": connection exceptions,
+# transaction rollback (deadlock, serialization failure), insufficient resources, object not in
+# prerequisite state (lock not available), operator intervention (shutdown, statement timeout),
+# system error (I/O). Everything else, e.g. 22 data exception, 23 integrity, 54 program limit
+# exceeded (an index entry too large), XX internal, is blamed on the batches.
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58"})
+
+
+def drain_error_is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, InterfaceError | psycopg.InterfaceError):
+        return True
+    if isinstance(exc, OperationalError | psycopg.OperationalError):
+        # Django wraps psycopg's error (its cause); COPY on the raw cursor raises psycopg's own.
+        error = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+        sqlstate = getattr(error, "sqlstate", None)
+        return sqlstate is None or sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    return False
+
+
+def landing_error_describe(exc: BaseException) -> str:
+    # str(), not repr(): a UnicodeDecodeError's repr carries the whole payload.
+    return f"{type(exc).__name__}: {exc}"
 
 
 def landing_quarantine(*, batch_id: int, error: str) -> bool:
@@ -82,38 +138,55 @@ def landing_quarantine(*, batch_id: int, error: str) -> bool:
         return cursor.fetchone() is not None
 
 
-def drain_once(*, max_events: int, max_batches: int = 200) -> DrainResult:
+def drain_once(*, max_events: int, max_batches: int = 200, batch_ids: Sequence[int] | None = None) -> DrainResult:
     """Drain landed batches of the current tenant schema (one transaction). Returns what it did;
-    `batches == 0` means nothing was waiting (or everything was locked by other drainers)."""
+    `batches == 0` means nothing was waiting (or everything was locked by other drainers).
+    `batch_ids`: exactly these batches, whatever their size (those still waiting and not locked
+    by another drainer); that is how a failed drain is narrowed down.
+
+    Raises BatchStoreError for any failure that is not a transient database error (see the
+    module docstring); transient errors propagate as they are."""
     started = time.monotonic()
     result = DrainResult()
-    batch_ids: list[int] = []
+    taken: list[int] = []
     try:
-        _drain(result, batch_ids, max_events=max_events, max_batches=max_batches)
-    except (DataError, IntegrityError, psycopg.DataError, psycopg.IntegrityError) as exc:
-        # COPY runs on the raw psycopg cursor, whose errors Django does not translate.
-        raise BatchStoreError(batch_ids, exc) from exc
+        _drain(result, taken, max_events=max_events, max_batches=max_batches, only=batch_ids)
+    except Exception as exc:
+        if drain_error_is_transient(exc):
+            raise
+        raise BatchStoreError(taken, exc) from exc
     if result.batches:
         fault_point("drain.after_commit")
     result.seconds = time.monotonic() - started
     return result
 
 
-def _drain(result: DrainResult, batch_ids: list[int], *, max_events: int, max_batches: int) -> None:
+def _drain(
+    result: DrainResult, batch_ids: list[int], *, max_events: int, max_batches: int, only: Sequence[int] | None
+) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("LOCK TABLE metering_rollup IN ROW EXCLUSIVE MODE")
-        # Take batches in landing order until max_events (at least one batch).
-        cursor.execute(
-            "SELECT id, received_at, event_count, payload FROM metering_landing "
-            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-            [max_batches],
-        )
         rows = []
-        for row in cursor.fetchall():
-            if rows and result.events + row[2] > max_events:
-                break
-            rows.append(row)
-            result.events += row[2]
+        if only is not None:
+            cursor.execute(
+                "SELECT id, received_at, event_count, payload FROM metering_landing "
+                "WHERE id = ANY(%s) ORDER BY id FOR UPDATE SKIP LOCKED",
+                [list(only)],
+            )
+            rows = cursor.fetchall()
+            result.events = sum(row[2] for row in rows)
+        else:
+            # Take batches in landing order until max_events (at least one batch).
+            cursor.execute(
+                "SELECT id, received_at, event_count, payload FROM metering_landing "
+                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                [max_batches],
+            )
+            for row in cursor.fetchall():
+                if rows and result.events + row[2] > max_events:
+                    break
+                rows.append(row)
+                result.events += row[2]
         if not rows:
             return
         batch_ids.extend(row[0] for row in rows)
@@ -163,7 +236,9 @@ def _drain(result: DrainResult, batch_ids: list[int], *, max_events: int, max_ba
             for spec in meter_specs_load():  # in id order: a fixed lock order across drainers
                 if spec.event_type in present:
                     rollup_upsert_from(cursor, spec, source="metering_drain_stage")
-            cursor.execute("SELECT DISTINCT customer FROM metering_drain_stage")
+            # The per-customer tally (after the rollups: one lock order for every drainer), whose
+            # rows are also the customers whose usage changed.
+            cursor.execute(_CUSTOMERS)
             result.customers = {row[0] for row in cursor.fetchall()}
             fault_point("drain.after_rollups")
         cursor.execute("DELETE FROM metering_landing WHERE id = ANY(%s)", [[row[0] for row in rows]])

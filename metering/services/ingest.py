@@ -16,6 +16,7 @@ from metering import ratelimit
 from metering.ingest import BodyError, decode_events
 from metering.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, RATE_LIMITED
 from metering.ratelimit import ingest_limits
+from metering.selectors.meter import meter_value_rules_get
 from metering.services.landing import landing_store
 
 logger = logging.getLogger(__name__)
@@ -48,8 +49,17 @@ def events_ingest(*, tenant, principal: ApiPrincipal, body: bytes, content_type:
         return error(403, "permission_denied", "This credential lacks the 'ingest' scope.")
     now = datetime.now(UTC)
     try:
+        value_rules = meter_value_rules_get()
+    except (OperationalError, InterfaceError):
+        logger.warning("database unavailable", exc_info=True)
+        return unavailable()
+    try:
         decoded = decode_events(
-            body, content_type=content_type, now=now, window=timedelta(days=tenant.event_window_days)
+            body,
+            content_type=content_type,
+            now=now,
+            window=timedelta(days=tenant.event_window_days),
+            value_rules=value_rules,
         )
     except BodyError as exc:
         EVENTS_REJECTED.labels(code=exc.code).inc()

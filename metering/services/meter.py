@@ -10,16 +10,24 @@ from django.db import transaction
 
 from metering.meters import MeterDefinitionError, validate_filters, validate_path
 from metering.models import Aggregation, Meter
+from metering.selectors.meter import meter_value_rules_forget
 from tenants.errors import DomainError
 
-FIELDS = ("code", "name", "event_type", "aggregation", "value_property", "filters", "group_by")
-_COUNTED = ("event_type", "aggregation", "value_property", "filters", "group_by")
+# Bounds on what a meter matches (issue 9: a meter with 100,000 filter values was accepted).
+# Every value is a jsonb comparison in every drain and usage read of the meter's event type.
+MAX_FILTERS = 20
+MAX_FILTER_VALUES = 100
+MAX_FILTER_VALUE_LENGTH = 255  # characters, like an event's id, customer and type
+
+FIELDS = ("code", "name", "event_type", "aggregation", "value_property", "filters", "group_by", "allow_negative")
+_COUNTED = ("event_type", "aggregation", "value_property", "filters", "group_by", "allow_negative")
 
 
 def _validate(meter: Meter) -> None:
     """Every rule a meter must meet, as DomainErrors with stable codes (the API answers 400)."""
     if not isinstance(meter.group_by, list) or len(meter.group_by) > 3:
         raise DomainError("group_by is a list of at most three property paths.", code="too_many_group_by")
+    _validate_filter_sizes(meter.filters)
     try:
         validate_filters(meter.filters)
         for path in meter.group_by:
@@ -35,6 +43,31 @@ def _validate(meter: Meter) -> None:
     except ValidationError as exc:
         field, messages = next(iter(exc.message_dict.items()))
         raise DomainError(f"{field}: {' '.join(messages)}", code="invalid_meter") from None
+
+
+def _validate_filter_sizes(filters: Any) -> None:
+    """Counts and lengths (the shape is validate_filters' job, which also runs on stored meters)."""
+    if not isinstance(filters, list):
+        return
+    if len(filters) > MAX_FILTERS:
+        raise DomainError(f"A meter has at most {MAX_FILTERS} filters (got {len(filters)}).", code="too_many_filters")
+    for index, item in enumerate(filters):
+        if not isinstance(item, dict):
+            continue
+        values = item.get("values") if item.get("operator") == "in" else [item.get("value")]
+        if not isinstance(values, list):
+            continue
+        if len(values) > MAX_FILTER_VALUES:
+            raise DomainError(
+                f"filters[{index}]: an 'in' filter takes at most {MAX_FILTER_VALUES} values (got {len(values)}).",
+                code="too_many_filter_values",
+            )
+        for i, value in enumerate(values):
+            if isinstance(value, str) and len(value) > MAX_FILTER_VALUE_LENGTH:
+                where = f"filters[{index}].values[{i}]" if item.get("operator") == "in" else f"filters[{index}].value"
+                raise DomainError(
+                    f"{where} is longer than {MAX_FILTER_VALUE_LENGTH} characters.", code="filter_value_too_long"
+                )
 
 
 def meter_in_use(meter: Meter) -> bool:
@@ -55,12 +88,20 @@ def _backfill_on_commit(meter_id: int) -> None:
     transaction.on_commit(lambda: meter_backfill.delay(meter_id))
 
 
+def _rules_changed() -> None:
+    # Now (this process must not keep checking events against the old definition) and after
+    # commit (a request between the two may have cached the old one again).
+    meter_value_rules_forget()
+    transaction.on_commit(meter_value_rules_forget)
+
+
 def meter_create(*, actor, **fields: Any) -> Meter:
     meter = Meter(**{k: v for k, v in fields.items() if k in FIELDS})
     _validate(meter)
     with transaction.atomic():
         meter.save()
         _backfill_on_commit(meter.id)
+        _rules_changed()
     return meter
 
 
@@ -77,6 +118,7 @@ def meter_update(*, actor, meter: Meter, **changes: Any) -> Meter:
         locked.save()
         if counted_changed:
             _backfill_on_commit(locked.id)
+            _rules_changed()
     return locked
 
 
@@ -85,3 +127,4 @@ def meter_delete(*, actor, meter: Meter) -> None:
         if meter_in_use(meter):
             raise DomainError("A meter that a plan uses cannot be deleted.", code="meter_in_use")
         meter.delete()
+        _rules_changed()

@@ -20,7 +20,7 @@ from metering.services.partitions import partitions_oldest_start
 
 HOUR_SQL = "date_trunc('hour', e.\"timestamp\" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 _UPSERT_SUFFIX = """
-ON CONFLICT (meter_id, customer, hour, group_key) DO UPDATE SET
+ON CONFLICT (meter_id, customer, hour, md5(group_key)) DO UPDATE SET
     event_count = metering_rollup.event_count + EXCLUDED.event_count,
     value_sum = CASE WHEN metering_rollup.value_sum IS NULL THEN EXCLUDED.value_sum
                      WHEN EXCLUDED.value_sum IS NULL THEN metering_rollup.value_sum

@@ -78,16 +78,28 @@ def test_nul_bytes_are_rejected_at_ingestion(in_a, client_a):
 
 
 @pytest.mark.django_db
-def test_huge_and_tiny_values_stay_exact_in_rollups(in_a):
-    meter_create(actor=None, code="v", name="V", event_type="m", aggregation="sum", value_property="v")
-    land(("1", b'{"v": 1e30}'), ("2", b'{"v": "0.0000000000001"}'), ("3", b'{"v": "12\\n"}'), ("4", b'{"v": -5.5}'))
+def test_values_at_the_limits_stay_exact_and_beyond_them_count_no_value(in_a):
+    """Meter values have at most 15 digits before the point and 12 after (metering.meters); what
+    the door did not refuse (landed directly here) and lies beyond counts as no value."""
+    meter_create(
+        actor=None, code="v", name="V", event_type="m", aggregation="sum", value_property="v", allow_negative=True
+    )
+    land(
+        ("1", b'{"v": 999999999999999.999999999999}'),
+        ("2", b'{"v": "0.000000000001"}'),
+        ("3", b'{"v": -5.5}'),
+        ("4", b'{"v": 1e30}'),
+        ("5", b'{"v": "0.0000000000001"}'),
+        ("6", b'{"v": "12\\n"}'),
+        ("7", b'{"v": 1e400}'),
+    )
     drain_once(max_events=10)
     rollup = Rollup.objects.get()
-    assert rollup.event_count == 4
+    assert rollup.event_count == 7
     with localcontext(prec=60):  # Python's default 28 digits would round the expected value
-        expected = Decimal("1E+30") + Decimal("0.0000000000001") - Decimal("5.5")  # "12\n" is no number
+        expected = Decimal("999999999999999.999999999999") + Decimal("0.000000000001") - Decimal("5.5")
     assert rollup.value_sum == expected
-    assert rollup.value_min == Decimal("-5.5") and rollup.value_max == Decimal("1E+30")
+    assert rollup.value_min == Decimal("-5.5") and rollup.value_max == Decimal("999999999999999.999999999999")
     assert rollups_check() == []
 
 

@@ -47,7 +47,18 @@ def statements(context: CaptureQueriesContext) -> list[str]:
     return [q["sql"] for q in context.captured_queries if not q["sql"].startswith("SET search_path")]
 
 
-def meter(code: str, aggregation: str, *, event_type: str = "req", value: str = "", filters=None, group_by=None):
+def meter(
+    code: str,
+    aggregation: str,
+    *,
+    event_type: str = "req",
+    value: str = "",
+    filters=None,
+    group_by=None,
+    allow_negative: bool = True,
+):
+    # Signed values by default: these tests are about aggregation arithmetic (a -1 must lower a
+    # sum and a min); the sign rule has its own tests (test_event_values.py).
     return Meter.objects.create(
         code=code,
         name=code,
@@ -56,6 +67,7 @@ def meter(code: str, aggregation: str, *, event_type: str = "req", value: str = 
         value_property=value,
         filters=filters or [],
         group_by=group_by or [],
+        allow_negative=allow_negative,
     )
 
 

@@ -7,6 +7,11 @@ SIGTERM/SIGINT finish the current transaction and exit; a SIGKILL rolls it back.
 
 After each commit it publishes "usage changed" to the organizations' channel groups, at most once
 per second per organization; the portal's consumer computes and pushes the new figures.
+
+No data stops it: a drain that fails for a reason in its rows is halved until the failing
+batches are alone, and those move to the dead-letter table (metering_landing_dead); a database
+outage or any other failure of an iteration is logged and retried a second later. Under honcho
+an exception here would stop every process of the platform.
 """
 
 from __future__ import annotations
@@ -22,12 +27,18 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import OperationalError, connection
+from django.db import connection
 from django_tenants.utils import get_public_schema_name
 
 from metering.live import live_watched, usage_group_name
 from metering.metrics import BACKLOG, BATCH_SECONDS, DRAINED, DUPLICATES, LAG, QUARANTINED
-from metering.services.drain import BatchStoreError, drain_lag_seconds, drain_once, landing_quarantine
+from metering.services.drain import (
+    BatchStoreError,
+    drain_lag_seconds,
+    drain_once,
+    landing_error_describe,
+    landing_quarantine,
+)
 from metering.services.landing import NOTIFY_CHANNEL
 from metering.services.partitions import partitions_maintain
 from tenants.models import Tenant
@@ -78,42 +89,65 @@ class Command(BaseCommand):
         return listener
 
     def _loop(self) -> None:
-        listener = self._listen()
-        tenants = {t.schema_name: t for t in self._tenants()}
-        pending = set(tenants)
-        next_sweep = time.monotonic() + SWEEP_SECONDS
-        next_maintain = time.monotonic()
-        logger.info("drainer started", extra={"pid": os.getpid(), "tenants": len(tenants)})
+        self.listener = None
+        self.tenants: dict[str, Tenant] = {}
+        self.pending: set[str] = set()
+        self.next_sweep = self.next_maintain = time.monotonic()
+        logger.info("drainer started", extra={"pid": os.getpid()})
         while not self.stopping:
-            now = time.monotonic()
-            if now >= next_maintain:
-                for tenant in tenants.values():
-                    connection.set_tenant(tenant)
-                    partitions_maintain()
-                next_maintain = now + MAINTAIN_SECONDS
-            if now >= next_sweep:
-                tenants = {t.schema_name: t for t in self._tenants()}
-                pending |= set(tenants)
-                BACKLOG.set(self._backlog(tenants.values()))
-                next_sweep = now + SWEEP_SECONDS
-            for schema in list(pending):
-                if self.stopping:
-                    break
-                tenant = tenants.get(schema)
-                if tenant is None or not self._drain_tenant(tenant):
-                    pending.discard(schema)
-            self._publish()
-            if not pending and not self.stopping:
-                # Sleep until a batch is landed (or the next sweep / publish is due).
-                timeout = min(max(0.0, next_sweep - time.monotonic()), PUBLISH_INTERVAL if self.to_publish else 5)
-                select.select([listener.fileno()], [], [], timeout)
-                for notify in listener.notifies(timeout=0, stop_after=0):
-                    pending.add(notify.payload)
-                if pending - set(tenants):
-                    tenants = {t.schema_name: t for t in self._tenants()}
+            try:
+                self._step()
+            except Exception:
+                # drain_once isolates bad data; what reaches here is the database being away (or
+                # a bug). Exiting would stop every process under honcho: wait, reconnect, go on.
+                logger.exception("drainer iteration failed; retrying in 1 s")
+                self._disconnect()
+                time.sleep(1)
         self._publish(force=True)
-        listener.close()
+        self._disconnect()
         logger.info("drainer stopped", extra={"pid": os.getpid()})
+
+    def _step(self) -> None:
+        if self.listener is None:
+            self.listener = self._listen()
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            self.next_sweep = now + SWEEP_SECONDS
+            self.tenants = {t.schema_name: t for t in self._tenants()}
+            self.pending |= set(self.tenants)
+            BACKLOG.set(self._backlog(self.tenants.values()))
+        if now >= self.next_maintain:
+            self.next_maintain = now + MAINTAIN_SECONDS
+            for tenant in self.tenants.values():
+                connection.set_tenant(tenant)
+                try:
+                    partitions_maintain()
+                except Exception:
+                    logger.exception("partition maintenance failed", extra={"tenant": tenant.schema_name})
+        for schema in list(self.pending):
+            if self.stopping:
+                break
+            tenant = self.tenants.get(schema)
+            if tenant is None or not self._drain_tenant(tenant):
+                self.pending.discard(schema)
+        self._publish()
+        if not self.pending and not self.stopping:
+            # Sleep until a batch is landed (or the next sweep / publish is due).
+            timeout = min(max(0.0, self.next_sweep - time.monotonic()), PUBLISH_INTERVAL if self.to_publish else 5)
+            select.select([self.listener.fileno()], [], [], timeout)
+            for notify in self.listener.notifies(timeout=0, stop_after=0):
+                self.pending.add(notify.payload)
+            if self.pending - set(self.tenants):
+                self.tenants = {t.schema_name: t for t in self._tenants()}
+
+    def _disconnect(self) -> None:
+        connection.close()
+        if self.listener is not None:
+            try:
+                self.listener.close()
+            except Exception:
+                logger.debug("closing the listener failed", exc_info=True)
+            self.listener = None
 
     def _backlog(self, tenants) -> int:
         waiting = 0
@@ -131,7 +165,7 @@ class Command(BaseCommand):
             result = drain_once(max_events=self.batch_events)
         except BatchStoreError as exc:
             return self._isolate_bad_batch(tenant, exc)
-        except OperationalError:
+        except Exception:  # drain_once lets only transient database errors through
             logger.warning("database unavailable; retrying", exc_info=True)
             connection.close()
             time.sleep(1)
@@ -151,23 +185,50 @@ class Command(BaseCommand):
             self.to_publish.add((tenant.schema_name, customer))
 
     def _isolate_bad_batch(self, tenant: Tenant, error: BatchStoreError) -> bool:
-        """A batch in the run could not be stored. Retry one batch at a time; the one that fails
-        alone goes to the dead-letter table, so the tenant's other events keep flowing."""
-        logger.warning("drain refused by the database; isolating the batch", extra={"error": str(error.cause)})
-        try:
-            result = drain_once(max_events=self.batch_events, max_batches=1)
-        except BatchStoreError as single:
-            for batch_id in single.batch_ids:
-                if landing_quarantine(batch_id=batch_id, error=repr(single.cause)):
-                    QUARANTINED.inc()
-                    logger.error(
-                        "landing batch moved to dead letters",
-                        extra={"tenant": tenant.schema_name, "batch_id": batch_id, "error": str(single.cause)},
-                    )
-            return True
-        if result.batches:
-            self._record(tenant, result)
+        """Some batch of a failed drain cannot be stored. Halve the run and drain each half on its
+        own, again and again, until the failing batches are alone (one poisoned batch among 200
+        costs 8 more failed drains); those go to the dead-letter table with their error, the rest
+        are stored, and the tenant's events keep flowing."""
+        if not error.batch_ids:
+            # It failed before taking any batch: nothing to blame. Try again at the next sweep.
+            logger.error(
+                "drain failed before taking a batch",
+                extra={"tenant": tenant.schema_name, "error": landing_error_describe(error.cause)},
+            )
+            time.sleep(1)
+            return False
+        logger.warning(
+            "drain failed; isolating the batch",
+            extra={
+                "tenant": tenant.schema_name,
+                "batches": len(error.batch_ids),
+                "error": landing_error_describe(error.cause),
+            },
+        )
+        self._bisect(tenant, error)
         return True
+
+    def _bisect(self, tenant: Tenant, error: BatchStoreError) -> None:
+        ids = error.batch_ids
+        if len(ids) == 1:
+            description = landing_error_describe(error.cause)
+            if landing_quarantine(batch_id=ids[0], error=description):
+                QUARANTINED.inc()
+                logger.error(
+                    "landing batch moved to dead letters",
+                    extra={"tenant": tenant.schema_name, "batch_id": ids[0], "error": description},
+                )
+            return
+        middle = len(ids) // 2
+        for half in (ids[:middle], ids[middle:]):
+            try:
+                result = drain_once(max_events=self.batch_events, batch_ids=half)
+            except BatchStoreError as failed:
+                if failed.batch_ids:
+                    self._bisect(tenant, failed)
+            else:
+                if result.batches:
+                    self._record(tenant, result)
 
     def _publish(self, *, force: bool = False) -> None:
         if not self.to_publish or self.channel_layer is None:

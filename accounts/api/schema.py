@@ -1,3 +1,4 @@
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -12,3 +13,9 @@ class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
             "description": "An API key (`bk_…`), an OAuth2 client-credentials access token, or a JWT "
             "from a user API session; each is valid only on the tenant that issued it.",
         }
+
+
+class SessionPrincipalScheme(SessionScheme):
+    """The portal's browser session (cookie), as drf-spectacular describes DRF's own."""
+
+    target_class = "accounts.api.authentication.SessionPrincipalAuthentication"

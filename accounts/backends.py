@@ -1,11 +1,17 @@
-"""What each staff role may do in the admin and the staff pages.
+"""What each staff role may do: the one permission source of the admin, the staff pages and the
+API (accounts.api.permissions declares the permission each API method needs).
 
 Django permissions are `<app_label>.<action>_<model>`. Owners and admins may do everything (only
 owners may grant the owner role, checked in the user admin); the others:
-- finance: read everything, change billing, invoicing and payments data;
+- finance: read everything, change billing (plans, coupons, credit, subscriptions), invoicing and
+  payments data;
 - support: read everything, change organizations and their members;
 - viewer: read everything.
-Customer members have no staff role and so no admin permission at all.
+Meters (the metering app) are deliberately not finance's: what a meter counts is the seller's
+integration with its product, and changing it rebuilds its rollups from raw events; finance prices
+the meters that exist. Customer members have no staff role and so no staff permission at all.
+Every staff permission also needs a session that passed the second factor (checked where the
+session is known: accounts.selectors.staff).
 """
 
 from __future__ import annotations

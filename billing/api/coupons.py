@@ -7,15 +7,13 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import ScopePermission
+from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.api.formats import decimal_text, instant_parse, instant_text
 from billing.api.lookups import organization_visible
 from billing.models import Coupon, CouponDuration, CouponRedemption, CouponTarget, DiscountType
 from billing.services.coupon import coupon_create, coupon_redeem, coupon_redemption_remove, coupon_update
 from tenants.errors import DomainError
-
-SCOPES = {"GET": "read", "HEAD": "read", "POST": "write", "PATCH": "write", "DELETE": "write"}
 
 
 class CouponInSerializer(serializers.Serializer):
@@ -75,8 +73,9 @@ def redemption_out(r: CouponRedemption) -> dict:
 
 
 class CouponsView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    # The coupon catalogue (every code) is the seller's: not for customer members.
+    permission_classes = [AccessPermission]
+    access = {"GET": read("billing.view_coupon"), "POST": write("billing.add_coupon")}
 
     @extend_schema(summary="List coupons", tags=["coupons"], responses=dict, operation_id="coupons_list")
     def get(self, request):
@@ -93,8 +92,8 @@ class CouponsView(APIView):
 
 
 class CouponView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {"GET": read("billing.view_coupon"), "PATCH": write("billing.change_coupon")}
 
     @extend_schema(summary="Get a coupon", tags=["coupons"], responses=dict, operation_id="coupons_get")
     def get(self, request, code: str):
@@ -117,8 +116,11 @@ class CouponView(APIView):
 
 
 class RedemptionsView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {
+        "GET": read("billing.view_couponredemption", members=True),
+        "POST": write("billing.add_couponredemption"),
+    }
 
     @extend_schema(
         summary="An organization's coupons", tags=["coupons"], responses=dict, operation_id="redemptions_list"
@@ -145,8 +147,8 @@ class RedemptionsView(APIView):
 
 
 class RedemptionView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {"DELETE": write("billing.delete_couponredemption")}
 
     @extend_schema(summary="Stop a coupon for an organization", tags=["coupons"], request=None, responses=dict)
     def delete(self, request, external_id: str, code: str):

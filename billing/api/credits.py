@@ -10,7 +10,7 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import ScopePermission
+from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.api.formats import amount_text, instant_parse, instant_text
 from billing.api.lookups import organization_visible
@@ -19,8 +19,6 @@ from billing.models import GRANT_KINDS, CreditEntry, CreditKind
 from billing.money import round_money
 from billing.selectors.credit import credit_balance_get, credit_entries_list, credit_grants_usable
 from billing.services.credit import credit_grant, credit_void
-
-SCOPES = {"GET": "read", "HEAD": "read", "POST": "write"}
 
 
 class GrantSerializer(serializers.Serializer):
@@ -56,8 +54,8 @@ def entry_out(e: CreditEntry, remaining: dict[int, Decimal]) -> dict:
 
 
 class CreditsView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {"GET": read("billing.view_creditentry", members=True), "POST": write("billing.add_creditentry")}
 
     @extend_schema(summary="An organization's credit balance and ledger", tags=["credits"], responses=dict)
     def get(self, request, external_id: str):
@@ -97,8 +95,8 @@ class CreditsView(APIView):
 
 
 class CreditVoidView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {"POST": write("billing.add_creditentry")}  # a void is a new ledger entry
 
     @extend_schema(
         summary="Void what is left of a credit grant", tags=["credits"], request=VoidSerializer, responses=dict

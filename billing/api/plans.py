@@ -6,13 +6,12 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import ScopePermission
+from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.api.formats import decimal_text
 from billing.models import BaseFeeTiming, Plan, PlanInterval, PlanVersion
+from billing.selectors.plan import plan_list
 from billing.services.plan import ChargeInput, VersionInput, plan_create, plan_update, plan_version_create
-
-SCOPES = {"GET": "read", "HEAD": "read", "POST": "write", "PATCH": "write"}
 
 
 class ChargeSerializer(serializers.Serializer):
@@ -90,14 +89,14 @@ def plan_out(plan: Plan, *, version: PlanVersion | None = None) -> dict:
 
 
 class PlansView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {"GET": read("billing.view_plan", members=True), "POST": write("billing.add_plan")}
 
     @extend_schema(
         summary="List plans with their current version", tags=["plans"], responses=dict, operation_id="plans_list"
     )
     def get(self, request):
-        plans = Plan.objects.order_by("code").prefetch_related("versions")
+        plans = plan_list(principal=principal_get(request)).order_by("code").prefetch_related("versions")
         return Response({"results": [plan_out(p) for p in plans]})
 
     @extend_schema(summary="Create a plan (its version 1)", tags=["plans"], request=PlanInSerializer, responses=dict)
@@ -118,12 +117,12 @@ class PlansView(APIView):
 
 
 class PlanView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {"GET": read("billing.view_plan", members=True), "PATCH": write("billing.change_plan")}
 
     @extend_schema(summary="Get a plan", tags=["plans"], responses=dict, operation_id="plans_get")
     def get(self, request, code: str):
-        return Response(plan_out(get_object_or_404(Plan, code=code)))
+        return Response(plan_out(get_object_or_404(plan_list(principal=principal_get(request)), code=code)))
 
     @extend_schema(
         summary="Rename, describe, (de)activate a plan", tags=["plans"], request=PlanPatchSerializer, responses=dict
@@ -138,12 +137,12 @@ class PlanView(APIView):
 
 
 class PlanVersionsView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {"GET": read("billing.view_planversion", members=True), "POST": write("billing.add_planversion")}
 
     @extend_schema(summary="List a plan's versions", tags=["plans"], responses=dict, operation_id="plan_versions_list")
     def get(self, request, code: str):
-        plan = get_object_or_404(Plan, code=code)
+        plan = get_object_or_404(plan_list(principal=principal_get(request)), code=code)
         return Response({"results": [version_out(v) for v in plan.versions.order_by("version")]})
 
     @extend_schema(

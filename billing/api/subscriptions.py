@@ -12,7 +12,7 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import ScopePermission
+from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.api.formats import bill_out, instant_parse, instant_text
 from billing.api.lookups import organization_visible
@@ -27,8 +27,6 @@ from billing.services.subscription import (
     subscription_resume,
 )
 from tenants.errors import DomainError
-
-SCOPES = {"GET": "read", "HEAD": "read", "POST": "write"}
 
 
 class SubscriptionInSerializer(serializers.Serializer):
@@ -116,8 +114,8 @@ def _version(plan: str, version: int | None) -> PlanVersion:
 
 
 class SubscriptionsView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {"GET": read("billing.view_subscription", members=True), "POST": write("billing.add_subscription")}
 
     @extend_schema(
         summary="List subscriptions (optionally of one customer)",
@@ -154,8 +152,8 @@ class SubscriptionsView(APIView):
 
 
 class SubscriptionView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {"GET": read("billing.view_subscription", members=True)}
 
     @extend_schema(
         summary="Get a subscription", tags=["subscriptions"], responses=dict, operation_id="subscriptions_get"
@@ -165,8 +163,9 @@ class SubscriptionView(APIView):
 
 
 class SubscriptionChangePlanView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    # The preview twin needs what the change needs: it shows a bill only to who may cause it.
+    permission_classes = [AccessPermission]
+    access = {"POST": write("billing.change_subscription")}
     preview = False
 
     @extend_schema(
@@ -192,8 +191,8 @@ class SubscriptionChangePlanView(APIView):
 
 
 class SubscriptionCancelView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {"POST": write("billing.change_subscription")}
     preview = False
 
     @extend_schema(
@@ -216,8 +215,8 @@ class SubscriptionCancelView(APIView):
 
 
 class SubscriptionResumeView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {"POST": write("billing.change_subscription")}
 
     @extend_schema(
         summary="Take back a cancellation at period end", tags=["subscriptions"], request=None, responses=dict

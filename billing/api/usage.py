@@ -27,7 +27,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import ScopePermission
+from accounts.api.permissions import AccessPermission, read
 from accounts.api.principal import principal_get
 from billing.api.lookups import param, param_checked, param_required
 from billing.selectors.usage import customer_usage_get, usage_report_get
@@ -38,7 +38,8 @@ _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz
 # An unencoded "+" in a query string arrives as a space: "2026-03-01T00:00:00 01:00".
 _SPACED_OFFSET = re.compile(r"^(.*\d{2}:\d{2}:\d{2}(?:\.\d+)?) (\d{2}:\d{2})$")
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
-_READ_SCOPES = {"GET": "read", "HEAD": "read"}
+# Usage is read per organization: customer members read their own (the selectors scope it).
+_ACCESS = {"GET": read("billing.view_organization", members=True)}
 
 
 def _datetime_param(request, name: str) -> datetime | None:
@@ -79,8 +80,8 @@ _USAGE_PARAMETERS = [
 class UsageView(APIView):
     """One meter's usage by one customer over a range (default: the current billing period)."""
 
-    permission_classes = [ScopePermission]
-    required_scopes = _READ_SCOPES
+    permission_classes = [AccessPermission]
+    access = _ACCESS
 
     @extend_schema(
         summary="Usage of one meter by one customer",
@@ -122,8 +123,8 @@ class UsageView(APIView):
 class CustomerUsageView(APIView):
     """Every meter's usage by one customer over its current billing period."""
 
-    permission_classes = [ScopePermission]
-    required_scopes = _READ_SCOPES
+    permission_classes = [AccessPermission]
+    access = _ACCESS
 
     @extend_schema(summary="Usage of every meter by one customer", tags=["usage"], responses={200: OpenApiTypes.OBJECT})
     def get(self, request, external_id: str):

@@ -3,7 +3,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from accounts.api.permissions import ScopePermission
+from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.api.serializers import OrganizationSerializer, OrganizationUpdateSerializer
 from billing.selectors.organization import organization_list
@@ -35,14 +35,13 @@ class OrganizationViewSet(
 ):
     """Customer organizations, addressed by the seller's own `external_id`."""
 
-    permission_classes = [ScopePermission]
-    required_scopes = {
-        "GET": "read",
-        "HEAD": "read",
-        "POST": "write",
-        "PUT": "write",
-        "PATCH": "write",
-        "DELETE": "write",
+    permission_classes = [AccessPermission]
+    access = {
+        "GET": read("billing.view_organization", members=True),
+        "POST": write("billing.add_organization"),
+        "PUT": write("billing.change_organization"),
+        "PATCH": write("billing.change_organization"),
+        "DELETE": write("billing.delete_organization"),  # closes it
     }
     lookup_field = "external_id"
     lookup_value_regex = r"[A-Za-z0-9._:@-]{1,255}"

@@ -15,11 +15,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import ScopePermission
+from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.decimals import decimal_parse
 from invoicing.api.formats import credit_note_out
-from invoicing.api.invoices import SCOPES, id_parse, invoice_visible, invoices_visible
+from invoicing.api.invoices import id_parse, invoice_visible, invoices_visible
 from invoicing.models import CreditNote
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
 from tenants.errors import DomainError
@@ -59,8 +59,8 @@ def _notes(request):
 
 
 class InvoiceCreditNotesView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {"GET": read("invoicing.view_creditnote", members=True), "POST": write("invoicing.add_creditnote")}
 
     @extend_schema(
         summary="An invoice's credit notes",
@@ -104,8 +104,8 @@ class InvoiceCreditNotesView(APIView):
 
 
 class CreditNoteView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = {"GET": read("invoicing.view_creditnote", members=True)}
 
     @extend_schema(
         summary="Get a credit note",

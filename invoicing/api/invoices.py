@@ -9,7 +9,8 @@
   subscription (invoicing.selectors.preview); writes nothing.
 - `POST /api/v1/invoices/<id>/finalize | void | mark-paid {reference} | mark-uncollectible`.
 
-Scopes: read for GET, write for POST. Customer members see only their organizations' invoices
+Access: read scope (`invoicing.view_invoice`) for GET, write scope and `invoicing.change_invoice`
+for the actions. Customer members see only their organizations' invoices
 and never drafts (the seller's working state): anything else is 404 `not_found`, the same as an
 id that does not exist. Codes: 404 `not_found`, `unknown_customer`; 400 `missing_parameter`,
 `invalid_parameter`, `invalid_cursor`, `validation_error`; 409 for a request the invoice's state
@@ -31,7 +32,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import ScopePermission
+from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.api.lookups import organization_visible, param, param_checked, param_required
 from billing.selectors.organization import organization_list
@@ -44,7 +45,9 @@ from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
-SCOPES = {"GET": "read", "HEAD": "read", "POST": "write"}
+# Customer members read their own organizations' finalized invoices; only staff and machines act.
+READ = {"GET": read("invoicing.view_invoice", members=True)}
+CHANGE = {"POST": write("invoicing.change_invoice")}
 _MAX_ID = 2**63 - 1
 TAGS = ["invoices"]
 
@@ -112,8 +115,8 @@ _CUSTOMER = OpenApiParameter("customer", OpenApiTypes.STR, description="the orga
 
 
 class InvoicesView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = READ
 
     @extend_schema(
         summary="List invoices, newest first",
@@ -145,8 +148,8 @@ class InvoicesView(APIView):
 
 
 class InvoiceView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = READ
 
     @extend_schema(
         summary="Get an invoice with its lines",
@@ -161,8 +164,8 @@ class InvoiceView(APIView):
 
 
 class InvoicePreviewView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = READ
 
     @extend_schema(
         summary="The upcoming invoice of each of a customer's live subscriptions (nothing written)",
@@ -179,8 +182,8 @@ class InvoicePreviewView(APIView):
 
 
 class InvoicePdfView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = READ
 
     def perform_content_negotiation(self, request, force=False):
         # The PDF is a plain file response; errors are JSON whatever the client accepts.
@@ -221,8 +224,8 @@ class InvoicePdfView(APIView):
 
 
 class _InvoiceActionView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = SCOPES
+    permission_classes = [AccessPermission]
+    access = CHANGE
 
     def act(self, request, invoice: Invoice) -> Invoice:
         raise NotImplementedError

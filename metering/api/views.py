@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 
-from accounts.api.permissions import ScopePermission
+from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from metering.api.serializers import MeterSerializer, MeterUpdateSerializer
 from metering.models import Meter
@@ -25,14 +25,14 @@ class MeterViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    permission_classes = [ScopePermission]
-    required_scopes = {
-        "GET": "read",
-        "HEAD": "read",
-        "POST": "write",
-        "PUT": "write",
-        "PATCH": "write",
-        "DELETE": "write",
+    # The seller's configuration: staff and machine credentials only, never customer members.
+    permission_classes = [AccessPermission]
+    access = {
+        "GET": read("metering.view_meter"),
+        "POST": write("metering.add_meter"),
+        "PUT": write("metering.change_meter"),
+        "PATCH": write("metering.change_meter"),
+        "DELETE": write("metering.delete_meter"),
     }
     lookup_field = "code"
     lookup_value_regex = r"[a-z0-9_.-]{1,100}"

@@ -87,6 +87,7 @@ DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 MIDDLEWARE = [
     "config.health.HealthMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "config.request_meta.RequestIdMiddleware",
     "django_guid.middleware.guid_middleware",
     "config.api_errors.ApiErrorMiddleware",
     "tenants.middleware.CachedTenantMiddleware",
@@ -101,7 +102,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    "config.request_meta.AuditlogMiddleware",
     "accounts.middleware.StaffAccessMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]

@@ -8,6 +8,8 @@ import json
 
 import pytest
 from auditlog.models import LogEntry
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import UnreadablePostError
 from django.test import Client, override_settings
 
 from accounts.services.api_key import apikey_create
@@ -95,6 +97,26 @@ def test_a_server_error_on_an_api_path_is_json_with_the_request_id(client, key, 
     }
     assert response["X-Request-ID"] == "req-42"
     assert b"boom" not in response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("exception", "status", "code"),
+    [
+        (UnreadablePostError("connection reset"), 400, "malformed_request"),
+        (SuspiciousOperation("too many fields"), 400, "malformed_request"),
+        (RequestDataTooBig("too big"), 413, "payload_too_large"),
+    ],
+)
+def test_request_errors_django_raises_while_reading_are_json(client, key, monkeypatch, exception, status, code):
+    def reading(self, request):
+        raise exception
+
+    monkeypatch.setattr(CouponsView, "post", reading)
+    assert (
+        error_of(client.post("/api/v1/coupons", {}, content_type="application/json", **bearer(key)), status)["code"]
+        == code
+    )
 
 
 @pytest.mark.django_db

@@ -89,7 +89,9 @@ DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 MIDDLEWARE = [
     "config.health.HealthMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "config.request_meta.RequestIdMiddleware",
     "django_guid.middleware.guid_middleware",
+    "config.api_errors.ApiErrorMiddleware",
     "tenants.middleware.CachedTenantMiddleware",
     "tenants.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -102,7 +104,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    "config.request_meta.AuditlogMiddleware",
     "accounts.middleware.StaffAccessMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -264,7 +266,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.api_parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

@@ -10,9 +10,15 @@ from rest_framework.views import APIView
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.api.formats import decimal_text, instant_parse, instant_text
-from billing.api.lookups import organization_visible
+from billing.api.lookups import INTEGER_COLUMN_MAX, organization_visible
 from billing.models import Coupon, CouponDuration, CouponRedemption, CouponTarget, DiscountType
-from billing.services.coupon import coupon_create, coupon_redeem, coupon_redemption_remove, coupon_update
+from billing.services.coupon import (
+    MAX_DURATION_PERIODS,
+    coupon_create,
+    coupon_redeem,
+    coupon_redemption_remove,
+    coupon_update,
+)
 from tenants.errors import DomainError
 
 
@@ -24,17 +30,23 @@ class CouponInSerializer(serializers.Serializer):
     amount_off = serializers.CharField(required=False, allow_null=True, default=None, max_length=32)
     currency = serializers.CharField(required=False, default="", allow_blank=True, max_length=3)
     duration = serializers.ChoiceField(choices=CouponDuration.choices)
-    duration_periods = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    duration_periods = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=MAX_DURATION_PERIODS
+    )
     applies_to = serializers.ChoiceField(choices=CouponTarget.choices, default=CouponTarget.INVOICE)
     meter_codes = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
-    max_redemptions = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    max_redemptions = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=INTEGER_COLUMN_MAX
+    )
     redeem_by = serializers.CharField(required=False, allow_null=True, default=None, max_length=64)
 
 
 class CouponPatchSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     is_active = serializers.BooleanField(required=False)
-    max_redemptions = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    max_redemptions = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=INTEGER_COLUMN_MAX
+    )
     redeem_by = serializers.CharField(required=False, allow_null=True, max_length=64)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from billing.bill import Bill, BillLine
@@ -24,17 +25,37 @@ def instant_text(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+# RFC 3339 with an offset, ASCII digits only (\d would take other scripts' digits).
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+# Instants the API takes lie in these years, in the offset they are written in and in UTC: years
+# past 9999 do not exist for Python (a +14:00 offset on 9999-12-31 overflows converting to UTC),
+# and no billing date lies outside this range.
+INSTANT_MIN_YEAR, INSTANT_MAX_YEAR = 1900, 9000
+
+
 def instant_parse(value: str | None, *, field: str) -> datetime | None:
-    """An RFC 3339 instant with an offset (DRF would silently read a time without one as UTC)."""
+    """An RFC 3339 instant with an offset (DRF would silently read a time without one as UTC),
+    between the years INSTANT_MIN_YEAR and INSTANT_MAX_YEAR; DomainError `invalid_datetime`."""
     if value is None:
         return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
+    parsed = None
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        try:
+            parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        except ValueError:  # a day or hour that does not exist: 2027-02-30, 25:00
+            parsed = None
+    if parsed is None:
         raise DomainError(
             f"{field} must be RFC 3339 with an offset, e.g. 2027-01-01T00:00:00Z.", code="invalid_datetime"
+        )
+    # Checked in the written offset first, so converting to UTC cannot overflow.
+    if not INSTANT_MIN_YEAR <= parsed.year <= INSTANT_MAX_YEAR or not (
+        INSTANT_MIN_YEAR <= parsed.astimezone(UTC).year <= INSTANT_MAX_YEAR
+    ):
+        raise DomainError(
+            f"{field} must lie between the years {INSTANT_MIN_YEAR} and {INSTANT_MAX_YEAR}.", code="invalid_datetime"
         )
     return parsed
 

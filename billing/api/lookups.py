@@ -8,6 +8,10 @@ from billing.models import Organization
 from billing.selectors.organization import organization_visible_get
 from tenants.errors import DomainError
 
+# PostgreSQL `integer` (Django's IntegerField and PositiveIntegerField): counts and version
+# numbers the API takes are bounded by it, so a larger one is a 400, not a database error.
+INTEGER_COLUMN_MAX = 2**31 - 1
+
 
 def param_checked(name: str, value: str) -> str:
     # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.

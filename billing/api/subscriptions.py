@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.api.formats import bill_out, instant_parse, instant_text
-from billing.api.lookups import organization_visible
+from billing.api.lookups import INTEGER_COLUMN_MAX, organization_visible
 from billing.models import BillingMode, PlanVersion, Subscription
 from billing.selectors.organization import organization_list
 from billing.services.subscription import (
@@ -32,7 +32,9 @@ from tenants.errors import DomainError
 class SubscriptionInSerializer(serializers.Serializer):
     customer = serializers.CharField(max_length=255, help_text="the organization's external_id")
     plan = serializers.CharField(max_length=100, help_text="the plan's code")
-    plan_version = serializers.IntegerField(min_value=1, required=False, help_text="default: the latest")
+    plan_version = serializers.IntegerField(
+        min_value=1, max_value=INTEGER_COLUMN_MAX, required=False, help_text="default: the latest"
+    )
     # Parsed by the view: DRF would silently read a time without an offset as UTC.
     start_at = serializers.CharField(required=False, max_length=64)
     billing_mode = serializers.ChoiceField(choices=BillingMode.choices, default=BillingMode.CALENDAR)
@@ -40,7 +42,9 @@ class SubscriptionInSerializer(serializers.Serializer):
 
 class ChangePlanSerializer(serializers.Serializer):
     plan = serializers.CharField(max_length=100, help_text="the plan's code")
-    plan_version = serializers.IntegerField(min_value=1, required=False, help_text="default: the latest")
+    plan_version = serializers.IntegerField(
+        min_value=1, max_value=INTEGER_COLUMN_MAX, required=False, help_text="default: the latest"
+    )
     timing = serializers.ChoiceField(
         choices=[ChangeTiming.NOW, ChangeTiming.PERIOD_END],
         required=False,

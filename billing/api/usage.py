@@ -29,12 +29,12 @@ from rest_framework.views import APIView
 
 from accounts.api.permissions import AccessPermission, read
 from accounts.api.principal import principal_get
+from billing.api.formats import instant_parse
 from billing.api.lookups import param, param_checked, param_required
 from billing.selectors.usage import customer_usage_get, usage_report_get
 from metering.selectors.usage import WINDOWS
 from tenants.errors import DomainError
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
 # An unencoded "+" in a query string arrives as a space: "2026-03-01T00:00:00 01:00".
 _SPACED_OFFSET = re.compile(r"^(.*\d{2}:\d{2}:\d{2}(?:\.\d+)?) (\d{2}:\d{2})$")
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
@@ -46,17 +46,9 @@ def _datetime_param(request, name: str) -> datetime | None:
     raw = param(request, name)
     if raw is None:
         return None
-    text = _SPACED_OFFSET.sub(r"\1+\2", raw)
-    problem = f"'{name}' must be an RFC 3339 date-time with an offset, e.g. 2026-03-01T00:00:00Z."
-    if not _RFC3339.match(text):
-        raise DomainError(problem, code="invalid_datetime")
-    try:
-        value = datetime.fromisoformat(text.upper().replace("Z", "+00:00")).astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise DomainError(problem, code="invalid_datetime") from None
-    if not 1900 <= value.year <= 9000:
-        raise DomainError(f"'{name}' must lie between the years 1900 and 9000.", code="invalid_datetime")
-    return value
+    value = instant_parse(_SPACED_OFFSET.sub(r"\1+\2", raw), field=f"'{name}'")
+    assert value is not None
+    return value.astimezone(UTC)
 
 
 def _decimal(value: Decimal | None) -> str | None:

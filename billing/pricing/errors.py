@@ -25,6 +25,8 @@ class PriceErrorCode(StrEnum):
     NEGATIVE_AMOUNT = "negative_amount"
     NEGATIVE_QUANTITY = "negative_quantity"
     NEGATIVE_RATE = "negative_rate"
+    # A percentage price takes a share of each event's amount; more than all of it is a typo.
+    RATE_ABOVE_100 = "rate_above_100"
     TIERS_EMPTY = "tiers_empty"
     TIERS_NOT_ASCENDING = "tiers_not_ascending"
     LAST_TIER_BOUNDED = "last_tier_up_to_not_null"

@@ -10,18 +10,18 @@ order, then rules across fields. A fixed order keeps the reported error stable f
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+from billing.decimals import DecimalTextError, decimal_text_parse
 from billing.pricing.errors import PriceErrorCode as Code
 from billing.pricing.errors import PriceValidationError
 
-# Plain decimal notation only: no exponent, no sign other than "-", no surrounding spaces. One
-# accepted spelling per number keeps stored prices comparable and diffs readable.
-_DECIMAL_RE = re.compile(r"^-?(?P<int>\d+)(?:\.(?P<frac>\d+))?$")
+# Plain ASCII decimal notation only (billing.decimals): no exponent, no sign other than "-", no
+# surrounding spaces. One accepted spelling per number keeps stored prices comparable and diffs
+# readable.
 # Stripe accepts at most 12 decimal places for unit_amount_decimal; integer digits are bounded so
 # a price times any realistic quantity stays inside the engine's exact 50-digit context.
 MAX_INTEGER_DIGITS = 20
@@ -115,22 +115,20 @@ def _decimal(value: object, path: str, *, nullable: bool = False) -> Decimal | N
         raise PriceValidationError(
             Code.NOT_A_DECIMAL_STRING, f'must be a decimal string such as "1.50", not {kind}.', path
         )
-    match = _DECIMAL_RE.match(value)
-    if match is None:
-        raise PriceValidationError(
-            Code.NOT_A_DECIMAL_STRING, f'{value!r} is not a decimal string such as "1.50".', path
-        )
-    integer_digits = len(match["int"].lstrip("0"))
-    fraction_digits = len(match["frac"] or "")
-    if integer_digits > MAX_INTEGER_DIGITS or fraction_digits > MAX_FRACTION_DIGITS:
+    try:
+        # "-0" comes back as 0: one spelling of zero.
+        return decimal_text_parse(value, max_integer_digits=MAX_INTEGER_DIGITS, max_fraction_digits=MAX_FRACTION_DIGITS)
+    except DecimalTextError as exc:
+        shown = f"{value[:40]!r}{'…' if len(value) > 40 else ''}"
+        if exc.reason == "format":
+            raise PriceValidationError(
+                Code.NOT_A_DECIMAL_STRING, f'{shown} is not a decimal string such as "1.50".', path
+            ) from None
         raise PriceValidationError(
             Code.DECIMAL_OUT_OF_RANGE,
-            f"{value!r} has more than {MAX_INTEGER_DIGITS} integer or {MAX_FRACTION_DIGITS} decimal digits.",
+            f"{shown} has more than {MAX_INTEGER_DIGITS} integer or {MAX_FRACTION_DIGITS} decimal digits.",
             path,
-        )
-    parsed = Decimal(value)
-    # "-0" is zero; keep one spelling of it.
-    return abs(parsed) if parsed.is_zero() else parsed
+        ) from None
 
 
 def _required_decimal(value: object, path: str) -> Decimal:
@@ -262,6 +260,10 @@ def parse_price(price: object) -> ParsedPrice:
     rate = _required_decimal(price["rate"], "rate")
     if rate < 0:
         raise PriceValidationError(Code.NEGATIVE_RATE, f"must not be negative (got {price['rate']!r}).", "rate")
+    if rate > 100:
+        raise PriceValidationError(
+            Code.RATE_ABOVE_100, f"is a percentage of at most 100 (got {price['rate']!r}).", "rate"
+        )
     minimum_per_event = _amount(price.get("min_amount_per_event"), "min_amount_per_event", nullable=True)
     maximum_per_event = _amount(price.get("max_amount_per_event"), "max_amount_per_event", nullable=True)
     if minimum_per_event is not None and maximum_per_event is not None and minimum_per_event > maximum_per_event:

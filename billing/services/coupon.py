@@ -28,10 +28,15 @@ from billing.models import (
     DiscountType,
     Organization,
 )
+from billing.money import UnknownCurrencyError, minor_units, round_money
 from billing.selectors.organization import subscription_current_get
 from billing.selectors.subscription_state import subscription_state_get
 from metering.models import Meter
 from tenants.errors import DomainError
+
+# A repeating coupon covers at most this many billing periods (ten years of months); a redemption
+# walks them one by one, and a longer one is what 'forever' is for.
+MAX_DURATION_PERIODS = 120
 
 
 def coupon_build(
@@ -65,6 +70,18 @@ def coupon_build(
         amount = decimal_parse(amount_off, field="amount_off")
         if amount <= 0:
             raise DomainError("amount_off must be positive.", code="invalid_coupon")
+        try:
+            places = minor_units(currency)
+        except UnknownCurrencyError:
+            raise DomainError(
+                f"currency: {currency!r} is not an ISO 4217 currency code.", code="invalid_coupon"
+            ) from None
+        # A discount the invoice could not show (JPY 0.5) would be rounded away on every line.
+        if amount != round_money(amount, currency):
+            raise DomainError(
+                f"amount_off must have at most {places} decimals in {currency}, its minor unit.",
+                code="invalid_coupon",
+            )
         percent = None
     else:
         raise DomainError(f"discount_type must be one of {DiscountType.values}.", code="invalid_coupon")
@@ -72,8 +89,11 @@ def coupon_build(
         raise DomainError(f"duration must be one of {CouponDuration.values}.", code="invalid_coupon")
     if (duration == CouponDuration.REPEATING) != (duration_periods is not None):
         raise DomainError("duration_periods is required for, and only for, repeating coupons.", code="invalid_coupon")
-    if duration_periods is not None and duration_periods < 1:
-        raise DomainError("duration_periods must be at least 1.", code="invalid_coupon")
+    if duration_periods is not None and not 1 <= duration_periods <= MAX_DURATION_PERIODS:
+        raise DomainError(
+            f"duration_periods must be from 1 to {MAX_DURATION_PERIODS} (longer: use duration 'forever').",
+            code="invalid_coupon",
+        )
     if applies_to not in CouponTarget.values:
         raise DomainError(f"applies_to must be one of {CouponTarget.values}.", code="invalid_coupon")
     meter_codes = list(meter_codes or [])

@@ -155,6 +155,9 @@ def test_shape_errors(price, code, path):
         "NaN",
         "Infinity",
         "1,5",
+        "\u0661\u0660\u0660",  # Arabic-Indic digits, which Decimal() reads as 100
+        "\uff11\uff10",  # fullwidth digits
+        "1\n",  # a regex anchored with $ lets a trailing newline through
     ],
 )
 def test_amounts_must_be_plain_decimal_strings(value):
@@ -270,6 +273,14 @@ def test_package_size_must_be_positive(size):
 def test_rate_must_not_be_negative():
     error = refused(with_changes(PERCENTAGE, rate="-0.1"))
     assert (error.code, error.path) == ("negative_rate", "rate")
+
+
+def test_rate_is_a_percentage_of_at_most_100():
+    error = refused(with_changes(PERCENTAGE, rate="200"))
+    assert (error.code, error.path) == ("rate_above_100", "rate")
+    assert error.message == "is a percentage of at most 100 (got '200')."
+    assert refused(with_changes(PERCENTAGE, rate="100.000000000001")).code == "rate_above_100"
+    assert validate_price(with_changes(PERCENTAGE, rate="100"))["rate"] == "100"
 
 
 def test_min_must_not_exceed_max():

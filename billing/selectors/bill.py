@@ -17,8 +17,10 @@ from billing.bill import (
     bill_usage_requests,
     correction_requests,
     corrections_due,
+    coupon_used_of,
+    fees_of,
 )
-from billing.schedule import SubscriptionState
+from billing.schedule import SubscriptionState, bill_points
 from billing.selectors.subscription_state import redemption_states
 from metering.models import Meter
 from metering.selectors.usage_bulk import UsageWindow, event_values_bulk, usage_bulk
@@ -50,10 +52,28 @@ def usage_figures(requests: Iterable[UsageRequest]) -> dict[UsageRequest, UsageF
 
 def bill_get(state: SubscriptionState, point: datetime) -> Bill:
     """The bill of one subscription at one of its bill points, with the usage as stored now, the
-    organization's coupons, what fixed coupons already gave this period and the corrections of
-    late usage (billing.hooks): what the billing run would bill at that point."""
-    billed = corrections_due(state, point, hooks.billed_provider(state))
-    usage = usage_figures(bill_usage_requests(state, point) + correction_requests(state, billed))
+    organization's coupons, what fixed coupons already gave this period, the corrections of late
+    usage and the base fees billed so far (billing.hooks): what the billing run would bill at
+    that point. Bill points before it that the run has not billed yet are billed first (the run
+    bills a subscription's points in order), so what they charge counts here as it will then."""
+    billed = hooks.billed_provider(state)
+    fees = list(hooks.fees_provider(state))
     redemptions = redemption_states([state.organization_id]).get(state.organization_id, [])
-    coupon_used = hooks.coupon_used_provider(state, point) if redemptions else {}
-    return bill_build(state, point, usage=usage, redemptions=redemptions, coupon_used=coupon_used, billed=billed)
+    coupon_used = dict(hooks.coupon_used_provider(state, point)) if redemptions else {}
+    for earlier in bill_points(state, after=state.billed_through, until=point):
+        if earlier >= point:
+            break
+        bill = _bill_at(state, earlier, billed, fees, redemptions, coupon_used)
+        fees += fees_of(bill)
+        for key, amount in coupon_used_of(bill).items():
+            coupon_used[key] = coupon_used.get(key, 0) + amount
+        state = state.with_changes(billed_through=earlier)
+    return _bill_at(state, point, billed, fees, redemptions, coupon_used)
+
+
+def _bill_at(state, point, billed, fees, redemptions, coupon_used) -> Bill:
+    due = corrections_due(state, point, billed)
+    usage = usage_figures(bill_usage_requests(state, point) + correction_requests(state, due))
+    return bill_build(
+        state, point, usage=usage, redemptions=redemptions, coupon_used=coupon_used, billed=due, fees=fees
+    )

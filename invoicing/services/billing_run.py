@@ -32,7 +32,14 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transac
 from django.utils import timezone
 
 from accounts.audit import audit_events_bulk
-from billing.bill import LineKind, bill_build, bill_usage_requests, correction_requests, corrections_due
+from billing.bill import (
+    bill_build,
+    bill_usage_requests,
+    correction_requests,
+    corrections_due,
+    coupon_used_of,
+    fees_of,
+)
 from billing.models import Subscription
 from billing.schedule import SubscriptionState, next_bill_point, previous_bill_point
 from billing.selectors.bill import usage_figures
@@ -40,7 +47,7 @@ from billing.selectors.subscription_state import redemption_states, subscription
 from billing.services.subscription import BILL_POINT_FIELDS, subscription_bill_point_advance
 from invoicing.compose import InvoiceDraft, invoice_compose
 from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
-from invoicing.selectors.billed import billed_usage_get, coupon_used_get
+from invoicing.selectors.billed import billed_usage_get, coupon_used_get, fees_billed_get
 from invoicing.selectors.settings import invoicing_settings_get, tax_context_for, tax_settings_from
 from invoicing.tax import LineTax
 from metering.faults import fault_point
@@ -76,14 +83,6 @@ def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
         yield items[start : start + size]
 
 
-def _fixed_discounts(draft: InvoiceDraft) -> dict[tuple[int, datetime], Decimal]:
-    out: dict[tuple[int, datetime], Decimal] = defaultdict(Decimal)
-    for d in draft.lines:
-        if d.line.kind == LineKind.DISCOUNT and d.line.coupon_redemption_id is not None:
-            out[(d.line.coupon_redemption_id, d.line.billing_period_start)] -= d.line.amount
-    return out
-
-
 def compose_due(
     subscriptions: Sequence[Subscription],
     *,
@@ -111,6 +110,17 @@ def compose_due(
     late = max((state.late_days for state in states.values()), default=0)
     since = min(previous, default=at) - timedelta(days=late)
     billed = billed_usage_get(subscription_ids=list(by_id), since=since)
+    # Base fees billed so far, for the credit for unused time: only a subscription that changes
+    # version or ends can be owed one, so the month-end run of unchanged ones reads none.
+    changing = [sid for sid, state in states.items() if len(state.phases) > 1 or state.ended_at is not None]
+    stored = (
+        fees_billed_get(
+            subscription_ids=changing, since=min(previous, default=at), exclude_invoice_ids=exclude_invoice_ids
+        )
+        if changing
+        else {}
+    )
+    fees = {sid: stored.get(sid, []) for sid in changing}
     out: list[Due] = []
     current = {sid: states[sid] for sid in by_id}
     while current:
@@ -138,11 +148,14 @@ def compose_due(
                 redemptions=redemptions.get(subscription.organization_id, []),
                 coupon_used=used.get(sid, {}),
                 billed=billed_now[sid],
+                fees=fees.get(sid, ()),
             )
             draft = invoice_compose(bill, tax=tax_context_for(subscription.organization, tax_settings=tax_settings))
             out.append(Due(subscription, point, draft, state))
-            for key, amount in _fixed_discounts(draft).items():
+            for key, amount in coupon_used_of(bill).items():
                 used.setdefault(sid, {})[key] = used.get(sid, {}).get(key, Decimal(0)) + amount
+            if sid in fees:
+                fees[sid] = [*fees[sid], *fees_of(bill)]
             current[sid] = state.with_changes(billed_through=point)
         if points:
             break

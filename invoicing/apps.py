@@ -8,6 +8,7 @@ class InvoicingConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
+        import invoicing.metrics  # noqa: F401  (every process exposes the billing-run metrics)
         from billing.hooks import billed_provider_set, coupon_used_provider_set, fees_provider_set
         from invoicing import models as m
         from invoicing.selectors.billed import billed_usage_get, coupon_used_get, fees_billed_get

@@ -19,6 +19,7 @@ Rules (see README "Subscriptions"):
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -385,6 +386,41 @@ def subscription_bill_point_advance(
     if state.continues_after(point):
         subscription.current_period_start, subscription.current_period_end = _current_period(state, point)
     subscription.status = _status_at(state, point, subscription.status)
+
+
+PROBLEM_FIELDS = ["billing_problem", "billing_problem_at"]
+_PROBLEM_LENGTH = 2000
+
+
+def subscription_billing_problem_record(*, subscription: Subscription, problem: str, at: datetime) -> bool:
+    """Record on a (locked) subscription why the billing run could not bill it, e.g.
+    "drafting: pricing_error: Charge 'API calls' …": audited when it is new or differs from the
+    one recorded (a run tries again every hour), kept until a run bills it. Written with an
+    UPDATE of those two fields only: whatever the failed attempt set on the instance is not
+    saved. Whether it changed."""
+    problem = problem[:_PROBLEM_LENGTH]
+    if subscription.billing_problem == problem:
+        return False
+    before = subscription.billing_problem
+    Subscription.objects.filter(pk=subscription.pk).update(billing_problem=problem, billing_problem_at=at)
+    subscription.billing_problem, subscription.billing_problem_at = problem, at
+    audit_event(subscription, event="subscription.billing_problem", problem=(before, problem))
+    return True
+
+
+def subscriptions_billing_problem_clear(*, subscriptions: Iterable[Subscription], stage: str) -> list[Subscription]:
+    """The (locked) subscriptions a run has just billed through `stage` ("drafting" or
+    "finalizing"): a problem recorded at that stage is cleared, and audited. Sets the fields
+    (PROBLEM_FIELDS) without saving, for the caller's bulk update; returns the ones it cleared."""
+    cleared = []
+    for subscription in subscriptions:
+        if subscription.billing_problem.startswith(f"{stage}:"):
+            audit_event(
+                subscription, event="subscription.billing_problem_cleared", problem=(subscription.billing_problem, "")
+            )
+            subscription.billing_problem, subscription.billing_problem_at = "", None
+            cleared.append(subscription)
+    return cleared
 
 
 def subscription_bill_point_close(*, subscription: Subscription, point: datetime) -> Subscription:

@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Context, Decimal, DecimalException, Inexact, InvalidOperation, Overflow, localcontext
 
 from billing import hooks
 from billing.bill import (
     Bill,
+    BillPricingError,
     UsageFigures,
     UsageRequest,
     bill_build,
@@ -36,17 +38,42 @@ def usage_figures(requests: Iterable[UsageRequest]) -> dict[UsageRequest, UsageF
     for (meter_id, grouped, values), batch in by_kind.items():
         meter = meters[meter_id]
         windows = {r: UsageWindow(customer=r.customer, start=r.start, end=r.end) for r in batch}
+        if values:
+            out.update(_from_event_values(meter, windows, grouped=grouped))
+            continue
         figures = usage_bulk(meter=meter, windows=list(set(windows.values())), group_by=grouped)
-        events = (
-            event_values_bulk(meter=meter, windows=list(set(windows.values())), group_by=grouped) if values else None
-        )
         for request, window in windows.items():
             result = figures[window]
-            out[request] = UsageFigures(
-                value=result.value,
-                groups=result.groups if grouped else {},
-                event_values=None if events is None else events[window],
-            )
+            out[request] = UsageFigures(value=result.value, groups=result.groups if grouped else {})
+    return out
+
+
+# Enough digits for any sum of event values a meter accepts; past it the sum is refused, not rounded.
+_SUM_CONTEXT = Context(prec=200, traps=[Inexact, InvalidOperation, Overflow])
+
+
+def _from_event_values(
+    meter: Meter, windows: dict[UsageRequest, UsageWindow], *, grouped: bool
+) -> dict[UsageRequest, UsageFigures]:
+    """A percentage price takes its share of each event and checks that the events add up to the
+    quantity: both come from one statement (the events' values), so they are one snapshot. Read
+    in two statements, a drain committing between them made them disagree
+    (event_values_mismatch). The sum of a sum meter's events is its value by definition; groups
+    with no valued event do not appear (their share of nothing is nothing)."""
+    events = event_values_bulk(meter=meter, windows=list(set(windows.values())), group_by=grouped)
+    out = {}
+    for request, window in windows.items():
+        by_group = events[window]
+        try:
+            with localcontext(_SUM_CONTEXT):
+                groups = {group: sum(values, Decimal(0)) for group, values in by_group.items()}
+                total = sum(groups.values(), Decimal(0))
+        except DecimalException as exc:
+            raise BillPricingError(
+                f"Meter {meter.code!r}: the event values of {request.customer!r} from {request.start.isoformat()} "
+                f"to {request.end.isoformat()} do not add up exactly ({type(exc).__name__})."
+            ) from exc
+        out[request] = UsageFigures(value=total, groups=groups if grouped else {}, event_values=by_group)
     return out
 
 

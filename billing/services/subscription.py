@@ -150,6 +150,8 @@ def subscription_create(
             next_bill_at=start_at,
         )
         SubscriptionPhase.objects.create(subscription=subscription, plan_version=plan_version, starts_at=start_at)
+        if start_at <= now:
+            _bill_soon()  # its first bill point (the in-advance fee) is due already
     return subscription
 
 
@@ -158,9 +160,10 @@ def _monthly_fee(version: PlanVersion):
 
 
 def _bill_soon() -> None:
-    """A change that is due at once (an upgrade, a cancellation now) is billed by the next
-    billing run; ask for one on commit instead of waiting for the hourly beat. By task name:
-    invoicing sits above billing. Best effort: if the broker is down the hourly run bills it."""
+    """A bill point that is due at once (a subscription starting now or in the past, an upgrade,
+    a cancellation now) is billed by the next billing run; ask for one on commit instead of
+    waiting for the hourly beat. By task name: invoicing sits above billing. Best effort: if the
+    broker is down the hourly run bills it."""
     schema = connection.schema_name
 
     def send() -> None:

@@ -64,3 +64,31 @@ def test_refusals_write_nothing(in_a, org, plan, code):
         )
     assert err.value.code == code
     assert not Subscription.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_subscription_that_starts_now_or_earlier_asks_for_a_billing_run_on_commit(
+    in_a, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Its first bill point (the in-advance fee) is due at once, so it is drafted within seconds
+    rather than at the next hourly run; one that starts later waits for the run at its start."""
+    from celery import current_app
+    from django.db import connection
+
+    sent = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, **kw: sent.append((name, kw["headers"])))
+    version = PlanVersionFactory(plan__currency="EUR")
+    with time_machine.travel(utc(2027, 1, 20, 15, 30), tick=False):
+        for start in (None, utc(2027, 1, 20, 15, 30), utc(2027, 1, 2)):
+            with django_capture_on_commit_callbacks(execute=True):
+                subscription_create(
+                    actor=None, organization=OrganizationFactory(currency="EUR"), plan_version=version, start_at=start
+                )
+        with django_capture_on_commit_callbacks(execute=True):
+            subscription_create(
+                actor=None,
+                organization=OrganizationFactory(currency="EUR"),
+                plan_version=version,
+                start_at=utc(2027, 1, 20, 15, 31),
+            )
+    assert sent == [("invoicing.billing_run", {"_schema_name": connection.schema_name})] * 3

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from celery import current_app
@@ -49,6 +49,13 @@ from billing.selectors.subscription_state import subscription_state_get, version
 from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
+
+
+# How far from now a subscription may start. Backdating covers a migration from another system or
+# a contract signed late; a year back keeps every period it bills within the raw events'
+# retention (EVENT_RAW_RETENTION_DAYS, 400 by default), so its usage can still be priced. A start
+# more than a year ahead is more likely a typo than a plan (it can be created nearer the date).
+START_WITHIN = timedelta(days=365)
 
 
 class ChangeTiming:
@@ -103,7 +110,8 @@ def subscription_create(
     start_at: datetime | None = None,
     billing_mode: str = BillingMode.CALENDAR,
 ) -> Subscription:
-    """Subscribe now or from a date. Calendar billing anchors on the 1st of the period the start
+    """Subscribe now or from a date at most a year (START_WITHIN) before or after now (else
+    `start_at_out_of_range`). Calendar billing anchors on the 1st of the period the start
     falls in (the first period runs from the start to the next 1st and is prorated); anniversary
     billing anchors on the start itself. A plan with trial days starts in `trialing` until the
     same local time `trial_days` later; a start in the future is `pending` until it comes."""
@@ -121,6 +129,12 @@ def subscription_create(
         )
     if billing_mode not in BillingMode.values:
         raise DomainError(f"billing_mode must be one of {BillingMode.values}.", code="invalid_billing_mode")
+    if not now - START_WITHIN <= start_at <= now + START_WITHIN:
+        raise DomainError(
+            f"start_at must be within {START_WITHIN.days} days of now: from {(now - START_WITHIN).isoformat()} "
+            f"to {(now + START_WITHIN).isoformat()}.",
+            code="start_at_out_of_range",
+        )
     tz = organization.timezone
     if billing_mode == BillingMode.ANNIVERSARY:
         anchor = start_at

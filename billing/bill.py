@@ -62,6 +62,7 @@ NO_GROUP = "(none)"  # the label of usage whose group property is missing
 # integer digits) with room for the sums of its totals. A usage figure priced beyond it is bad
 # data, not a bill.
 LINE_AMOUNT_LIMIT = Decimal(10) ** 15
+LINE_QUANTITY_LIMIT = Decimal(10) ** 26  # a line's quantity: 38 digits, 12 of them decimals
 
 
 class BillPricingError(DomainError):
@@ -297,9 +298,9 @@ def _pricing(charge: ChargeState, window: tuple[datetime, datetime]) -> Iterator
         ) from exc
 
 
-def _bounded(amount: Decimal) -> Decimal:
-    if abs(amount) >= LINE_AMOUNT_LIMIT:
-        raise ValueError(f"the amount {amount} is past what a line can hold ({LINE_AMOUNT_LIMIT:,})")
+def _bounded(amount: Decimal, *, limit: Decimal = LINE_AMOUNT_LIMIT, what: str = "amount") -> Decimal:
+    if abs(amount) >= limit:
+        raise ValueError(f"the {what} {amount} is past what a line can hold ({limit:,})")
     return amount
 
 
@@ -335,7 +336,7 @@ def _charge_lines(
                 kind=LineKind.USAGE,
                 description=label,
                 amount=amount,
-                quantity=quantity,
+                quantity=_bounded(quantity, limit=LINE_QUANTITY_LIMIT, what="quantity"),
                 unit_amount=unit,
                 breakdown=tuple(result.breakdown),
                 **common,

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis.strategies import decimals as st_decimals
 from hypothesis.strategies import integers as st_integers
 
-from billing.bill import BilledFee, RedemptionState, UsageFigures, bill_build, bill_usage_requests
+from billing.bill import BilledFee, BillPricingError, RedemptionState, UsageFigures, bill_build, bill_usage_requests
 from billing.periods import calendar_period_containing
 from billing.schedule import (
     ChargeState,
@@ -624,3 +624,26 @@ def test_the_credit_gives_back_the_share_of_each_fee_line_still_billed():
         replace(APRIL_BASIC, billing_period_start=utc(2027, 3, 1)),
     ]
     assert [x for x in bill_build(st, p25, usage=usage(st, p25), fees=others).lines if x.amount < 0] == []
+
+
+@pytest.mark.parametrize(
+    ("price", "value", "why"),
+    [
+        ({"model": "per_unit", "unit_amount": "0"}, D("1e26"), "quantity 1E+26 is past what a line can hold"),
+        ({"model": "per_unit", "unit_amount": "0.01"}, D(-1), "quantity must not be negative (got -1)."),
+    ],
+)
+def test_usage_that_cannot_be_priced_or_stored_names_the_charge(price, value, why):
+    st = state(
+        [(version(charges=(replace(CALLS, price=price),)), utc(2027, 4, 1), None)],
+        started=utc(2027, 4, 1),
+        billed_through=utc(2027, 4, 1),
+    )
+    with pytest.raises(BillPricingError) as err:
+        bill_build(st, utc(2027, 5, 1), usage=usage(st, utc(2027, 5, 1), {1: value}))
+    assert (err.value.code, err.value.status_code) == ("pricing_error", 422)
+    assert err.value.message.startswith(
+        "Charge 'API calls' (meter 'calls') cannot be priced for the usage from 2027-04-01T00:00:00+00:00 to "
+        "2027-05-01T00:00:00+00:00: "
+    )
+    assert why in err.value.message

@@ -174,3 +174,14 @@ def test_a_percentage_charge_reads_sum_and_values_in_one_snapshot(committed_tena
     [usage] = [line for line in change.bill.lines if line.kind == "usage"]
     # 10 % of 10 + 10 + 10 + 7 and 0.30 for each of the 4 payments
     assert (usage.quantity, usage.amount) == (D("37.00"), D("4.90"))
+
+
+@pytest.mark.django_db
+def test_usage_an_invoice_line_cannot_store_is_a_pricing_error(client_a, poisoned):
+    _, key = poisoned
+    Rollup.objects.update(value_sum=D("1e17"), value_min=D("1e17"), value_max=D("1e17"))
+    why = "the amount 1000000000000000.00 is past what a line can hold (1,000,000,000,000,000)"
+    with time_machine.travel(NOW, tick=False):
+        response = client_a.get("/api/v1/invoices/preview?customer=acme", **bearer(key))
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["message"].endswith(f"2027-05-01T00:00:00+00:00: ValueError: {why}")

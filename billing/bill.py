@@ -14,17 +14,25 @@ followed by version v' (or by nothing, when the subscription ends at b):
   over W's usage; a charge `minimum_amount` true-up, prorated to W; the in-arrears base fee
   prorated to W; the plan's minimum commitment prorated to W, trued up against the usage lines
   and the base fee for W.
-- In advance: the fee already charged in advance for the rest of the period [b, E) under v is
-  credited when v stops at b mid-period (a plan change or an immediate cancellation: "Unused time
-  on ..."), and the in-advance fee of v' is charged for [b, E') ("Remaining time on ..." mid-period,
-  the whole or first partial period at a period start). A trial defers the advance fee to the
-  trial's end; a period end with nothing after it charges nothing in advance.
+- In advance: when v stops at b mid-period (a plan change or an immediate cancellation), what
+  earlier invoices billed of v's in-advance fee for the rest of the period [b, E) is credited
+  ("Unused time on ..."), and the in-advance fee of v' is charged for [b, E') ("Remaining time on
+  ..." mid-period, the whole or first partial period at a period start). A trial defers the
+  advance fee to the trial's end; a period end with nothing after it charges nothing in advance.
+- The credit for unused time is computed from what was billed, never from the price list: each
+  fee line of an earlier non-void invoice (`BilledFee`: the charge after its discounts and less
+  what credit notes took back, and earlier credits given back, negative) counts for the share of
+  its own service window that falls in [b, E), pro rata to the second. So a voided or
+  credit-noted fee is not credited again, a discounted fee is credited as discounted (coupons
+  never discount a credit line themselves), and the credits of a period never add up to more
+  than what its invoices billed for the fee (each credit is that share rounded half-up, and the
+  share left after it is nil).
 - Proration is to the second of the whole period (Stripe's rule), each prorated line rounded on
   its own (billing.money.prorate). Usage lines are rounded half-up to the currency's minor unit.
 - Coupons, before tax, line by line (see `apply_discounts`): a redemption discounts the lines whose
-  billing period starts inside what it covers. Percentage coupons take their share of each line,
-  credit lines included (the credit for unused time is reduced by the share the original charge
-  was discounted by, so a coupon never turns into a profit on a downgrade). A fixed coupon gives
+  billing period starts inside what it covers, except credits for unused time (they give back
+  what was billed, discounts already taken off). Percentage coupons take their share of each
+  line. A fixed coupon gives
   at most its amount per billing period and never takes a line below zero: what a line cannot
   absorb goes to the next eligible line, then to later bill points of the same period; whatever
   is left when the period is over is forfeited (it does not carry into the next period and is
@@ -33,20 +41,38 @@ followed by version v' (or by nothing, when the subscription ends at b):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from billing.money import prorate, round_money
-from billing.pricing import BreakdownItem, price_charge
+from billing.money import prorate, round_fraction, round_money
+from billing.pricing import BreakdownItem, PricingError, price_charge
 from billing.schedule import ChargeState, SubscriptionState, VersionState, previous_bill_point, seconds
+from tenants.errors import DomainError
 
 ZERO = Decimal(0)
 _ADDITIVE = frozenset({"count", "sum"})
 NO_GROUP = "(none)"  # the label of usage whose group property is missing
+# A line's amount must stay below this (in the currency's units): what an invoice stores (20
+# integer digits) with room for the sums of its totals. A usage figure priced beyond it is bad
+# data, not a bill.
+LINE_AMOUNT_LIMIT = Decimal(10) ** 15
+LINE_QUANTITY_LIMIT = Decimal(10) ** 26  # a line's quantity: 38 digits, 12 of them decimals
+
+
+class BillPricingError(DomainError):
+    """A charge could not be priced with the usage as it stands (a value the pricing engine
+    refuses, an amount past LINE_AMOUNT_LIMIT): the bill names the charge, its meter and the
+    window. The API answers it 422; the billing run records it as the subscription's billing
+    problem and goes on with the others."""
+
+    code = "pricing_error"
+    status_code = 422
 
 
 class LineKind:
@@ -118,9 +144,7 @@ class BillLine:
     proration: tuple[int, int] | None = None  # (seconds billed, seconds in the whole period)
     coupon_redemption_id: int | None = None
     discounts_line: int | None = None  # for a discount: the index of the line it reduces
-    # When the fee a credit line gives back was charged (coupons discount a credit only if they
-    # discounted the charge); the bill point itself for every other line.
-    charged_at: datetime | None = None
+    charged_at: datetime | None = None  # the bill point
     corrects: int | None = None  # for a correction: the stored usage line it corrects, if any
 
 
@@ -137,6 +161,19 @@ class BilledUsage:
     quantity: Decimal
     amount: Decimal
     line_id: int | None = None
+
+
+@dataclass(frozen=True)
+class BilledFee:
+    """A base fee line of an earlier, non-void invoice of the subscription, as it stands: a
+    charge after its discounts and less what credit notes took back of it, or a credit for
+    unused time given back (negative). The credit for unused time is computed from these."""
+
+    plan_version_id: int
+    billing_period_start: datetime
+    window: tuple[datetime, datetime]  # the service it paid for or gave back
+    amount: Fraction  # as priced (tax-inclusive when prices are), exact
+    bill_point: datetime  # of the invoice it is on
 
 
 @dataclass(frozen=True)
@@ -237,56 +274,87 @@ def _charge_quantities(
 def _usage_lines(
     state: SubscriptionState, segment: _Segment, usage: Mapping[UsageRequest, UsageFigures], point: datetime
 ) -> list[BillLine]:
+    assert segment.window is not None and segment.version is not None
+    window = segment.window
+    lines: list[BillLine] = []
+    for charge in segment.version.charges:
+        with _pricing(charge, window):
+            lines += _charge_lines(state, charge, usage[_request(state, charge, window)], segment, point)
+    return lines
+
+
+@contextmanager
+def _pricing(charge: ChargeState, window: tuple[datetime, datetime]) -> Iterator[None]:
+    """Whatever stops a charge from being priced becomes a BillPricingError naming it."""
+    try:
+        yield
+    except BillPricingError:
+        raise
+    except (PricingError, ArithmeticError, ValueError) as exc:  # decimal errors are ArithmeticErrors
+        why = f"{exc.message} [{exc.code}]" if isinstance(exc, PricingError) else f"{type(exc).__name__}: {exc}"
+        raise BillPricingError(
+            f"Charge {charge.label!r} (meter {charge.meter_code!r}) cannot be priced for the usage from "
+            f"{window[0].isoformat()} to {window[1].isoformat()}: {why}"
+        ) from exc
+
+
+def _bounded(amount: Decimal, *, limit: Decimal = LINE_AMOUNT_LIMIT, what: str = "amount") -> Decimal:
+    if abs(amount) >= limit:
+        raise ValueError(f"the {what} {amount} is past what a line can hold ({limit:,})")
+    return amount
+
+
+def _charge_lines(
+    state: SubscriptionState, charge: ChargeState, figures: UsageFigures, segment: _Segment, point: datetime
+) -> list[BillLine]:
     assert segment.window is not None and segment.period is not None and segment.version is not None
     window, period, version = segment.window, segment.period, segment.version
     part, whole = seconds(*window), seconds(*period)
     lines: list[BillLine] = []
-    for charge in version.charges:
-        figures = usage[_request(state, charge, window)]
-        for group, quantity, values in _charge_quantities(charge, figures):
-            price = charge.price
-            if group is not None and charge.group_prices and group in charge.group_prices:
-                price = charge.group_prices[group]
-            result = price_charge(price, quantity, event_values=values if price.get("model") == "percentage" else None)
-            label = charge.label if not charge.group_property else f"{charge.label} · {group or NO_GROUP}"
-            common: dict[str, Any] = {
-                "currency": state.currency,
-                "period_start": window[0],
-                "period_end": window[1],
-                "billing_period_start": period[0],
-                "billing_period_end": period[1],
-                "plan_version_id": version.id,
-                "charge_id": charge.id,
-                "meter_code": charge.meter_code,
-                "group": group if charge.group_property else None,
-                "charged_at": point,
-            }
-            amount = round_money(result.amount, state.currency)
-            unit = Decimal(price["unit_amount"]) if price.get("model") == "per_unit" else None
-            lines.append(
-                BillLine(
-                    kind=LineKind.USAGE,
-                    description=label,
-                    amount=amount,
-                    quantity=quantity,
-                    unit_amount=unit,
-                    breakdown=tuple(result.breakdown),
-                    **common,
-                )
+    for group, quantity, values in _charge_quantities(charge, figures):
+        price = charge.price
+        if group is not None and charge.group_prices and group in charge.group_prices:
+            price = charge.group_prices[group]
+        result = price_charge(price, quantity, event_values=values if price.get("model") == "percentage" else None)
+        label = charge.label if not charge.group_property else f"{charge.label} · {group or NO_GROUP}"
+        common: dict[str, Any] = {
+            "currency": state.currency,
+            "period_start": window[0],
+            "period_end": window[1],
+            "billing_period_start": period[0],
+            "billing_period_end": period[1],
+            "plan_version_id": version.id,
+            "charge_id": charge.id,
+            "meter_code": charge.meter_code,
+            "group": group if charge.group_property else None,
+            "charged_at": point,
+        }
+        amount = _bounded(round_money(result.amount, state.currency))
+        unit = Decimal(price["unit_amount"]) if price.get("model") == "per_unit" else None
+        lines.append(
+            BillLine(
+                kind=LineKind.USAGE,
+                description=label,
+                amount=amount,
+                quantity=_bounded(quantity, limit=LINE_QUANTITY_LIMIT, what="quantity"),
+                unit_amount=unit,
+                breakdown=tuple(result.breakdown),
+                **common,
             )
-            minimum = price.get("minimum_amount")
-            if minimum is not None:
-                true_up = prorate(Decimal(minimum), part, whole, state.currency) - amount
-                if true_up > 0:
-                    lines.append(
-                        BillLine(
-                            kind=LineKind.CHARGE_MINIMUM,
-                            description=f"{label}: minimum charge",
-                            amount=true_up,
-                            proration=None if part == whole else (part, whole),
-                            **common,
-                        )
+        )
+        minimum = price.get("minimum_amount")
+        if minimum is not None:
+            true_up = prorate(Decimal(minimum), part, whole, state.currency) - amount
+            if true_up > 0:
+                lines.append(
+                    BillLine(
+                        kind=LineKind.CHARGE_MINIMUM,
+                        description=f"{label}: minimum charge",
+                        amount=true_up,
+                        proration=None if part == whole else (part, whole),
+                        **common,
                     )
+                )
     return lines
 
 
@@ -370,7 +438,63 @@ def _arrears_lines(
     return lines
 
 
-def _advance_lines(state: SubscriptionState, segment: _Segment, point: datetime) -> list[BillLine]:
+def unused_value(
+    fees: Sequence[BilledFee],
+    *,
+    version_id: int,
+    period_start: datetime,
+    window: tuple[datetime, datetime],
+    point: datetime,
+) -> Fraction:
+    """What the invoices before `point` billed of version `version_id`'s fee for `window` (in
+    the period starting at `period_start`), exactly: each fee line's amount times the share of
+    its own service window that falls in `window` (charges add, earlier credits take away)."""
+    start, end = window
+    value = Fraction(0)
+    for fee in fees:
+        if fee.plan_version_id != version_id or fee.billing_period_start != period_start or fee.bill_point >= point:
+            continue
+        covered = seconds(*fee.window)
+        overlap = seconds(max(fee.window[0], start), min(fee.window[1], end))
+        if covered > 0 and overlap > 0:
+            value += fee.amount * overlap / covered
+    return value
+
+
+def fees_of(bill: Bill) -> list[BilledFee]:
+    """The bill's base fee lines (charges and credits) as BilledFee, each net of its discount
+    lines: what a bill made before the one being built counts for, before it is stored."""
+    nets: dict[int, Fraction] = {}
+    for index, line in enumerate(bill.lines):
+        if line.kind in (LineKind.BASE_FEE, LineKind.BASE_FEE_CREDIT) and line.plan_version_id is not None:
+            nets[index] = Fraction(line.amount)
+        elif line.kind == LineKind.DISCOUNT and line.discounts_line in nets:
+            nets[line.discounts_line] += Fraction(line.amount)
+    return [
+        BilledFee(
+            plan_version_id=bill.lines[index].plan_version_id,  # type: ignore[arg-type]
+            billing_period_start=bill.lines[index].billing_period_start,
+            window=(bill.lines[index].period_start, bill.lines[index].period_end),
+            amount=amount,
+            bill_point=bill.point,
+        )
+        for index, amount in nets.items()
+    ]
+
+
+def coupon_used_of(bill: Bill) -> dict[tuple[int, datetime], Decimal]:
+    """What the bill's discount lines took, per (redemption, billing period start)."""
+    out: dict[tuple[int, datetime], Decimal] = {}
+    for line in bill.lines:
+        if line.kind == LineKind.DISCOUNT and line.coupon_redemption_id is not None:
+            key = (line.coupon_redemption_id, line.billing_period_start)
+            out[key] = out.get(key, ZERO) - line.amount
+    return out
+
+
+def _advance_lines(
+    state: SubscriptionState, segment: _Segment, point: datetime, fees: Sequence[BilledFee]
+) -> list[BillLine]:
     lines: list[BillLine] = []
     trial = state.trial_end
     before = segment.version
@@ -380,11 +504,14 @@ def _advance_lines(state: SubscriptionState, segment: _Segment, point: datetime)
         assert segment.start is not None
         period_start, period_end = state.period(segment.start, before.interval)
         if point < period_end:
-            # What is given back for [point, period_end) was charged when this version's coverage
-            # of the period began: the period start, the trial's end or the change to it.
-            charged_at = max(period_start, state.phase_at(segment.start).starts_at, trial or period_start)
-            lines.append(
-                _fee_line(
+            # What was billed for [point, period_end), not what the price list says: a voided or
+            # credit-noted fee is not given back twice, a discounted one only as discounted.
+            billed = unused_value(
+                fees, version_id=before.id, period_start=period_start, window=(point, period_end), point=point
+            )
+            credit = round_fraction(max(billed, Fraction(0)), state.currency)
+            if credit > 0:
+                line = _fee_line(
                     kind=LineKind.BASE_FEE_CREDIT,
                     description=f"Unused time on {before.plan_name} after {_date(point, state)}",
                     version=before,
@@ -392,9 +519,11 @@ def _advance_lines(state: SubscriptionState, segment: _Segment, point: datetime)
                     window=(point, period_end),
                     period=(period_start, period_end),
                     sign=-1,
-                    charged_at=charged_at,
+                    charged_at=point,
                 )
-            )
+                if line.amount != -credit:  # not the list price's share: no unit price to show
+                    line = replace(line, amount=-credit, quantity=None, unit_amount=None)
+                lines.append(line)
     if after is not None and after.in_advance and after.base_fee > 0 and not (trial and trial > point):
         period_start, period_end = state.period(point, after.interval)
         mid_period = point > period_start
@@ -427,8 +556,8 @@ def _eligible(redemption: RedemptionState, line: BillLine, point: datetime) -> b
         return False
     if point < redemption.redeemed_at:
         return False
-    if line.kind == LineKind.BASE_FEE_CREDIT and (line.charged_at is None or line.charged_at < redemption.redeemed_at):
-        return False  # the charge this credit reverses was not discounted by this coupon
+    if line.kind == LineKind.BASE_FEE_CREDIT:
+        return False  # it gives back what was billed, with the discounts the charge had
     start = line.billing_period_start
     if start < redemption.covers_from or (redemption.covers_until is not None and start >= redemption.covers_until):
         return False
@@ -536,43 +665,56 @@ def correction_lines(
     lines: list[BillLine] = []
     for (charge_id, window), items in sorted(by_window.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         charge = _charge_of(state, charge_id)
-        figures = usage[_request(state, charge, window)]
-        billed_by_group = {b.group: b for b in items}
-        now = {group: (quantity, values) for group, quantity, values in _charge_quantities(charge, figures)}
-        if not charge.group_property:
-            now = {None: now[None]}
-        for group in sorted(set(now) | set(billed_by_group), key=lambda g: (g is None, g or "")):
-            quantity, values = now.get(group, (ZERO, [] if charge.price.get("model") == "percentage" else None))
-            price = charge.price
-            if group is not None and charge.group_prices and group in charge.group_prices:
-                price = charge.group_prices[group]
-            result = price_charge(price, quantity, event_values=values if price.get("model") == "percentage" else None)
-            amount = round_money(result.amount, state.currency)
-            before = billed_by_group.get(group)
-            reference = before or items[0]
-            delta = amount - (before.amount if before else ZERO)
-            if delta == 0:
-                continue
-            label = charge.label if not charge.group_property else f"{charge.label} · {group or NO_GROUP}"
-            lines.append(
-                BillLine(
-                    kind=LineKind.CORRECTION,
-                    description=f"{label}: late usage, {_date(window[0], state)} to {_date(window[1], state)}",
-                    amount=delta,
-                    currency=state.currency,
-                    period_start=window[0],
-                    period_end=window[1],
-                    billing_period_start=reference.billing_period[0],
-                    billing_period_end=reference.billing_period[1],
-                    quantity=quantity - (before.quantity if before else ZERO),
-                    plan_version_id=reference.plan_version_id,
-                    charge_id=charge.id,
-                    meter_code=charge.meter_code,
-                    group=group if charge.group_property else None,
-                    charged_at=point,
-                    corrects=before.line_id if before else None,
-                )
+        with _pricing(charge, window):
+            lines += _correction_lines(state, charge, window, items, usage[_request(state, charge, window)], point)
+    return lines
+
+
+def _correction_lines(
+    state: SubscriptionState,
+    charge: ChargeState,
+    window: tuple[datetime, datetime],
+    items: list[BilledUsage],
+    figures: UsageFigures,
+    point: datetime,
+) -> list[BillLine]:
+    lines: list[BillLine] = []
+    billed_by_group = {b.group: b for b in items}
+    now = {group: (quantity, values) for group, quantity, values in _charge_quantities(charge, figures)}
+    if not charge.group_property:
+        now = {None: now[None]}
+    for group in sorted(set(now) | set(billed_by_group), key=lambda g: (g is None, g or "")):
+        quantity, values = now.get(group, (ZERO, [] if charge.price.get("model") == "percentage" else None))
+        price = charge.price
+        if group is not None and charge.group_prices and group in charge.group_prices:
+            price = charge.group_prices[group]
+        result = price_charge(price, quantity, event_values=values if price.get("model") == "percentage" else None)
+        amount = _bounded(round_money(result.amount, state.currency))
+        before = billed_by_group.get(group)
+        reference = before or items[0]
+        delta = amount - (before.amount if before else ZERO)
+        if delta == 0:
+            continue
+        label = charge.label if not charge.group_property else f"{charge.label} · {group or NO_GROUP}"
+        lines.append(
+            BillLine(
+                kind=LineKind.CORRECTION,
+                description=f"{label}: late usage, {_date(window[0], state)} to {_date(window[1], state)}",
+                amount=delta,
+                currency=state.currency,
+                period_start=window[0],
+                period_end=window[1],
+                billing_period_start=reference.billing_period[0],
+                billing_period_end=reference.billing_period[1],
+                quantity=quantity - (before.quantity if before else ZERO),
+                plan_version_id=reference.plan_version_id,
+                charge_id=charge.id,
+                meter_code=charge.meter_code,
+                group=group if charge.group_property else None,
+                charged_at=point,
+                corrects=before.line_id if before else None,
             )
+        )
     return lines
 
 
@@ -584,17 +726,20 @@ def bill_build(
     redemptions: Sequence[RedemptionState] = (),
     coupon_used: Mapping[tuple[int, datetime], Decimal] | None = None,
     billed: Sequence[BilledUsage] = (),
+    fees: Sequence[BilledFee] = (),
 ) -> Bill:
     """The lines due at bill point `point` (see the module docstring). `usage` must hold a figure
     for every request of `bill_usage_requests(state, point)`; `coupon_used` maps (redemption id,
     billing period start) to what that fixed-amount redemption already discounted in the period
     on earlier bills; `billed` is what finalized invoices billed for windows that may have had
-    late events (`correction_lines`; their usage must be in `usage`, see `correction_requests`)."""
+    late events (`correction_lines`; their usage must be in `usage`, see `correction_requests`);
+    `fees` is what earlier non-void invoices (and earlier bills not stored yet) billed of base
+    fees, which is all a credit for unused time can give back (none without it)."""
     segment = _segment(state, point)
     closing = state.ended_at is not None and segment.start is not None and segment.start >= state.ended_at
     lines = [] if closing else _arrears_lines(state, segment, usage, point)  # after the end: late usage only
     lines += correction_lines(state, billed, usage, point) if billed else []
-    lines += [] if closing else _advance_lines(state, segment, point)
+    lines += [] if closing else _advance_lines(state, segment, point, fees)
     lines = apply_discounts(lines, redemptions, coupon_used or {}, point, state.currency)
     return Bill(
         subscription_id=state.id,

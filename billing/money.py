@@ -33,6 +33,7 @@ __all__ = [
     "exact_context",
     "minor_units",
     "prorate",
+    "round_fraction",
     "round_money",
 ]
 
@@ -118,12 +119,15 @@ def prorate(amount: Decimal, part: int, whole: int, currency: str, *, rounding: 
         raise ValueError(f"cannot prorate {part} of {whole} seconds.")
     if part == whole:
         return round_money(value, currency, rounding=rounding)
-    exact = Fraction(value) * part / whole
-    scale = 10 ** minor_units(currency)
-    scaled = exact * scale  # in minor units, still exact
-    floor, remainder = divmod(abs(scaled.numerator), scaled.denominator)
     if rounding != ROUND_HALF_UP:
         raise ValueError("prorate rounds half-up only (the line rounding).")
+    return round_fraction(Fraction(value) * part / whole, currency)
+
+
+def round_fraction(exact: Fraction, currency: str) -> Decimal:
+    """An exact ratio (a share of an amount) rounded once, half-up, to the currency's minor unit."""
+    scaled = exact * 10 ** minor_units(currency)  # in minor units, still exact
+    floor, remainder = divmod(abs(scaled.numerator), scaled.denominator)
     minor = floor + (1 if 2 * remainder >= scaled.denominator else 0)
     if scaled < 0:
         minor = -minor

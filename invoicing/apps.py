@@ -8,9 +8,10 @@ class InvoicingConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from billing.hooks import billed_provider_set, coupon_used_provider_set
+        import invoicing.metrics  # noqa: F401  (every process exposes the billing-run metrics)
+        from billing.hooks import billed_provider_set, coupon_used_provider_set, fees_provider_set
         from invoicing import models as m
-        from invoicing.selectors.billed import billed_usage_get, coupon_used_get
+        from invoicing.selectors.billed import billed_usage_get, coupon_used_get, fees_billed_get
 
         for model in (m.Invoice, m.CreditNote, m.InvoicingSettings):
             auditlog.register(model, exclude_fields=["updated_at"])
@@ -28,3 +29,11 @@ class InvoicingConfig(AppConfig):
             return billed_usage_get(subscription_ids=[state.id], since=state.started_at).get(state.id, [])
 
         billed_provider_set(billed)
+
+        def fees(state):
+            # Previews in billing: what this subscription's non-void invoices billed of base fees
+            # (the credit for unused time gives back only that).
+            since = state.billed_through or state.started_at
+            return fees_billed_get(subscription_ids=[state.id], since=since).get(state.id, [])
+
+        fees_provider_set(fees)

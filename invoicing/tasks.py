@@ -15,7 +15,12 @@ def billing_run(at: str | None = None) -> dict:
     """Beat runs this hourly in every tenant. A crash or a second concurrent run is safe: chunks
     are transactions and locked subscriptions are skipped (invoicing.services.billing_run)."""
     result = billing_run_service(at=datetime.fromisoformat(at) if at else None)
-    return {"invoices_created": result.invoices_created, "finalized": result.finalized, "held": result.held}
+    return {
+        "invoices_created": result.invoices_created,
+        "finalized": result.finalized,
+        "held": result.held,
+        "problems": result.problems,
+    }
 
 
 @shared_task(

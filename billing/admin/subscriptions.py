@@ -66,6 +66,23 @@ class ChangePlanForm(forms.Form):
         )
 
 
+class BillingProblemFilter(admin.SimpleListFilter):
+    """Subscriptions the billing run could not bill (billing_problem), to find and fix them."""
+
+    title = "billing problem"
+    parameter_name = "billing_problem"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Has a billing problem"), ("no", "No billing problem")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(billing_problem="")
+        if self.value() == "no":
+            return queryset.filter(billing_problem="")
+        return queryset
+
+
 class CancelForm(forms.Form):
     at_period_end = forms.TypedChoiceField(
         choices=[("1", "At the end of the current period"), ("0", "At once (credits the unused time)")],
@@ -84,8 +101,9 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "current_period_start",
         "current_period_end",
         "next_bill_at",
+        "has_billing_problem",
     ]
-    list_filter = ["status", "billing_mode"]
+    list_filter = ["status", "billing_mode", BillingProblemFilter]
     search_fields = ["organization__external_id", "organization__name"]
     list_select_related = ["organization", "plan_version__plan"]
     readonly_fields = [
@@ -103,6 +121,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "ended_at",
         "billed_through",
         "next_bill_at",
+        "billing_problem",
+        "billing_problem_at",
         "actions_links",
     ]
     exclude = []
@@ -113,6 +133,10 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="Billing problem", boolean=True)
+    def has_billing_problem(self, obj: Subscription) -> bool:
+        return bool(obj.billing_problem)
 
     @admin.display(description="Actions")
     def actions_links(self, obj: Subscription):

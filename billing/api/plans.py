@@ -40,6 +40,15 @@ class VersionInSerializer(serializers.Serializer):
         )
 
 
+class NewVersionInSerializer(VersionInSerializer):
+    """A new version replaces the prices subscriptions move to, so it states them: an empty body
+    must not make a free version. `base_fee` and `charges` (possibly []) are required; the rest
+    default as for a new plan, not copied from the previous version."""
+
+    base_fee = serializers.CharField()
+    charges = ChargeSerializer(many=True, allow_empty=True)
+
+
 class PlanInSerializer(VersionInSerializer):
     code = serializers.CharField(max_length=100)
     name = serializers.CharField(max_length=200)
@@ -148,12 +157,12 @@ class PlanVersionsView(APIView):
     @extend_schema(
         summary="Change a plan's prices: make its next version",
         tags=["plans"],
-        request=VersionInSerializer,
+        request=NewVersionInSerializer,
         responses=dict,
     )
     def post(self, request, code: str):
         plan = get_object_or_404(Plan, code=code)
-        serializer = VersionInSerializer(data=request.data)
+        serializer = NewVersionInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         version = plan_version_create(actor=principal_get(request).user, plan=plan, version=serializer.to_input())
         return Response(plan_out(plan, version=version), status=status.HTTP_201_CREATED)

@@ -51,6 +51,10 @@ class Subscription(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     billed_through = models.DateTimeField(null=True, blank=True)
     next_bill_at = models.DateTimeField(null=True, blank=True)
+    # Why the last billing run could not bill it (a charge it cannot price, bad data): the run
+    # goes on with the others and tries again each time; cleared once a run bills it.
+    billing_problem = models.TextField(blank=True)
+    billing_problem_at = models.DateTimeField(null=True, blank=True, help_text="When the problem was first seen")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -19,8 +19,9 @@ Rules (see README "Subscriptions"):
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from celery import current_app
@@ -48,6 +49,13 @@ from billing.selectors.subscription_state import subscription_state_get, version
 from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
+
+
+# How far from now a subscription may start. Backdating covers a migration from another system or
+# a contract signed late; a year back keeps every period it bills within the raw events'
+# retention (EVENT_RAW_RETENTION_DAYS, 400 by default), so its usage can still be priced. A start
+# more than a year ahead is more likely a typo than a plan (it can be created nearer the date).
+START_WITHIN = timedelta(days=365)
 
 
 class ChangeTiming:
@@ -102,7 +110,8 @@ def subscription_create(
     start_at: datetime | None = None,
     billing_mode: str = BillingMode.CALENDAR,
 ) -> Subscription:
-    """Subscribe now or from a date. Calendar billing anchors on the 1st of the period the start
+    """Subscribe now or from a date at most a year (START_WITHIN) before or after now (else
+    `start_at_out_of_range`). Calendar billing anchors on the 1st of the period the start
     falls in (the first period runs from the start to the next 1st and is prorated); anniversary
     billing anchors on the start itself. A plan with trial days starts in `trialing` until the
     same local time `trial_days` later; a start in the future is `pending` until it comes."""
@@ -120,6 +129,12 @@ def subscription_create(
         )
     if billing_mode not in BillingMode.values:
         raise DomainError(f"billing_mode must be one of {BillingMode.values}.", code="invalid_billing_mode")
+    if not now - START_WITHIN <= start_at <= now + START_WITHIN:
+        raise DomainError(
+            f"start_at must be within {START_WITHIN.days} days of now: from {(now - START_WITHIN).isoformat()} "
+            f"to {(now + START_WITHIN).isoformat()}.",
+            code="start_at_out_of_range",
+        )
     tz = organization.timezone
     if billing_mode == BillingMode.ANNIVERSARY:
         anchor = start_at
@@ -149,6 +164,8 @@ def subscription_create(
             next_bill_at=start_at,
         )
         SubscriptionPhase.objects.create(subscription=subscription, plan_version=plan_version, starts_at=start_at)
+        if start_at <= now:
+            _bill_soon()  # its first bill point (the in-advance fee) is due already
     return subscription
 
 
@@ -157,9 +174,10 @@ def _monthly_fee(version: PlanVersion):
 
 
 def _bill_soon() -> None:
-    """A change that is due at once (an upgrade, a cancellation now) is billed by the next
-    billing run; ask for one on commit instead of waiting for the hourly beat. By task name:
-    invoicing sits above billing. Best effort: if the broker is down the hourly run bills it."""
+    """A bill point that is due at once (a subscription starting now or in the past, an upgrade,
+    a cancellation now) is billed by the next billing run; ask for one on commit instead of
+    waiting for the hourly beat. By task name: invoicing sits above billing. Best effort: if the
+    broker is down the hourly run bills it."""
     schema = connection.schema_name
 
     def send() -> None:
@@ -385,6 +403,41 @@ def subscription_bill_point_advance(
     if state.continues_after(point):
         subscription.current_period_start, subscription.current_period_end = _current_period(state, point)
     subscription.status = _status_at(state, point, subscription.status)
+
+
+PROBLEM_FIELDS = ["billing_problem", "billing_problem_at"]
+_PROBLEM_LENGTH = 2000
+
+
+def subscription_billing_problem_record(*, subscription: Subscription, problem: str, at: datetime) -> bool:
+    """Record on a (locked) subscription why the billing run could not bill it, e.g.
+    "drafting: pricing_error: Charge 'API calls' …": audited when it is new or differs from the
+    one recorded (a run tries again every hour), kept until a run bills it. Written with an
+    UPDATE of those two fields only: whatever the failed attempt set on the instance is not
+    saved. Whether it changed."""
+    problem = problem[:_PROBLEM_LENGTH]
+    if subscription.billing_problem == problem:
+        return False
+    before = subscription.billing_problem
+    Subscription.objects.filter(pk=subscription.pk).update(billing_problem=problem, billing_problem_at=at)
+    subscription.billing_problem, subscription.billing_problem_at = problem, at
+    audit_event(subscription, event="subscription.billing_problem", problem=(before, problem))
+    return True
+
+
+def subscriptions_billing_problem_clear(*, subscriptions: Iterable[Subscription], stage: str) -> list[Subscription]:
+    """The (locked) subscriptions a run has just billed through `stage` ("drafting" or
+    "finalizing"): a problem recorded at that stage is cleared, and audited. Sets the fields
+    (PROBLEM_FIELDS) without saving, for the caller's bulk update; returns the ones it cleared."""
+    cleared = []
+    for subscription in subscriptions:
+        if subscription.billing_problem.startswith(f"{stage}:"):
+            audit_event(
+                subscription, event="subscription.billing_problem_cleared", problem=(subscription.billing_problem, "")
+            )
+            subscription.billing_problem, subscription.billing_problem_at = "", None
+            cleared.append(subscription)
+    return cleared
 
 
 def subscription_bill_point_close(*, subscription: Subscription, point: datetime) -> Subscription:

@@ -15,7 +15,8 @@ and never drafts (the seller's working state): anything else is 404 `not_found`,
 id that does not exist. Codes: 404 `not_found`, `unknown_customer`; 400 `missing_parameter`,
 `invalid_parameter`, `invalid_cursor`, `validation_error`; 409 for a request the invoice's state
 refuses (`invoice_not_final`, `invoice_not_draft`, `tax_problem`, `invoice_not_voidable`,
-`invoice_partly_paid`, `invoice_not_open`); 503 `pdf_unavailable` (the stored file is gone).
+`invoice_partly_paid`, `invoice_not_open`, `invoice_fee_credited`); 422 `pricing_error` (a bill
+its usage cannot price: preview, finalize); 503 `pdf_unavailable` (the stored file is gone).
 """
 
 from __future__ import annotations

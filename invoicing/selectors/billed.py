@@ -1,6 +1,7 @@
 """What earlier invoices billed, as the bill builder needs it: usage per window for late-event
-corrections, and what fixed-amount coupons already gave per billing period. One query each for
-any number of subscriptions."""
+corrections, what fixed-amount coupons already gave per billing period, and the base fees billed
+net of discounts, voids and credit notes (the credit for unused time). One query each for any
+number of subscriptions."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 
-from django.db.models import Min, Sum
+from django.db.models import Min, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
-from billing.bill import BilledUsage, LineKind
-from invoicing.models import InvoiceLine, InvoiceStatus
+from billing.bill import BilledFee, BilledUsage, LineKind
+from invoicing.models import CreditNoteLine, InvoiceLine, InvoiceStatus
 
 ZERO = Decimal(0)
 # What a customer was asked for: void invoices never count.
@@ -84,4 +87,61 @@ def coupon_used_get(
     out: dict[int, dict[tuple[int, datetime], Decimal]] = defaultdict(dict)
     for row in rows:
         out[row["invoice__subscription_id"]][(row["coupon_redemption_id"], row["billing_period_start"])] = -row["total"]
+    return out
+
+
+def fees_billed_get(
+    *,
+    subscription_ids: Iterable[int],
+    since: datetime,
+    exclude_invoice_ids: Iterable[int] = (),
+    final_only: bool = False,
+) -> dict[int, list[BilledFee]]:
+    """Per subscription, every base fee line (charges and credits for unused time) of its non-void
+    invoices whose billing period ends after `since`, as it stands: after its discount lines and
+    less what credit notes took back of it. Drafts count (they are finalized as they are, or
+    re-made with what is known then) unless `final_only`.
+
+    Amounts are as priced (tax-inclusive when the tenant's prices are): a line's own amount plus
+    its discount lines'. A credit note credits a share of the line's net (before tax), so it takes
+    back that share of the priced amount."""
+    discounts = (
+        InvoiceLine.objects.filter(discounts=OuterRef("pk")).values("discounts").annotate(t=Sum("amount")).values("t")
+    )
+    credited = (
+        CreditNoteLine.objects.filter(invoice_line=OuterRef("pk"))
+        .values("invoice_line")
+        .annotate(t=Sum("amount"))
+        .values("t")
+    )
+    lines = InvoiceLine.objects.filter(
+        invoice__subscription_id__in=list(subscription_ids),
+        kind__in=(LineKind.BASE_FEE, LineKind.BASE_FEE_CREDIT),
+        plan_version__isnull=False,
+        billing_period_end__gt=since,
+    ).exclude(invoice__status=InvoiceStatus.VOID)
+    if final_only:
+        lines = lines.exclude(invoice__status=InvoiceStatus.DRAFT)
+    if exclude_invoice_ids := list(exclude_invoice_ids):
+        lines = lines.exclude(invoice_id__in=exclude_invoice_ids)
+    rows = lines.annotate(
+        off=Coalesce(Subquery(discounts), Value(ZERO)), credited=Coalesce(Subquery(credited), Value(ZERO))
+    ).values_list(
+        "invoice__subscription_id",
+        "plan_version_id",
+        "billing_period_start",
+        "period_start",
+        "period_end",
+        "amount",
+        "net_amount",
+        "off",
+        "credited",
+        "invoice__bill_point",
+    )
+    out: dict[int, list[BilledFee]] = defaultdict(list)
+    for sid, version_id, period_start, start, end, amount, net, off, credited_net, point in rows:
+        priced = Fraction(amount + off)
+        if credited_net and net:
+            priced -= priced * Fraction(credited_net) / Fraction(net)
+        out[sid].append(BilledFee(version_id, period_start, (start, end), priced, point))
     return out

@@ -28,27 +28,48 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections, models, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_events_bulk
-from billing.bill import LineKind, bill_build, bill_usage_requests, correction_requests, corrections_due
+from billing.bill import (
+    bill_build,
+    bill_usage_requests,
+    correction_requests,
+    corrections_due,
+    coupon_used_of,
+    fees_of,
+)
 from billing.models import Subscription
 from billing.schedule import SubscriptionState, next_bill_point, previous_bill_point
 from billing.selectors.bill import usage_figures
 from billing.selectors.subscription_state import redemption_states, subscription_states
-from billing.services.subscription import BILL_POINT_FIELDS, subscription_bill_point_advance
+from billing.services.subscription import (
+    BILL_POINT_FIELDS,
+    PROBLEM_FIELDS,
+    subscription_bill_point_advance,
+    subscription_billing_problem_record,
+    subscriptions_billing_problem_clear,
+)
 from invoicing.compose import InvoiceDraft, invoice_compose
+from invoicing.metrics import BILLING_FAILURES
 from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
-from invoicing.selectors.billed import billed_usage_get, coupon_used_get
+from invoicing.selectors.billed import billed_usage_get, coupon_used_get, fees_billed_get
 from invoicing.selectors.settings import invoicing_settings_get, tax_context_for, tax_settings_from
 from invoicing.tax import LineTax
 from metering.faults import fault_point
+from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 500
 Progress = Callable[[int, int], None]
+# Failures that are not about one subscription (the database went away, the task ran out of
+# time): the run stops and the next one starts from the watermarks, rather than record them on
+# every subscription. Anything else is isolated to the subscription that raised it.
+NOT_ISOLATED = (OperationalError, InterfaceError, SoftTimeLimitExceeded)
+DRAFTING, FINALIZING = "drafting", "finalizing"  # the stages a billing problem is recorded at
 
 
 @dataclass(frozen=True)
@@ -68,20 +89,13 @@ class RunResult:
     invoices_created: int = 0
     finalized: int = 0
     held: int = 0  # drafts that cannot be finalized (a tax problem) and stay drafts
+    problems: int = 0  # subscriptions that failed (recorded as their billing problem), the run went on
     drafts: list[InvoiceDraft] = field(default_factory=list)  # what a dry run would create
 
 
 def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _fixed_discounts(draft: InvoiceDraft) -> dict[tuple[int, datetime], Decimal]:
-    out: dict[tuple[int, datetime], Decimal] = defaultdict(Decimal)
-    for d in draft.lines:
-        if d.line.kind == LineKind.DISCOUNT and d.line.coupon_redemption_id is not None:
-            out[(d.line.coupon_redemption_id, d.line.billing_period_start)] -= d.line.amount
-    return out
 
 
 def compose_due(
@@ -111,6 +125,17 @@ def compose_due(
     late = max((state.late_days for state in states.values()), default=0)
     since = min(previous, default=at) - timedelta(days=late)
     billed = billed_usage_get(subscription_ids=list(by_id), since=since)
+    # Base fees billed so far, for the credit for unused time: only a subscription that changes
+    # version or ends can be owed one, so the month-end run of unchanged ones reads none.
+    changing = [sid for sid, state in states.items() if len(state.phases) > 1 or state.ended_at is not None]
+    stored = (
+        fees_billed_get(
+            subscription_ids=changing, since=min(previous, default=at), exclude_invoice_ids=exclude_invoice_ids
+        )
+        if changing
+        else {}
+    )
+    fees = {sid: stored.get(sid, []) for sid in changing}
     out: list[Due] = []
     current = {sid: states[sid] for sid in by_id}
     while current:
@@ -138,11 +163,14 @@ def compose_due(
                 redemptions=redemptions.get(subscription.organization_id, []),
                 coupon_used=used.get(sid, {}),
                 billed=billed_now[sid],
+                fees=fees.get(sid, ()),
             )
             draft = invoice_compose(bill, tax=tax_context_for(subscription.organization, tax_settings=tax_settings))
             out.append(Due(subscription, point, draft, state))
-            for key, amount in _fixed_discounts(draft).items():
+            for key, amount in coupon_used_of(bill).items():
                 used.setdefault(sid, {})[key] = used.get(sid, {}).get(key, Decimal(0)) + amount
+            if sid in fees:
+                fees[sid] = [*fees[sid], *fees_of(bill)]
             current[sid] = state.with_changes(billed_through=point)
         if points:
             break
@@ -286,46 +314,126 @@ def draft_totals(invoice: Invoice, draft: InvoiceDraft) -> None:
     invoice.tax_problem = draft.tax_problem
 
 
-def _bill_chunk(ids: Sequence[int], *, at: datetime, settings: InvoicingSettings, result: RunResult) -> None:
+def _locked(ids: Sequence[int], *, at: datetime) -> list[Subscription]:
+    return list(
+        Subscription.objects.select_for_update(of=("self",), skip_locked=True)
+        .filter(pk__in=ids, next_bill_at__lte=at)
+        .select_related("organization", "plan_version__plan")
+        .order_by("id")
+    )
+
+
+def _bill_locked(subscriptions: list[Subscription], *, at: datetime, settings: InvoicingSettings) -> tuple[int, int]:
+    """Draft every due bill point of these locked subscriptions, set-wise; (bill points, invoices)."""
+    dues = compose_due(subscriptions, at=at, settings=settings)
+    fault_point("billing.after_compose")
+    grace = timedelta(hours=settings.grace_hours)
+    invoices: list[tuple[Invoice, InvoiceDraft]] = []
+    for due in dues:
+        if due.draft.empty:
+            continue
+        invoice = Invoice(
+            organization_id=due.subscription.organization_id,
+            subscription=due.subscription,
+            bill_point=due.point,
+            status=InvoiceStatus.DRAFT,
+            grace_until=due.point + grace,
+        )
+        draft_totals(invoice, due.draft)
+        invoices.append((invoice, due.draft))
+    Invoice.objects.bulk_create([invoice for invoice, _ in invoices])
+    audit_events_bulk(
+        [invoice for invoice, _ in invoices],
+        event="invoice.drafted",
+        details=lambda i: {"bill_point": i.bill_point.isoformat(), "total": i.total},
+    )
+    fault_point("billing.after_invoices")
+    invoice_lines_write(invoices)
+    fault_point("billing.after_lines")
+    for due in dues:  # in order: a subscription's points one after another
+        subscription_bill_point_advance(subscription=due.subscription, point=due.point, state=due.state)
+    cleared = subscriptions_billing_problem_clear(subscriptions=subscriptions, stage=DRAFTING)
+    rows_update(Subscription, subscriptions, BILL_POINT_FIELDS + (PROBLEM_FIELDS if cleared else []))
+    fault_point("billing.before_commit")
+    return len(dues), len(invoices)
+
+
+def billing_problem_record(subscription: Subscription, *, stage: str, error: Exception, at: datetime) -> None:
+    """Record why the run could not bill this (locked) subscription at `stage`: logged, counted
+    (billing_run_subscription_failures_total) and kept on the subscription, audited (in the
+    caller's transaction)."""
+    why = f"{error.code}: {error.message}" if isinstance(error, DomainError) else f"{type(error).__name__}: {error}"
+    logger.warning(
+        "billing problem", extra={"subscription": subscription.pk, "stage": stage, "problem": why}, exc_info=error
+    )
+    BILLING_FAILURES.labels(stage=stage).inc()
+    subscription_billing_problem_record(subscription=subscription, problem=f"{stage}: {why}", at=at)
+
+
+def _bill_chunk(
+    ids: Sequence[int], *, at: datetime, settings: InvoicingSettings, result: RunResult, one_by_one: bool = False
+) -> None:
+    """Bill a chunk in one transaction, set-wise. If anything in it fails, the chunk is rolled back
+    whole and billed again one subscription at a time, each in a savepoint: a subscription that
+    fails again keeps its watermark, records its billing problem and the others are billed.
+    `one_by_one` skips the set-wise attempt (subscriptions known to have a problem)."""
+    if not one_by_one:
+        try:
+            with transaction.atomic():
+                subscriptions = _locked(ids, at=at)
+                bill_points, created = _bill_locked(subscriptions, at=at, settings=settings)
+        except NOT_ISOLATED:
+            raise
+        except Exception:
+            logger.warning("billing chunk failed; billing its subscriptions one by one", exc_info=True)
+        else:
+            result.subscriptions += len(subscriptions)
+            result.bill_points += bill_points
+            result.invoices_created += created
+            return
+    now = timezone.now()
+    counts = [0, 0, 0, 0]  # subscriptions, bill points, invoices, problems
     with transaction.atomic():
-        subscriptions = list(
-            Subscription.objects.select_for_update(of=("self",), skip_locked=True)
-            .filter(pk__in=ids, next_bill_at__lte=at)
-            .select_related("organization", "plan_version__plan")
-            .order_by("id")
-        )
+        subscriptions = _locked(ids, at=at)
+        for subscription in subscriptions:
+            try:
+                with transaction.atomic():
+                    bill_points, created = _bill_locked([subscription], at=at, settings=settings)
+            except NOT_ISOLATED:
+                raise
+            except Exception as error:  # noqa: BLE001 - isolated to this subscription, recorded and logged
+                billing_problem_record(subscription, stage=DRAFTING, error=error, at=now)
+                counts[3] += 1
+            else:
+                counts[0] += 1
+                counts[1] += bill_points
+                counts[2] += created
+    result.subscriptions += counts[0]
+    result.bill_points += counts[1]
+    result.invoices_created += counts[2]
+    result.problems += counts[3]
+
+
+def _dry_run_chunk(ids: Sequence[int], *, at: datetime, settings: InvoicingSettings, result: RunResult) -> None:
+    subscriptions = list(Subscription.objects.filter(pk__in=ids).select_related("organization", "plan_version__plan"))
+    try:
         dues = compose_due(subscriptions, at=at, settings=settings)
-        fault_point("billing.after_compose")
-        grace = timedelta(hours=settings.grace_hours)
-        invoices: list[tuple[Invoice, InvoiceDraft]] = []
-        for due in dues:
-            result.bill_points += 1
-            if due.draft.empty:
-                continue
-            invoice = Invoice(
-                organization_id=due.subscription.organization_id,
-                subscription=due.subscription,
-                bill_point=due.point,
-                status=InvoiceStatus.DRAFT,
-                grace_until=due.point + grace,
-            )
-            draft_totals(invoice, due.draft)
-            invoices.append((invoice, due.draft))
-        Invoice.objects.bulk_create([invoice for invoice, _ in invoices])
-        audit_events_bulk(
-            [invoice for invoice, _ in invoices],
-            event="invoice.drafted",
-            details=lambda i: {"bill_point": i.bill_point.isoformat(), "total": i.total},
-        )
-        fault_point("billing.after_invoices")
-        invoice_lines_write(invoices)
-        fault_point("billing.after_lines")
-        for due in dues:  # in order: a subscription's points one after another
-            subscription_bill_point_advance(subscription=due.subscription, point=due.point, state=due.state)
-        rows_update(Subscription, subscriptions, BILL_POINT_FIELDS)
-        fault_point("billing.before_commit")
-        result.invoices_created += len(invoices)
-        result.subscriptions += len(subscriptions)
+    except NOT_ISOLATED:
+        raise
+    except Exception:  # noqa: BLE001 - a dry run shows what it can; the real run records the problem
+        dues = []
+        for subscription in subscriptions:
+            try:
+                dues += compose_due([subscription], at=at, settings=settings)
+            except NOT_ISOLATED:
+                raise
+            except Exception:  # noqa: BLE001
+                result.problems += 1
+    for due in dues:
+        result.bill_points += 1
+        if not due.draft.empty:
+            result.drafts.append(due.draft)
+    result.subscriptions += len(subscriptions)
 
 
 def billing_run(
@@ -339,27 +447,28 @@ def billing_run(
     at = at or timezone.now()
     settings = invoicing_settings_get()
     result = RunResult(at=at, dry_run=dry_run)
-    ids = list(Subscription.objects.filter(next_bill_at__lte=at).order_by("id").values_list("id", flat=True))
-    done = 0
-    for chunk in _chunks(ids, chunk_size):
+    rows = list(Subscription.objects.filter(next_bill_at__lte=at).order_by("id").values_list("id", "billing_problem"))
+    # Subscriptions that failed before are billed one by one, so they do not make a chunk of
+    # healthy ones fail (and be billed one by one) every hour until they are fixed.
+    troubled = [pk for pk, problem in rows if problem]
+    healthy = [pk for pk, problem in rows if not problem]
+    done, total = 0, len(troubled) + len(healthy)
+    for chunk, one_by_one in [
+        *((c, True) for c in _chunks(troubled, chunk_size)),
+        *((c, False) for c in _chunks(healthy, chunk_size)),
+    ]:
         if dry_run:
-            subscriptions = list(
-                Subscription.objects.filter(pk__in=chunk).select_related("organization", "plan_version__plan")
-            )
-            for due in compose_due(subscriptions, at=at, settings=settings):
-                result.bill_points += 1
-                if not due.draft.empty:
-                    result.drafts.append(due.draft)
-            result.subscriptions += len(subscriptions)
+            _dry_run_chunk(chunk, at=at, settings=settings, result=result)
         else:
-            _bill_chunk(chunk, at=at, settings=settings, result=result)
+            _bill_chunk(chunk, at=at, settings=settings, result=result, one_by_one=one_by_one)
             fault_point("billing.after_chunk")
         done += len(chunk)
         if progress:
-            progress(done, len(ids))
+            progress(done, total)
     if not dry_run:
         finalized = invoices_finalize_due(at=at, settings=settings, chunk_size=chunk_size)
         result.finalized, result.held = finalized.finalized, finalized.held
+        result.problems += finalized.problems
     logger.info(
         "billing run",
         extra={
@@ -370,6 +479,7 @@ def billing_run(
             "invoices_created": result.invoices_created,
             "finalized": result.finalized,
             "held": result.held,
+            "problems": result.problems,
         },
     )
     return result

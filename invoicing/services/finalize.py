@@ -8,6 +8,7 @@ finalizes: a rollback gives the numbers back, so there is never a gap."""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,14 +19,18 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_actor, audit_events_bulk
-from billing.models import GRANT_KINDS, CreditEntry, CreditKind, Organization
+from billing.models import GRANT_KINDS, CreditEntry, CreditKind, Organization, Subscription
 from billing.services.credit import credit_apply, credit_grant
+from billing.services.subscription import PROBLEM_FIELDS, subscriptions_billing_problem_clear
 from invoicing.compose import InvoiceDraft
 from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings, NumberSequence
 from invoicing.selectors.settings import invoicing_settings_get
 from invoicing.services.billing_run import (
+    FINALIZING,
+    NOT_ISOLATED,
     _chunks,
     _line_rows,
+    billing_problem_record,
     compose_due,
     draft_totals,
     invoice_lines_write,
@@ -33,6 +38,8 @@ from invoicing.services.billing_run import (
 )
 from metering.faults import fault_point
 from tenants.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 _COMPARED = (
@@ -66,6 +73,12 @@ _COMPARED = (
 class FinalizeResult:
     finalized: int = 0
     held: int = 0
+    problems: int = 0  # subscriptions whose drafts could not be finalized (their billing problem)
+
+    def add(self, other: FinalizeResult) -> None:
+        self.finalized += other.finalized
+        self.held += other.held
+        self.problems += other.problems
 
 
 def numbers_take(prefix: str, count: int) -> list[str]:
@@ -266,6 +279,13 @@ def _finalize_chunk(
             result.finalized += len(ready)
             delivered += [invoice.pk for invoice in ready]
             fault_point("finalize.after_round")
+        # A problem this stage recorded on one of them before is over (their drafts went through
+        # or wait for a tax fix, which is not a billing problem).
+        troubled = list(
+            Subscription.objects.filter(pk__in=subscription_ids, billing_problem__startswith=f"{FINALIZING}:")
+        )
+        if subscriptions_billing_problem_clear(subscriptions=troubled, stage=FINALIZING):
+            rows_update(Subscription, troubled, PROBLEM_FIELDS)
         _deliver_on_commit(delivered)
 
 
@@ -276,15 +296,48 @@ def invoices_finalize_due(
     at = at or timezone.now()
     settings = settings or invoicing_settings_get()
     result = FinalizeResult()
-    subscription_ids = list(
+    rows = list(
         Invoice.objects.filter(status=InvoiceStatus.DRAFT, grace_until__lte=at, subscription__isnull=False)
         .order_by("subscription_id")
-        .values_list("subscription_id", flat=True)
+        .values_list("subscription_id", "subscription__billing_problem")
         .distinct()
     )
-    for chunk in _chunks(subscription_ids, chunk_size):
-        _finalize_chunk(chunk, at=at, settings=settings, result=result)
+    # As when drafting: subscriptions that failed before go one by one, the rest set-wise, and a
+    # chunk that fails is finalized again one subscription at a time.
+    for chunk in _chunks([sid for sid, problem in rows if problem], chunk_size):
+        _finalize_one_by_one(chunk, at=at, settings=settings, result=result)
+    for chunk in _chunks([sid for sid, problem in rows if not problem], chunk_size):
+        attempt = FinalizeResult()
+        try:
+            _finalize_chunk(chunk, at=at, settings=settings, result=attempt)
+        except NOT_ISOLATED:
+            raise
+        except Exception:
+            logger.warning("finalizing a chunk failed; finalizing its subscriptions one by one", exc_info=True)
+            _finalize_one_by_one(chunk, at=at, settings=settings, result=result)
+        else:
+            result.add(attempt)
     return result
+
+
+def _finalize_one_by_one(
+    subscription_ids: Sequence[int], *, at: datetime, settings: InvoicingSettings, result: FinalizeResult
+) -> None:
+    """Each subscription's drafts in their own transaction; one that fails keeps its drafts, records
+    its billing problem, and the others go on."""
+    for subscription_id in subscription_ids:
+        attempt = FinalizeResult()
+        try:
+            _finalize_chunk([subscription_id], at=at, settings=settings, result=attempt)
+        except NOT_ISOLATED:
+            raise
+        except Exception as error:  # noqa: BLE001 - isolated to this subscription, recorded and logged
+            with transaction.atomic():
+                subscription = Subscription.objects.select_for_update().get(pk=subscription_id)
+                billing_problem_record(subscription, stage=FINALIZING, error=error, at=timezone.now())
+            result.problems += 1
+        else:
+            result.add(attempt)
 
 
 class _Held(Exception):

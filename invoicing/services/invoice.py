@@ -5,19 +5,24 @@ a conflict with the resource: those DomainErrors carry status 409."""
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.audit import audit_actor, audit_event
+from billing.bill import LineKind
 from billing.models import CreditKind
-from billing.money import round_money
+from billing.money import minor_units, round_fraction, round_money
 from billing.services.credit import credit_grant
-from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceStatus
+from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
+from invoicing.selectors.billed import fees_billed_get
 from invoicing.selectors.settings import invoicing_settings_get
 from invoicing.services.finalize import numbers_take
 from tenants.errors import DomainError
@@ -45,9 +50,69 @@ def _credit_returned(invoice: Invoice, *, at: datetime, why: str) -> None:
         )
 
 
+FeeKey = tuple[int, datetime]  # (plan version, billing period start)
+
+
+def _fee_left(invoice: Invoice, keys: set[FeeKey], *, without_invoice: bool = False) -> dict[FeeKey, Fraction]:
+    """Per base fee (version and period): what the subscription's finalized, non-void invoices
+    billed of it (net of credit notes) less what they gave back as unused time; optionally as if
+    `invoice` were void. The credit for unused time is computed from these figures (billing.bill),
+    so taking back more of a fee than is left would pay out twice."""
+    if not keys or invoice.subscription_id is None:
+        return {}
+    fees = fees_billed_get(
+        subscription_ids=[invoice.subscription_id],
+        since=min(start for _, start in keys),
+        exclude_invoice_ids=[invoice.pk] if without_invoice else [],
+        final_only=True,
+    ).get(invoice.subscription_id, [])
+    left: dict[FeeKey, Fraction] = defaultdict(Fraction)
+    for fee in fees:
+        key = (fee.plan_version_id, fee.billing_period_start)
+        if key in keys:
+            left[key] += fee.amount
+    return left
+
+
+def _credited_on(invoice: Invoice, key: FeeKey) -> str:
+    """The numbers of the finalized invoices that credited this fee as unused time."""
+    numbers = (
+        InvoiceLine.objects.filter(
+            invoice__subscription_id=invoice.subscription_id,
+            kind=LineKind.BASE_FEE_CREDIT,
+            plan_version_id=key[0],
+            billing_period_start=key[1],
+        )
+        .exclude(invoice__status__in=(InvoiceStatus.DRAFT, InvoiceStatus.VOID))
+        .order_by("invoice__number")
+        .values_list("invoice__number", flat=True)
+        .distinct()
+    )
+    return ", ".join(numbers)
+
+
+def _priced(line: InvoiceLine, invoice: Invoice) -> Fraction:
+    """The line after its discounts as priced: its net, plus its tax when prices include tax."""
+    gross = line.net_amount + (line.tax_amount if invoice.seller.get("prices_include_tax") else ZERO)
+    return Fraction(gross)
+
+
+def _cents_down(value: Fraction, currency: str) -> Decimal:
+    digits = minor_units(currency)
+    return Decimal(math.floor(value * 10**digits)).scaleb(-digits).quantize(Decimal(1).scaleb(-digits))
+
+
+def _fee_key(line: InvoiceLine) -> FeeKey | None:
+    if line.kind != LineKind.BASE_FEE or line.plan_version_id is None:
+        return None
+    return (line.plan_version_id, line.billing_period_start)
+
+
 def invoice_void(*, actor, invoice: Invoice, at: datetime | None = None) -> Invoice:
     """Void a finalized, unpaid invoice: it is no longer owed (its number stays used). Credit
-    applied to it returns to the balance. A paid invoice is corrected by a credit note instead."""
+    applied to it returns to the balance. A paid invoice is corrected by a credit note instead,
+    and so is one whose base fee a later invoice already credited as unused time (voiding it
+    would leave that credit paid out for a fee no longer billed)."""
     at = at or timezone.now()
     with audit_actor(actor), transaction.atomic():
         locked = invoice_lock(invoice.pk)
@@ -61,6 +126,15 @@ def invoice_void(*, actor, invoice: Invoice, at: datetime | None = None) -> Invo
             raise DomainError(
                 "A partly paid invoice is corrected with a credit note.", code="invoice_partly_paid", status_code=409
             )
+        keys = {key for line in locked.lines.all() if (key := _fee_key(line))}
+        for key, left in sorted(_fee_left(locked, keys, without_invoice=True).items()):
+            if round_fraction(left, locked.currency) < 0:
+                raise DomainError(
+                    f"{locked}'s base fee for the period from {key[1].date().isoformat()} was already credited as "
+                    f"unused time on {_credited_on(locked, key)}; correct it with a credit note instead.",
+                    code="invoice_fee_credited",
+                    status_code=409,
+                )
         _credit_returned(locked, at=at, why="voided")
         locked.status, locked.voided_at, locked.amount_due = InvoiceStatus.VOID, at, ZERO
         locked.save(update_fields=["status", "voided_at", "amount_due", "updated_at"])
@@ -132,6 +206,8 @@ def credit_note_create(
             .annotate(amount=Sum("amount"), tax=Sum("tax_amount"))
         }
         rows, subtotal, tax_total = [], ZERO, ZERO
+        # A base fee that was partly credited as unused time can be credited only for the rest.
+        fee_left = _fee_left(locked, {key for line in stored.values() if (key := _fee_key(line))})
         for index, item in enumerate(lines):
             line = stored.get(item.invoice_line_id)
             if line is None:
@@ -142,9 +218,17 @@ def credit_note_create(
                 )
             done, done_tax = credited.get(line.pk, (ZERO, ZERO))
             left = round_money(line.net_amount - done, locked.currency)
+            why, key = "", _fee_key(line)
+            priced = _priced(line, locked)
+            if key in fee_left and line.net_amount > 0:
+                # what is left of the fee, back in the line's net (before tax), to the cent below
+                unused = _cents_down(fee_left[key] * Fraction(line.net_amount) / priced, locked.currency)
+                if unused < left:
+                    left = max(unused, ZERO)
+                    why = f" (the rest of the fee was credited as unused time on {_credited_on(locked, key)})"
             if item.amount > left:
                 raise DomainError(
-                    f"lines[{index}].amount {item.amount} is more than the {left} left to credit on that line.",
+                    f"lines[{index}].amount {item.amount} is more than the {left} left to credit on that line{why}.",
                     code="amount_exceeds_line",
                 )
             tax_left = line.tax_amount - done_tax
@@ -153,6 +237,8 @@ def credit_note_create(
             else:
                 tax = min(round_money(line.tax_amount * item.amount / line.net_amount, locked.currency), tax_left)
             credited[line.pk] = (done + item.amount, done_tax + tax)
+            if key in fee_left:
+                fee_left[key] -= Fraction(item.amount) * priced / Fraction(line.net_amount)
             rows.append(
                 CreditNoteLine(invoice_line=line, description=line.description, amount=item.amount, tax_amount=tax)
             )

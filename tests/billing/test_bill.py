@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis.strategies import decimals as st_decimals
 from hypothesis.strategies import integers as st_integers
 
-from billing.bill import RedemptionState, UsageFigures, bill_build, bill_usage_requests
+from billing.bill import BilledFee, BillPricingError, RedemptionState, UsageFigures, bill_build, bill_usage_requests
 from billing.periods import calendar_period_containing
 from billing.schedule import (
     ChargeState,
@@ -115,6 +115,21 @@ def summary(bill):
     return [(line.kind, line.description, line.amount) for line in bill.lines]
 
 
+def paid(v, start, end, amount, *, period_start=None, point=None):
+    """What an earlier invoice billed of version `v`'s fee for [start, end): the credit for unused
+    time gives back only what was billed."""
+    return BilledFee(
+        plan_version_id=v.id,
+        billing_period_start=period_start or start,
+        window=(start, end),
+        amount=Fraction(D(amount)),
+        bill_point=point or start,
+    )
+
+
+APRIL_BASIC = paid(BASIC, utc(2027, 4, 1), utc(2027, 5, 1), "30.00")
+
+
 def test_calendar_start_mid_month_prorates_the_first_period_and_bills_usage_in_arrears():
     st = state([(version(fee="31.00"), utc(2027, 1, 20), None)], started=utc(2027, 1, 20))
     assert list(bill_points(st, after=None, until=utc(2027, 3, 1))) == [
@@ -156,7 +171,7 @@ def test_upgrade_mid_month_bills_usage_so_far_old_prices_and_prorates_both_fees(
     )
     assert previous_bill_point(st, utc(2027, 4, 11)) == utc(2027, 4, 1)
     assert next_bill_point(st, utc(2027, 4, 1)) == utc(2027, 4, 11)
-    bill = bill_build(st, utc(2027, 4, 11), usage=usage(st, utc(2027, 4, 11), {1: 500}))
+    bill = bill_build(st, utc(2027, 4, 11), usage=usage(st, utc(2027, 4, 11), {1: 500}), fees=[APRIL_BASIC])
     # April has 30 days; 20 are left after Apr 11: -30.00*20/30 and +60.00*20/30
     assert summary(bill) == [
         ("usage", "API calls", D("5.00")),  # 500 calls under Basic's 0.01
@@ -187,7 +202,7 @@ def test_dst_in_the_period_prorates_on_real_seconds():
         billed_through=utc(2027, 2, 28, 23),
     )
     assert next_bill_point(st, change) == utc(2027, 3, 31, 22)
-    bill = bill_build(st, change, usage={})
+    bill = bill_build(st, change, usage={}, fees=[paid(v1, utc(2027, 2, 28, 23), utc(2027, 3, 31, 22), "74.30")])
     # 74.30 is 0.10 an hour: 35.90 for 359 hours; 148.60 is 0.20 an hour: 71.80
     assert summary(bill) == [
         ("base_fee_credit", "Unused time on Basic after 2027-03-17", D("-35.90")),
@@ -220,7 +235,8 @@ def test_anniversary_anchor_31_in_a_leap_year():
         ),
     )
     # [Feb 29, Mar 31) has 31 days, 21 left after Mar 10: -21.00 and +42.00
-    assert summary(bill_build(st, change, usage={})) == [
+    march = paid(st.phases[0].version, utc(2028, 2, 29, 10), utc(2028, 3, 31, 10), "31.00")
+    assert summary(bill_build(st, change, usage={}, fees=[march])) == [
         ("base_fee_credit", "Unused time on Basic after 2028-03-10", D("-21.00")),
         ("base_fee", "Remaining time on Pro after 2028-03-10", D("42.00")),
     ]
@@ -277,9 +293,13 @@ def test_cancel_at_once_credits_the_unused_advance_fee():
         billed_through=utc(2027, 4, 1),
     )
     # 10 of 30 days unused: -10.00
-    assert summary(bill_build(st, utc(2027, 4, 21), usage=usage(st, utc(2027, 4, 21)))) == [
+    assert summary(bill_build(st, utc(2027, 4, 21), usage=usage(st, utc(2027, 4, 21)), fees=[APRIL_BASIC])) == [
         ("usage", "API calls", D("0.00")),
         ("base_fee_credit", "Unused time on Basic after 2027-04-21", D("-10.00")),
+    ]
+    # nothing billed for April (a voided invoice does not count): nothing to give back
+    assert summary(bill_build(st, utc(2027, 4, 21), usage=usage(st, utc(2027, 4, 21)))) == [
+        ("usage", "API calls", D("0.00"))
     ]
 
 
@@ -305,7 +325,7 @@ def test_monthly_to_yearly_upgrade_continues_on_yearly_periods():
         billed_through=utc(2027, 4, 1),
     )
     # 265 days from Apr 11 to Jan 1 of a 365-day year: 265.00
-    assert summary(bill_build(st, change, usage={})) == [
+    assert summary(bill_build(st, change, usage={}, fees=[APRIL_BASIC])) == [
         ("base_fee_credit", "Unused time on Basic after 2027-04-11", D("-20.00")),
         ("base_fee", "Remaining time on Annual after 2027-04-11", D("265.00")),
     ]
@@ -432,11 +452,17 @@ def _upgrade_state():
     )
 
 
-def test_percentage_coupon_on_the_base_fee_skips_a_credit_it_did_not_discount():
+def test_percentage_coupon_on_the_base_fee_and_the_credit_for_unused_time():
     st = _upgrade_state()
-    bill = bill_build(st, utc(2027, 4, 11), usage=usage(st, utc(2027, 4, 11), {1: 500}), redemptions=[_redemption()])
-    # Redeemed on Apr 5: April's Basic fee (charged Apr 1) was not discounted, so its credit is
-    # not either; Pro's remaining time is: 20 % of 40.00
+    bill = bill_build(
+        st,
+        utc(2027, 4, 11),
+        usage=usage(st, utc(2027, 4, 11), {1: 500}),
+        redemptions=[_redemption()],
+        fees=[APRIL_BASIC],
+    )
+    # Redeemed on Apr 5: April's Basic fee (charged Apr 1) was billed in full, so its credit is
+    # the list price's share; Pro's remaining time is discounted: 20 % of 40.00
     assert summary(bill) == [
         ("usage", "API calls", D("5.00")),
         ("base_fee_credit", "Unused time on Basic after 2027-04-11", D("-20.00")),
@@ -444,10 +470,14 @@ def test_percentage_coupon_on_the_base_fee_skips_a_credit_it_did_not_discount():
         ("discount", "Spring (SPRING)", D("-8.00")),
     ]
     assert bill.lines[3].discounts_line == 2 and bill.lines[3].coupon_redemption_id == 1
-    # Redeemed before April began, it discounted April's charge, so it reduces the credit too
+    # Redeemed before April began, it discounted April's charge (30.00 - 6.00): the credit gives
+    # back 20 of 30 days of the 24.00 billed, and is not discounted again
     earlier = _redemption(redeemed_at=utc(2027, 3, 20), covers_from=utc(2027, 3, 1))
-    bill = bill_build(st, utc(2027, 4, 11), usage=usage(st, utc(2027, 4, 11), {1: 500}), redemptions=[earlier])
-    assert [line.amount for line in bill.lines] == [D("5.00"), D("-20.00"), D("4.00"), D("40.00"), D("-8.00")]
+    discounted = replace(APRIL_BASIC, amount=Fraction(24))
+    bill = bill_build(
+        st, utc(2027, 4, 11), usage=usage(st, utc(2027, 4, 11), {1: 500}), redemptions=[earlier], fees=[discounted]
+    )
+    assert [line.amount for line in bill.lines] == [D("5.00"), D("-16.00"), D("40.00"), D("-8.00")]
     # A "once" coupon of April does not touch May's fee
     st = replace(st, billed_through=utc(2027, 4, 11))
     may = bill_build(st, utc(2027, 5, 1), usage=usage(st, utc(2027, 5, 1), {1: 0}), redemptions=[_redemption()])
@@ -531,7 +561,7 @@ def test_stripe_proration_example_upgrade_halfway():
     st = state(
         [(ten, utc(2027, 4, 1), half), (twenty, half, None)], started=utc(2027, 4, 1), billed_through=utc(2027, 4, 1)
     )
-    bill = bill_build(st, half, usage={})
+    bill = bill_build(st, half, usage={}, fees=[paid(ten, utc(2027, 4, 1), utc(2027, 5, 1), "10")])
     assert [line.amount for line in bill.lines] == [D("-5.00"), D("10.00")]
     assert bill.subtotal == D("5.00")
 
@@ -547,16 +577,73 @@ def test_property_proration_lines_match_the_exact_share_and_segments_add_up(fee,
     change = utc(2027, 4, 1) + timedelta(seconds=offset)
     phases = [(one, utc(2027, 4, 1), change), (two, change, None)]
     st = state(phases, started=utc(2027, 4, 1), billed_through=utc(2027, 4, 1))
-    lines = bill_build(st, change, usage={}).lines
+    april = paid(one, utc(2027, 4, 1), utc(2027, 5, 1), fee)
+    lines = bill_build(st, change, usage={}, fees=[april]).lines
     remaining = Fraction(30 * DAY - offset, 30 * DAY)
     by_kind = {line.kind: line.amount for line in lines}
+    credit = Fraction(by_kind.get("base_fee_credit", 0))  # none when it rounds to nothing
     # each prorated line is the exact share rounded half-up to the cent, so within half a cent
-    if fee:
-        assert abs(Fraction(by_kind["base_fee_credit"]) + Fraction(fee) * remaining) <= Fraction(1, 200)
+    assert abs(credit + Fraction(fee) * remaining) <= Fraction(1, 200)
     if fee2:
         assert abs(Fraction(by_kind["base_fee"]) - Fraction(fee2) * remaining) <= Fraction(1, 200)
-    # and what the customer pays for [start, change) under `one` is never off by more than a cent
-    if fee:
-        assert abs(Fraction(fee) + Fraction(by_kind["base_fee_credit"]) - Fraction(fee) * (1 - remaining)) <= Fraction(
-            1, 200
-        )
+    # what the customer pays for [start, change) under `one` is never off by more than half a
+    # cent, and never less than nothing
+    assert abs(Fraction(fee) + credit - Fraction(fee) * (1 - remaining)) <= Fraction(1, 200)
+    assert credit <= 0 and -credit <= fee
+
+
+def test_the_credit_gives_back_the_share_of_each_fee_line_still_billed():
+    """Basic, then Pro from Apr 10, then Basic again from Apr 20, canceled on Apr 25. What was
+    billed of Basic's April fee: 30.00 for [Apr 1, May 1), 21.00 given back for [Apr 10, May 1),
+    11.00 charged again for [Apr 20, May 1). For [Apr 25, May 1): 30 x 6/30 - 21 x 6/21 +
+    11 x 6/11 = 6.00. A credit note that took back 15.00 of the first charge halves its share
+    (3.00); had it been voided, only the second charge's share would be left (and the credit
+    it was already given back would be too: nothing)."""
+    p10, p20, p25 = utc(2027, 4, 10), utc(2027, 4, 20), utc(2027, 4, 25)
+    phases = [(BASIC, utc(2027, 4, 1), p10), (PRO, p10, p20), (BASIC, p20, p25)]
+    st = state(phases, started=utc(2027, 4, 1), ended_at=p25, billed_through=p20)
+    may = utc(2027, 5, 1)
+    fees = [
+        APRIL_BASIC,
+        paid(BASIC, p10, may, "-21.00", period_start=utc(2027, 4, 1)),
+        paid(BASIC, p20, may, "11.00", period_start=utc(2027, 4, 1)),
+    ]
+    credit = [line for line in bill_build(st, p25, usage=usage(st, p25), fees=fees).lines if line.amount < 0]
+    assert [(x.kind, x.description, x.amount) for x in credit] == [
+        ("base_fee_credit", "Unused time on Basic after 2027-04-25", D("-6.00"))
+    ]
+    assert credit[0].proration == (6 * DAY, 30 * DAY) and credit[0].unit_amount == D("30.00")
+    fees[0] = replace(APRIL_BASIC, amount=Fraction(15))
+    [line] = [x for x in bill_build(st, p25, usage=usage(st, p25), fees=fees).lines if x.amount < 0]
+    assert (line.amount, line.quantity, line.unit_amount) == (D("-3.00"), None, None)
+    assert [x for x in bill_build(st, p25, usage=usage(st, p25), fees=fees[1:]).lines if x.amount < 0] == []
+    # fee lines of later bill points, other versions or other periods do not count
+    others = [
+        replace(APRIL_BASIC, bill_point=p25),
+        replace(APRIL_BASIC, plan_version_id=PRO.id),
+        replace(APRIL_BASIC, billing_period_start=utc(2027, 3, 1)),
+    ]
+    assert [x for x in bill_build(st, p25, usage=usage(st, p25), fees=others).lines if x.amount < 0] == []
+
+
+@pytest.mark.parametrize(
+    ("price", "value", "why"),
+    [
+        ({"model": "per_unit", "unit_amount": "0"}, D("1e26"), "quantity 1E+26 is past what a line can hold"),
+        ({"model": "per_unit", "unit_amount": "0.01"}, D(-1), "quantity must not be negative (got -1)."),
+    ],
+)
+def test_usage_that_cannot_be_priced_or_stored_names_the_charge(price, value, why):
+    st = state(
+        [(version(charges=(replace(CALLS, price=price),)), utc(2027, 4, 1), None)],
+        started=utc(2027, 4, 1),
+        billed_through=utc(2027, 4, 1),
+    )
+    with pytest.raises(BillPricingError) as err:
+        bill_build(st, utc(2027, 5, 1), usage=usage(st, utc(2027, 5, 1), {1: value}))
+    assert (err.value.code, err.value.status_code) == ("pricing_error", 422)
+    assert err.value.message.startswith(
+        "Charge 'API calls' (meter 'calls') cannot be priced for the usage from 2027-04-01T00:00:00+00:00 to "
+        "2027-05-01T00:00:00+00:00: "
+    )
+    assert why in err.value.message

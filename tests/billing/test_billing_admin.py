@@ -10,7 +10,8 @@ from auditlog.models import LogEntry
 
 from billing.models import Coupon, CreditEntry, PlanVersion, Subscription, SubscriptionPhase
 from billing.services.plan import VersionInput, plan_create
-from billing.services.subscription import subscription_bill_point_close, subscription_create
+from billing.services.subscription import subscription_create
+from invoicing.services.billing_run import billing_run
 from tests.factories import OrganizationFactory, UserFactory, totp_enable
 from tests.helpers import staff_login
 
@@ -45,7 +46,7 @@ def subscription(in_a):
         sub = subscription_create(
             actor=None, organization=org, plan_version=PlanVersion.objects.get(plan__code="basic")
         )
-        subscription_bill_point_close(subscription=sub, point=utc(2027, 4, 1))
+        billing_run(at=utc(2027, 4, 1))  # April's fee invoiced: what a credit can give back
     return sub
 
 

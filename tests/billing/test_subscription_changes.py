@@ -23,6 +23,7 @@ from billing.services.subscription import (
     subscription_create,
     subscription_resume,
 )
+from invoicing.services.billing_run import billing_run
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
 from metering.services.meter import meter_create
@@ -71,9 +72,9 @@ def plans(in_a):
 
 
 def billed_through(subscription, until):
-    """Do what the billing run does at each bill point up to `until` (without invoices)."""
-    while subscription.next_bill_at is not None and subscription.next_bill_at <= until:
-        subscription_bill_point_close(subscription=subscription, point=subscription.next_bill_at)
+    """Run the billing run up to `until`: every bill point due is invoiced (a credit for unused
+    time gives back only what was invoiced)."""
+    billing_run(at=until)
     subscription.refresh_from_db()
     return subscription
 
@@ -294,7 +295,7 @@ def test_closing_the_organization_ends_its_subscriptions_with_a_final_credit(pla
     org = OrganizationFactory(external_id="acme", currency="USD")
     with time_machine.travel(utc(2027, 4, 1), tick=False):
         sub = subscription_create(actor=None, organization=org, plan_version=plans["basic"])
-        subscription_bill_point_close(subscription=sub, point=utc(2027, 4, 1))
+        billing_run(at=utc(2027, 4, 1))
     with time_machine.travel(utc(2027, 4, 16), tick=False):
         organization_close(actor=None, organization=org)
     sub.refresh_from_db()

@@ -7,7 +7,8 @@ from auditlog.models import LogEntry
 from accounts.services.api_key import apikey_create
 from billing.models import Subscription, SubscriptionPhase
 from billing.services.plan import VersionInput, plan_create
-from billing.services.subscription import subscription_bill_point_close, subscription_create
+from billing.services.subscription import subscription_create
+from invoicing.services.billing_run import billing_run
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.helpers import bearer, jwt_login
 
@@ -30,7 +31,7 @@ def setup(in_a):
         )
     with time_machine.travel(utc(2027, 4, 1), tick=False):
         sub = subscription_create(actor=None, organization=org, plan_version=org_plan("basic"))
-        subscription_bill_point_close(subscription=sub, point=utc(2027, 4, 1))
+        billing_run(at=utc(2027, 4, 1))  # April's fee invoiced: what a credit can give back
     key = apikey_create(name="crm", scopes=["read", "write"], actor=None).secret
     return sub, key
 

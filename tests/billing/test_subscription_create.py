@@ -64,3 +64,59 @@ def test_refusals_write_nothing(in_a, org, plan, code):
         )
     assert err.value.code == code
     assert not Subscription.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_subscription_that_starts_now_or_earlier_asks_for_a_billing_run_on_commit(
+    in_a, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Its first bill point (the in-advance fee) is due at once, so it is drafted within seconds
+    rather than at the next hourly run; one that starts later waits for the run at its start."""
+    from celery import current_app
+    from django.db import connection
+
+    sent = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, **kw: sent.append((name, kw["headers"])))
+    version = PlanVersionFactory(plan__currency="EUR")
+    with time_machine.travel(utc(2027, 1, 20, 15, 30), tick=False):
+        for start in (None, utc(2027, 1, 20, 15, 30), utc(2027, 1, 2)):
+            with django_capture_on_commit_callbacks(execute=True):
+                subscription_create(
+                    actor=None, organization=OrganizationFactory(currency="EUR"), plan_version=version, start_at=start
+                )
+        with django_capture_on_commit_callbacks(execute=True):
+            subscription_create(
+                actor=None,
+                organization=OrganizationFactory(currency="EUR"),
+                plan_version=version,
+                start_at=utc(2027, 1, 20, 15, 31),
+            )
+    assert sent == [("invoicing.billing_run", {"_schema_name": connection.schema_name})] * 3
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("start", "allowed"),
+    [
+        (utc(1997, 1, 20, 15, 30), False),  # decades back
+        (utc(2026, 1, 20, 15, 29, 59), False),  # a second more than 365 days back
+        (utc(2026, 1, 20, 15, 30), True),  # 365 days back: a year of bill points, within raw retention
+        (utc(2028, 1, 20, 15, 30), True),
+        (utc(2028, 1, 20, 15, 30, 1), False),
+        (utc(2207, 1, 1), False),
+    ],
+)
+def test_a_start_more_than_a_year_from_now_either_way_is_refused(in_a, start, allowed):
+    organization = OrganizationFactory(currency="EUR")
+    version = PlanVersionFactory(plan__currency="EUR")
+    with time_machine.travel(utc(2027, 1, 20, 15, 30), tick=False):
+        if allowed:
+            assert subscription_create(actor=None, organization=organization, plan_version=version, start_at=start)
+            return
+        with pytest.raises(DomainError) as err:
+            subscription_create(actor=None, organization=organization, plan_version=version, start_at=start)
+    assert err.value.code == "start_at_out_of_range"
+    assert err.value.message == (
+        "start_at must be within 365 days of now: from 2026-01-20T15:30:00+00:00 to 2028-01-20T15:30:00+00:00."
+    )
+    assert not Subscription.objects.exists()

@@ -40,9 +40,10 @@ def meter(code: str, aggregation: str, value: str = "", group_by=None) -> Meter:
 
 def subscribe(organization, start: datetime, end: datetime) -> Subscription:
     """A subscription whose current period is [start, end), as the usage API reads it."""
-    subscription = subscription_create(
-        actor=None, organization=organization, plan_version=PlanVersionFactory(), start_at=start
-    )
+    with time_machine.travel(start, tick=False):  # a start more than a year back is refused
+        subscription = subscription_create(
+            actor=None, organization=organization, plan_version=PlanVersionFactory(), start_at=start
+        )
     Subscription.objects.filter(pk=subscription.pk).update(current_period_start=start, current_period_end=end)
     subscription.refresh_from_db()
     return subscription

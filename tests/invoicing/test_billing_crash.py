@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+import time_machine
 from django.db import connection
 from django_tenants.utils import schema_context
 
@@ -54,7 +55,11 @@ def seed(schema: str) -> None:
             org = Organization.objects.create(
                 external_id=f"c{n:02d}", name=f"Customer {n}", currency="EUR", country="DE"
             )
-            subscription_create(actor=None, organization=org, plan_version=version, start_at=utc(2027, 1, 1 + n % 3))
+            # made before they start (pending), whatever today is: nothing asks for a billing run
+            with time_machine.travel(utc(2026, 12, 1), tick=False):
+                subscription_create(
+                    actor=None, organization=org, plan_version=version, start_at=utc(2027, 1, 1 + n % 3)
+                )
             for i in range(n * 3):
                 ts = utc(2027, 1, 5) + timedelta(hours=7 * i + n)
                 events.append((f"c{n}-{i}", org.external_id, "api_call", ts, msgspec.Raw(b"{}")))

@@ -5,6 +5,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from django.db import connection
 from django_tenants.utils import schema_context
 
@@ -38,12 +39,14 @@ def test_finalized_invoices_are_rendered_and_emailed_by_the_worker(committed_ten
                     currency="EUR",
                     billing_email=f"c{n}@example.com" if n else "",
                 )
-                subscription_create(
-                    actor=None,
-                    organization=org,
-                    plan_version=PlanVersion.objects.get(),
-                    start_at=datetime(2027, 1, 1, tzinfo=UTC),
-                )
+                # made before it starts (pending), whatever today is: nothing asks for a billing run
+                with time_machine.travel(datetime(2026, 12, 1, tzinfo=UTC), tick=False):
+                    subscription_create(
+                        actor=None,
+                        organization=org,
+                        plan_version=PlanVersion.objects.get(),
+                        start_at=datetime(2027, 1, 1, tzinfo=UTC),
+                    )
         with celery_worker():
             with schema_context(tenant.schema_name):
                 result = billing_run(at=datetime(2027, 1, 1, tzinfo=UTC))

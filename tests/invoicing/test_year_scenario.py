@@ -731,7 +731,7 @@ def percentage_coupon(tl: Timeline) -> Scenario:
     """20 % off for 3 periods, redeemed on March 10th: it covers the lines whose billing period is
     March, April or May (March's fee was billed before it and is not discounted; March's usage,
     billed on April 1st, is). An upgrade on April 15th inside the covered periods: the credit for
-    unused time is discounted like the charge it gives back was."""
+    unused time gives back what was billed of the discounted charge, and is not discounted again."""
     key = "pct-coupon"
     org(tl, key)
     m = [t(2028, month, 1) for month in range(2, 7)]
@@ -763,14 +763,9 @@ def percentage_coupon(tl: Timeline) -> Scenario:
                 change,
                 [
                     *off(usage("API calls", "1.00", m[2], change)),  # 500 x 0.002
-                    # 20 x 16/30 = 10.666... -> -10.67, 20 % of it (-2.134 -> -2.13) given back: +2.13
-                    *off(
-                        credit(
-                            "Unused time on Small after 2028-04-15",
-                            prorated("20.00", change, m[3], *april),
-                            change,
-                            m[3],
-                        )
+                    # of the 16.00 billed (20.00 less 20 %): 16 x 16/30 = 8.533... -> -8.53
+                    credit(
+                        "Unused time on Small after 2028-04-15", prorated("16.00", change, m[3], *april), change, m[3]
                     ),
                     # 90 x 16/30 = 48.00, 20 % off 9.60
                     *off(
@@ -1213,7 +1208,7 @@ def test_numbers_are_gap_free_in_finalization_order(year: Year, in_a):
     assert len(expected) == 127
     # and every line of them
     everything = [inv for sc in year.scenarios.values() for inv in sc.invoices]
-    assert InvoiceLine.objects.count() == sum(len(inv.lines) for inv in everything) == 205
+    assert InvoiceLine.objects.count() == sum(len(inv.lines) for inv in everything) == 204
 
 
 @pytest.mark.django_db

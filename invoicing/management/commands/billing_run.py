@@ -51,7 +51,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{tenant.slug}: {result.subscriptions} subscriptions, {result.bill_points} bill points, "
             f"{verb} {len(result.drafts) if result.dry_run else result.invoices_created} invoices, "
-            f"finalized {result.finalized}, held {result.held}"
+            f"finalized {result.finalized}, held {result.held}, billing problems {result.problems}"
         )
         for draft in result.drafts:
             self.stdout.write(

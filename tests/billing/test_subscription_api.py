@@ -51,7 +51,9 @@ def test_subscribe_list_and_get(client_a, setup):
         ({"customer": "acme", "plan": "pro", "start_at": "2027-01-01T00:00:00"}, 400, "invalid_datetime"),
         ({"customer": "acme", "plan": "pro", "start_at": "next tuesday"}, 400, "invalid_datetime"),
         ({"customer": "acme", "plan": "pro", "start_at": "1990-01-01T00:00:00Z"}, 400, "start_at_out_of_range"),
-        ({"customer": "acme", "plan": "pro", "start_at": "9999-12-31T23:59:59Z"}, 400, "start_at_out_of_range"),
+        ({"customer": "acme", "plan": "pro", "start_at": "2300-01-01T00:00:00Z"}, 400, "start_at_out_of_range"),
+        # Past the instants the API reads at all (years 1900-9000): refused by the parser.
+        ({"customer": "acme", "plan": "pro", "start_at": "9999-12-31T23:59:59Z"}, 400, "invalid_datetime"),
         ({"customer": "acme", "plan": "pro", "billing_mode": "weekly"}, 400, "validation_error"),
         ({"plan": "pro"}, 400, "validation_error"),
     ],

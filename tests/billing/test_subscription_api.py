@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
 import pytest
+import time_machine
 
 from accounts.services.api_key import apikey_create
 from billing.models import Subscription
@@ -21,6 +22,7 @@ def post(client, body, key):
 
 
 @pytest.mark.django_db
+@time_machine.travel(datetime(2026, 12, 1, tzinfo=UTC), tick=False)  # the start below is then still ahead
 def test_subscribe_list_and_get(client_a, setup):
     response = post(
         client_a,

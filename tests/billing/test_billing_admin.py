@@ -61,7 +61,7 @@ def test_change_plan_in_the_admin_previews_then_confirms(client_a, staff, subscr
         response = client_a.post(url, {"plan_version": pro.pk, "timing": ""})
         assert response.status_code == 200
         page = response.content.decode()
-        assert "Unused time on Basic after 2027-04-11" in page and "-20.00 USD" in page and "40.00 USD" in page
+        assert "Unused time on Basic after 2027-04-11" in page and "-$20.00" in page and "$40.00" in page
         assert LogEntry.objects.count() == entries and SubscriptionPhase.objects.count() == 1
         shown = response.context["fingerprint"]
         # a confirmation of something else than what was shown is shown again, not done

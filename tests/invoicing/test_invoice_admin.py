@@ -347,7 +347,7 @@ def test_void_one_invoice_from_its_page_after_a_confirmation(client_a, staff, in
         text = confirm.content.decode()
         assert "Voiding this invoice cannot be undone" in text and "marked <strong>VOID</strong>" in text
         # amounts as people read them: euros with two decimals, not the stored four
-        assert "€{:,.2f}".format(april.total) in text and f"{april.total} EUR" not in text
+        assert f"€{april.total:,.2f}" in text and f"{april.total} EUR" not in text
         assert 'value="Void INV-000001"' in text
         april.refresh_from_db()
         assert april.status == "open"

@@ -43,6 +43,7 @@ from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSetti
 from invoicing.selectors.billed import billed_usage_get, coupon_used_get
 from invoicing.selectors.settings import invoicing_settings_get, tax_context_for, tax_settings_from
 from invoicing.tax import LineTax
+from invoicing.webhooks import invoices_emit
 from metering.faults import fault_point
 
 logger = logging.getLogger(__name__)
@@ -312,6 +313,8 @@ def _bill_chunk(ids: Sequence[int], *, at: datetime, settings: InvoicingSettings
             draft_totals(invoice, due.draft)
             invoices.append((invoice, due.draft))
         Invoice.objects.bulk_create([invoice for invoice, _ in invoices])
+        customers = {due.subscription.organization_id: due.subscription.organization.external_id for due in dues}
+        invoices_emit("invoice.created", [invoice for invoice, _ in invoices], customers=customers)
         audit_events_bulk(
             [invoice for invoice, _ in invoices],
             event="invoice.drafted",

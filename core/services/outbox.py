@@ -237,14 +237,15 @@ def outbox_run(message: OutboxMessage, *, result: ProcessResult | None = None) -
     """Run the handler of a claimed message and record the outcome; the new status."""
     result = result if result is not None else ProcessResult()
     kind = _kinds[message.kind]
-    if connection.in_atomic_block:
+    if connection.atomic_blocks and not connection.atomic_blocks[0]._from_testcase:
+        # (The one outer block a test case wraps everything in is allowed, as Django allows it for durable blocks.)
         raise RuntimeError("outbox handlers act outside transactions (no row lock is held while they send)")
     try:
         kind.handler(message)
     except OutboxGiveUp as exc:
         _finish(message, status=OutboxStatus.DEAD, last_error=_error_text(exc), done_at=timezone.now())
         result.dead += 1
-        logger.warning("outbox: message given up", extra={"message": message.pk, "kind": message.kind})
+        logger.warning("outbox: message given up", extra={"outbox_id": message.pk, "kind": message.kind})
         return OutboxStatus.DEAD
     except Exception as exc:  # noqa: BLE001 (any failure of a handler is retried on its schedule)
         now = timezone.now()
@@ -253,7 +254,7 @@ def outbox_run(message: OutboxMessage, *, result: ProcessResult | None = None) -
             result.dead += 1
             logger.warning(
                 "outbox: message dead after its last attempt",
-                extra={"message": message.pk, "kind": message.kind, "attempts": message.attempts},
+                extra={"outbox_id": message.pk, "kind": message.kind, "attempts": message.attempts},
             )
             return OutboxStatus.DEAD
         delay = kind.retry_delays[message.attempts - 1]
@@ -263,7 +264,7 @@ def outbox_run(message: OutboxMessage, *, result: ProcessResult | None = None) -
             result.retry_ids[delay.total_seconds()].append(message.pk)
         logger.info(
             "outbox: attempt failed, retry scheduled",
-            extra={"message": message.pk, "kind": message.kind, "attempt": message.attempts, "in": str(delay)},
+            extra={"outbox_id": message.pk, "kind": message.kind, "attempt": message.attempts, "in": str(delay)},
         )
         return OutboxStatus.FAILED
     fault_point("outbox.after_handle")

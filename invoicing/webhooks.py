@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
+from billing.money import round_money
 from core.services.webhook_emit import webhook_emit_bulk
 from invoicing.models import CreditNote, Invoice
 
@@ -16,8 +17,10 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _amount(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+def _amount(value: Decimal | None, currency: str) -> str | None:
+    """In the currency's minor units ("35.70", "100" for JPY), whether the row came from the
+    database (4 decimal places) or from memory."""
+    return None if value is None else format(round_money(value, currency), "f")
 
 
 def invoice_payload(invoice: Invoice, *, customer: str) -> dict:
@@ -30,12 +33,12 @@ def invoice_payload(invoice: Invoice, *, customer: str) -> dict:
         "currency": invoice.currency,
         "period_start": _time(invoice.period_start),
         "period_end": _time(invoice.period_end),
-        "subtotal": _amount(invoice.subtotal),
-        "tax_total": _amount(invoice.tax_total),
-        "total": _amount(invoice.total),
-        "credits_applied": _amount(invoice.credits_applied),
-        "amount_due": _amount(invoice.amount_due),
-        "amount_paid": _amount(invoice.amount_paid),
+        "subtotal": _amount(invoice.subtotal, invoice.currency),
+        "tax_total": _amount(invoice.tax_total, invoice.currency),
+        "total": _amount(invoice.total, invoice.currency),
+        "credits_applied": _amount(invoice.credits_applied, invoice.currency),
+        "amount_due": _amount(invoice.amount_due, invoice.currency),
+        "amount_paid": _amount(invoice.amount_paid, invoice.currency),
         "issued_at": _time(invoice.issued_at),
         "due_at": _time(invoice.due_at),
         "paid_at": _time(invoice.paid_at),
@@ -67,11 +70,11 @@ def credit_note_emit(note: CreditNote) -> None:
                     "customer": invoice.organization.external_id,
                     "currency": note.currency,
                     "reason": note.reason,
-                    "subtotal": _amount(note.subtotal),
-                    "tax_total": _amount(note.tax_total),
-                    "total": _amount(note.total),
-                    "applied_to_invoice": _amount(note.applied_to_invoice),
-                    "credited_to_balance": _amount(note.credited_to_balance),
+                    "subtotal": _amount(note.subtotal, note.currency),
+                    "tax_total": _amount(note.tax_total, note.currency),
+                    "total": _amount(note.total, note.currency),
+                    "applied_to_invoice": _amount(note.applied_to_invoice, note.currency),
+                    "credited_to_balance": _amount(note.credited_to_balance, note.currency),
                     "created_at": _time(note.created_at),
                 },
             )

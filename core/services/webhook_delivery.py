@@ -95,6 +95,7 @@ def webhook_deliver(message: OutboxMessage) -> None:
         succeeded = result.succeeded
     except TargetRefused as exc:
         status_code, latency, excerpt, error, succeeded = None, 0, "", f"refused: {exc}"[:500], False
+    fault_point("webhook.after_send")  # the worst moment to die: sent, nothing recorded (tests)
     WebhookDelivery.objects.create(
         message_id=message.pk,
         endpoint=endpoint,

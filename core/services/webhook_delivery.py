@@ -109,8 +109,8 @@ def webhook_deliver(message: OutboxMessage) -> None:
         attempted_at=now,
     )
     if succeeded:
-        # Conditional: no write at all in the usual case (not failing).
-        WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+        if endpoint.failing_since is not None:  # a success ends the run of failures
+            WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
         return
     what = f"HTTP {status_code}" if status_code is not None else error
     if status_code == 410:

@@ -52,7 +52,7 @@ def webhook_endpoint_create(*, url: str, description: str = "", event_types: Seq
         secret_encrypted=crypto.encrypt(secret),
     )
     endpoint.full_clean()
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         endpoint.save()
     return EndpointWithSecret(endpoint, secret)
 
@@ -66,7 +66,7 @@ def webhook_endpoint_update(
     enabled: bool | None = None,
 ) -> WebhookEndpoint:
     """Enabling clears the disabled reason and the failure run (a fresh 5 days)."""
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
         if url is not None and url != locked.url:
             target_resolve(url)
@@ -94,7 +94,7 @@ def webhook_endpoint_rotate_secret(
     passed (default WEBHOOK_SECRET_OVERLAP_HOURS), so a receiver can switch without a refusal."""
     overlap = overlap if overlap is not None else timedelta(hours=settings.WEBHOOK_SECRET_OVERLAP_HOURS)
     secret = webhook_secret_new()
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
         locked.previous_secret_encrypted = locked.secret_encrypted
         locked.previous_secret_expires_at = timezone.now() + overlap
@@ -105,7 +105,7 @@ def webhook_endpoint_rotate_secret(
 
 def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
     """Its delivery log goes with it; its waiting messages go dead without a request."""
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         endpoint.delete()
 
 
@@ -119,7 +119,7 @@ def webhook_secrets_reencrypt() -> int:
     """Re-encrypt every stored secret under the first FIELD_ENCRYPTION_KEYS key (after a key
     rotation); the number of endpoints rewritten."""
     count = 0
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         for endpoint in WebhookEndpoint.objects.select_for_update():
             endpoint.secret_encrypted = crypto.reencrypt(endpoint.secret_encrypted)
             if endpoint.previous_secret_encrypted:

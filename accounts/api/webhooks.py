@@ -199,7 +199,13 @@ class _View(APIView):
 
 
 class WebhookEndpointsView(_View):
-    @extend_schema(summary="List webhook endpoints", tags=TAGS, parameters=_PAGE, responses=EndpointPage)
+    @extend_schema(
+        summary="List webhook endpoints",
+        tags=TAGS,
+        parameters=_PAGE,
+        responses=EndpointPage,
+        operation_id="webhook_endpoints_list",
+    )
     def get(self, request):
         paginator = _Pagination()
         page = paginator.paginate_queryset(webhook_endpoint_list(), request, view=self)
@@ -207,6 +213,7 @@ class WebhookEndpointsView(_View):
 
     @extend_schema(
         summary="Create a webhook endpoint (the secret is in this answer only)",
+        operation_id="webhook_endpoints_create",
         tags=TAGS,
         request=EndpointIn,
         responses={201: EndpointWithSecretOut},
@@ -223,12 +230,23 @@ class WebhookEndpointsView(_View):
 
 
 class WebhookEndpointView(_View):
-    @extend_schema(summary="Get a webhook endpoint", tags=TAGS, parameters=[_ID], responses=EndpointOut)
+    @extend_schema(
+        summary="Get a webhook endpoint",
+        tags=TAGS,
+        parameters=[_ID],
+        responses=EndpointOut,
+        operation_id="webhook_endpoints_get",
+    )
     def get(self, request, pk: str):
         return Response(endpoint_out(_endpoint(pk)))
 
     @extend_schema(
-        summary="Change a webhook endpoint", tags=TAGS, parameters=[_ID], request=EndpointPatch, responses=EndpointOut
+        summary="Change a webhook endpoint",
+        tags=TAGS,
+        parameters=[_ID],
+        request=EndpointPatch,
+        responses=EndpointOut,
+        operation_id="webhook_endpoints_update",
     )
     def patch(self, request, pk: str):
         endpoint = _endpoint(pk)
@@ -239,7 +257,13 @@ class WebhookEndpointView(_View):
             raise _refused(exc) from None
         return Response(endpoint_out(endpoint))
 
-    @extend_schema(summary="Delete a webhook endpoint", tags=TAGS, parameters=[_ID], responses={204: None})
+    @extend_schema(
+        summary="Delete a webhook endpoint",
+        tags=TAGS,
+        parameters=[_ID],
+        responses={204: None},
+        operation_id="webhook_endpoints_delete",
+    )
     def delete(self, request, pk: str):
         webhook_endpoint_delete(endpoint=_endpoint(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -248,6 +272,7 @@ class WebhookEndpointView(_View):
 class WebhookEndpointRotateView(_View):
     @extend_schema(
         summary="Rotate the signing secret (the old one keeps signing for the overlap)",
+        operation_id="webhook_endpoints_rotate_secret",
         tags=TAGS,
         parameters=[_ID],
         request=RotateIn,
@@ -266,6 +291,7 @@ class WebhookEndpointRotateView(_View):
 class WebhookDeliveriesView(_View):
     @extend_schema(
         summary="An endpoint's delivery attempts, newest first",
+        operation_id="webhook_deliveries_list",
         tags=TAGS,
         parameters=[_ID, *_PAGE],
         responses=DeliveryPage,
@@ -279,6 +305,7 @@ class WebhookDeliveriesView(_View):
 class WebhookDeliveryReplayView(_View):
     @extend_schema(
         summary="Send a delivery's message again (same webhook-id)",
+        operation_id="webhook_deliveries_replay",
         tags=TAGS,
         parameters=[_ID, OpenApiParameter("delivery", OpenApiTypes.INT, OpenApiParameter.PATH)],
         request=None,

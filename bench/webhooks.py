@@ -6,8 +6,9 @@ local receiver, and commit → delivery latency.
 
 Set-up: tenant `webhookbench` with one endpoint (every event) at a receiver on 127.0.0.1
 (bench/webhook_receiver.py under uvicorn: answers 204 and records when each webhook-id arrived),
-and one Celery worker with BENCH_WEBHOOKS_CONCURRENCY (default 2) prefork processes, as `make
-run`'s worker. The producer is this process: `webhook_emit_bulk` inside transactions, as the
+and one Celery worker: BENCH_WEBHOOKS_POOL (default prefork) with BENCH_WEBHOOKS_CONCURRENCY
+(default 2), as `make run`'s worker; `threads` with 8 or more suits a worker that only sends
+webhooks (the sends wait on the network). The producer is this process: `webhook_emit_bulk` inside transactions, as the
 services emit, recording each message's commit time.
 
 1. Baseline, the receiver alone: BENCH_WEBHOOKS_EVENTS bare POSTs of the same signed body from 2
@@ -51,6 +52,7 @@ from ingest import manage  # noqa: E402
 SLUG = "webhookbench"
 EVENTS = int(os.environ.get("BENCH_WEBHOOKS_EVENTS", "5000"))
 RATE = int(os.environ.get("BENCH_WEBHOOKS_RATE", "200"))
+POOL = os.environ.get("BENCH_WEBHOOKS_POOL", "prefork")
 CONCURRENCY = int(os.environ.get("BENCH_WEBHOOKS_CONCURRENCY", "2"))
 STEADY_SECONDS = 10
 PER_TRANSACTION = 50
@@ -114,7 +116,7 @@ def baseline(url: str, body: bytes, headers: dict) -> float:
 
 
 def stats(base: str) -> dict:
-    return json.loads(urllib3.request("GET", f"{base}/stats").data)
+    return json.loads(urllib3.request("GET", f"{base}/stats", retries=False).data)
 
 
 def wait_arrivals(base: str, ids: list[str], timeout: float = 600) -> dict[str, float]:
@@ -215,7 +217,7 @@ def main() -> None:
             log(f"  receiver alone: {receiver_alone:,.0f} requests/s")
             urllib3.request("POST", f"{base}/reset")
 
-            log(f"starting a Celery worker ({CONCURRENCY} processes) …")
+            log(f"starting a Celery worker ({POOL} pool, concurrency {CONCURRENCY}) …")
             worker = subprocess.Popen(
                 [
                     sys.executable,
@@ -225,7 +227,7 @@ def main() -> None:
                     "config",
                     "worker",
                     "--pool",
-                    "prefork",
+                    POOL,
                     "--concurrency",
                     str(CONCURRENCY),
                     "-Q",
@@ -303,7 +305,8 @@ def main() -> None:
         "duplicate_posts": posts - EVENTS,
         "failed_attempts": failed,
         "outbox_done": done,
-        "worker_processes": CONCURRENCY,
+        "worker_pool": POOL,
+        "worker_concurrency": CONCURRENCY,
         "cpus": os.cpu_count(),
     }
     print(json.dumps(result))

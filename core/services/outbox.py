@@ -65,6 +65,7 @@ class OutboxKind:
     handler: Callable[[OutboxMessage], None]
     retry_delays: tuple[timedelta, ...]
     lease: timedelta = DEFAULT_LEASE
+    batch: int = DISPATCH_BATCH  # messages per dispatch task (small where one slow send must not hold many)
 
     @property
     def max_attempts(self) -> int:
@@ -80,11 +81,12 @@ def outbox_register(
     handler: Callable[[OutboxMessage], None],
     retry_delays: Sequence[timedelta],
     lease: timedelta = DEFAULT_LEASE,
+    batch: int = DISPATCH_BATCH,
 ) -> None:
     """Register the handler of `kind` (from an AppConfig.ready()). `lease` must exceed the
     handler's worst-case run time (its network timeouts): a claim older than that is taken as
     abandoned by a dead worker and claimed again."""
-    _kinds[kind] = OutboxKind(kind, handler, tuple(retry_delays), lease)
+    _kinds[kind] = OutboxKind(kind, handler, tuple(retry_delays), lease, batch)
 
 
 def outbox_kind_get(kind: str) -> OutboxKind | None:
@@ -132,26 +134,41 @@ def outbox_add_bulk(items: Iterable[OutboxItem]) -> list[int]:
             SELECT r.kind, r.key, r.payload, 'pending', %s, r.available_at, 0, ''
             FROM jsonb_to_recordset(%s::jsonb) AS r(kind text, key text, payload jsonb, available_at timestamptz)
             ON CONFLICT DO NOTHING
-            RETURNING id, available_at
+            RETURNING id, available_at, kind
             """,
             [now, json.dumps(rows, cls=DjangoJSONEncoder)],
         )
         added = cursor.fetchall()
-    due_now = [row[0] for row in added if row[1] <= now]
+    due_now = [(row[0], row[2]) for row in added if row[1] <= now]
     if due_now:
         schema = connection.schema_name
         transaction.on_commit(lambda: outbox_dispatch_enqueue(due_now, schema=schema))
     return [row[0] for row in added]
 
 
-def outbox_dispatch_enqueue(ids: Sequence[int], *, schema: str, countdown: float | None = None) -> bool:
-    """Enqueue dispatch tasks for `ids` in `schema` (batches of DISPATCH_BATCH). Never raises: the
-    messages are committed, and the sweep finds whatever this could not enqueue."""
+def _batches(messages: Sequence[tuple[int, str]]) -> list[list[int]]:
+    """(id, kind) pairs → lists of ids, one kind each, of at most that kind's batch size."""
+    by_kind: dict[str, list[int]] = defaultdict(list)
+    for pk, kind in messages:
+        by_kind[kind].append(pk)
+    batches = []
+    for kind, ids in by_kind.items():
+        size = _kinds[kind].batch if kind in _kinds else DISPATCH_BATCH
+        batches.extend(ids[start : start + size] for start in range(0, len(ids), size))
+    return batches
+
+
+def outbox_dispatch_enqueue(
+    messages: Sequence[tuple[int, str]], *, schema: str, countdown: float | None = None
+) -> bool:
+    """Enqueue dispatch tasks for `messages` ((id, kind) pairs) in `schema`, in batches of their
+    kind's size. Never raises: the messages are committed, and the sweep finds whatever this could
+    not enqueue."""
     try:
-        for start in range(0, len(ids), DISPATCH_BATCH):
+        for batch in _batches(messages):
             current_app.send_task(
                 DISPATCH_TASK,
-                args=[list(ids[start : start + DISPATCH_BATCH])],
+                args=[batch],
                 headers={"_schema_name": schema},
                 countdown=countdown,
                 retry=True,
@@ -160,7 +177,7 @@ def outbox_dispatch_enqueue(ids: Sequence[int], *, schema: str, countdown: float
     except Exception:
         logger.warning(
             "outbox: could not enqueue a dispatch; the sweep will pick the messages up",
-            extra={"schema": schema, "messages": len(ids)},
+            extra={"schema": schema, "messages": len(messages)},
             exc_info=True,
         )
         return False
@@ -177,7 +194,7 @@ class ProcessResult:
     failed: int = 0
     dead: int = 0
     skipped: int = 0  # not claimable (done already, claimed by another worker, not due, unknown kind)
-    retry_ids: dict[float, list[int]] = field(default_factory=lambda: defaultdict(list))
+    retry_ids: dict[float, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))
 
 
 _CLAIM_SQL = """
@@ -261,7 +278,7 @@ def outbox_run(message: OutboxMessage, *, result: ProcessResult | None = None) -
         _finish(message, status=OutboxStatus.FAILED, last_error=_error_text(exc), available_at=now + delay)
         result.failed += 1
         if delay <= COUNTDOWN_MAX:
-            result.retry_ids[delay.total_seconds()].append(message.pk)
+            result.retry_ids[delay.total_seconds()].append((message.pk, message.kind))
         logger.info(
             "outbox: attempt failed, retry scheduled",
             extra={"outbox_id": message.pk, "kind": message.kind, "attempt": message.attempts, "in": str(delay)},
@@ -302,14 +319,14 @@ class SweepResult:
     pruned: int = 0
 
 
-def outbox_due_ids(*, now: datetime, limit: int) -> list[int]:
+def outbox_due(*, now: datetime, limit: int) -> list[tuple[int, str]]:
     """Messages whose dispatch was lost: due for longer than the fast path needs, or claimed by a
     worker whose lease ran out (killed, or the broker lost its task)."""
     grace = timedelta(seconds=settings.OUTBOX_SWEEP_GRACE_SECONDS)
     lost = Q(status__in=CLAIMABLE, available_at__lte=now - grace)
     abandoned = Q(status=OutboxStatus.CLAIMED, claimed_until__lt=now)
     return list(
-        OutboxMessage.objects.filter(lost | abandoned).order_by("available_at").values_list("id", flat=True)[:limit]
+        OutboxMessage.objects.filter(lost | abandoned).order_by("available_at").values_list("id", "kind")[:limit]
     )
 
 
@@ -318,13 +335,13 @@ def outbox_sweep(*, now: datetime | None = None, limit: int = 10_000) -> SweepRe
     and delete finished messages past OUTBOX_RETENTION_DAYS (their delivery log stays)."""
     now = now or timezone.now()
     result = SweepResult()
-    ids = outbox_due_ids(now=now, limit=limit)
-    if ids and outbox_dispatch_enqueue(ids, schema=connection.schema_name):
-        result.enqueued = len(ids)
+    due = outbox_due(now=now, limit=limit)
+    if due and outbox_dispatch_enqueue(due, schema=connection.schema_name):
+        result.enqueued = len(due)
     cutoff = now - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
     old = OutboxMessage.objects.filter(status__in=[OutboxStatus.DONE, OutboxStatus.DEAD], done_at__lt=cutoff)
     result.pruned, _ = OutboxMessage.objects.filter(pk__in=old.values("pk")[:limit]).delete()
-    if ids:
+    if due:
         logger.info("outbox sweep", extra={"enqueued": result.enqueued, "pruned": result.pruned})
     return result
 
@@ -338,7 +355,9 @@ def outbox_retry(*, ids: Sequence[int]) -> int:
             status=OutboxStatus.PENDING, attempts=0, available_at=now, claimed_until=None, done_at=None
         )
         schema = connection.schema_name
-        transaction.on_commit(lambda: outbox_dispatch_enqueue(list(ids), schema=schema))
+        pending = OutboxMessage.objects.filter(pk__in=ids, status=OutboxStatus.PENDING)
+        messages = list(pending.values_list("id", "kind"))
+        transaction.on_commit(lambda: outbox_dispatch_enqueue(messages, schema=schema))
     return count
 
 
@@ -348,10 +367,12 @@ def outbox_redeliver(*, message_id: int) -> bool:
     being worked on already: it will run anyway) or no longer kept."""
     now = timezone.now()
     with transaction.atomic():
-        count = OutboxMessage.objects.filter(pk=message_id, status__in=[OutboxStatus.DONE, OutboxStatus.DEAD]).update(
+        finished = OutboxMessage.objects.filter(pk=message_id, status__in=[OutboxStatus.DONE, OutboxStatus.DEAD])
+        kind = finished.values_list("kind", flat=True).first()
+        count = finished.update(
             status=OutboxStatus.PENDING, attempts=0, available_at=now, claimed_until=None, done_at=None
         )
         if count:
             schema = connection.schema_name
-            transaction.on_commit(lambda: outbox_dispatch_enqueue([message_id], schema=schema))
+            transaction.on_commit(lambda: outbox_dispatch_enqueue([(message_id, kind)], schema=schema))
     return bool(count)

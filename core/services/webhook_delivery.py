@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks import Webhook
@@ -44,6 +46,11 @@ RETRY_DELAYS = (
 DISABLE_AFTER = timedelta(days=5)
 # Connect + read timeouts stay far below this, so a live worker never loses its claim.
 LEASE = timedelta(minutes=2)
+# Messages per dispatch task: sends in a task are sequential, so a slow endpoint holds few others.
+BATCH = 10
+# A worker reads an endpoint at most this often (a change or disabling reaches it within this).
+ENDPOINT_CACHE_SECONDS = 2.0
+_endpoints: dict[tuple[str, int], tuple[float, WebhookEndpoint | None]] = {}
 
 
 class WebhookAttemptFailed(Exception):
@@ -70,9 +77,25 @@ def webhook_sign(*, secrets: list[str], msg_id: str, at: datetime, body: str) ->
     return " ".join(Webhook(secret).sign(msg_id=msg_id, timestamp=at, data=body) for secret in secrets)
 
 
+def _endpoint(endpoint_id: int) -> WebhookEndpoint | None:
+    key, now = (connection.schema_name, endpoint_id), time.monotonic()
+    cached = _endpoints.get(key)
+    if cached is not None and now - cached[0] < ENDPOINT_CACHE_SECONDS:
+        return cached[1]
+    if len(_endpoints) > 10_000:
+        _endpoints.clear()
+    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
+    _endpoints[key] = (now, endpoint)
+    return endpoint
+
+
+def _forget(endpoint: WebhookEndpoint) -> None:
+    _endpoints.pop((connection.schema_name, endpoint.pk), None)
+
+
 def webhook_deliver(message: OutboxMessage) -> None:
     """Send the message's event to its endpoint once (this attempt); raises to have it retried."""
-    endpoint = WebhookEndpoint.objects.filter(pk=message.payload["endpoint_id"]).first()
+    endpoint = _endpoint(message.payload["endpoint_id"])
     if endpoint is None:
         raise OutboxGiveUp("the endpoint was deleted")
     if not endpoint.enabled:
@@ -113,6 +136,7 @@ def webhook_deliver(message: OutboxMessage) -> None:
             WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
         return
     what = f"HTTP {status_code}" if status_code is not None else error
+    _forget(endpoint)  # its failure state changes below: the next message reads it afresh
     if status_code == 410:
         _disable(endpoint, reason="The endpoint answered 410 Gone.", at=now)
         raise OutboxGiveUp(f"{what}: endpoint disabled")
@@ -133,4 +157,4 @@ def _disable(endpoint: WebhookEndpoint, *, reason: str, at: datetime) -> None:
 
 
 def webhook_handler_register() -> None:
-    outbox_register(WEBHOOK_KIND, handler=webhook_deliver, retry_delays=RETRY_DELAYS, lease=LEASE)
+    outbox_register(WEBHOOK_KIND, handler=webhook_deliver, retry_delays=RETRY_DELAYS, lease=LEASE, batch=BATCH)

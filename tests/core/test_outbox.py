@@ -7,7 +7,7 @@ from unittest import mock
 
 import pytest
 import time_machine
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from core import crypto
 from core.models import OutboxMessage
@@ -70,6 +70,16 @@ def test_added_once_per_key_and_dispatched_on_commit(effect, django_capture_on_c
     assert call.args == ("core.outbox_dispatch",)
     assert call.kwargs["args"] == [[first]]
     assert call.kwargs["headers"] == {"_schema_name": connection.schema_name}
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_cause_leaves_no_message_and_no_dispatch(effect, django_capture_on_commit_callbacks):
+    with mock.patch.object(outbox_service.current_app, "send_task") as send:
+        with django_capture_on_commit_callbacks(execute=True):
+            with pytest.raises(ZeroDivisionError), transaction.atomic():
+                outbox_add(kind="test.effect", payload={"n": 1})
+                1 / 0  # the change that caused it fails
+    assert OutboxMessage.objects.count() == 0 and send.call_count == 0
 
 
 @pytest.mark.django_db

@@ -66,6 +66,9 @@ class OutboxKind:
     retry_delays: tuple[timedelta, ...]
     lease: timedelta = DEFAULT_LEASE
     batch: int = DISPATCH_BATCH  # messages per dispatch task (small where one slow send must not hold many)
+    # Claim a task's messages of this kind in one statement (the lease then covers them all, so
+    # only for kinds whose batch x worst-case run time stays well inside the lease).
+    claim_together: bool = False
 
     @property
     def max_attempts(self) -> int:
@@ -82,11 +85,14 @@ def outbox_register(
     retry_delays: Sequence[timedelta],
     lease: timedelta = DEFAULT_LEASE,
     batch: int = DISPATCH_BATCH,
+    claim_together: bool = False,
 ) -> None:
     """Register the handler of `kind` (from an AppConfig.ready()). `lease` must exceed the
     handler's worst-case run time (its network timeouts): a claim older than that is taken as
     abandoned by a dead worker and claimed again."""
-    _kinds[kind] = OutboxKind(kind, handler, tuple(retry_delays), lease, batch)
+    if claim_together and batch * 30 > lease.total_seconds():
+        raise ValueError(f"{kind}: a lease of {lease} is too short for {batch} messages claimed together")
+    _kinds[kind] = OutboxKind(kind, handler, tuple(retry_delays), lease, batch, claim_together)
 
 
 def outbox_kind_get(kind: str) -> OutboxKind | None:
@@ -201,7 +207,7 @@ _CLAIM_SQL = """
 UPDATE core_outboxmessage
 SET status = 'claimed', attempts = attempts + 1,
     claimed_until = %(now)s + make_interval(secs => COALESCE((%(leases)s::jsonb ->> kind)::float8, %(lease)s))
-WHERE id = %(id)s AND kind = ANY(%(kinds)s)
+WHERE id = ANY(%(ids)s) AND kind = ANY(%(kinds)s)
   AND ((status IN ('pending', 'failed') AND available_at <= %(now)s)
        OR (status = 'claimed' AND claimed_until < %(now)s))
 RETURNING id, kind, key, payload, attempts, created_at, available_at, claimed_until
@@ -210,6 +216,11 @@ RETURNING id, kind, key, payload, attempts, created_at, available_at, claimed_un
 
 def outbox_claim(message_id: int, *, now: datetime | None = None) -> OutboxMessage | None:
     """Claim one message for this worker, or None if it is not claimable now."""
+    claimed = _claim([message_id], kinds=list(_kinds), now=now)
+    return claimed[0] if claimed else None
+
+
+def _claim(ids: Sequence[int], *, kinds: list[str], now: datetime | None = None) -> list[OutboxMessage]:
     now = now or timezone.now()
     leases = {name: kind.lease.total_seconds() for name, kind in _kinds.items()}
     with connection.cursor() as cursor:
@@ -219,25 +230,25 @@ def outbox_claim(message_id: int, *, now: datetime | None = None) -> OutboxMessa
                 "now": now,
                 "leases": json.dumps(leases),
                 "lease": DEFAULT_LEASE.total_seconds(),
-                "id": message_id,
-                "kinds": list(_kinds),
+                "ids": list(ids),
+                "kinds": kinds,
             },
         )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    pk, kind, key, payload, attempts, created_at, available_at, claimed_until = row
-    return OutboxMessage(
-        id=pk,
-        kind=kind,
-        key=key,
-        payload=json.loads(payload) if isinstance(payload, str) else payload,
-        status=OutboxStatus.CLAIMED,
-        attempts=attempts,
-        created_at=created_at,
-        available_at=available_at,
-        claimed_until=claimed_until,
-    )
+        rows = cursor.fetchall()
+    return [
+        OutboxMessage(
+            id=pk,
+            kind=kind,
+            key=key,
+            payload=json.loads(payload) if isinstance(payload, str) else payload,
+            status=OutboxStatus.CLAIMED,
+            attempts=attempts,
+            created_at=created_at,
+            available_at=available_at,
+            claimed_until=claimed_until,
+        )
+        for pk, kind, key, payload, attempts, created_at, available_at, claimed_until in rows
+    ]
 
 
 def _finish(message: OutboxMessage, **fields) -> bool:
@@ -295,15 +306,23 @@ def _error_text(exc: BaseException) -> str:
 
 
 def outbox_process(*, ids: Sequence[int]) -> ProcessResult:
-    """Claim and run each of `ids` in turn (one claim at a time, so a lease only has to cover one
-    handler run). Retries due within COUNTDOWN_MAX are enqueued with a countdown."""
+    """Claim and run each of `ids` in turn: one claim at a time (a lease then covers one handler
+    run), or a kind's messages together where it says so (one statement instead of one each).
+    Retries due within COUNTDOWN_MAX are enqueued with a countdown."""
     result = ProcessResult()
-    for message_id in ids:
-        message = outbox_claim(message_id)
+    pending = list(ids)
+    while pending:
+        message = outbox_claim(pending.pop(0))
         if message is None:
             result.skipped += 1
             continue
-        outbox_run(message, result=result)
+        batch = [message]
+        if _kinds[message.kind].claim_together and pending:
+            together = {m.pk: m for m in _claim(pending, kinds=[message.kind])}
+            batch += [together[pk] for pk in pending if pk in together]  # in the task's order
+            pending = [pk for pk in pending if pk not in together]  # tried one by one (skipped if not due)
+        for claimed in batch:
+            outbox_run(claimed, result=result)
     for seconds, retry in result.retry_ids.items():
         outbox_dispatch_enqueue(retry, schema=connection.schema_name, countdown=seconds)
     return result

@@ -44,10 +44,10 @@ RETRY_DELAYS = (
     timedelta(hours=10),
 )
 DISABLE_AFTER = timedelta(days=5)
-# Connect + read timeouts stay far below this, so a live worker never loses its claim.
-LEASE = timedelta(minutes=2)
-# Messages per dispatch task: sends in a task are sequential, so a slow endpoint holds few others.
+# Messages per dispatch task, claimed together: sends in a task are sequential, so a slow endpoint
+# holds few others; the lease covers all of them at the longest timeouts (10 x 13 s), with room.
 BATCH = 10
+LEASE = timedelta(minutes=5)
 # A worker reads an endpoint at most this often (a change or disabling reaches it within this).
 ENDPOINT_CACHE_SECONDS = 2.0
 _endpoints: dict[tuple[str, int], tuple[float, WebhookEndpoint | None]] = {}
@@ -157,4 +157,6 @@ def _disable(endpoint: WebhookEndpoint, *, reason: str, at: datetime) -> None:
 
 
 def webhook_handler_register() -> None:
-    outbox_register(WEBHOOK_KIND, handler=webhook_deliver, retry_delays=RETRY_DELAYS, lease=LEASE, batch=BATCH)
+    outbox_register(
+        WEBHOOK_KIND, handler=webhook_deliver, retry_delays=RETRY_DELAYS, lease=LEASE, batch=BATCH, claim_together=True
+    )

@@ -208,3 +208,24 @@ def test_field_encryption_rotates_keys(settings):
         crypto.decrypt(token)  # the dropped key's token no longer opens
     with pytest.raises(crypto.InvalidToken):
         crypto.decrypt(rotated[:-4] + "AAAA")  # tampered
+
+
+@pytest.mark.django_db
+def test_a_kind_may_claim_its_messages_together(in_a):
+    seen = []
+
+    def handler(message):
+        # while the first runs, the task's others are already this worker's
+        seen.append(sorted(OutboxMessage.objects.values_list("status", flat=True)))
+
+    outbox_register("test.together", handler=handler, retry_delays=DELAYS, batch=3, claim_together=True)
+    try:
+        ids = [outbox_add(kind="test.together", payload={"n": n}) for n in range(3)]
+        other = outbox_add(kind="test.effect.unregistered", payload={})
+        result = outbox_process(ids=[*ids, other])
+    finally:
+        outbox_service._kinds.pop("test.together", None)
+    assert (result.done, result.skipped) == (3, 1)
+    assert seen[0] == ["claimed", "claimed", "claimed", "pending"]
+    with pytest.raises(ValueError, match="too short"):
+        outbox_register("test.slow", handler=handler, retry_delays=DELAYS, batch=50, claim_together=True)

@@ -38,7 +38,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from psycopg import sql
 
+from core.db import raw_execute, tenant_table
 from core.faults import fault_point
 from core.models import OutboxMessage, OutboxStatus
 from core.models.outbox import CLAIMABLE
@@ -204,13 +206,20 @@ class ProcessResult:
 
 
 _CLAIM_SQL = """
-UPDATE core_outboxmessage
+UPDATE {table}
 SET status = 'claimed', attempts = attempts + 1,
     claimed_until = %(now)s + make_interval(secs => COALESCE((%(leases)s::jsonb ->> kind)::float8, %(lease)s))
 WHERE id = ANY(%(ids)s) AND kind = ANY(%(kinds)s)
   AND ((status IN ('pending', 'failed') AND available_at <= %(now)s)
        OR (status = 'claimed' AND claimed_until < %(now)s))
 RETURNING id, kind, key, payload, attempts, created_at, available_at, claimed_until
+"""
+_FINISH_SQL = """
+UPDATE {table}
+SET status = %(status)s, last_error = %(last_error)s, done_at = %(done_at)s,
+    available_at = COALESCE(%(available_at)s, available_at), claimed_until = NULL
+WHERE id = %(id)s AND status = 'claimed' AND claimed_until = %(claimed_until)s
+RETURNING id
 """
 
 
@@ -223,18 +232,16 @@ def outbox_claim(message_id: int, *, now: datetime | None = None) -> OutboxMessa
 def _claim(ids: Sequence[int], *, kinds: list[str], now: datetime | None = None) -> list[OutboxMessage]:
     now = now or timezone.now()
     leases = {name: kind.lease.total_seconds() for name, kind in _kinds.items()}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _CLAIM_SQL,
-            {
-                "now": now,
-                "leases": json.dumps(leases),
-                "lease": DEFAULT_LEASE.total_seconds(),
-                "ids": list(ids),
-                "kinds": kinds,
-            },
-        )
-        rows = cursor.fetchall()
+    rows = raw_execute(
+        sql.SQL(_CLAIM_SQL).format(table=tenant_table(OutboxMessage._meta.db_table)),
+        {
+            "now": now,
+            "leases": json.dumps(leases),
+            "lease": DEFAULT_LEASE.total_seconds(),
+            "ids": list(ids),
+            "kinds": kinds,
+        },
+    )
     return [
         OutboxMessage(
             id=pk,
@@ -251,14 +258,22 @@ def _claim(ids: Sequence[int], *, kinds: list[str], now: datetime | None = None)
     ]
 
 
-def _finish(message: OutboxMessage, **fields) -> bool:
+def _finish(
+    message: OutboxMessage, *, status: str, last_error: str, done_at: datetime | None = None, available_at=None
+) -> bool:
     """Record the outcome of this worker's claim, if the claim still holds."""
-    fields.setdefault("claimed_until", None)
-    return bool(
-        OutboxMessage.objects.filter(
-            pk=message.pk, status=OutboxStatus.CLAIMED, claimed_until=message.claimed_until
-        ).update(**fields)
+    rows = raw_execute(
+        sql.SQL(_FINISH_SQL).format(table=tenant_table(OutboxMessage._meta.db_table)),
+        {
+            "status": status,
+            "last_error": last_error,
+            "done_at": done_at,
+            "available_at": available_at,
+            "id": message.pk,
+            "claimed_until": message.claimed_until,
+        },
     )
+    return bool(rows)
 
 
 def outbox_run(message: OutboxMessage, *, result: ProcessResult | None = None) -> str:

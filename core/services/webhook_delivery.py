@@ -22,9 +22,11 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
+from psycopg import sql
 from standardwebhooks import Webhook
 
 from core import crypto
+from core.db import raw_execute, tenant_table
 from core.faults import fault_point
 from core.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
 from core.services.outbox import OutboxGiveUp, outbox_register
@@ -119,18 +121,7 @@ def webhook_deliver(message: OutboxMessage) -> None:
     except TargetRefused as exc:
         status_code, latency, excerpt, error, succeeded = None, 0, "", f"refused: {exc}"[:500], False
     fault_point("webhook.after_send")  # the worst moment to die: sent, nothing recorded (tests)
-    WebhookDelivery.objects.create(
-        message_id=message.pk,
-        endpoint=endpoint,
-        event_type=event["type"],
-        attempt=message.attempts,
-        status_code=status_code,
-        latency_ms=latency,
-        response_excerpt=excerpt,
-        error=error,
-        succeeded=succeeded,
-        attempted_at=now,
-    )
+    _log(message, endpoint, event["type"], status_code, latency, excerpt, error, succeeded, now)
     if succeeded:
         if endpoint.failing_since is not None:  # a success ends the run of failures
             WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
@@ -146,6 +137,21 @@ def webhook_deliver(message: OutboxMessage) -> None:
         _disable(endpoint, reason=f"Every attempt failed for {DISABLE_AFTER.days} days (last: {what}).", at=now)
         raise OutboxGiveUp(f"{what}: endpoint disabled after {DISABLE_AFTER.days} days of failures")
     raise WebhookAttemptFailed(what)
+
+
+_LOG_SQL = """
+INSERT INTO {table} (message_id, endpoint_id, event_type, attempt, status_code, latency_ms, response_excerpt, error,
+                     succeeded, attempted_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+
+def _log(message, endpoint, event_type, status_code, latency, excerpt, error, succeeded, at) -> None:
+    """The attempt log row (WebhookDelivery), in one round trip (core.db: no search-path round trip)."""
+    raw_execute(
+        sql.SQL(_LOG_SQL).format(table=tenant_table(WebhookDelivery._meta.db_table)),
+        [message.pk, endpoint.pk, event_type, message.attempts, status_code, latency, excerpt, error, succeeded, at],
+    )
 
 
 def _disable(endpoint: WebhookEndpoint, *, reason: str, at: datetime) -> None:

@@ -8,8 +8,10 @@ Set-up: tenant `webhookbench` with one endpoint (every event) at a receiver on 1
 (bench/webhook_receiver.py under uvicorn: answers 204 and records when each webhook-id arrived),
 and one Celery worker: BENCH_WEBHOOKS_POOL (default prefork) with BENCH_WEBHOOKS_CONCURRENCY
 (default 2), as `make run`'s worker; `threads` with 8 or more suits a worker that only sends
-webhooks (the sends wait on the network). The producer is this process: `webhook_emit_bulk` inside transactions, as the
-services emit, recording each message's commit time.
+webhooks (the sends wait on the network). The worker keeps its database connections between tasks
+(DB_CONN_MAX_AGE=60, production's default; development closes them after every task). The
+producer is this process: `webhook_emit_bulk` inside transactions, as the services emit,
+recording each message's commit time.
 
 1. Baseline, the receiver alone: BENCH_WEBHOOKS_EVENTS bare POSTs of the same signed body from 2
    client processes (urllib3, keep-alive), as fast as it answers.
@@ -238,6 +240,8 @@ def main() -> None:
                     "--without-gossip",
                 ],
                 cwd=ROOT,
+                # Database connections kept between tasks, as production's default (DB_CONN_MAX_AGE).
+                env={**os.environ, "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "60")},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,

@@ -17,7 +17,7 @@ from core.services.webhook_endpoint import (
     webhook_endpoint_rotate_secret,
     webhook_endpoint_update,
 )
-from core.services.webhook_http import TargetRefused, target_resolve
+from core.services.webhook_http import TargetRefused, target_check
 from core.webhook_events import EVENT_TYPES
 
 
@@ -70,7 +70,7 @@ class WebhookEndpointForm(forms.ModelForm):
     def clean_url(self):
         url = self.cleaned_data["url"]
         try:
-            target_resolve(url)
+            target_check(url)
         except TargetRefused as exc:
             raise ValidationError(str(exc)) from None
         return url

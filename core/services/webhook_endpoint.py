@@ -17,7 +17,7 @@ from django.utils import timezone
 from core import crypto
 from core.models import WebhookDelivery, WebhookEndpoint
 from core.services.outbox import outbox_redeliver
-from core.services.webhook_http import target_resolve
+from core.services.webhook_http import target_check
 from core.webhook_events import EVENT_TYPES
 
 SECRET_BYTES = 32  # Standard Webhooks: 24 to 64 bytes
@@ -43,7 +43,7 @@ def _event_types_checked(event_types: Sequence[str]) -> list[str]:
 def webhook_endpoint_create(*, url: str, description: str = "", event_types: Sequence[str] = ()) -> EndpointWithSecret:
     """Raises TargetRefused when the URL may not be called (SSRF rules), ValueError for unknown
     event types."""
-    target_resolve(url)
+    target_check(url)
     secret = webhook_secret_new()
     endpoint = WebhookEndpoint(
         url=url,
@@ -69,7 +69,7 @@ def webhook_endpoint_update(
     with transaction.atomic():
         locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
         if url is not None and url != locked.url:
-            target_resolve(url)
+            target_check(url)
             locked.url = url
         if description is not None:
             locked.description = description

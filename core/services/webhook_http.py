@@ -49,8 +49,17 @@ def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def target_resolve(url: str) -> tuple[str, str, int, list[str]]:
-    """(scheme, host, port, addresses) of a webhook URL, refusing what may not be called."""
+def target_check(url: str) -> None:
+    """Whether `url` may receive webhooks, checked when an endpoint is saved: http(s) with a host
+    and, unless private targets are allowed (development, tests), resolving to public addresses
+    only. (Delivery checks again on every request: DNS answers change.)"""
+    if settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS:
+        _parsed(url)
+    else:
+        target_resolve(url)
+
+
+def _parsed(url: str) -> tuple[str, str, int]:
     try:
         parsed = parse_url(url)
     except ValueError as exc:
@@ -58,8 +67,12 @@ def target_resolve(url: str) -> tuple[str, str, int, list[str]]:
     scheme = (parsed.scheme or "").lower()
     if scheme not in ("http", "https") or not parsed.host:
         raise TargetRefused("the URL must be http:// or https:// with a host")
-    host = parsed.host.strip("[]")
-    port = parsed.port or (443 if scheme == "https" else 80)
+    return scheme, parsed.host.strip("[]"), parsed.port or (443 if scheme == "https" else 80)
+
+
+def target_resolve(url: str) -> tuple[str, str, int, list[str]]:
+    """(scheme, host, port, addresses) of a webhook URL, refusing what may not be called."""
+    scheme, host, port = _parsed(url)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:

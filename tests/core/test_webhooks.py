@@ -243,3 +243,13 @@ def test_the_guard_lets_public_addresses_through(settings):
     settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = False
     assert target_resolve("https://93.184.215.14:8443/hook") == ("https", "93.184.215.14", 8443, ["93.184.215.14"])
     assert target_resolve("http://[2606:4700::1111]/") == ("http", "2606:4700::1111", 80, ["2606:4700::1111"])
+
+
+@pytest.mark.django_db
+def test_saving_resolves_the_host_only_where_private_targets_are_refused(in_a, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
+    webhook_endpoint_create(url="https://hooks.invalid/x")  # development: the format is enough
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = False
+    with pytest.raises(TargetRefused, match="does not resolve"):
+        webhook_endpoint_create(url="https://hooks.invalid/y")
+    assert list(WebhookEndpoint.objects.values_list("url", flat=True)) == ["https://hooks.invalid/x"]

@@ -7,7 +7,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 STAMP_ASSETS := static/vendor/.installed
 STAMP_SYSTEM := .data/.system-deps
 
-.PHONY: run manage test lint format smoke install clean-data bench-ingest bench-usage bench-billing
+.PHONY: run manage test lint format smoke install clean-data bench-ingest bench-usage bench-billing bench-webhooks
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,3 +68,6 @@ bench-usage: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 
 bench-billing: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/billing.py
+
+bench-webhooks: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
+	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/webhooks.py

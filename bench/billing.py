@@ -32,8 +32,9 @@ start-of-month bill point and finalizes it (not timed), then measures:
 1. drafts: `billing_run(at=<month end>)` (the latest month end of the timezones): 10,000 drafts,
    nothing finalized (the grace period runs 24 hours);
 2. finalization: `invoices_finalize_due(at=<month end + 24 h>)`: re-composed with fresh usage,
-   numbered, snapshotted, credit checked; the invoice_deliver tasks it enqueues on commit are
-   part of it (they are purged from the bench's Redis afterwards: no worker runs here);
+   numbered, snapshotted, credit checked; the `invoice.deliver` outbox rows (and webhook events,
+   none without endpoints) it writes and the dispatch tasks it enqueues on commit (50 invoices a
+   task) are part of it (the tasks are purged from the bench's Redis afterwards: no worker runs);
 3. PDFs: invoicing.services.pdf.invoice_pdf_render of BENCH_BILLING_PDFS (default 200; 0 skips
    them) finalized invoices in one process (after two untimed warm-up renders), then as many in
    each of two forked processes at once.
@@ -42,8 +43,9 @@ Baselines in the same run, rolled back: the writes the draft run makes, with no 
 the same 10,000 invoices, their lines and the subscriptions' watermark fields in chunks of 500,
 three ways (the ORM's bulk_create / bulk_update; the run's own writers, bulk_create / rows_update; COPY of
 the invoice and line rows, the floor); the fields finalization writes on the same invoices (ORM
-bulk_update, and rows_update); the time finalization spends enqueueing invoice_deliver (measured
-around apply_async); and WeasyPrint rendering a one-line HTML page.
+bulk_update, and rows_update); the time finalization spends enqueueing the outbox dispatch tasks
+(measured around core.services.outbox.outbox_dispatch_enqueue); and WeasyPrint rendering a one-line
+HTML page.
 
 Query logging is off (DEBUG=false) as in production. BENCH_BILLING_PROFILE=<dir> writes cProfile
 files of the two timed calls. The last line is JSON: orgs, invoices (month-end invoices
@@ -178,11 +180,11 @@ def profiled(name: str):
 
 @contextmanager
 def enqueue_timed():
-    """Time spent in invoice_deliver.apply_async (the tasks finalization enqueues on commit)."""
-    from invoicing.tasks import invoice_deliver
+    """Time spent enqueueing outbox dispatch tasks (what finalization enqueues on commit)."""
+    from core.services import outbox
 
     spent = {"seconds": 0.0, "tasks": 0}
-    original = invoice_deliver.apply_async
+    original = outbox.outbox_dispatch_enqueue
 
     def timed(*args, **kwargs):
         started = time.perf_counter()
@@ -192,7 +194,7 @@ def enqueue_timed():
             spent["seconds"] += time.perf_counter() - started
             spent["tasks"] += 1
 
-    with mock.patch.object(invoice_deliver, "apply_async", timed):
+    with mock.patch.object(outbox, "outbox_dispatch_enqueue", timed):
         yield spent
 
 
@@ -411,10 +413,11 @@ def reset(bounds: dict[str, tuple[datetime, datetime]]) -> None:
     from django.db import connection
 
     from billing.models import Organization, Subscription
+    from core.models import OutboxMessage
     from invoicing.models import Invoice, InvoiceLine, NumberSequence
 
     with connection.cursor() as cursor:
-        tables = [m._meta.db_table for m in (InvoiceLine, Invoice, NumberSequence)]
+        tables = [m._meta.db_table for m in (InvoiceLine, Invoice, NumberSequence, OutboxMessage)]
         cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
     for tz, (start, end) in bounds.items():
         Subscription.objects.filter(organization__in=Organization.objects.filter(timezone=tz)).update(
@@ -747,7 +750,7 @@ def main() -> None:
         log(f"  {final.finalized:,} finalized in {finalize_seconds:.2f}s ({ORGS / finalize_seconds:,.0f}/s)")
         from config.celery import app
 
-        purged = app.control.purge()  # the invoice_deliver tasks: no worker runs in the bench
+        purged = app.control.purge()  # the outbox dispatch tasks: no worker runs in the bench
         log(f"  ({purged:,} queued deliver tasks purged)")
 
         # What was billed adds up to what was seeded.
@@ -779,7 +782,7 @@ def main() -> None:
             f"lines: {writes['copy']:.2f}s]"
         )
         log(
-            f"  finalize: {finalize_seconds:.2f}s, of which enqueueing the invoice_deliver tasks "
+            f"  finalize: {finalize_seconds:.2f}s, of which enqueueing the outbox dispatch tasks "
             f"{enqueue['seconds']:.2f}s; the invoices' finalized fields written with no logic [ORM bulk_update: "
             f"{update['orm']:.2f}s; the run's rows_update: {update['run']:.2f}s]"
         )

@@ -66,6 +66,7 @@ TENANT_APPS = [
     "allauth.idp.oidc",
     "auditlog",
     "djstripe",
+    "core",
     "accounts",
     "metering",
     "billing",
@@ -179,6 +180,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "invoicing-billing-run": {"task": "invoicing.billing_run", "schedule": 3600.0},
     # Gauges of usage from customer ids no organization has (billing.tasks).
     "billing-unknown-customers-measure": {"task": "billing.unknown_customers_measure", "schedule": 300.0},
+    # Re-find outbox messages whose dispatch on commit was lost (core.services.outbox).
+    "core-outbox-sweep": {"task": "core.outbox_sweep", "schedule": 60.0},
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -308,6 +311,25 @@ DRAIN_BATCH_EVENTS = env.int("DRAIN_BATCH_EVENTS", default=20_000)
 INGEST_THREADS = env.int("INGEST_THREADS", default=8)
 # Request bodies up to the ingestion limit (metering.ingest.MAX_BODY_BYTES); larger ones get 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# ---------------------------------------------------------------------------------------------
+# Outbox and outbound webhooks (core)
+# Due messages older than this are the sweep's (younger ones are being dispatched on commit).
+OUTBOX_SWEEP_GRACE_SECONDS = env.int("OUTBOX_SWEEP_GRACE_SECONDS", default=30)
+# Finished (done or dead) messages are deleted this long after finishing; the delivery log stays.
+OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=30)
+# Fernet keys (comma-separated) for secrets at rest: the first encrypts, all decrypt (core.crypto).
+# Required in production; elsewhere empty means one key derived from SECRET_KEY.
+if PRODUCTION:
+    FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS")
+else:
+    FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+# Webhook URLs resolving to private, loopback or link-local addresses are refused (SSRF) unless on.
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=not PRODUCTION)
+WEBHOOK_CONNECT_TIMEOUT_SECONDS = env.float("WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=3.0)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# After a rotation the previous secret keeps signing this long (both signatures are sent).
+WEBHOOK_SECRET_OVERLAP_HOURS = env.int("WEBHOOK_SECRET_OVERLAP_HOURS", default=24)
 
 # ---------------------------------------------------------------------------------------------
 # Web

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from accounts.api import webhooks
 from metering.api.events import events_ingest_view
 
 urlpatterns = [
@@ -16,6 +17,23 @@ urlpatterns = [
     path("api/v1/", include("metering.api.urls")),
     path("api/v1/", include("billing.api.urls")),
     path("api/v1/", include("invoicing.api.urls")),
+    path("api/v1/webhook-endpoints", webhooks.WebhookEndpointsView.as_view(), name="webhook-endpoints"),
+    path("api/v1/webhook-endpoints/<str:pk>", webhooks.WebhookEndpointView.as_view(), name="webhook-endpoint"),
+    path(
+        "api/v1/webhook-endpoints/<str:pk>/rotate-secret",
+        webhooks.WebhookEndpointRotateView.as_view(),
+        name="webhook-endpoint-rotate-secret",
+    ),
+    path(
+        "api/v1/webhook-endpoints/<str:pk>/deliveries",
+        webhooks.WebhookDeliveriesView.as_view(),
+        name="webhook-endpoint-deliveries",
+    ),
+    path(
+        "api/v1/webhook-endpoints/<str:pk>/deliveries/<str:delivery>/replay",
+        webhooks.WebhookDeliveryReplayView.as_view(),
+        name="webhook-delivery-replay",
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

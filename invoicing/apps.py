@@ -23,6 +23,10 @@ class InvoicingConfig(AppConfig):
 
         coupon_used_provider_set(coupon_used)
 
+        from invoicing.services.deliver import invoice_delivery_register
+
+        invoice_delivery_register()  # the outbox handler of `invoice.deliver`
+
         def billed(state):
             # Previews in billing: what this subscription's finalized invoices billed (for the
             # correction lines of late usage; billing.bill.corrections_due picks the windows).

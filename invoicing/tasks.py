@@ -34,6 +34,7 @@ def billing_run(at: str | None = None) -> dict:
 )
 def invoice_deliver(invoice_ids: list[int]) -> None:
     """Render and store each PDF once, then email it. Every step is skipped once done, so a retry
-    of the batch redoes only what did not happen."""
+    of the batch redoes only what did not happen. Finalization no longer enqueues this (it writes
+    `invoice.deliver` outbox messages); kept for tasks queued before that change was deployed."""
     for invoice_id in invoice_ids:
         invoice_deliver_service(invoice_id=invoice_id)

@@ -12,6 +12,7 @@ from accounts.models import User
 from billing.locks import organization_lock
 from billing.models import Organization, OrganizationStatus
 from billing.services.subscription import subscriptions_end_for_organization
+from billing.webhooks import customer_emit
 from tenants.errors import DomainError
 
 EDITABLE_FIELDS = (
@@ -42,6 +43,7 @@ def organization_create(
     organization.full_clean()
     with transaction.atomic(durable=True):
         organization.save()
+        customer_emit("customer.created", organization)
     return organization
 
 
@@ -55,6 +57,7 @@ def organization_update(*, actor: User | None, organization: Organization, **cha
             setattr(locked, field, value)
         locked.full_clean()
         locked.save()
+        customer_emit("customer.updated", locked)
     return locked
 
 
@@ -80,4 +83,5 @@ def organization_close(*, actor: User | None, organization: Organization) -> Org
             locked.status = OrganizationStatus.CLOSED
             locked.save(update_fields=["status", "updated_at"])
             subscriptions_end_for_organization(organization=locked, at=timezone.now().replace(microsecond=0))
+            customer_emit("customer.closed", locked)
     return locked

@@ -46,6 +46,7 @@ from billing.periods import INTERVAL_MONTHS, anniversary_period_containing, cale
 from billing.schedule import PhaseState, SubscriptionState, next_bill_point
 from billing.selectors.bill import bill_get
 from billing.selectors.subscription_state import subscription_state_get, version_states
+from billing.webhooks import subscription_emit
 from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ def subscription_create(
             next_bill_at=start_at,
         )
         SubscriptionPhase.objects.create(subscription=subscription, plan_version=plan_version, starts_at=start_at)
+        subscription_emit("subscription.created", subscription)
         if start_at <= now:
             _bill_soon()  # its first bill point (the in-advance fee) is due already
     return subscription
@@ -319,6 +321,10 @@ def subscription_change_plan(
                 timing=timing,
                 effective_at=effective_at.isoformat(),
             )
+            change = {"kind": kind, "timing": timing, "effective_at": effective_at.isoformat()}
+            change["previous"] = {"plan": current.plan.code, "plan_version": current.version}
+            change["new"] = {"plan": plan_version.plan.code, "plan_version": plan_version.version}
+            subscription_emit("subscription.updated", locked, change=change)
     return SubscriptionChange(locked, effective_at, bill, kind, preview)
 
 
@@ -355,6 +361,8 @@ def subscription_cancel(
             audit_event(
                 locked, event="subscription.cancel", effective_at=effective_at.isoformat(), at_period_end=at_period_end
             )
+            ends = effective_at.isoformat()
+            subscription_emit("subscription.canceled", locked, reason="requested", effective_at=ends)
     return SubscriptionChange(locked, effective_at, bill, "cancel", preview)
 
 
@@ -373,6 +381,7 @@ def subscription_resume(*, actor, subscription: Subscription, at: datetime | Non
         new_state = state.with_changes(phases=phases, ended_at=None)
         _state_write(locked, new_state, at=at, canceled_at=None, cancel_at_period_end=False)
         audit_event(locked, event="subscription.resume")
+        subscription_emit("subscription.resumed", locked)
     return locked
 
 
@@ -464,6 +473,8 @@ def subscriptions_end_for_organization(*, organization: Organization, at: dateti
             cancel_at_period_end=False,
         )
         audit_event(sub, event="subscription.end", reason="organization_closed", effective_at=effective_at.isoformat())
+        ends = effective_at.isoformat()
+        subscription_emit("subscription.canceled", sub, reason="organization_closed", effective_at=ends)
         ended.append(sub)
     if ended:
         _bill_soon()

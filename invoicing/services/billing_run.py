@@ -58,6 +58,7 @@ from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSetti
 from invoicing.selectors.billed import billed_usage_get, coupon_used_get, fees_billed_get
 from invoicing.selectors.settings import invoicing_settings_get, tax_context_for, tax_settings_from
 from invoicing.tax import LineTax
+from invoicing.webhooks import invoices_emit
 from metering.faults import fault_point
 from tenants.errors import DomainError
 
@@ -342,6 +343,8 @@ def _bill_locked(subscriptions: list[Subscription], *, at: datetime, settings: I
         draft_totals(invoice, due.draft)
         invoices.append((invoice, due.draft))
     Invoice.objects.bulk_create([invoice for invoice, _ in invoices])
+    customers = {due.subscription.organization_id: due.subscription.organization.external_id for due in dues}
+    invoices_emit("invoice.created", [invoice for invoice, _ in invoices], customers=customers)
     audit_events_bulk(
         [invoice for invoice, _ in invoices],
         event="invoice.drafted",

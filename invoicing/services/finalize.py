@@ -36,6 +36,8 @@ from invoicing.services.billing_run import (
     invoice_lines_write,
     rows_update,
 )
+from invoicing.services.deliver import invoice_deliveries_add
+from invoicing.webhooks import invoices_emit
 from metering.faults import fault_point
 from tenants.errors import DomainError
 
@@ -168,22 +170,13 @@ def _credit(invoices: Sequence[Invoice], *, at: datetime) -> None:
             invoice.amount_due = invoice.total
 
 
-DELIVER_BATCH = 50  # invoices per delivery task: enqueueing is ~0.5 ms a message
-
-
-def _deliver_on_commit(invoice_ids: list[int]) -> None:
-    if not invoice_ids:
-        return
-    schema = connection.schema_name
-
-    def send() -> None:
-        from invoicing.tasks import invoice_deliver
-
-        for start in range(0, len(invoice_ids), DELIVER_BATCH):
-            batch = invoice_ids[start : start + DELIVER_BATCH]
-            invoice_deliver.apply_async(args=[batch], headers={"_schema_name": schema})
-
-    transaction.on_commit(send)
+def _finalized_effects(invoices: list[Invoice]) -> None:
+    """In the finalizing transaction: the PDF and email of each (outbox, dispatched on commit in
+    batches of 50 per task) and the webhook events, one INSERT each for the chunk."""
+    invoice_deliveries_add([invoice.pk for invoice in invoices])
+    customers = {invoice.organization_id: invoice.organization.external_id for invoice in invoices}
+    invoices_emit("invoice.finalized", invoices, customers=customers)
+    invoices_emit("invoice.paid", [i for i in invoices if i.status == InvoiceStatus.PAID], customers=customers)
 
 
 def _finalize_chunk(
@@ -200,7 +193,7 @@ def _finalize_chunk(
         for invoice in drafts:
             queue[invoice.subscription_id].append(invoice)
         seller = seller_snapshot(settings)
-        delivered: list[int] = []
+        delivered: list[Invoice] = []
         while queue:
             batch = [invoices.pop(0) for invoices in queue.values()]
             queue = {sid: rest for sid, rest in queue.items() if rest}
@@ -277,7 +270,7 @@ def _finalize_chunk(
                 details=lambda i: {"number": i.number, "total": i.total, "amount_due": i.amount_due},
             )
             result.finalized += len(ready)
-            delivered += [invoice.pk for invoice in ready]
+            delivered += ready
             fault_point("finalize.after_round")
         # A problem this stage recorded on one of them before is over (their drafts went through
         # or wait for a tax fix, which is not a billing problem).
@@ -286,7 +279,7 @@ def _finalize_chunk(
         )
         if subscriptions_billing_problem_clear(subscriptions=troubled, stage=FINALIZING):
             rows_update(Subscription, troubled, PROBLEM_FIELDS)
-        _deliver_on_commit(delivered)
+        _finalized_effects(delivered)
 
 
 def invoices_finalize_due(

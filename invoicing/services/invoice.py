@@ -25,6 +25,7 @@ from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, I
 from invoicing.selectors.billed import fees_billed_get
 from invoicing.selectors.settings import invoicing_settings_get
 from invoicing.services.finalize import numbers_take
+from invoicing.webhooks import credit_note_emit, invoice_emit
 from tenants.errors import DomainError
 
 ZERO = Decimal(0)
@@ -138,6 +139,7 @@ def invoice_void(*, actor, invoice: Invoice, at: datetime | None = None) -> Invo
         _credit_returned(locked, at=at, why="voided")
         locked.status, locked.voided_at, locked.amount_due = InvoiceStatus.VOID, at, ZERO
         locked.save(update_fields=["status", "voided_at", "amount_due", "updated_at"])
+        invoice_emit("invoice.voided", locked)
     return locked
 
 
@@ -169,6 +171,7 @@ def invoice_mark_paid(*, actor, invoice: Invoice, reference: str = "", at: datet
         locked.status, locked.paid_at = InvoiceStatus.PAID, at
         locked.save(update_fields=["status", "paid_at", "amount_paid", "amount_due", "updated_at"])
         audit_event(locked, event="invoice.paid_manually", reference=reference, amount=str(locked.amount_paid))
+        invoice_emit("invoice.paid", locked)
     return locked
 
 
@@ -268,6 +271,8 @@ def credit_note_create(
             if locked.amount_due == 0:
                 locked.status, locked.paid_at = InvoiceStatus.PAID, at
             locked.save(update_fields=["amount_due", "status", "paid_at", "updated_at"])
+            if locked.status == InvoiceStatus.PAID:
+                invoice_emit("invoice.paid", locked)
         if note.credited_to_balance > 0:
             credit_grant(
                 actor=actor,
@@ -279,4 +284,5 @@ def credit_note_create(
                 reference=number,
                 at=at,
             )
+        credit_note_emit(note)
     return note

@@ -16,9 +16,11 @@
   as the stored document with a VOID stamp and the voiding date laid over every page (pypdf), so
   the document as issued (and its SHA-256) stays what it was, and no served copy of a void invoice
   can be mistaken for a payable one.
-- `invoice_email_send` sends while holding the invoice's row lock and records `emailed_at` in the
-  same transaction, so two deliveries of the same invoice send one email. If the commit fails
-  after the mail server accepted the message, the retry sends it again (at least once).
+- `invoice_email_send` sends outside any transaction or row lock, then records `emailed_at` with a
+  conditional update (`emailed_at IS NULL`). Deliveries run from the outbox, one claim per invoice
+  at a time, and skip an invoice once `emailed_at` is set, so a retried delivery sends one email.
+  The one window left: a crash after the mail server accepted the message and before `emailed_at`
+  is written sends it again, with the same Message-ID (at least once; mail clients collapse it).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.utils import DNS_NAME
 from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -52,6 +55,8 @@ from weasyprint import CSS, HTML, URLFetcher
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcherResponse
 
+from accounts.audit import audit_event
+from core.faults import fault_point
 from invoicing.models import FINAL_STATUSES, Invoice, InvoiceLine, InvoiceStatus
 from invoicing.services.invoice import invoice_lock
 from tenants.errors import DomainError
@@ -400,8 +405,10 @@ def invoice_pdf_path(*, invoice: Invoice) -> str:
 
 def invoice_pdf_store(*, invoice: Invoice) -> Invoice:
     """Render the finalized invoice's PDF and store it, once: an invoice that already has its PDF
-    is returned as it is, never re-rendered. Concurrent calls serialize on the invoice's row lock
-    and re-check. Saves only `pdf` and `pdf_sha256` (the audit log records the change).
+    is returned as it is, never re-rendered. Rendering (the slow part) happens outside any lock;
+    the row is locked only to re-check and write the file and its name, so of two concurrent
+    calls one stores and the other keeps what is stored. Saves only `pdf` and `pdf_sha256` (the
+    audit log records the change).
 
     The file is written before the transaction commits; if the commit fails, the next attempt
     overwrites that orphan (same name; no committed invoice refers to it, the number is unique)."""
@@ -411,18 +418,21 @@ def invoice_pdf_store(*, invoice: Invoice) -> Invoice:
         raise DomainError(
             f"Invoice {invoice} is not finalized: a draft has no PDF.", code="invoice_not_final", status_code=409
         )
-    with transaction.atomic(durable=True):
-        locked = invoice_lock(invoice.pk)
-        if not locked.pdf:
-            data = invoice_pdf_render(invoice=locked)
-            storage = locked.pdf.storage
-            name = invoice_pdf_path(invoice=locked)
-            if storage.exists(name):
-                storage.delete(name)
-            locked.pdf.name = storage.save(name, ContentFile(data))
-            locked.pdf_sha256 = hashlib.sha256(data).hexdigest()
-            locked.save(update_fields=["pdf", "pdf_sha256"])
-    invoice.pdf, invoice.pdf_sha256 = locked.pdf.name, locked.pdf_sha256
+    stored = Invoice.objects.filter(pk=invoice.pk).values_list("pdf", "pdf_sha256").get()
+    if not stored[0]:
+        data = invoice_pdf_render(invoice=invoice)  # a finalized invoice's content never changes
+        with transaction.atomic(durable=True):
+            locked = invoice_lock(invoice.pk)
+            if not locked.pdf:
+                storage = locked.pdf.storage
+                name = invoice_pdf_path(invoice=locked)
+                if storage.exists(name):
+                    storage.delete(name)
+                locked.pdf.name = storage.save(name, ContentFile(data))
+                locked.pdf_sha256 = hashlib.sha256(data).hexdigest()
+                locked.save(update_fields=["pdf", "pdf_sha256"])
+            stored = (locked.pdf.name, locked.pdf_sha256)
+    invoice.pdf, invoice.pdf_sha256 = stored
     return invoice
 
 
@@ -478,34 +488,35 @@ def invoice_email_send(*, invoice: Invoice) -> bool:
 
     Returns True if this call sent it; False if it had been sent already or the organization has
     no billing email (logged; nothing recorded, so a later call sends once an address is set).
-    Stores the PDF first if it is not stored yet. The send happens under the invoice's row lock,
-    and `emailed_at` is set in that same transaction."""
+    Stores the PDF first if it is not stored yet. Nothing is locked while the mail server is
+    talked to; `emailed_at` is then set only where it is still empty (see the module docstring
+    for the one window in which a crash sends twice)."""
     if invoice.status == InvoiceStatus.DRAFT:
         raise DomainError(
             f"Invoice {invoice} is not finalized: a draft is not sent.", code="invoice_not_final", status_code=409
         )
     if invoice.emailed_at is not None:
         return False
+    emailed_at = Invoice.objects.filter(pk=invoice.pk).values_list("emailed_at", flat=True).get()
+    if emailed_at is not None:
+        invoice.emailed_at = emailed_at
+        return False
     if not invoice.pdf:
         invoice_pdf_store(invoice=invoice)
-    # Durable: an email must never leave from inside a transaction that could still roll back.
-    with transaction.atomic(durable=True):
-        locked = invoice_lock(invoice.pk)
-        if locked.emailed_at is not None:
-            invoice.emailed_at = locked.emailed_at
-            return False
-        recipient = locked.organization.billing_email
-        if not recipient:
-            logger.info(
-                "invoice email not sent: organization has no billing email",
-                extra={"invoice": locked.number, "organization": locked.organization.external_id},
-            )
-            return False
-        message = _email_message(locked, recipient=recipient)
-        message.send(fail_silently=False)
-        locked.emailed_at = timezone.now()
-        locked.save(update_fields=["emailed_at"])
-    invoice.emailed_at = locked.emailed_at
+    recipient = invoice.organization.billing_email
+    if not recipient:
+        logger.info(
+            "invoice email not sent: organization has no billing email",
+            extra={"invoice": invoice.number, "organization": invoice.organization.external_id},
+        )
+        return False
+    message = _email_message(invoice, recipient=recipient)
+    fault_point("invoice.email_send")
+    message.send(fail_silently=False)
+    now = timezone.now()
+    if Invoice.objects.filter(pk=invoice.pk, emailed_at=None).update(emailed_at=now):
+        audit_event(invoice, event="invoice.emailed", to=recipient)
+    invoice.emailed_at = now
     return True
 
 
@@ -535,6 +546,8 @@ def _email_message(invoice: Invoice, *, recipient: str) -> EmailMultiAlternative
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[recipient],
         reply_to=[context["seller_email"]] if context["seller_email"] else None,
+        # The same id on a resend after a crash, so mail systems see one message.
+        headers={"Message-ID": f"<invoice.{connection.schema_name}.{invoice.pk}@{DNS_NAME}>"},
     )
     message.attach_alternative(render_to_string("invoicing/email/invoice.html", context), "text/html")
     with invoice.pdf.open("rb") as f:

@@ -163,6 +163,16 @@ ROWS: dict[tuple[str, str], Row] = {
     ("invoice-credit-notes", "GET"): api_read(members=True, other=404, kwargs={"pk": "open_invoice"}),
     ("invoice-credit-notes", "POST"): api_write(400, BILLING_WRITERS, kwargs={"pk": "open_invoice"}, body={}),
     ("credit-note", "GET"): api_read(members=True, other=404, kwargs={"pk": "credit_note"}),
+    # outbound webhook endpoints: the seller's integration, owners and admins only (reads too:
+    # URLs and delivery logs); unknown ids answer 404 once access passed
+    ("webhook-endpoints", "GET"): Row(ok=200, machine="read", staff=OWNERS),
+    ("webhook-endpoints", "POST"): api_write(400, OWNERS, body={}),
+    ("webhook-endpoint", "GET"): Row(ok=404, machine="read", staff=OWNERS, kwargs={"pk": "999999"}),
+    ("webhook-endpoint", "PATCH"): api_write(404, OWNERS, kwargs={"pk": "999999"}, body={"description": "x"}),
+    ("webhook-endpoint", "DELETE"): api_write(404, OWNERS, kwargs={"pk": "999999"}),
+    ("webhook-endpoint-rotate-secret", "POST"): api_write(404, OWNERS, kwargs={"pk": "999999"}),
+    ("webhook-endpoint-deliveries", "GET"): Row(ok=404, machine="read", staff=OWNERS, kwargs={"pk": "999999"}),
+    ("webhook-delivery-replay", "POST"): api_write(404, OWNERS, kwargs={"pk": "999999", "delivery": "999999"}),
     # usage events: machines with the ingest scope only (an empty batch is refused after the check)
     ("events-ingest", "POST"): Row(ok=400, machine="ingest", kind="events", body={"events": []}),
     # the API's description is public (it holds no data)

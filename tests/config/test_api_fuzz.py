@@ -47,6 +47,8 @@ from billing.services.coupon import coupon_create, coupon_redeem
 from billing.services.credit import credit_grant
 from billing.services.plan import ChargeInput, VersionInput, plan_create
 from billing.services.subscription import subscription_create
+from core.models import WebhookDelivery
+from core.services.webhook_endpoint import webhook_endpoint_create
 from invoicing.models import Invoice, InvoicingSettings
 from invoicing.services.billing_run import billing_run
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
@@ -176,6 +178,10 @@ def _world(tenant_a) -> World:
     )
     coupon_redeem(actor=None, coupon=coupon, organization=org)
     grant = credit_grant(actor=None, organization=org, amount=D("10.00"), currency="EUR")
+    endpoint = webhook_endpoint_create(url="http://127.0.0.1:9/hooks", event_types=["invoice.paid"]).endpoint
+    delivery = WebhookDelivery.objects.create(
+        message_id=1, endpoint=endpoint, event_type="invoice.paid", attempt=1, attempted_at=utc(2027, 4, 10)
+    )
     models = [m for app in ("billing", "metering", "invoicing") for m in apps.get_app_config(app).get_models()]
     return World(
         client=Client(HTTP_HOST=tenant_a.get_primary_domain().domain, raise_request_exception=False),
@@ -190,6 +196,8 @@ def _world(tenant_a) -> World:
             "credit-notes": str(note.pk),
             "credits": str(grant.pk),
             "line": str(line.pk),
+            "webhook-endpoints": str(endpoint.pk),
+            "deliveries": str(delivery.pk),
         },
         tables=sorted({m._meta.db_table for m in models} | {LogEntry._meta.db_table}),
     )
@@ -341,6 +349,13 @@ BASE_BODIES: dict[str, Callable[[World], Any]] = {
         "lines": [{"line": int(w.ids["line"]), "amount": "2.00"}],
     },
     "POST /api/v1/invoices/{id}/mark-paid": lambda w: {"reference": "wire 2027-04-10"},
+    "POST /api/v1/webhook-endpoints": lambda w: {
+        "url": "http://127.0.0.1:9/new",
+        "description": "ops",
+        "event_types": ["invoice.paid", "invoice.voided"],
+    },
+    "PATCH /api/v1/webhook-endpoints/{id}": lambda w: {"description": "renamed", "enabled": True},
+    "POST /api/v1/webhook-endpoints/{id}/rotate-secret": lambda w: {"overlap_hours": 24},
 }
 NO_BODY = {
     "DELETE /api/v1/organizations/{external_id}",
@@ -350,6 +365,8 @@ NO_BODY = {
     "POST /api/v1/invoices/{id}/finalize",
     "POST /api/v1/invoices/{id}/void",
     "POST /api/v1/invoices/{id}/mark-uncollectible",
+    "DELETE /api/v1/webhook-endpoints/{id}",
+    "POST /api/v1/webhook-endpoints/{id}/deliveries/{delivery}/replay",
 }
 
 # JSON tokens json.dumps cannot write: the value is replaced by the raw token in the body text.

@@ -22,6 +22,7 @@ def test_check_deploy_is_clean_under_production_settings(tmp_path):
         "ALLOWED_HOSTS": "billing.example.com,.billing.example.com",
         "TENANT_HOST_SUFFIX": "billing.example.com",
         "DATA_DIR": str(tmp_path),
+        "FIELD_ENCRYPTION_KEYS": "NtkiDprsBsW4sy9PNCLxpvXwyqKedc7ijt-UKNH8CtY=",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

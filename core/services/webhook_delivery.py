@@ -1,0 +1,168 @@
+"""Delivering a webhook message to its endpoint (the outbox handler of `webhook.deliver`).
+
+- Standard Webhooks: `webhook-id` is `msg_<outbox id>` (the same on every retry and replay, so the
+  receiver can deduplicate), `webhook-timestamp` the attempt's time, `webhook-signature` one
+  `v1,<HMAC-SHA256>` per valid secret (two during a rotation's overlap), signed with the
+  `standardwebhooks` package.
+- Svix's schedule: at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after each failure;
+  dead after the 8th attempt. A 2xx is success; anything else (3xx included: redirects are not
+  followed) or a network error is a failure.
+- An endpoint is disabled at once on HTTP 410 Gone, and when its failures have run for 5 days with
+  no success in between; its remaining messages then go dead (replayable) without a request.
+- Every attempt is logged (WebhookDelivery): status, latency, ≤ 1 KB of the answer, error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timedelta
+
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
+from psycopg import sql
+from standardwebhooks import Webhook
+
+from core import crypto
+from core.db import raw_execute, tenant_table
+from core.faults import fault_point
+from core.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
+from core.services.outbox import OutboxGiveUp, outbox_register
+from core.services.webhook_emit import WEBHOOK_KIND
+from core.services.webhook_http import TargetRefused, webhook_post
+
+logger = logging.getLogger(__name__)
+
+# Svix: https://docs.svix.com/retries (the first attempt is immediate).
+RETRY_DELAYS = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
+)
+DISABLE_AFTER = timedelta(days=5)
+# Messages per dispatch task, claimed together: sends in a task are sequential, so a slow endpoint
+# holds few others; the lease covers all of them at the longest timeouts (10 x 13 s), with room.
+BATCH = 10
+LEASE = timedelta(minutes=5)
+# A worker reads an endpoint at most this often (a change or disabling reaches it within this).
+ENDPOINT_CACHE_SECONDS = 2.0
+_endpoints: dict[tuple[str, int], tuple[float, WebhookEndpoint | None]] = {}
+
+
+class WebhookAttemptFailed(Exception):
+    pass
+
+
+def webhook_message_id(message_id: int) -> str:
+    return f"msg_{message_id}"
+
+
+def endpoint_secrets(endpoint: WebhookEndpoint, *, at: datetime) -> list[str]:
+    """The secrets that sign now: the current one, and the previous one during its overlap."""
+    secrets = [crypto.decrypt(endpoint.secret_encrypted)]
+    if (
+        endpoint.previous_secret_encrypted
+        and endpoint.previous_secret_expires_at is not None
+        and at < endpoint.previous_secret_expires_at
+    ):
+        secrets.append(crypto.decrypt(endpoint.previous_secret_encrypted))
+    return secrets
+
+
+def webhook_sign(*, secrets: list[str], msg_id: str, at: datetime, body: str) -> str:
+    return " ".join(Webhook(secret).sign(msg_id=msg_id, timestamp=at, data=body) for secret in secrets)
+
+
+def _endpoint(endpoint_id: int) -> WebhookEndpoint | None:
+    key, now = (connection.schema_name, endpoint_id), time.monotonic()
+    cached = _endpoints.get(key)
+    if cached is not None and now - cached[0] < ENDPOINT_CACHE_SECONDS:
+        return cached[1]
+    if len(_endpoints) > 10_000:
+        _endpoints.clear()
+    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
+    _endpoints[key] = (now, endpoint)
+    return endpoint
+
+
+def _forget(endpoint: WebhookEndpoint) -> None:
+    _endpoints.pop((connection.schema_name, endpoint.pk), None)
+
+
+def webhook_deliver(message: OutboxMessage) -> None:
+    """Send the message's event to its endpoint once (this attempt); raises to have it retried."""
+    endpoint = _endpoint(message.payload["endpoint_id"])
+    if endpoint is None:
+        raise OutboxGiveUp("the endpoint was deleted")
+    if not endpoint.enabled:
+        raise OutboxGiveUp(f"the endpoint is disabled: {endpoint.disabled_reason or 'by hand'}")
+    event = message.payload["event"]
+    body = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    now = timezone.now().replace(microsecond=0)
+    msg_id = webhook_message_id(message.pk)
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "billing-webhooks/1",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": webhook_sign(secrets=endpoint_secrets(endpoint, at=now), msg_id=msg_id, at=now, body=body),
+    }
+    fault_point("webhook.before_send")
+    try:
+        result = webhook_post(endpoint.url, body=body.encode(), headers=headers)
+        status_code, latency, excerpt, error = result.status_code, result.latency_ms, result.excerpt, result.error
+        succeeded = result.succeeded
+    except TargetRefused as exc:
+        status_code, latency, excerpt, error, succeeded = None, 0, "", f"refused: {exc}"[:500], False
+    fault_point("webhook.after_send")  # the worst moment to die: sent, nothing recorded (tests)
+    _log(message, endpoint, event["type"], status_code, latency, excerpt, error, succeeded, now)
+    if succeeded:
+        if endpoint.failing_since is not None:  # a success ends the run of failures
+            WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+        return
+    what = f"HTTP {status_code}" if status_code is not None else error
+    _forget(endpoint)  # its failure state changes below: the next message reads it afresh
+    if status_code == 410:
+        _disable(endpoint, reason="The endpoint answered 410 Gone.", at=now)
+        raise OutboxGiveUp(f"{what}: endpoint disabled")
+    WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)
+    failing_since = WebhookEndpoint.objects.values_list("failing_since", flat=True).get(pk=endpoint.pk)
+    if failing_since is not None and now - failing_since >= DISABLE_AFTER:
+        _disable(endpoint, reason=f"Every attempt failed for {DISABLE_AFTER.days} days (last: {what}).", at=now)
+        raise OutboxGiveUp(f"{what}: endpoint disabled after {DISABLE_AFTER.days} days of failures")
+    raise WebhookAttemptFailed(what)
+
+
+_LOG_SQL = """
+INSERT INTO {table} (message_id, endpoint_id, event_type, attempt, status_code, latency_ms, response_excerpt, error,
+                     succeeded, attempted_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+
+def _log(message, endpoint, event_type, status_code, latency, excerpt, error, succeeded, at) -> None:
+    """The attempt log row (WebhookDelivery), in one round trip (core.db: no search-path round trip)."""
+    raw_execute(
+        sql.SQL(_LOG_SQL).format(table=tenant_table(WebhookDelivery._meta.db_table)),
+        [message.pk, endpoint.pk, event_type, message.attempts, status_code, latency, excerpt, error, succeeded, at],
+    )
+
+
+def _disable(endpoint: WebhookEndpoint, *, reason: str, at: datetime) -> None:
+    updated = WebhookEndpoint.objects.filter(Q(pk=endpoint.pk) & Q(enabled=True)).update(
+        enabled=False, disabled_reason=reason[:300], disabled_at=at, updated_at=at
+    )
+    if updated:
+        logger.warning("webhook endpoint disabled", extra={"endpoint": endpoint.pk, "reason": reason})
+
+
+def webhook_handler_register() -> None:
+    outbox_register(
+        WEBHOOK_KIND, handler=webhook_deliver, retry_delays=RETRY_DELAYS, lease=LEASE, batch=BATCH, claim_together=True
+    )

@@ -1,0 +1,22 @@
+"""The catalogue of outbound webhook events (v1). The payloads are built by the app that owns the
+object (billing/webhooks.py, invoicing/webhooks.py) and documented with examples in
+docs/webhooks.md; core knows only the names, so endpoint filters can be checked."""
+
+from __future__ import annotations
+
+EVENT_VERSION = 1
+
+EVENT_TYPES: tuple[str, ...] = (
+    "customer.created",
+    "customer.updated",
+    "customer.closed",
+    "subscription.created",
+    "subscription.updated",
+    "subscription.canceled",
+    "subscription.resumed",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.voided",
+    "credit_note.created",
+)

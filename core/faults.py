@@ -1,6 +1,6 @@
-"""Fault injection for crash tests, as metering.faults: `BILLING_FAULT=<point>:<n>` makes the
-process SIGKILL itself the n-th time it reaches `<point>`; inert when the variable is not set.
-(Core cannot import metering; issue 10 §1 makes this the one module and metering's a re-export.)"""
+"""Fault injection for crash tests: `BILLING_FAULT=<point>:<n>` makes the process SIGKILL itself
+the n-th time it reaches `<point>`. Inert (one dict lookup) when the variable is not set. The one
+module every app's fault points go through (metering's drain, invoicing's run, the outbox)."""
 
 from __future__ import annotations
 

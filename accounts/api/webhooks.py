@@ -18,11 +18,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
-from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import CursorPagination
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.pagination import StrictCursorPagination
 from accounts.api.permissions import AccessPermission, read, write
 from core.models import WebhookDelivery, WebhookEndpoint
 from core.selectors.webhook import webhook_delivery_list, webhook_endpoint_get, webhook_endpoint_list
@@ -49,31 +49,9 @@ ACCESS = {
 TAGS = ["webhooks"]
 
 
-class _Pagination(CursorPagination):
-    ordering = "-id"
+class _Pagination(StrictCursorPagination):
     page_size = 50
     max_page_size = 100
-    page_size_query_param = "limit"
-
-    def get_page_size(self, request):
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return self.page_size
-        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
-            raise DomainError(
-                f"'limit' must be a whole number from 1 to {self.max_page_size}.", code="invalid_parameter"
-            )
-        return int(raw)
-
-    def decode_cursor(self, request):
-        try:
-            cursor = super().decode_cursor(request)
-        except exceptions.NotFound:
-            cursor = False
-        position = cursor.position if cursor else None
-        if cursor is False or (position is not None and not (position.isascii() and position.isdigit())):
-            raise DomainError("'cursor' is not a cursor this API gave out.", code="invalid_cursor")
-        return cursor
 
 
 class EndpointOut(serializers.Serializer):

@@ -27,12 +27,12 @@ from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers
-from rest_framework.pagination import CursorPagination
+from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.pagination import StrictCursorPagination
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.api.lookups import organization_visible, param, param_checked, param_required
@@ -80,31 +80,8 @@ def invoice_visible(request, value: str, *, lines: bool = False) -> Invoice:
     return invoice
 
 
-class InvoicePagination(CursorPagination):
+class InvoicePagination(StrictCursorPagination):
     ordering = "-id"  # ids grow with creation; created_at ties within one billing run
-    page_size = 100
-    max_page_size = 1000
-    page_size_query_param = "limit"
-
-    def get_page_size(self, request):
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return self.page_size
-        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
-            raise DomainError(
-                f"'limit' must be a whole number from 1 to {self.max_page_size}.", code="invalid_parameter"
-            )
-        return int(raw)
-
-    def decode_cursor(self, request):
-        try:
-            cursor = super().decode_cursor(request)
-        except exceptions.NotFound:
-            cursor = False
-        position = cursor.position if cursor else None
-        if cursor is False or (position is not None and not (position.isascii() and position.isdigit())):
-            raise DomainError("'cursor' is not a cursor this API gave out.", code="invalid_cursor")
-        return cursor
 
 
 class MarkPaidSerializer(serializers.Serializer):

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 import psycopg
 from django.db import InterfaceError, OperationalError, connection, transaction
 
-from metering.faults import fault_point
+from core.faults import fault_point
 from metering.ingest import decode_landing
 from metering.meters import MeterDefinitionError, MeterSpec
 from metering.models import Meter

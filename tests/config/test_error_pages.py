@@ -70,7 +70,7 @@ def test_csrf_failure_is_the_sites_page(tenant_a):
 @pytest.mark.parametrize("django_env", ["development", "test", "production"])
 def test_debug_is_off_unless_asked_for(django_env, tmp_path):
     env = {**os.environ, "DJANGO_ENV": django_env, "DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 50}
-    env.update(OIDC_PRIVATE_KEY="unused")
+    env.update(OIDC_PRIVATE_KEY="unused", FIELD_ENCRYPTION_KEYS="NtkiDprsBsW4sy9PNCLxpvXwyqKedc7ijt-UKNH8CtY=")
     env.pop("DEBUG", None)
 
     def debug(**extra) -> str:

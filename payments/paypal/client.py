@@ -19,6 +19,7 @@ speaks the same API; nothing here knows which. The SDK fetches and caches the OA
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -210,6 +211,18 @@ class PayPalGateway:
         # The token endpoint answers OAuth2 errors ({"error": "invalid_client"}).
         issue = issue or getattr(exc, "error", None)
         message = getattr(exc, "message", None) or getattr(exc, "error_description", None) or ""
+        if issue is None:
+            # A status the SDK declares no error model for (a 404 on DELETE) comes as a bare
+            # ApiException: PayPal's error body is still there.
+            try:
+                body = json.loads(_get(exc, "response", "text") or "")
+            except ValueError:
+                body = None
+            if isinstance(body, dict):
+                details = body.get("details")
+                first = details[0] if isinstance(details, list) and details and isinstance(details[0], dict) else {}
+                issue = first.get("issue") or body.get("name")
+                message = body.get("message") or message
         return failure_from_issue(issue, status_code=exc.response_code, message=str(message)[:300])
 
     # -- customers and methods -----------------------------------------------------------------
@@ -290,7 +303,8 @@ class PayPalGateway:
         )
 
     def remove_method(self, *, method_id: str) -> None:
-        _body, failure = self._call(self._sdk.vault.delete_payment_token, {"id": method_id})
+        # This SDK method takes the id positionally, unlike the options dict of the others.
+        _body, failure = self._call(lambda _options: self._sdk.vault.delete_payment_token(method_id), {})
         if failure:
             raise PayPalError(failure)
 

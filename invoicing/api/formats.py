@@ -17,7 +17,7 @@ from billing.api.formats import amount_text, bill_line_out, decimal_text, instan
 from billing.money import round_money
 from invoicing.compose import DraftLine, InvoiceDraft
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
-from invoicing.services.billing_run import taxes_json
+from invoicing.services.invoice_lines import taxes_json
 
 
 def money_text(value: Decimal, currency: str) -> str:

@@ -31,6 +31,8 @@ from weasyprint import CSS, HTML, URLFetcher
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcherResponse
 
+from billing.line_json import breakdown_from_json
+from billing.pricing.results import BreakdownItem
 from invoicing.formatting import DEFAULT_COLORS, HEX_COLOR, Fmt, invoice_fmt
 from invoicing.models import FINAL_STATUSES, Invoice, InvoiceLine
 from tenants.errors import DomainError
@@ -262,19 +264,18 @@ def _line_row(line: InvoiceLine, fmt: Fmt, notes: OrderedDict[str, int]) -> _Row
     if line.proration and line.proration.get("of"):
         share = Decimal(line.proration["seconds"]) / Decimal(line.proration["of"]) * 100
         row.proration = f"prorated: {fmt.percent(share.quantize(Decimal('0.01')))} of the period"
-    items = line.breakdown or []
+    items = breakdown_from_json(line.breakdown or [])
     # A single per-unit piece repeats the line itself: only show pieces that explain something.
-    if not (len(items) == 1 and items[0].get("label") == "units"):
+    if not (len(items) == 1 and items[0].label == "units"):
         row.breakdown = [_breakdown_row(item, fmt) for item in items]
     return row
 
 
-def _breakdown_row(item: dict, fmt: Fmt) -> dict[str, str]:
-    label = item.get("label", "")
-    quantity, unit = Decimal(item["quantity"]), Decimal(item["unit_amount"])
-    flat, amount = Decimal(item["flat_amount"]), Decimal(item["amount"])
+def _breakdown_row(item: BreakdownItem, fmt: Fmt) -> dict[str, str]:
+    label = item.label
+    quantity, unit, flat, amount = item.quantity, item.unit_amount, item.flat_amount, item.amount
     if label == "tier":
-        name = f"Tier {int(item['tier']) + 1}"
+        name = f"Tier {int(item.tier or 0) + 1}"
     else:
         name = BREAKDOWN_LABELS.get(label, label.replace("_", " ").capitalize())
     unit_text = fmt.percent(unit * 100) if label == "rate" else fmt.unit(unit)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from billing.line_json import breakdown_json, proration_json
 from core.db import rows_update
 from invoicing.compose import InvoiceDraft
 from invoicing.models import Invoice, InvoiceLine
@@ -58,18 +59,8 @@ def invoice_line_rows(invoice: Invoice, draft: InvoiceDraft) -> list[InvoiceLine
                 charge_id=line.charge_id,
                 meter_code=line.meter_code or "",
                 group=line.group,
-                breakdown=[
-                    {
-                        "label": b.label,
-                        "tier": b.tier,
-                        "quantity": format(b.quantity, "f"),
-                        "unit_amount": format(b.unit_amount, "f"),
-                        "flat_amount": format(b.flat_amount, "f"),
-                        "amount": format(b.amount, "f"),
-                    }
-                    for b in line.breakdown
-                ],
-                proration=None if line.proration is None else {"seconds": line.proration[0], "of": line.proration[1]},
+                breakdown=breakdown_json(line.breakdown),
+                proration=proration_json(line.proration),
                 coupon_redemption_id=line.coupon_redemption_id,
                 corrects_id=line.corrects,
             )

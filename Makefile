@@ -46,6 +46,7 @@ test: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP_DEV)
 	$(VENV)/bin/ruff check --fix .

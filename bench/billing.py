@@ -35,7 +35,7 @@ start-of-month bill point and finalizes it (not timed), then measures:
    numbered, snapshotted, credit checked; the `invoice.deliver` outbox rows (and webhook events,
    none without endpoints) it writes and the dispatch tasks it enqueues on commit (50 invoices a
    task) are part of it (the tasks are purged from the bench's Redis afterwards: no worker runs);
-3. PDFs: invoicing.services.pdf.invoice_pdf_render of BENCH_BILLING_PDFS (default 200; 0 skips
+3. PDFs: invoicing.pdf_render.invoice_pdf_render of BENCH_BILLING_PDFS (default 200; 0 skips
    them) finalized invoices in one process (after two untimed warm-up renders), then as many in
    each of two forked processes at once.
 
@@ -438,13 +438,13 @@ def baseline_writes(point_of: dict[int, datetime]) -> dict[str, float]:
     """Seconds to write the month-end invoices, their lines and the subscriptions' watermarks
     with no logic: the same rows copied (bill point + 1 s), in chunks of 500 subscriptions, rolled
     back; per kind of row, with the ORM (bulk_create / bulk_update), with the run's own writers
-    (bulk_create and invoicing.services.billing_run.rows_update), and as COPY."""
+    (bulk_create and core.db.rows_update), and as COPY."""
     from django.db import connection, transaction
 
     from billing.models import Subscription
     from billing.services.subscription import BILL_POINT_FIELDS
+    from core.db import rows_update
     from invoicing.models import Invoice, InvoiceLine
-    from invoicing.services.billing_run import rows_update
 
     def copies() -> list[tuple[Invoice, list[InvoiceLine]]]:
         invoices = list(Invoice.objects.filter(bill_point__in=set(point_of.values())).order_by("subscription_id"))
@@ -553,8 +553,8 @@ def baseline_finalize_update(point_of: dict[int, datetime]) -> dict[str, float]:
     chunks of 500, rolled back: ORM bulk_update, and the run's rows_update."""
     from django.db import transaction
 
+    from core.db import rows_update
     from invoicing.models import Invoice
-    from invoicing.services.billing_run import rows_update
 
     fields = ["number", "status", "issued_at", "due_at", "paid_at", "seller", "customer", "currency"]
     fields += ["period_start", "period_end", "subtotal", "tax_total", "total", "credits_applied", "amount_due"]
@@ -582,9 +582,9 @@ def baseline_finalize_update(point_of: dict[int, datetime]) -> dict[str, float]:
 
 
 def _renderer():
-    """invoicing.services.pdf.invoice_pdf_render, or a stand-in (say so) while it does not exist."""
+    """invoicing.pdf_render.invoice_pdf_render, or a stand-in (say so) while it does not exist."""
     try:
-        from invoicing.services.pdf import invoice_pdf_render
+        from invoicing.pdf_render import invoice_pdf_render
     except ImportError:
         return _standin_render, True
     return invoice_pdf_render, False
@@ -788,7 +788,7 @@ def main() -> None:
         )
 
         _, stand_in = _renderer()
-        what = "a STAND-IN renderer (invoicing.services.pdf is missing)" if stand_in else "invoice_pdf_render"
+        what = "a STAND-IN renderer (invoicing.pdf_render is missing)" if stand_in else "invoice_pdf_render"
         log(f"PDFs with {what}: {PDFS} in one process, {PDFS} in each of two at once …")
         ids = list(
             Invoice.objects.filter(bill_point__gt=start_at).order_by("id").values_list("id", flat=True)[: 2 * PDFS]

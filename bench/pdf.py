@@ -145,8 +145,8 @@ def main() -> None:
     from PIL import Image
     from weasyprint import HTML
 
+    from invoicing import pdf_render as pdf
     from invoicing.models import Invoice
-    from invoicing.services import pdf
     from tenants.models import Tenant
 
     media = tempfile.mkdtemp(prefix="bench-pdf-")
@@ -164,7 +164,7 @@ def main() -> None:
         return lambda: pdf.invoice_pdf_render(invoice=invoice)
 
     cases = {
-        "baseline_minimal_page": lambda: HTML(string=baseline_html).write_pdf(font_config=pdf._font_config()),
+        "baseline_minimal_page": lambda: HTML(string=baseline_html).write_pdf(font_config=pdf.font_config()),
         "invoice_1_page_5_lines": rendering(5),
         "invoice_3_pages_60_lines": rendering(60),
     }

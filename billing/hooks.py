@@ -4,8 +4,12 @@ Previews computed in billing (a plan change, a cancellation) need what invoicing
 invoice lines: what each fixed-amount coupon already gave in the current billing period, what
 finalized invoices billed for windows that late events may still change (correction lines), and
 what non-void invoices billed of base fees, net of credit notes (the credit for unused time).
-invoicing installs its providers when it loads (InvoicingConfig.ready); until then nothing was
-invoiced."""
+invoicing installs its providers when it loads (InvoicingConfig.ready).
+
+A provider that is not installed is an error, never "nothing was invoiced": a preview made
+without one would silently differ from the invoice (no corrections, no credit for unused time,
+coupons given twice). Calling it raises `HookMissing`, and the system check `billing.E001`
+(billing.apps) refuses to start a process in which one is missing."""
 
 from __future__ import annotations
 
@@ -13,49 +17,61 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
+from django.core.exceptions import ImproperlyConfigured
+
 from billing.bill import BilledFee, BilledUsage
 from billing.schedule import SubscriptionState
 
 CouponUsedProvider = Callable[[SubscriptionState, datetime], Mapping[tuple[int, datetime], Decimal]]
+BilledProvider = Callable[[SubscriptionState], list[BilledUsage]]
+FeesProvider = Callable[[SubscriptionState], list[BilledFee]]
+
+COUPON_USED, BILLED, FEES = "coupon_used", "billed", "fees"
+HOOKS = (COUPON_USED, BILLED, FEES)
+
+# One process-wide registration per hook (set in InvoicingConfig.ready).
+_providers: dict[str, Callable] = {}
 
 
-def _nothing_used(state: SubscriptionState, point: datetime) -> Mapping[tuple[int, datetime], Decimal]:
-    return {}
+class HookMissing(ImproperlyConfigured):
+    """A billing hook was called with no provider installed (the app that provides it, invoicing,
+    is not installed or not ready)."""
 
 
-coupon_used_provider: CouponUsedProvider = _nothing_used
+def _provider(name: str) -> Callable:
+    try:
+        return _providers[name]
+    except KeyError:
+        raise HookMissing(
+            f"billing.hooks: no {name!r} provider is installed; invoicing installs it in "
+            "InvoicingConfig.ready (is 'invoicing' in INSTALLED_APPS?)."
+        ) from None
+
+
+def hooks_missing() -> list[str]:
+    """The hooks without a provider, in HOOKS order."""
+    return [name for name in HOOKS if name not in _providers]
+
+
+def coupon_used_provider(state: SubscriptionState, point: datetime) -> Mapping[tuple[int, datetime], Decimal]:
+    return _provider(COUPON_USED)(state, point)
 
 
 def coupon_used_provider_set(provider: CouponUsedProvider) -> None:
-    global coupon_used_provider  # one process-wide registration
-    coupon_used_provider = provider
+    _providers[COUPON_USED] = provider
 
 
-BilledProvider = Callable[[SubscriptionState], list[BilledUsage]]
-
-
-def _nothing_billed(state: SubscriptionState) -> list[BilledUsage]:
-    return []
-
-
-billed_provider: BilledProvider = _nothing_billed
+def billed_provider(state: SubscriptionState) -> list[BilledUsage]:
+    return _provider(BILLED)(state)
 
 
 def billed_provider_set(provider: BilledProvider) -> None:
-    global billed_provider  # one process-wide registration
-    billed_provider = provider
+    _providers[BILLED] = provider
 
 
-FeesProvider = Callable[[SubscriptionState], list[BilledFee]]
-
-
-def _no_fees(state: SubscriptionState) -> list[BilledFee]:
-    return []
-
-
-fees_provider: FeesProvider = _no_fees
+def fees_provider(state: SubscriptionState) -> list[BilledFee]:
+    return _provider(FEES)(state)
 
 
 def fees_provider_set(provider: FeesProvider) -> None:
-    global fees_provider  # one process-wide registration
-    fees_provider = provider
+    _providers[FEES] = provider

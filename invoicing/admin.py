@@ -3,7 +3,7 @@ are immutable, convention 12): their state changes only through the services, as
 "Finalize now" and "Void" (which first shows a confirmation page: what voiding does, and each
 invoice's number and total; it voids only on the confirming POST). The PDF is served by an admin
 view (staff only), rendered and stored first if the delivery task has not run yet; a void
-invoice's PDF carries a VOID stamp (invoicing.services.pdf.invoice_pdf_open). The settings are a
+invoice's PDF carries a VOID stamp (invoicing.services.pdf_store.invoice_pdf_open). The settings are a
 singleton: change only."""
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         if invoice.status == InvoiceStatus.DRAFT:
             self.message_user(request, f"{invoice} is a draft: it has a PDF once finalized.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:invoicing_invoice_change", args=[invoice.pk]))
-        from invoicing.services.pdf import invoice_pdf_open
+        from invoicing.services.pdf_store import invoice_pdf_open
 
         try:
             stored = invoice_pdf_open(invoice=invoice)

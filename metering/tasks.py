@@ -2,11 +2,12 @@
 
 from celery import shared_task
 
+from metering.services.meter import BACKFILL_TASK
 from metering.services.partitions import event_ids_prune, partitions_maintain
 from metering.services.rollups import rollups_rebuild
 
 
-@shared_task(name="metering.meter_backfill", acks_late=True, time_limit=3600, soft_time_limit=3500)
+@shared_task(name=BACKFILL_TASK, acks_late=True, time_limit=3600, soft_time_limit=3500)
 def meter_backfill(meter_id: int) -> int:
     """Rebuild one meter's rollups from raw events (idempotent: a rebuild replaces them)."""
     return rollups_rebuild(meter_ids=[meter_id])

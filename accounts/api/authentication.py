@@ -23,8 +23,8 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 
 from accounts.api.principal import ApiPrincipal, session_principal, user_scopes
 from accounts.audit import audit_origin_set
+from accounts.models.api_key import KEY_PREFIX
 from accounts.selectors.api_key import apikey_get_active
-from accounts.services.api_key import KEY_PREFIX
 
 
 class CredentialError(Exception):

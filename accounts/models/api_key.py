@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+
+# Every key starts with it: authentication tells an API key from an OAuth2 token by it.
+KEY_PREFIX = "bk_"
+
+
+def apikey_digest(raw_key: str) -> str:
+    """What is stored of a key (and looked up by): its SHA-256, see APIKey."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
 class APIKeyScope(models.TextChoices):

@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import APIKey
-from accounts.services.api_key import KEY_PREFIX, apikey_digest
+from accounts.models.api_key import KEY_PREFIX, apikey_digest
 
 # last_used_at is a hint for people, not a ledger: refresh it at most once a minute per key so a
 # busy key does not write a row per request.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -10,8 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import APIKey, APIKeyScope, User
-
-KEY_PREFIX = "bk_"
+from accounts.models.api_key import KEY_PREFIX, apikey_digest
+from accounts.selectors.api_key import apikey_cache_clear
 
 
 class APIKeyError(Exception):
@@ -22,10 +21,6 @@ class APIKeyError(Exception):
 class APIKeyCreated:
     api_key: APIKey
     secret: str  # the full key; returned once, never stored
-
-
-def apikey_digest(raw_key: str) -> str:
-    return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
 def apikey_create(*, name: str, scopes: list[str], actor: User | None) -> APIKeyCreated:
@@ -55,7 +50,5 @@ def apikey_revoke(*, api_key: APIKey, actor: User | None) -> APIKey:
         if key.revoked_at is None:
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at"])
-    from accounts.selectors.api_key import apikey_cache_clear
-
     apikey_cache_clear()  # this process at once; others within their cache's few seconds
     return key

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from billing.bill import Bill, BillLine
+from billing.line_json import breakdown_json, proration_json
 from billing.money import round_money
 from tenants.errors import DomainError
 
@@ -72,22 +73,12 @@ def bill_line_out(line: BillLine) -> dict:
         "period_end": instant_text(line.period_end),
         "billing_period_start": instant_text(line.billing_period_start),
         "billing_period_end": instant_text(line.billing_period_end),
-        "proration": None if line.proration is None else {"seconds": line.proration[0], "of": line.proration[1]},
+        "proration": proration_json(line.proration),
         "meter": line.meter_code,
         "group": line.group,
         "coupon_redemption": line.coupon_redemption_id,
         "discounts_line": line.discounts_line,
-        "breakdown": [
-            {
-                "label": item.label,
-                "tier": item.tier,
-                "quantity": decimal_text(item.quantity),
-                "unit_amount": decimal_text(item.unit_amount),
-                "flat_amount": decimal_text(item.flat_amount),
-                "amount": decimal_text(item.amount),
-            }
-            for item in line.breakdown
-        ],
+        "breakdown": breakdown_json(line.breakdown, text=decimal_text),
     }
 
 

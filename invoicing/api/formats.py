@@ -14,10 +14,11 @@ from decimal import Decimal
 from django.urls import reverse
 
 from billing.api.formats import amount_text, bill_line_out, decimal_text, instant_text
+from billing.line_json import breakdown_from_json, breakdown_json
 from billing.money import round_money
 from invoicing.compose import DraftLine, InvoiceDraft
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
-from invoicing.services.billing_run import taxes_json
+from invoicing.services.invoice_lines import taxes_json
 
 
 def money_text(value: Decimal, currency: str) -> str:
@@ -64,17 +65,7 @@ def invoice_line_out(line: InvoiceLine, *, positions: Mapping[int, int]) -> dict
         "coupon_redemption": line.coupon_redemption_id,
         "discounts_line": positions[line.discounts_id] if line.discounts_id else None,
         "corrects": line.corrects_id,
-        "breakdown": [
-            {
-                "label": item["label"],
-                "tier": item["tier"],
-                "quantity": _stored_decimal(item["quantity"]),
-                "unit_amount": _stored_decimal(item["unit_amount"]),
-                "flat_amount": _stored_decimal(item["flat_amount"]),
-                "amount": _stored_decimal(item["amount"]),
-            }
-            for item in line.breakdown
-        ],
+        "breakdown": breakdown_json(breakdown_from_json(line.breakdown), text=decimal_text),
         "net_amount": money_text(line.net_amount, line.currency),
         "tax_amount": money_text(line.tax_amount, line.currency),
         "tax_rate": decimal_text(line.tax_rate),

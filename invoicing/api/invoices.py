@@ -186,7 +186,7 @@ class InvoicePdfView(APIView):
                 f"{invoice} is a draft: it has a PDF once finalized.", code="invoice_not_final", status_code=409
             )
         # Stored first if the delivery task has not run yet; a void invoice's carries a VOID stamp.
-        from invoicing.services.pdf import invoice_pdf_open
+        from invoicing.services.pdf_store import invoice_pdf_open
 
         try:
             stored = invoice_pdf_open(invoice=invoice)

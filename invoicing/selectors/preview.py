@@ -1,6 +1,6 @@
 """The upcoming invoice of an organization: what its subscriptions' next bill points would bill
 with the usage as it stands now. It goes through the billing run's own composition
-(invoicing.services.billing_run.compose_due) and writes nothing."""
+(invoicing.selectors.drafts.compose_due) and writes nothing."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from billing.models import LIVE_STATUSES, Organization, Subscription
 from billing.schedule import next_bill_point
 from billing.selectors.subscription_state import subscription_states
 from invoicing.compose import InvoiceDraft
+from invoicing.selectors.drafts import compose_due
 from invoicing.selectors.settings import invoicing_settings_get
-from invoicing.services.billing_run import compose_due
 
 
 def invoice_preview_get(*, organization: Organization) -> list[InvoiceDraft]:

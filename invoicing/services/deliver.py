@@ -24,7 +24,9 @@ LEASE = timedelta(minutes=10)
 
 
 def invoice_deliver(*, invoice_id: int) -> None:
-    from invoicing.services.pdf import invoice_email_send, invoice_pdf_store  # WeasyPrint: only where PDFs are made
+    # WeasyPrint: only where PDFs are made
+    from invoicing.services.invoice_email import invoice_email_send
+    from invoicing.services.pdf_store import invoice_pdf_store
 
     invoice = Invoice.objects.select_related("organization").get(pk=invoice_id)
     invoice_pdf_store(invoice=invoice)

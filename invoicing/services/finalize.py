@@ -3,8 +3,8 @@ events count), numbered gap-free, the seller's and customer's details snapshotte
 after tax, then immutable. A draft whose customer the tax rules cannot place stays a draft with
 its `tax_problem` (and so do the later drafts of its subscription: drafts finalize in order).
 
-Per tenant, numbers come from one sequence row per prefix, locked in the transaction that
-finalizes: a rollback gives the numbers back, so there is never a gap."""
+Numbers come from invoicing.services.numbering, in the transaction that finalizes: a rollback
+gives them back, so there is never a gap."""
 
 from __future__ import annotations
 
@@ -22,22 +22,16 @@ from accounts.audit import audit_actor, audit_events_bulk
 from billing.models import GRANT_KINDS, CreditEntry, CreditKind, Organization, Subscription
 from billing.services.credit import credit_apply, credit_grant
 from billing.services.subscription import PROBLEM_FIELDS, subscriptions_billing_problem_clear
+from core.db import chunks, rows_update
 from core.faults import fault_point
 from invoicing.compose import InvoiceDraft
-from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings, NumberSequence
+from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
+from invoicing.selectors.drafts import compose_due
 from invoicing.selectors.settings import invoicing_settings_get
-from invoicing.services.billing_run import (
-    FINALIZING,
-    NOT_ISOLATED,
-    _chunks,
-    _line_rows,
-    billing_problem_record,
-    compose_due,
-    draft_totals,
-    invoice_lines_write,
-    rows_update,
-)
+from invoicing.services.billing_problems import FINALIZING, NOT_ISOLATED, billing_problem_record
 from invoicing.services.deliver import invoice_deliveries_add
+from invoicing.services.invoice_lines import draft_totals, invoice_line_rows, invoice_lines_write
+from invoicing.services.numbering import numbers_take
 from invoicing.webhooks import invoices_emit
 from tenants.errors import DomainError
 
@@ -83,18 +77,6 @@ class FinalizeResult:
         self.problems += other.problems
 
 
-def numbers_take(prefix: str, count: int) -> list[str]:
-    """`count` consecutive numbers for `prefix`, inside the caller's transaction."""
-    if count == 0:
-        return []
-    sequence, _ = NumberSequence.objects.get_or_create(prefix=prefix)
-    sequence = NumberSequence.objects.select_for_update().get(pk=sequence.pk)
-    first = sequence.last_value + 1
-    sequence.last_value += count
-    sequence.save(update_fields=["last_value"])
-    return [f"{prefix}{n:06d}" for n in range(first, first + count)]
-
-
 def seller_snapshot(settings: InvoicingSettings) -> dict:
     tenant = connection.tenant
     return {
@@ -120,7 +102,7 @@ def customer_snapshot(organization: Organization) -> dict:
 
 def _same_lines(invoice: Invoice, draft: InvoiceDraft, stored: list[InvoiceLine]) -> bool:
     """Whether the stored lines (in position order) are the draft's."""
-    fresh = _line_rows(invoice, draft)
+    fresh = invoice_line_rows(invoice, draft)
     if len(stored) != len(fresh):
         return False
     positions = {row.pk: row.position for row in stored}
@@ -297,9 +279,9 @@ def invoices_finalize_due(
     )
     # As when drafting: subscriptions that failed before go one by one, the rest set-wise, and a
     # chunk that fails is finalized again one subscription at a time.
-    for chunk in _chunks([sid for sid, problem in rows if problem], chunk_size):
+    for chunk in chunks([sid for sid, problem in rows if problem], chunk_size):
         _finalize_one_by_one(chunk, at=at, settings=settings, result=result)
-    for chunk in _chunks([sid for sid, problem in rows if not problem], chunk_size):
+    for chunk in chunks([sid for sid, problem in rows if not problem], chunk_size):
         attempt = FinalizeResult()
         try:
             _finalize_chunk(chunk, at=at, settings=settings, result=attempt)

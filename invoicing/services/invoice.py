@@ -21,19 +21,15 @@ from billing.bill import LineKind
 from billing.models import CreditKind
 from billing.money import minor_units, round_fraction, round_money
 from billing.services.credit import credit_grant
+from invoicing.locks import invoice_lock
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
 from invoicing.selectors.billed import fees_billed_get
 from invoicing.selectors.settings import invoicing_settings_get
-from invoicing.services.finalize import numbers_take
+from invoicing.services.numbering import numbers_take
 from invoicing.webhooks import credit_note_emit, invoice_emit
 from tenants.errors import DomainError
 
 ZERO = Decimal(0)
-
-
-def invoice_lock(invoice_id: int) -> Invoice:
-    """Invoices are locked before their organization (billing.locks), never after it."""
-    return Invoice.objects.select_for_update(of=("self",)).select_related("organization").get(pk=invoice_id)
 
 
 def _credit_returned(invoice: Invoice, *, at: datetime, why: str) -> None:

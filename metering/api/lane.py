@@ -20,8 +20,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
 from accounts.api.principal import ApiPrincipal
+from accounts.models.api_key import KEY_PREFIX
 from accounts.selectors.api_key import apikey_get_active
-from accounts.services.api_key import KEY_PREFIX
 from metering.ingest import MAX_BODY_BYTES
 from metering.metrics import EVENTS_REJECTED
 from metering.services.ingest import IngestOutcome, error, events_ingest, unavailable

@@ -24,6 +24,7 @@ event of every window: past a few thousand events per customer and month they ne
 of their own (see metering.selectors.usage).
 """
 
+# The SQL shared with the single-customer reads is metering.selectors.usage_sql.
 # SQL text here is assembled from constants and the meter's property paths, which metering.meters
 # validates (MeterSpec.from_meter, and again in sql_path) before inlining them as text[] literals.
 # Every value (customers, instants, the meter id, filter values) travels as a parameter.
@@ -39,19 +40,32 @@ from typing import Any
 
 from django.db import connection
 
-from metering.meters import MeterSpec, sql_group, sql_match, sql_path, sql_value
+from metering.meters import MeterSpec, sql_path
 from metering.models import Aggregation, Meter
 from metering.models.meter import ROLLUP_AGGREGATIONS
-from metering.selectors.usage import (
-    _EID,
-    _EMPTY_EID,
-    _ROLLUP_VALUE,
-    _TS,
-    _finish,
-    _group_sort_key,
-    _range_checked,
-    _spec_get,
-    _split,
+from metering.selectors.usage_sql import (
+    EID,
+    IN_WINDOW,
+    KIND_GROUP,
+    KIND_OVERALL,
+    ROLLUP_VALUE,
+    TS,
+    Sql,
+    columns,
+    events_sql,
+    finish,
+    group_columns,
+    group_list,
+    group_sort_key,
+    held,
+    hours_split,
+    latest_groups_sql,
+    latest_sql,
+    null_groups,
+    range_checked,
+    rollup_group_columns,
+    spec_get,
+    weighted_segments_sql,
 )
 from tenants.errors import DomainError
 
@@ -59,11 +73,9 @@ from tenants.errors import DomainError
 # held per fetch; per-window cost does not depend on it (each window is its own lateral query).
 WINDOWS_PER_STATEMENT = 2_000
 
-_KIND_OVERALL, _KIND_GROUP = 0, 1
 # The windows of a chunk: position in the chunk, customer, start, end.
 _WINDOWS_SQL = "unnest(%s::int[], %s::text[], %s::timestamptz[], %s::timestamptz[])"
 
-Sql = tuple[str, list[Any]]
 _Key = tuple[str, datetime, datetime]  # (customer, start, end) in UTC
 
 
@@ -92,7 +104,7 @@ def usage_bulk(*, meter: Meter, windows: Sequence[UsageWindow], group_by: bool =
     Raises ValueError for naive datetimes and DomainError `invalid_range` (start >= end) or
     `invalid_meter` before running any query.
     """
-    spec = _spec_get(meter)
+    spec = spec_get(meter)
     keys, by_window = _windows_checked(windows)
     k = len(spec.group_paths) if group_by else 0
     aggregation = spec.aggregation
@@ -117,7 +129,7 @@ def usage_bulk(*, meter: Meter, windows: Sequence[UsageWindow], group_by: bool =
         grouped: dict[int, dict[tuple, Any]] = {}
         for row in rows:
             kind, index, values, value = row[0], row[1], tuple(row[2 : 2 + k]), row[2 + k]
-            if kind == _KIND_OVERALL:
+            if kind == KIND_OVERALL:
                 overall[index] = value
             else:
                 grouped.setdefault(index, {})[values] = value
@@ -125,10 +137,10 @@ def usage_bulk(*, meter: Meter, windows: Sequence[UsageWindow], group_by: bool =
             _, start, end = key
             groups = grouped.get(index, {})
             out_by_key[key] = BulkUsage(
-                value=_finish(aggregation, overall.get(index), start, end),
+                value=finish(aggregation, overall.get(index), start, end),
                 groups={
-                    values: _finish(aggregation, groups[values], start, end)
-                    for values in sorted(groups, key=_group_sort_key)
+                    values: finish(aggregation, groups[values], start, end)
+                    for values in sorted(groups, key=group_sort_key)
                 },
             )
     return {window: out_by_key[key] for window, key in by_window.items()}
@@ -149,7 +161,7 @@ def event_values_bulk(
     Raises DomainError `meter_without_value` for a meter without a value property, and as
     usage_bulk for bad windows or meters.
     """
-    spec = _spec_get(meter)
+    spec = spec_get(meter)
     if spec.value_path is None:
         raise DomainError(f"Meter {spec.code!r} has no value property.", code="meter_without_value")
     keys, by_window = _windows_checked(windows)
@@ -170,7 +182,7 @@ def event_values_bulk(
             if not k:
                 out_by_key[key] = {(): values.get((), [])}
             else:
-                out_by_key[key] = {group: values[group] for group in sorted(values, key=_group_sort_key)}
+                out_by_key[key] = {group: values[group] for group in sorted(values, key=group_sort_key)}
     return {window: out_by_key[key] for window, key in by_window.items()}
 
 
@@ -184,7 +196,7 @@ def _windows_checked(windows: Sequence[UsageWindow]) -> tuple[list[_Key], dict[U
     for window in windows:
         if not isinstance(window.customer, str):
             raise ValueError("a usage window's customer is the external id (str)")
-        start, end = _range_checked(window.start, window.end)
+        start, end = range_checked(window.start, window.end)
         by_window[window] = (window.customer, start, end)
     return sorted(set(by_window.values())), by_window
 
@@ -206,63 +218,29 @@ def _window_params(chunk: list[_Key]) -> list[Any]:
 # 3M-row seq scan per chunk, 7x slower) and sorts that spilled to disk.
 
 _WINDOWS = f"{_WINDOWS_SQL} AS w(i, c, ws, we)"
-_IN_WINDOW = f"{_TS} >= w.ws AND {_TS} < w.we"
-_BEFORE_WINDOW = f"{_TS} < w.ws"
-
-
-def _events(spec: MeterSpec, *, when: str, with_value: bool = False, unique: bool = False) -> Sql:
-    """`metering_event e CROSS JOIN LATERAL (value) v WHERE …`: the meter's matching events of the
-    customer of the outer window `w` where `when` holds. `with_value`: only events with a value."""
-    match, params = sql_match(spec)
-    value = sql_value(spec) if spec.value_path and not unique else "NULL::numeric"
-    sql = (
-        f"metering_event e CROSS JOIN LATERAL (SELECT {value} AS value) v "
-        f"WHERE e.customer = w.c AND {match} AND ({when})"
-    )
-    if with_value:
-        sql += " AND v.value IS NOT NULL"
-    return sql, params
-
-
-def _event_columns(spec: MeterSpec, *, k: int) -> str:
-    """g0.., ts, eid, value of an event `e` with value `v`."""
-    columns = [f"{expr} AS g{i}" for i, expr in enumerate(sql_group(spec)[:k])]
-    return ", ".join([*columns, f"{_TS} AS ts", f"{_EID} AS eid", "v.value AS value"])
-
-
-def _columns(alias: str, k: int) -> str:
-    return "".join(f"{alias}.g{i}, " for i in range(k))
-
-
-def _group_list(alias: str, k: int) -> str:
-    return ", ".join(f"{alias}.g{i}" for i in range(k))
-
-
-def _null_groups(k: int) -> str:
-    return "".join(f"NULL::text AS g{i}, " for i in range(k))
 
 
 def _per_window(query: str, *, k: int, windows: str = _WINDOWS) -> str:
     """Rows (kind, i, g0.., value) of `query` (kind, g0.., value) run for every window."""
-    return f"SELECT x.kind, w.i, {_columns('x', k)}x.value FROM {windows} CROSS JOIN LATERAL ({query}) x"
+    return f"SELECT x.kind, w.i, {columns('x', k)}x.value FROM {windows} CROSS JOIN LATERAL ({query}) x"
 
 
 def _grouping(parts: str, value: str, *, k: int) -> str:
     """(kind, g0.., value) over `parts` (aliased p): the overall row (also when `parts` is
     empty), and with k a row per group."""
     if not k:
-        return f"SELECT {_KIND_OVERALL} AS kind, {value} AS value FROM ({parts}) p"
-    groups = _group_list("p", k)
-    kind = f"CASE WHEN GROUPING(p.g0) = 0 THEN {_KIND_GROUP} ELSE {_KIND_OVERALL} END"
+        return f"SELECT {KIND_OVERALL} AS kind, {value} AS value FROM ({parts}) p"
+    groups = group_list("p", k)
+    kind = f"CASE WHEN GROUPING(p.g0) = 0 THEN {KIND_GROUP} ELSE {KIND_OVERALL} END"
     return f"SELECT {kind} AS kind, {groups}, {value} AS value FROM ({parts}) p GROUP BY GROUPING SETS ((), ({groups}))"
 
 
 def _rollup_statement(spec: MeterSpec, chunk: list[_Key], *, k: int) -> Sql:
     """Whole hours [hs, he) from rollups, the partial edge hours [ws, hs) and [he, we) from raw
-    events (usage._split); a window without a whole hour has hs = he = we."""
+    events (usage_sql.hours_split); a window without a whole hour has hs = he = we."""
     whole_starts, whole_ends = [], []
     for _, start, end in chunk:
-        hours, _ = _split(start, end)
+        hours, _ = hours_split(start, end)
         hs, he = hours if hours is not None else (end, end)
         whole_starts.append(hs)
         whole_ends.append(he)
@@ -270,27 +248,26 @@ def _rollup_statement(spec: MeterSpec, chunk: list[_Key], *, k: int) -> Sql:
         "unnest(%s::int[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], "
         "%s::timestamptz[]) AS w(i, c, ws, we, hs, he)"
     )
-    # group_key "" (a meter not yet rebuilt after group_by was added) reads as null groups.
-    rollup_groups = "".join(f"(NULLIF(r.group_key, '')::jsonb ->> {i}) AS g{i}, " for i in range(k))
-    groups = "".join(f"{expr} AS g{i}, " for i, expr in enumerate(sql_group(spec)[:k]))
+    rollup_groups = rollup_group_columns(k)
+    groups = group_columns(spec, k=k)
     branches = [
         f"SELECT {rollup_groups}r.event_count AS n, r.value_sum AS s, r.value_min AS lo, r.value_max AS hi "
         "FROM metering_rollup r WHERE r.customer = w.c AND r.meter_id = %s AND r.hour >= w.hs AND r.hour < w.he"
     ]
     params: list[Any] = [*_window_params(chunk), whole_starts, whole_ends, spec.id]
     # Two ranges rather than an OR, so each is one index range scan.
-    for when in (f"{_TS} >= w.ws AND {_TS} < w.hs", f"{_TS} >= w.he AND {_TS} < w.we"):
-        events, event_params = _events(spec, when=when)
+    for when in (f"{TS} >= w.ws AND {TS} < w.hs", f"{TS} >= w.he AND {TS} < w.we"):
+        events, event_params = events_sql(spec, when=when)
         branches.append(f"SELECT {groups}1::bigint, v.value, v.value, v.value FROM {events}")
         params += event_params
-    query = _grouping(" UNION ALL ".join(branches), _ROLLUP_VALUE[spec.aggregation], k=k)
+    query = _grouping(" UNION ALL ".join(branches), ROLLUP_VALUE[spec.aggregation], k=k)
     return _per_window(query, k=k, windows=windows), params
 
 
 def _unique_statement(spec: MeterSpec, chunk: list[_Key], *, k: int) -> Sql:
     assert spec.value_path is not None
-    events, params = _events(spec, when=_IN_WINDOW, unique=True)
-    groups = "".join(f"{expr} AS g{i}, " for i, expr in enumerate(sql_group(spec)[:k]))
+    events, params = events_sql(spec, when=IN_WINDOW, unique=True)
+    groups = group_columns(spec, k=k)
     parts = (
         f"SELECT * FROM (SELECT {groups}(e.properties #>> {sql_path(spec.value_path)}) AS u FROM {events}) q "
         "WHERE q.u IS NOT NULL"
@@ -299,57 +276,25 @@ def _unique_statement(spec: MeterSpec, chunk: list[_Key], *, k: int) -> Sql:
 
 
 def _latest_statement(spec: MeterSpec, chunk: list[_Key], *, k: int) -> Sql:
-    events, params = _events(spec, when=_IN_WINDOW, with_value=True)
-    # One backward index scan that stops at the first event with a value.
-    query = (
-        f"SELECT {_KIND_OVERALL} AS kind, {_null_groups(k)}"
-        f"(SELECT v.value FROM {events} ORDER BY {_TS} DESC, {_EID} DESC LIMIT 1) AS value"
-    )
+    latest, params = latest_sql(spec)
+    query = f"SELECT {KIND_OVERALL} AS kind, {null_groups(k)}{latest} AS value"
     if k:
-        events, event_params = _events(spec, when=_IN_WINDOW, with_value=True)
-        groups = _group_list("q", k)
-        query += (
-            f" UNION ALL SELECT * FROM (SELECT DISTINCT ON ({groups}) {_KIND_GROUP} AS kind, {groups}, q.value "
-            f"FROM (SELECT {_event_columns(spec, k=k)} FROM {events}) q ORDER BY {groups}, q.ts DESC, q.eid DESC) pg"
-        )
-        params += event_params
+        groups, group_params = latest_groups_sql(spec, k=k)
+        query += f" UNION ALL SELECT * FROM ({groups}) pg"
+        params = [*params, *group_params]
     return _per_window(query, k=k), [*_window_params(chunk), *params]
 
 
 def _weighted_query(spec: MeterSpec, *, k: int, pad: int = 0) -> Sql:
     """(kind, g0.., value before the division) of one window: each value times the seconds it
-    holds within the window, from the carry-in at its start (the latest event before it; per
-    group with k) and its events with a value, to the next point's time (per group) or its end.
+    holds within the window (usage_sql.weighted_segments_sql), overall or per group with k.
     `pad`: that many null group columns (the overall row of a grouped statement)."""
-    before, before_params = _events(spec, when=_BEFORE_WINDOW, with_value=True)
-    inside, inside_params = _events(spec, when=_IN_WINDOW, with_value=True)
+    segments, params = weighted_segments_sql(spec, k=k)
+    kind = KIND_GROUP if k else KIND_OVERALL
+    sql = f"SELECT {kind} AS kind, {null_groups(pad)}{columns('seg', k)}{held('seg')} AS value FROM ({segments}) seg"
     if k:
-        groups = _group_list("b", k)
-        # Every event before the start: the last one of each group (as usage_get).
-        carry = (
-            f"SELECT * FROM (SELECT DISTINCT ON ({groups}) {_columns('b', k)}w.ws AS ts, {_EMPTY_EID} AS eid, "
-            f"b.value FROM (SELECT {_event_columns(spec, k=k)} FROM {before}) b "
-            f"ORDER BY {groups}, b.ts DESC, b.eid DESC) c"
-        )
-        partition = f"PARTITION BY {_group_list('q', k)} "
-        kind = _KIND_GROUP
-    else:
-        # One backward index scan from the start to the first event with a value.
-        carry = (
-            f"(SELECT w.ws AS ts, {_EMPTY_EID} AS eid, v.value FROM {before} ORDER BY {_TS} DESC, {_EID} DESC LIMIT 1)"
-        )
-        partition = ""
-        kind = _KIND_OVERALL
-    points = f"{carry} UNION ALL SELECT {_event_columns(spec, k=k)} FROM {inside}"
-    segments = (
-        f"SELECT {_columns('q', k)}q.ts AS s, COALESCE(lead(q.ts) OVER ({partition}ORDER BY q.ts, q.eid), w.we) AS f, "
-        f"q.value FROM ({points}) q"
-    )
-    held = "sum(seg.value * EXTRACT(EPOCH FROM (seg.f - seg.s)))"
-    sql = f"SELECT {kind} AS kind, {_null_groups(pad)}{_columns('seg', k)}{held} AS value FROM ({segments}) seg"
-    if k:
-        sql += f" GROUP BY {_group_list('seg', k)}"
-    return sql, [*before_params, *inside_params]
+        sql += f" GROUP BY {group_list('seg', k)}"
+    return sql, params
 
 
 def _weighted_statement(spec: MeterSpec, chunk: list[_Key], *, k: int) -> Sql:
@@ -362,10 +307,10 @@ def _weighted_statement(spec: MeterSpec, chunk: list[_Key], *, k: int) -> Sql:
 
 def _values_statement(spec: MeterSpec, chunk: list[_Key], *, k: int) -> Sql:
     """Rows (i, g0.., values in (timestamp, event id) order) per window (and group)."""
-    events, params = _events(spec, when=_IN_WINDOW, with_value=True)
-    groups = "".join(f"{expr} AS g{i}, " for i, expr in enumerate(sql_group(spec)[:k]))
-    query = f"SELECT {groups}array_agg(v.value ORDER BY {_TS}, {_EID}) AS vals FROM {events}"
+    events, params = events_sql(spec, when=IN_WINDOW, with_value=True)
+    groups = group_columns(spec, k=k)
+    query = f"SELECT {groups}array_agg(v.value ORDER BY {TS}, {EID}) AS vals FROM {events}"
     if k:
         query += f" GROUP BY {', '.join(str(n) for n in range(1, k + 1))}"
-    sql = f"SELECT w.i, {_columns('x', k)}x.vals FROM {_WINDOWS} CROSS JOIN LATERAL ({query}) x"
+    sql = f"SELECT w.i, {columns('x', k)}x.vals FROM {_WINDOWS} CROSS JOIN LATERAL ({query}) x"
     return sql, [*_window_params(chunk), *params]

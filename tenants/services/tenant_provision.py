@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -49,8 +49,11 @@ class InvalidTenantError(ProvisioningError):
 class TenantCreated:
     tenant: Tenant
     domain: str
-    admin_email: str | None
-    admin_password: str | None
+
+
+# Work in the new tenant's schema inside the provisioning transaction (the floors above pass
+# what they set up: accounts an owner, accounts.services.tenant_owner). tenants imports none of them.
+SchemaSetup = Callable[[Tenant], None]
 
 
 def template_schema_name() -> str:
@@ -96,17 +99,15 @@ def tenant_create(
     name: str,
     slug: str,
     domain: str | None = None,
-    admin_email: str | None = None,
     default_currency: str = "USD",
     timezone: str = "UTC",
+    setup: SchemaSetup | None = None,
 ) -> TenantCreated:
     """Register a tenant and clone its schema from the template, in one transaction.
 
-    If `admin_email` is given, an owner account is created in the new schema with a random
-    password that is returned once (the caller shows it; it is stored only hashed).
+    `setup`, if given, runs in the new tenant's schema inside that transaction: what it writes
+    (an owner account) is created with the tenant or not at all.
     """
-    from accounts.services.user import staff_user_create  # tenant-schema app, imported lazily
-
     if not SLUG_RE.match(slug) or slug in RESERVED_SLUGS:
         raise InvalidTenantError(
             f"Slug {slug!r} must be 2-41 lowercase letters, digits or hyphens, start with a letter, "
@@ -125,17 +126,15 @@ def tenant_create(
 
     tenant = Tenant(schema_name=schema_name, name=name, slug=slug, default_currency=default_currency, timezone=timezone)
     tenant.full_clean()
-    password = None
     with transaction.atomic(durable=True):
         tenant.save()
         # Clones the template (TENANT_BASE_SCHEMA) and records its migrations as applied.
         tenant.create_schema(check_if_exists=False, verbosity=0)
         Domain.objects.create(domain=domain, tenant=tenant, is_primary=True)
-        if admin_email:
-            password = secrets.token_urlsafe(12)
+        if setup is not None:
             with schema_context(schema_name):
-                staff_user_create(email=admin_email, password=password, role="owner", actor=None)
+                setup(tenant)
     connection.set_schema_to_public()
     tenant_cache_clear()
     logger.info("tenant provisioned", extra={"tenant": slug, "schema": schema_name, "domain": domain})
-    return TenantCreated(tenant=tenant, domain=domain, admin_email=admin_email, admin_password=password)
+    return TenantCreated(tenant=tenant, domain=domain)

@@ -1,4 +1,5 @@
-"""Invoice PDFs and the invoice email (invoicing.services.pdf) on real PostgreSQL and WeasyPrint:
+"""Invoice PDFs and the invoice email (invoicing.pdf_render, invoicing.services.pdf_store and
+invoice_email) on real PostgreSQL and WeasyPrint:
 the text of the rendered PDF (pypdf) carries the invoice's exact figures, long invoices page
 cleanly, a PDF is stored once and an email is sent once, and drafts get neither."""
 
@@ -19,11 +20,13 @@ from PIL import Image
 from pypdf import PdfReader
 from weasyprint import CSS, HTML
 
+from invoicing import pdf_render
 from invoicing.models import Invoice, InvoiceLine
-from invoicing.services import pdf as pdf_service
+from invoicing.pdf_render import invoice_pdf_render
 from invoicing.services.billing_run import billing_run
 from invoicing.services.finalize import customer_snapshot
-from invoicing.services.pdf import invoice_email_send, invoice_pdf_render, invoice_pdf_store
+from invoicing.services.invoice_email import invoice_email_send
+from invoicing.services.pdf_store import invoice_pdf_store
 from tenants.errors import DomainError
 from tests.factories import OrganizationFactory
 from tests.invoicing.conftest import calls
@@ -307,14 +310,14 @@ def test_the_totals_never_open_a_page_alone(acme, storage, monkeypatch):
     """For every length around a page's capacity the last page holds lines and the totals; the
     same lengths rendered without the rule (`.closing { break-before: avoid }`) show that some
     of them would otherwise put the totals alone on a page, so this test can fail."""
-    without_rule = CSS(string=pdf_service.STYLESHEET.read_text() + ".closing { break-before: auto; }")
+    without_rule = CSS(string=pdf_render.STYLESHEET.read_text() + ".closing { break-before: auto; }")
     alone = []
     for count in LENGTHS:
         invoice = invoice_build(acme, [line(f"Item {i:03d}", "1.00") for i in range(count)], number=f"INV-{count:06d}")
         last = pages_text(invoice_pdf_render(invoice=invoice))[-1]
         assert "Item " in last and "Amount due" in last, count
         with monkeypatch.context() as patched:
-            patched.setattr(pdf_service, "_stylesheet", lambda: without_rule)
+            patched.setattr(pdf_render, "_stylesheet", lambda: without_rule)
             if "Item " not in pages_text(invoice_pdf_render(invoice=invoice))[-1]:
                 alone.append(count)
     assert alone
@@ -324,7 +327,7 @@ def test_the_totals_never_open_a_page_alone(acme, storage, monkeypatch):
 def test_the_lean_user_agent_stylesheet_prints_what_the_stock_one_does(acme, storage, monkeypatch):
     invoice = invoice_build(acme, one_page_lines(), credits="20.00")
     lean = pages_text(invoice_pdf_render(invoice=invoice))
-    monkeypatch.setattr(pdf_service._InvoiceHTML, "_ua_stylesheets", HTML._ua_stylesheets)
+    monkeypatch.setattr(pdf_render._InvoiceHTML, "_ua_stylesheets", HTML._ua_stylesheets)
     assert pages_text(invoice_pdf_render(invoice=invoice)) == lean
 
 
@@ -344,7 +347,7 @@ def test_a_draft_has_no_pdf_and_no_email(acme, storage):
 def test_the_pdf_is_stored_once(acme, storage):
     invoice = invoice_build(acme, one_page_lines())
     stale = Invoice.objects.select_related("organization").get(pk=invoice.pk)
-    with mock.patch.object(pdf_service, "invoice_pdf_render", wraps=invoice_pdf_render) as render:
+    with mock.patch.object(pdf_render, "invoice_pdf_render", wraps=invoice_pdf_render) as render:
         assert invoice_pdf_store(invoice=invoice) is invoice
         assert render.call_count == 1
     name = f"invoices/{connection.schema_name}/INV-000001.pdf"
@@ -355,7 +358,7 @@ def test_the_pdf_is_stored_once(acme, storage):
     assert data.startswith(b"%PDF-") and stored.pdf_sha256 == hashlib.sha256(data).hexdigest()
     modified = storage.get_modified_time(name)
 
-    with mock.patch.object(pdf_service, "invoice_pdf_render", side_effect=AssertionError("re-rendered")) as render:
+    with mock.patch.object(pdf_render, "invoice_pdf_render", side_effect=AssertionError("re-rendered")) as render:
         invoice_pdf_store(invoice=invoice)  # the instance knows its PDF
         invoice_pdf_store(invoice=stale)  # a stale instance: the re-check under the lock sees it
         assert render.call_count == 0
@@ -369,7 +372,7 @@ def test_the_pdf_is_stored_once(acme, storage):
 @pytest.mark.django_db
 def test_a_failed_render_stores_nothing(acme, storage):
     invoice = invoice_build(acme, one_page_lines())
-    with mock.patch.object(pdf_service, "invoice_pdf_render", side_effect=RuntimeError("boom")):
+    with mock.patch.object(pdf_render, "invoice_pdf_render", side_effect=RuntimeError("boom")):
         with pytest.raises(RuntimeError):
             invoice_pdf_store(invoice=invoice)
     invoice.refresh_from_db()
@@ -402,7 +405,7 @@ def test_no_billing_email_no_email(acme, storage, caplog):
     acme.billing_email = ""
     acme.save(update_fields=["billing_email"])
     invoice = invoice_build(acme, one_page_lines())
-    with caplog.at_level(logging.INFO, logger="invoicing.services.pdf"):
+    with caplog.at_level(logging.INFO, logger="invoicing.services.invoice_email"):
         assert invoice_email_send(invoice=invoice) is False
     assert mail.outbox == [] and Invoice.objects.get(pk=invoice.pk).emailed_at is None
     assert "no billing email" in caplog.text
@@ -432,18 +435,18 @@ def test_the_logo_comes_from_storage_and_nothing_from_the_network(acme, storage)
     [page] = PdfReader(io.BytesIO(invoice_pdf_render(invoice=missing))).pages
     assert len(page.images) == 0  # left out, logged; the invoice still renders
 
-    fetcher = pdf_service._LocalFetcher()
+    fetcher = pdf_render.LocalFetcher()
     for url in ("http://example.com/logo.png", "https://example.com/a.css", "file:///etc/passwd", "ftp://x/y"):
         with pytest.raises(ValueError):
             fetcher(url)
-    css = fetcher(pdf_service.STYLESHEET.as_uri())
+    css = fetcher(pdf_render.STYLESHEET.as_uri())
     assert css.read().startswith(b"/* Invoice PDF")
 
 
 @pytest.mark.django_db
 def test_a_void_invoices_pdf_is_served_as_issued_with_a_void_stamp_on_every_page(acme, storage):
     from invoicing.services.invoice import invoice_void
-    from invoicing.services.pdf import invoice_pdf_open
+    from invoicing.services.pdf_store import invoice_pdf_open
 
     specs = [line(f"Item {i:03d}", "1.00") for i in range(1, 61)]
     invoice = invoice_pdf_store(invoice=invoice_build(acme, specs))

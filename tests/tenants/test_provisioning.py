@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context, schema_exists
 
+from accounts.services.tenant_owner import tenant_create_with_owner
 from tenants.models import Domain, Tenant
 from tenants.services.tenant_provision import (
     InvalidTenantError,
@@ -23,7 +24,7 @@ def _tables(schema: str) -> set[str]:
 @pytest.mark.django_db
 def test_tenant_is_cloned_from_the_template_with_every_table_and_an_owner():
     started = time.monotonic()
-    created = tenant_create(name="Gamma", slug="gamma", admin_email="Boss@Gamma.example")
+    created = tenant_create_with_owner(name="Gamma", slug="gamma", owner_email="Boss@Gamma.example")
     elapsed = time.monotonic() - started
 
     assert created.tenant.schema_name == "t_gamma"
@@ -37,8 +38,8 @@ def test_tenant_is_cloned_from_the_template_with_every_table_and_an_owner():
         owner = User.objects.get()
         assert owner.email == "boss@gamma.example"
         assert owner.staff_role == "owner"
-        assert owner.check_password(created.admin_password)
-        assert created.admin_password not in owner.password  # stored hashed
+        assert owner.check_password(created.owner_password)
+        assert created.owner_password not in owner.password  # stored hashed
     with schema_context("t_gamma"):
         assert template_pending_migrations() == []  # the clone recorded the template's migrations
     assert elapsed < 15, f"cloning took {elapsed:.1f}s"
@@ -80,3 +81,31 @@ def test_tenant_create_command_prints_the_owner_password_once(db, capsys):
         from accounts.models import User
 
         assert User.objects.get(email="o@epsilon.example").check_password(password)
+
+
+@pytest.mark.django_db
+def test_an_owner_that_cannot_be_created_leaves_no_tenant(monkeypatch):
+    """The owner is made inside the provisioning transaction: if it fails, the tenant row, its
+    domain and its schema are rolled back with it."""
+    from accounts.services import tenant_owner
+
+    def failing(**kwargs):
+        raise RuntimeError("owner refused")
+
+    monkeypatch.setattr(tenant_owner, "staff_user_create", failing)
+    tenants_before = Tenant.objects.count()
+    with pytest.raises(RuntimeError, match="owner refused"):
+        tenant_create_with_owner(name="Zeta", slug="zeta", owner_email="o@zeta.example")
+    assert Tenant.objects.count() == tenants_before
+    assert not Domain.objects.filter(domain="zeta.localhost").exists()
+    assert not schema_exists("t_zeta")
+
+
+@pytest.mark.django_db
+def test_without_an_owner_email_no_account_is_made():
+    created = tenant_create_with_owner(name="Eta", slug="eta")
+    assert (created.owner_email, created.owner_password) == (None, None)
+    with schema_context("t_eta"):
+        from accounts.models import User
+
+        assert User.objects.count() == 0

@@ -2,10 +2,12 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tenants.services.tenant_provision import ProvisioningError, tenant_create
+from accounts.services.tenant_owner import tenant_create_with_owner
+from tenants.services.tenant_provision import ProvisioningError
 
 
 class Command(BaseCommand):
+    # Here rather than in tenants: the owner account belongs to accounts, a floor above tenants.
     help = "Provision a tenant (seller workspace) by cloning the migrated template schema."
 
     def add_arguments(self, parser):
@@ -20,11 +22,11 @@ class Command(BaseCommand):
         slug = options["slug"] or options["domain"].split(".")[0]
         started = time.monotonic()
         try:
-            created = tenant_create(
+            created = tenant_create_with_owner(
                 name=options["name"],
                 slug=slug,
                 domain=options["domain"],
-                admin_email=options["admin_email"],
+                owner_email=options["admin_email"],
                 default_currency=options["currency"],
                 timezone=options["timezone"],
             )
@@ -34,5 +36,5 @@ class Command(BaseCommand):
             f"tenant {created.tenant.slug} (schema {created.tenant.schema_name}) at {created.domain} "
             f"provisioned in {time.monotonic() - started:.2f}s"
         )
-        if created.admin_email:
-            self.stdout.write(f"owner: {created.admin_email}  password (shown once): {created.admin_password}")
+        if created.owner_email:
+            self.stdout.write(f"owner: {created.owner_email}  password (shown once): {created.owner_password}")

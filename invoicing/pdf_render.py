@@ -1,76 +1,47 @@
-"""The invoice PDF (WeasyPrint) and the invoice email, both done once per finalized invoice.
+"""The invoice PDF (WeasyPrint), rendered from the invoice alone; and the VOID stamp laid over a
+stored PDF. Both write nothing (invoicing.services.pdf_store stores the document once).
 
 - What is printed comes from the invoice alone: its lines and totals, and the seller and customer
   snapshots taken at finalization (the tenant's name, address, colours, legal text and logo as
   they were then). Only the logo's bytes are read from storage (the snapshot holds its name).
-- Money is formatted with babel from the stored Decimals (already rounded to the currency's
-  minor unit; unit prices keep their precision), never through float. The locale is
-  `DEFAULT_LOCALE` ("en_US"): neither tenants nor organizations have a locale field yet; dates
-  are shown in the organization's timezone ("1 Apr 2027"). A period [start, end) is printed
-  inclusively: its last day is the day of the last instant before `end`.
-- Rendering never touches the network: `_LocalFetcher` serves only the files under `static/`
+- Figures are written by invoicing.formatting (babel, from the stored Decimals).
+- Rendering never touches the network: `LocalFetcher` serves only the files under `static/`
   and the logo bytes read beforehand, and refuses every other URL (http, https, ftp, other files).
-- `invoice_pdf_store` renders once and keeps the file: the PDF is the document the customer
-  received; a later change of branding or template never rewrites it.
-- `invoice_pdf_open` serves it. Voiding writes no new file either: a void invoice's PDF is served
-  as the stored document with a VOID stamp and the voiding date laid over every page (pypdf), so
-  the document as issued (and its SHA-256) stays what it was, and no served copy of a void invoice
-  can be mistaken for a payable one.
-- `invoice_email_send` sends outside any transaction or row lock, then records `emailed_at` with a
-  conditional update (`emailed_at IS NULL`). Deliveries run from the outbox, one claim per invoice
-  at a time, and skip an invoice once `emailed_at` is set, so a retried delivery sends one email.
-  The one window left: a crash after the mail server accepted the message and before `emailed_at`
-  is written sends it again, with the same Message-ID (at least once; mail clients collapse it).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import mimetypes
-import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import unquote
 from urllib.request import url2pathname
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal, format_percent
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.mail import EmailMultiAlternatives
-from django.core.mail.utils import DNS_NAME
-from django.db import connection, transaction
+from django.db import connection
 from django.template.loader import render_to_string
-from django.utils import timezone
 from django_tenants.utils import schema_context
 from weasyprint import CSS, HTML, URLFetcher
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcherResponse
 
-from accounts.audit import audit_event
-from core.faults import fault_point
-from invoicing.models import FINAL_STATUSES, Invoice, InvoiceLine, InvoiceStatus
-from invoicing.services.invoice import invoice_lock
+from billing.line_json import breakdown_from_json
+from billing.pricing.results import BreakdownItem
+from invoicing.formatting import DEFAULT_COLORS, HEX_COLOR, Fmt, invoice_fmt
+from invoicing.models import FINAL_STATUSES, Invoice, InvoiceLine
 from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LOCALE = "en_US"
-DATE_FORMAT = "d MMM y"  # 1 Apr 2027
-DEFAULT_COLORS = ("#1f4b99", "#f2a900")  # the Tenant model's defaults
 STATIC_DIR = Path(settings.BASE_DIR) / "static"
 STYLESHEET = STATIC_DIR / "src" / "invoice-pdf.css"
-LOGO_URL = "storage:logo"  # the one storage-backed resource a render may fetch (see _LocalFetcher)
-_HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
-_ONE_MICROSECOND = timedelta(microseconds=1)
+LOGO_URL = "storage:logo"  # the one storage-backed resource a render may fetch (see LocalFetcher)
 
 # Human names of billing.pricing's breakdown labels (BreakdownItem.label).
 BREAKDOWN_LABELS = {
@@ -82,10 +53,6 @@ BREAKDOWN_LABELS = {
     "fixed_fee": "Fixed fee per event",
     "per_event_bounds": "Per-event minimum/maximum",
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# Rendering
 
 
 def invoice_pdf_render(*, invoice: Invoice) -> bytes:
@@ -102,9 +69,9 @@ def invoice_pdf_render(*, invoice: Invoice) -> bytes:
         resources[LOGO_URL] = logo
     context = _pdf_context(invoice, has_logo=logo is not None)
     html = render_to_string("invoicing/invoice_pdf.html", context)
-    fetcher = _LocalFetcher(resources=resources)
+    fetcher = LocalFetcher(resources=resources)
     document = _InvoiceHTML(string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=fetcher)
-    return document.write_pdf(stylesheets=[_stylesheet()], font_config=_font_config())
+    return document.write_pdf(stylesheets=[_stylesheet()], font_config=font_config())
 
 
 # The user-agent stylesheet for invoice PDFs: only what the invoice template's elements need
@@ -146,7 +113,7 @@ class _InvoiceHTML(HTML):
         return [_lean_ua()]
 
 
-class _LocalFetcher(URLFetcher):
+class LocalFetcher(URLFetcher):
     """Serves the static files of this checkout and the resources handed over (the logo), and
     nothing else: a template or a tenant's text can never make a render reach the network."""
 
@@ -169,7 +136,7 @@ class _LocalFetcher(URLFetcher):
 
 
 @cache
-def _font_config():
+def font_config():
     # One per process: building it costs fontconfig set-up, and the stylesheet has no @font-face.
     return FontConfiguration()
 
@@ -184,8 +151,8 @@ def _stylesheet_cached(mtime_ns: int):
     return CSS(
         string=STYLESHEET.read_text(encoding="utf-8"),
         base_url=STYLESHEET.parent.as_uri() + "/",
-        url_fetcher=_LocalFetcher(),
-        font_config=_font_config(),
+        url_fetcher=LocalFetcher(),
+        font_config=font_config(),
     )
 
 
@@ -215,47 +182,6 @@ def _logo_read(name: str) -> tuple[bytes, str] | None:
 
 
 @dataclass
-class _Fmt:
-    currency: str
-    locale: str
-    zone: ZoneInfo
-
-    def money(self, value: Decimal | None) -> str:
-        if value is None:
-            return ""
-        return format_currency(value, self.currency, locale=self.locale)
-
-    def unit(self, value: Decimal | None) -> str:
-        # Unit prices keep their precision (0.00002): at least the currency's digits, never rounded.
-        if value is None:
-            return ""
-        return format_currency(value, self.currency, locale=self.locale, decimal_quantization=False)
-
-    def number(self, value: Decimal | None) -> str:
-        if value is None:
-            return ""
-        return format_decimal(value.normalize(), format="#,##0.###", locale=self.locale, decimal_quantization=False)
-
-    def percent(self, rate: Decimal | None) -> str:
-        # `rate` is in percent (Decimal("19") is 19 %).
-        if rate is None:
-            return ""
-        return format_percent(rate / 100, format="#,##0.###%", locale=self.locale, decimal_quantization=False)
-
-    def date(self, value: datetime | None) -> str:
-        if value is None:
-            return ""
-        return format_date(value.astimezone(self.zone).date(), DATE_FORMAT, locale=self.locale)
-
-    def period(self, start: datetime | None, end: datetime | None) -> str:
-        if start is None or end is None:
-            return ""
-        last = max(start, end - _ONE_MICROSECOND)
-        first_text, last_text = self.date(start), self.date(last)
-        return first_text if first_text == last_text else f"{first_text} \u2013 {last_text}"
-
-
-@dataclass
 class _Row:
     kind: str
     description: str
@@ -271,8 +197,7 @@ class _Row:
 
 
 def _pdf_context(invoice: Invoice, *, has_logo: bool) -> dict[str, Any]:
-    organization = invoice.organization
-    fmt = _Fmt(currency=invoice.currency, locale=DEFAULT_LOCALE, zone=ZoneInfo(organization.timezone or "UTC"))
+    fmt = invoice_fmt(invoice)
     seller, customer = invoice.seller or {}, invoice.customer or {}
     # .all() (sorted here) so a caller's prefetch_related("lines") is used.
     lines = sorted(invoice.lines.all(), key=lambda line: line.position)
@@ -290,7 +215,7 @@ def _pdf_context(invoice: Invoice, *, has_logo: bool) -> dict[str, Any]:
             by_id[line.pk] = row
 
     primary, accent = (
-        color if _HEX_COLOR.match(str(color or "")) else default
+        color if HEX_COLOR.match(str(color or "")) else default
         for color, default in zip(
             (seller.get("primary_color"), seller.get("accent_color")), DEFAULT_COLORS, strict=True
         )
@@ -324,7 +249,7 @@ def _pdf_context(invoice: Invoice, *, has_logo: bool) -> dict[str, Any]:
     }
 
 
-def _line_row(line: InvoiceLine, fmt: _Fmt, notes: OrderedDict[str, int]) -> _Row:
+def _line_row(line: InvoiceLine, fmt: Fmt, notes: OrderedDict[str, int]) -> _Row:
     row = _Row(
         kind=line.kind,
         description=line.description,
@@ -339,19 +264,18 @@ def _line_row(line: InvoiceLine, fmt: _Fmt, notes: OrderedDict[str, int]) -> _Ro
     if line.proration and line.proration.get("of"):
         share = Decimal(line.proration["seconds"]) / Decimal(line.proration["of"]) * 100
         row.proration = f"prorated: {fmt.percent(share.quantize(Decimal('0.01')))} of the period"
-    items = line.breakdown or []
+    items = breakdown_from_json(line.breakdown or [])
     # A single per-unit piece repeats the line itself: only show pieces that explain something.
-    if not (len(items) == 1 and items[0].get("label") == "units"):
+    if not (len(items) == 1 and items[0].label == "units"):
         row.breakdown = [_breakdown_row(item, fmt) for item in items]
     return row
 
 
-def _breakdown_row(item: dict, fmt: _Fmt) -> dict[str, str]:
-    label = item.get("label", "")
-    quantity, unit = Decimal(item["quantity"]), Decimal(item["unit_amount"])
-    flat, amount = Decimal(item["flat_amount"]), Decimal(item["amount"])
+def _breakdown_row(item: BreakdownItem, fmt: Fmt) -> dict[str, str]:
+    label = item.label
+    quantity, unit, flat, amount = item.quantity, item.unit_amount, item.flat_amount, item.amount
     if label == "tier":
-        name = f"Tier {int(item['tier']) + 1}"
+        name = f"Tier {int(item.tier or 0) + 1}"
     else:
         name = BREAKDOWN_LABELS.get(label, label.replace("_", " ").capitalize())
     unit_text = fmt.percent(unit * 100) if label == "rate" else fmt.unit(unit)
@@ -360,7 +284,7 @@ def _breakdown_row(item: dict, fmt: _Fmt) -> dict[str, str]:
     return {"label": name, "quantity": fmt.number(quantity), "unit": unit_text, "amount": fmt.unit(amount)}
 
 
-def _tax_summary(lines: list[InvoiceLine], fmt: _Fmt) -> list[dict[str, str]]:
+def _tax_summary(lines: list[InvoiceLine], fmt: Fmt) -> list[dict[str, str]]:
     """Per tax, jurisdiction and rate: the taxable amount and the tax (sums of the lines' rounded
     components, so the tax column adds up to the invoice's tax total)."""
     sums: OrderedDict[tuple[str, str, Decimal], list[Decimal]] = OrderedDict()
@@ -394,65 +318,7 @@ def _customer_address(customer: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Storing once
-
-
-def invoice_pdf_path(*, invoice: Invoice) -> str:
-    """invoices/<schema>/<number>.pdf (a "/" allowed in number prefixes becomes "_")."""
-    number = (invoice.number or "").replace("/", "_").replace("\\", "_")
-    return f"invoices/{connection.schema_name}/{number}.pdf"
-
-
-def invoice_pdf_store(*, invoice: Invoice) -> Invoice:
-    """Render the finalized invoice's PDF and store it, once: an invoice that already has its PDF
-    is returned as it is, never re-rendered. Rendering (the slow part) happens outside any lock;
-    the row is locked only to re-check and write the file and its name, so of two concurrent
-    calls one stores and the other keeps what is stored. Saves only `pdf` and `pdf_sha256` (the
-    audit log records the change).
-
-    The file is written before the transaction commits; if the commit fails, the next attempt
-    overwrites that orphan (same name; no committed invoice refers to it, the number is unique)."""
-    if invoice.pdf:
-        return invoice
-    if invoice.status == InvoiceStatus.DRAFT:
-        raise DomainError(
-            f"Invoice {invoice} is not finalized: a draft has no PDF.", code="invoice_not_final", status_code=409
-        )
-    stored = Invoice.objects.filter(pk=invoice.pk).values_list("pdf", "pdf_sha256").get()
-    if not stored[0]:
-        data = invoice_pdf_render(invoice=invoice)  # a finalized invoice's content never changes
-        with transaction.atomic(durable=True):
-            locked = invoice_lock(invoice.pk)
-            if not locked.pdf:
-                storage = locked.pdf.storage
-                name = invoice_pdf_path(invoice=locked)
-                if storage.exists(name):
-                    storage.delete(name)
-                locked.pdf.name = storage.save(name, ContentFile(data))
-                locked.pdf_sha256 = hashlib.sha256(data).hexdigest()
-                locked.save(update_fields=["pdf", "pdf_sha256"])
-            stored = (locked.pdf.name, locked.pdf_sha256)
-    invoice.pdf, invoice.pdf_sha256 = stored
-    return invoice
-
-
-# ---------------------------------------------------------------------------------------------
-# Serving
-
-
-def invoice_pdf_open(*, invoice: Invoice) -> BinaryIO:
-    """The PDF as served (admin, API), open for reading: the stored document, stored first if the
-    delivery task has not run yet. A void invoice's is the stored document with a VOID stamp over
-    every page (`invoice_pdf_void_stamp`). Raises FileNotFoundError if the stored file is gone: the
-    document as issued is never silently replaced by a new rendering."""
-    if not invoice.pdf:
-        invoice = invoice_pdf_store(invoice=invoice)
-    stored = invoice.pdf.open("rb")
-    if invoice.status != InvoiceStatus.VOID:
-        return stored
-    with stored:
-        data = stored.read()
-    return io.BytesIO(invoice_pdf_void_stamp(data, invoice=invoice))
+# The VOID stamp
 
 
 def invoice_pdf_void_stamp(data: bytes, *, invoice: Invoice) -> bytes:
@@ -460,8 +326,7 @@ def invoice_pdf_void_stamp(data: bytes, *, invoice: Invoice) -> bytes:
     organization's date) laid over each page. Writes nothing."""
     from pypdf import PdfReader, PdfWriter  # only void invoices need it
 
-    zone = ZoneInfo(invoice.organization.timezone or "UTC")
-    voided = _Fmt(currency=invoice.currency, locale=DEFAULT_LOCALE, zone=zone).date(invoice.voided_at)
+    voided = invoice_fmt(invoice).date(invoice.voided_at)
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
     stamps: dict[tuple[float, float], Any] = {}  # one stamp per page size
     for page in writer.pages:
@@ -471,85 +336,9 @@ def invoice_pdf_void_stamp(data: bytes, *, invoice: Invoice) -> bytes:
                 "invoicing/invoice_void_stamp.html",
                 {"width": size[0], "height": size[1], "number": invoice.number, "voided": voided},
             )
-            stamp = HTML(string=html, url_fetcher=_LocalFetcher()).write_pdf(font_config=_font_config())
+            stamp = HTML(string=html, url_fetcher=LocalFetcher()).write_pdf(font_config=font_config())
             stamps[size] = PdfReader(io.BytesIO(stamp)).pages[0]
         page.merge_page(stamps[size], over=True)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
-
-
-# ---------------------------------------------------------------------------------------------
-# The email
-
-
-def invoice_email_send(*, invoice: Invoice) -> bool:
-    """Email the finalized invoice with its PDF to the organization's billing email, once.
-
-    Returns True if this call sent it; False if it had been sent already or the organization has
-    no billing email (logged; nothing recorded, so a later call sends once an address is set).
-    Stores the PDF first if it is not stored yet. Nothing is locked while the mail server is
-    talked to; `emailed_at` is then set only where it is still empty (see the module docstring
-    for the one window in which a crash sends twice)."""
-    if invoice.status == InvoiceStatus.DRAFT:
-        raise DomainError(
-            f"Invoice {invoice} is not finalized: a draft is not sent.", code="invoice_not_final", status_code=409
-        )
-    if invoice.emailed_at is not None:
-        return False
-    emailed_at = Invoice.objects.filter(pk=invoice.pk).values_list("emailed_at", flat=True).get()
-    if emailed_at is not None:
-        invoice.emailed_at = emailed_at
-        return False
-    if not invoice.pdf:
-        invoice_pdf_store(invoice=invoice)
-    recipient = invoice.organization.billing_email
-    if not recipient:
-        logger.info(
-            "invoice email not sent: organization has no billing email",
-            extra={"invoice": invoice.number, "organization": invoice.organization.external_id},
-        )
-        return False
-    message = _email_message(invoice, recipient=recipient)
-    fault_point("invoice.email_send")
-    message.send(fail_silently=False)
-    now = timezone.now()
-    if Invoice.objects.filter(pk=invoice.pk, emailed_at=None).update(emailed_at=now):
-        audit_event(invoice, event="invoice.emailed", to=recipient)
-    invoice.emailed_at = now
-    return True
-
-
-def _email_message(invoice: Invoice, *, recipient: str) -> EmailMultiAlternatives:
-    seller = invoice.seller or {}
-    seller_name = " ".join(str(seller.get("name") or "").split())  # no line breaks in a header
-    fmt = _Fmt(currency=invoice.currency, locale=DEFAULT_LOCALE, zone=ZoneInfo(invoice.organization.timezone or "UTC"))
-    color = seller.get("primary_color")
-    context = {
-        "number": invoice.number,
-        "seller_name": seller_name,
-        "seller_email": seller.get("email") or "",
-        "customer_name": (invoice.customer or {}).get("name") or invoice.organization.name,
-        "amount_due": fmt.money(invoice.amount_due),
-        "total": fmt.money(invoice.total),
-        "due": fmt.date(invoice.due_at),
-        "issued": fmt.date(invoice.issued_at),
-        "period": fmt.period(invoice.period_start, invoice.period_end),
-        "is_paid": invoice.amount_due == 0,
-        "primary_color": color if _HEX_COLOR.match(str(color or "")) else DEFAULT_COLORS[0],
-        "legal_text": seller.get("legal_text") or "",
-    }
-    subject = f"Invoice {invoice.number} from {seller_name}" if seller_name else f"Invoice {invoice.number}"
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string("invoicing/email/invoice.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[recipient],
-        reply_to=[context["seller_email"]] if context["seller_email"] else None,
-        # The same id on a resend after a crash, so mail systems see one message.
-        headers={"Message-ID": f"<invoice.{connection.schema_name}.{invoice.pk}@{DNS_NAME}>"},
-    )
-    message.attach_alternative(render_to_string("invoicing/email/invoice.html", context), "text/html")
-    with invoice.pdf.open("rb") as f:
-        message.attach(f"{invoice_pdf_path(invoice=invoice).rsplit('/', 1)[-1]}", f.read(), "application/pdf")
-    return message

@@ -282,6 +282,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Operation ids without the version prefix (`meters_create`, not `v1_meters_create`).
+    "SCHEMA_PATH_PREFIX": "/api/v1",
     # The events endpoint is a plain view (msgspec, no DRF): described by a stand-in.
     "PREPROCESSING_HOOKS": ["config.api_schema.events_endpoint_add"],
     # Three models have a `status`: each gets its own enum name in generated clients.

@@ -7,7 +7,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 STAMP_ASSETS := static/vendor/.installed
 STAMP_SYSTEM := .data/.system-deps
 
-.PHONY: run manage test lint format smoke install clean-data bench-ingest bench-usage bench-billing bench-webhooks
+.PHONY: run manage test lint format schema smoke install clean-data bench-ingest bench-usage bench-billing bench-webhooks
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ lint: $(STAMP_DEV)
 format: $(STAMP_DEV)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+## The API contract: write docs/openapi.yaml from the code (commit it; tests/config/test_api_schema.py
+## fails while the committed file differs from what the code describes).
+schema: $(STAMP_DEV)
+	DJANGO_ENV=test $(PY) manage.py spectacular --file docs/openapi.yaml --validate --fail-on-warn
 
 ## Start `make run` on a fresh data directory, wait for a healthy demo tenant, stop it.
 smoke: $(STAMP_RUN) $(STAMP_ASSETS) $(STAMP_SYSTEM)

@@ -266,7 +266,7 @@ REST_FRAMEWORK = {
         "accounts.api.authentication.SessionPrincipalAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.DenyAll"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "accounts.api.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["config.api_parsers.JSONParser"],
@@ -282,6 +282,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Operation ids without the version prefix (`meters_create`, not `v1_meters_create`).
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    # The events endpoint is a plain view (msgspec, no DRF): described by a stand-in.
+    "PREPROCESSING_HOOKS": ["config.api_schema.events_endpoint_add"],
+    # Three models have a `status`: each gets its own enum name in generated clients.
+    "ENUM_NAME_OVERRIDES": {
+        "OrganizationStatusEnum": "billing.models.OrganizationStatus",
+        "SubscriptionStatusEnum": "billing.models.SubscriptionStatus",
+        "InvoiceStatusEnum": "invoicing.models.InvoiceStatus",
+    },
 }
 
 # ---------------------------------------------------------------------------------------------

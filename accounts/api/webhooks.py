@@ -22,8 +22,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.pagination import StrictCursorPagination
+from accounts.api.pagination import StrictCursorPagination, page_response
 from accounts.api.permissions import AccessPermission, read, write
+from accounts.api.schema import errors
 from core.models import WebhookDelivery, WebhookEndpoint
 from core.selectors.webhook import webhook_delivery_list, webhook_endpoint_get, webhook_endpoint_list
 from core.services.webhook_endpoint import (
@@ -71,12 +72,6 @@ class EndpointWithSecretOut(EndpointOut):
     secret = serializers.CharField(help_text="Shown only in this answer.")
 
 
-class EndpointPage(serializers.Serializer):
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = EndpointOut(many=True)
-
-
 class DeliveryOut(serializers.Serializer):
     id = serializers.IntegerField()
     webhook_id = serializers.CharField(help_text="The `webhook-id` header sent (msg_<outbox id>).")
@@ -90,10 +85,8 @@ class DeliveryOut(serializers.Serializer):
     attempted_at = serializers.DateTimeField()
 
 
-class DeliveryPage(serializers.Serializer):
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = DeliveryOut(many=True)
+class ReplayOut(serializers.Serializer):
+    replayed = serializers.CharField(help_text="the `webhook-id` of the message sent again (msg_<outbox id>)")
 
 
 class EndpointIn(serializers.Serializer):
@@ -159,10 +152,6 @@ def _refused(exc: TargetRefused) -> DomainError:
 
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
-_PAGE = [
-    OpenApiParameter("limit", OpenApiTypes.INT, description="1-100, default 50"),
-    OpenApiParameter("cursor", OpenApiTypes.STR),
-]
 
 
 class _View(APIView):
@@ -171,17 +160,16 @@ class _View(APIView):
 
 
 class WebhookEndpointsView(_View):
+    pagination_class = _Pagination
+
     @extend_schema(
-        summary="List webhook endpoints",
+        summary="List webhook endpoints, newest first",
         tags=TAGS,
-        parameters=_PAGE,
-        responses=EndpointPage,
+        responses=EndpointOut(many=True),
         operation_id="webhook_endpoints_list",
     )
     def get(self, request):
-        paginator = _Pagination()
-        page = paginator.paginate_queryset(webhook_endpoint_list(), request, view=self)
-        return paginator.get_paginated_response([endpoint_out(e) for e in page])
+        return page_response(self, request, webhook_endpoint_list(), endpoint_out)
 
     @extend_schema(
         summary="Create a webhook endpoint (the secret is in this answer only)",
@@ -261,17 +249,17 @@ class WebhookEndpointRotateView(_View):
 
 
 class WebhookDeliveriesView(_View):
+    pagination_class = _Pagination
+
     @extend_schema(
         summary="An endpoint's delivery attempts, newest first",
         operation_id="webhook_deliveries_list",
         tags=TAGS,
-        parameters=[_ID, *_PAGE],
-        responses=DeliveryPage,
+        parameters=[_ID],
+        responses=DeliveryOut(many=True),
     )
     def get(self, request, pk: str):
-        paginator = _Pagination()
-        page = paginator.paginate_queryset(webhook_delivery_list(endpoint=_endpoint(pk)), request, view=self)
-        return paginator.get_paginated_response([delivery_out(d) for d in page])
+        return page_response(self, request, webhook_delivery_list(endpoint=_endpoint(pk)), delivery_out)
 
 
 class WebhookDeliveryReplayView(_View):
@@ -281,7 +269,10 @@ class WebhookDeliveryReplayView(_View):
         tags=TAGS,
         parameters=[_ID, OpenApiParameter("delivery", OpenApiTypes.INT, OpenApiParameter.PATH)],
         request=None,
-        responses={202: OpenApiTypes.OBJECT},
+        responses={
+            202: ReplayOut,
+            **errors({409: "`replay_not_possible`: waiting or being sent already, or no longer kept"}),
+        },
     )
     def post(self, request, pk: str, delivery: str):
         endpoint = _endpoint(pk)
@@ -298,4 +289,4 @@ class WebhookDeliveryReplayView(_View):
                 code="replay_not_possible",
                 status_code=409,
             )
-        return Response({"replayed": f"msg_{found.message_id}"}, status=status.HTTP_202_ACCEPTED)
+        return Response(ReplayOut({"replayed": f"msg_{found.message_id}"}).data, status=status.HTTP_202_ACCEPTED)

@@ -7,10 +7,13 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.pagination import StrictCursorPagination, TextCursorPagination, page_response
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
+from accounts.api.schema import errors
 from billing.api.formats import decimal_text, instant_parse, instant_text
 from billing.api.lookups import INTEGER_COLUMN_MAX, organization_visible
+from billing.api.responses import CouponOut, RedemptionOut
 from billing.models import Coupon, CouponDuration, CouponRedemption, CouponTarget, DiscountType
 from billing.services.coupon import (
     MAX_DURATION_PERIODS,
@@ -84,16 +87,27 @@ def redemption_out(r: CouponRedemption) -> dict:
     }
 
 
+class _CouponPagination(TextCursorPagination):
+    ordering = "code"
+
+
+class _RedemptionPagination(StrictCursorPagination):
+    ordering = "id"  # the order of redemption
+
+
 class CouponsView(APIView):
     # The coupon catalogue (every code) is the seller's: not for customer members.
     permission_classes = [AccessPermission]
     access = {"GET": read("billing.view_coupon"), "POST": write("billing.add_coupon")}
+    pagination_class = _CouponPagination
 
-    @extend_schema(summary="List coupons", tags=["coupons"], responses=dict, operation_id="coupons_list")
+    @extend_schema(
+        summary="List coupons, by code", tags=["coupons"], responses=CouponOut(many=True), operation_id="coupons_list"
+    )
     def get(self, request):
-        return Response({"results": [coupon_out(c) for c in Coupon.objects.order_by("code")[:1000]]})
+        return page_response(self, request, Coupon.objects.all(), coupon_out)
 
-    @extend_schema(summary="Create a coupon", tags=["coupons"], request=CouponInSerializer, responses=dict)
+    @extend_schema(summary="Create a coupon", tags=["coupons"], request=CouponInSerializer, responses={201: CouponOut})
     def post(self, request):
         serializer = CouponInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -107,7 +121,7 @@ class CouponView(APIView):
     permission_classes = [AccessPermission]
     access = {"GET": read("billing.view_coupon"), "PATCH": write("billing.change_coupon")}
 
-    @extend_schema(summary="Get a coupon", tags=["coupons"], responses=dict, operation_id="coupons_get")
+    @extend_schema(summary="Get a coupon", tags=["coupons"], responses=CouponOut, operation_id="coupons_get")
     def get(self, request, code: str):
         return Response(coupon_out(get_object_or_404(Coupon, code=code)))
 
@@ -115,7 +129,7 @@ class CouponView(APIView):
         summary="Rename, deactivate or change a coupon's limits",
         tags=["coupons"],
         request=CouponPatchSerializer,
-        responses=dict,
+        responses=CouponOut,
     )
     def patch(self, request, code: str):
         coupon = get_object_or_404(Coupon, code=code)
@@ -133,17 +147,23 @@ class RedemptionsView(APIView):
         "GET": read("billing.view_couponredemption", members=True),
         "POST": write("billing.add_couponredemption"),
     }
+    pagination_class = _RedemptionPagination
 
     @extend_schema(
-        summary="An organization's coupons", tags=["coupons"], responses=dict, operation_id="redemptions_list"
+        summary="An organization's coupons, in the order redeemed",
+        tags=["coupons"],
+        responses=RedemptionOut(many=True),
+        operation_id="redemptions_list",
     )
     def get(self, request, external_id: str):
         organization = organization_visible(request, external_id)
-        redemptions = organization.redemptions.select_related("coupon").order_by("redeemed_at", "id")
-        return Response({"results": [redemption_out(r) for r in redemptions]})
+        return page_response(self, request, organization.redemptions.select_related("coupon"), redemption_out)
 
     @extend_schema(
-        summary="Redeem a coupon for an organization", tags=["coupons"], request=RedeemSerializer, responses=dict
+        summary="Redeem a coupon for an organization",
+        tags=["coupons"],
+        request=RedeemSerializer,
+        responses={201: RedemptionOut, **errors({404: "`not_found` (the organization), `unknown_coupon`"})},
     )
     def post(self, request, external_id: str):
         organization = organization_visible(request, external_id)
@@ -162,7 +182,9 @@ class RedemptionView(APIView):
     permission_classes = [AccessPermission]
     access = {"DELETE": write("billing.delete_couponredemption")}
 
-    @extend_schema(summary="Stop a coupon for an organization", tags=["coupons"], request=None, responses=dict)
+    @extend_schema(
+        summary="Stop a coupon for an organization", tags=["coupons"], request=None, responses={200: RedemptionOut}
+    )
     def delete(self, request, external_id: str, code: str):
         organization = organization_visible(request, external_id)
         redemption = get_object_or_404(organization.redemptions.select_related("coupon"), coupon__code=code)

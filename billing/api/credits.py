@@ -10,10 +10,12 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.pagination import StrictCursorPagination, page_parameters
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.api.formats import amount_text, instant_parse, instant_text
 from billing.api.lookups import organization_visible
+from billing.api.responses import CreditEntryOut, CreditLedgerPage
 from billing.decimals import decimal_parse
 from billing.models import GRANT_KINDS, CreditEntry, CreditKind
 from billing.money import round_money
@@ -53,11 +55,21 @@ def entry_out(e: CreditEntry, remaining: dict[int, Decimal]) -> dict:
     return out
 
 
+class LedgerPagination(StrictCursorPagination):
+    ordering = "id"  # the order entries were added
+
+
 class CreditsView(APIView):
     permission_classes = [AccessPermission]
     access = {"GET": read("billing.view_creditentry", members=True), "POST": write("billing.add_creditentry")}
 
-    @extend_schema(summary="An organization's credit balance and ledger", tags=["credits"], responses=dict)
+    @extend_schema(
+        summary="An organization's credit balance and a page of its ledger, oldest first",
+        tags=["credits"],
+        # Not `pagination_class` on the view: the page carries the balance too.
+        parameters=page_parameters(LedgerPagination),
+        responses=CreditLedgerPage,
+    )
     def get(self, request, external_id: str):
         organization = organization_visible(request, external_id)
         now = timezone.now()
@@ -66,16 +78,23 @@ class CreditsView(APIView):
             g.grant.pk: g.remaining
             for g in credit_grants_usable(organization=organization, currency=organization.currency, at=now)
         }
+        paginator = LedgerPagination()
+        page = paginator.paginate_queryset(credit_entries_list(organization=organization), request, view=self)
         return Response(
             {
                 "currency": balance.currency,
                 "balance": amount_text(balance.rounded().amount),
-                "entries": [entry_out(e, remaining) for e in credit_entries_list(organization=organization)],
+                "next": paginator.get_next_link(),
+                "previous": paginator.get_previous_link(),
+                "results": [entry_out(e, remaining) for e in page],
             }
         )
 
     @extend_schema(
-        summary="Grant credit (purchased or promotional)", tags=["credits"], request=GrantSerializer, responses=dict
+        summary="Grant credit (purchased or promotional)",
+        tags=["credits"],
+        request=GrantSerializer,
+        responses={201: CreditEntryOut},
     )
     def post(self, request, external_id: str):
         organization = organization_visible(request, external_id)
@@ -99,7 +118,10 @@ class CreditVoidView(APIView):
     access = {"POST": write("billing.add_creditentry")}  # a void is a new ledger entry
 
     @extend_schema(
-        summary="Void what is left of a credit grant", tags=["credits"], request=VoidSerializer, responses=dict
+        summary="Void what is left of a credit grant",
+        tags=["credits"],
+        request=VoidSerializer,
+        responses={201: CreditEntryOut},
     )
     def post(self, request, external_id: str, pk: int):
         organization = organization_visible(request, external_id)

@@ -6,9 +6,11 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.pagination import StrictCursorPagination, TextCursorPagination, page_response
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.api.formats import decimal_text
+from billing.api.responses import PlanOut, PlanVersionOut
 from billing.models import BaseFeeTiming, Plan, PlanInterval, PlanVersion
 from billing.selectors.plan import plan_list
 from billing.services.plan import ChargeInput, VersionInput, plan_create, plan_update, plan_version_create
@@ -97,18 +99,35 @@ def plan_out(plan: Plan, *, version: PlanVersion | None = None) -> dict:
     }
 
 
+class _PlanPagination(TextCursorPagination):
+    ordering = "code"
+
+
+class _VersionPagination(StrictCursorPagination):
+    ordering = "version"
+
+
 class PlansView(APIView):
     permission_classes = [AccessPermission]
     access = {"GET": read("billing.view_plan", members=True), "POST": write("billing.add_plan")}
+    pagination_class = _PlanPagination
 
     @extend_schema(
-        summary="List plans with their current version", tags=["plans"], responses=dict, operation_id="plans_list"
+        summary="List plans with their current version, by code",
+        tags=["plans"],
+        responses=PlanOut(many=True),
+        operation_id="plans_list",
     )
     def get(self, request):
-        plans = plan_list(principal=principal_get(request)).order_by("code").prefetch_related("versions")
-        return Response({"results": [plan_out(p) for p in plans]})
+        plans = plan_list(principal=principal_get(request)).prefetch_related("versions")
+        return page_response(self, request, plans, plan_out)
 
-    @extend_schema(summary="Create a plan (its version 1)", tags=["plans"], request=PlanInSerializer, responses=dict)
+    @extend_schema(
+        summary="Create a plan (its version 1)",
+        tags=["plans"],
+        request=PlanInSerializer,
+        responses={201: PlanOut},
+    )
     def post(self, request):
         serializer = PlanInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -129,12 +148,12 @@ class PlanView(APIView):
     permission_classes = [AccessPermission]
     access = {"GET": read("billing.view_plan", members=True), "PATCH": write("billing.change_plan")}
 
-    @extend_schema(summary="Get a plan", tags=["plans"], responses=dict, operation_id="plans_get")
+    @extend_schema(summary="Get a plan", tags=["plans"], responses=PlanOut, operation_id="plans_get")
     def get(self, request, code: str):
         return Response(plan_out(get_object_or_404(plan_list(principal=principal_get(request)), code=code)))
 
     @extend_schema(
-        summary="Rename, describe, (de)activate a plan", tags=["plans"], request=PlanPatchSerializer, responses=dict
+        summary="Rename, describe, (de)activate a plan", tags=["plans"], request=PlanPatchSerializer, responses=PlanOut
     )
     def patch(self, request, code: str):
         serializer = PlanPatchSerializer(data=request.data)
@@ -148,17 +167,23 @@ class PlanView(APIView):
 class PlanVersionsView(APIView):
     permission_classes = [AccessPermission]
     access = {"GET": read("billing.view_planversion", members=True), "POST": write("billing.add_planversion")}
+    pagination_class = _VersionPagination
 
-    @extend_schema(summary="List a plan's versions", tags=["plans"], responses=dict, operation_id="plan_versions_list")
+    @extend_schema(
+        summary="List a plan's versions, oldest first",
+        tags=["plans"],
+        responses=PlanVersionOut(many=True),
+        operation_id="plan_versions_list",
+    )
     def get(self, request, code: str):
         plan = get_object_or_404(plan_list(principal=principal_get(request)), code=code)
-        return Response({"results": [version_out(v) for v in plan.versions.order_by("version")]})
+        return page_response(self, request, plan.versions.all(), version_out)
 
     @extend_schema(
         summary="Change a plan's prices: make its next version",
         tags=["plans"],
         request=NewVersionInSerializer,
-        responses=dict,
+        responses={201: PlanOut},
     )
     def post(self, request, code: str):
         plan = get_object_or_404(Plan, code=code)

@@ -6,16 +6,20 @@ A change or cancellation answers with the subscription and the bill due when it 
 its `/preview` twin answers the same and writes nothing."""
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.pagination import StrictCursorPagination, page_response
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
+from accounts.api.schema import errors
 from billing.api.formats import bill_out, instant_parse, instant_text
 from billing.api.lookups import INTEGER_COLUMN_MAX, organization_visible
+from billing.api.responses import SubscriptionChangeOut, SubscriptionOut
 from billing.models import BillingMode, PlanVersion, Subscription
 from billing.selectors.organization import organization_list
 from billing.services.subscription import (
@@ -117,27 +121,40 @@ def _version(plan: str, version: int | None) -> PlanVersion:
     return found
 
 
+class _Pagination(StrictCursorPagination):
+    ordering = "id"
+
+
+# A bill the subscription's usage cannot price (billing.bill.BillPricingError).
+_UNPRICEABLE = {422: "`pricing_error`: the bill due at the change cannot be priced"}
+
+
 class SubscriptionsView(APIView):
     permission_classes = [AccessPermission]
     access = {"GET": read("billing.view_subscription", members=True), "POST": write("billing.add_subscription")}
+    pagination_class = _Pagination
 
     @extend_schema(
-        summary="List subscriptions (optionally of one customer)",
+        summary="List subscriptions (optionally of one customer), oldest first",
         tags=["subscriptions"],
-        responses=dict,
+        parameters=[OpenApiParameter("customer", OpenApiTypes.STR, description="the organization's external_id")],
+        responses=SubscriptionOut(many=True),
         operation_id="subscriptions_list",
     )
     def get(self, request):
-        subscriptions = _visible(request).order_by("id")
+        subscriptions = _visible(request)
         if customer := request.query_params.get("customer"):
             subscriptions = subscriptions.filter(organization__external_id=customer)
-        return Response({"results": [subscription_out(s) for s in subscriptions[:1000]]})
+        return page_response(self, request, subscriptions, subscription_out)
 
     @extend_schema(
         summary="Subscribe an organization to a plan, now or from a date",
         tags=["subscriptions"],
         request=SubscriptionInSerializer,
-        responses=dict,
+        responses={
+            201: SubscriptionOut,
+            **errors({404: "`unknown_customer`, `unknown_plan` (or no such version)"}),
+        },
     )
     def post(self, request):
         serializer = SubscriptionInSerializer(data=request.data)
@@ -160,7 +177,10 @@ class SubscriptionView(APIView):
     access = {"GET": read("billing.view_subscription", members=True)}
 
     @extend_schema(
-        summary="Get a subscription", tags=["subscriptions"], responses=dict, operation_id="subscriptions_get"
+        summary="Get a subscription",
+        tags=["subscriptions"],
+        responses=SubscriptionOut,
+        operation_id="subscriptions_get",
     )
     def get(self, request, pk: int):
         return Response(subscription_out(get_object_or_404(_visible(request), pk=pk)))
@@ -177,7 +197,10 @@ class SubscriptionChangePlanView(APIView):
         "its /preview twin shows the bill and writes nothing",
         tags=["subscriptions"],
         request=ChangePlanSerializer,
-        responses=dict,
+        responses={
+            200: SubscriptionChangeOut,
+            **errors({404: "`not_found`, `unknown_plan` (or no such version)", **_UNPRICEABLE}),
+        },
     )
     def post(self, request, pk: int):
         subscription = get_object_or_404(_visible(request), pk=pk)
@@ -203,7 +226,7 @@ class SubscriptionCancelView(APIView):
         summary="Cancel a subscription at period end (default) or at once; /preview writes nothing",
         tags=["subscriptions"],
         request=CancelSerializer,
-        responses=dict,
+        responses={200: SubscriptionChangeOut, **errors(_UNPRICEABLE)},
     )
     def post(self, request, pk: int):
         subscription = get_object_or_404(_visible(request), pk=pk)
@@ -223,7 +246,10 @@ class SubscriptionResumeView(APIView):
     access = {"POST": write("billing.change_subscription")}
 
     @extend_schema(
-        summary="Take back a cancellation at period end", tags=["subscriptions"], request=None, responses=dict
+        summary="Take back a cancellation at period end",
+        tags=["subscriptions"],
+        request=None,
+        responses=SubscriptionOut,
     )
     def post(self, request, pk: int):
         subscription = get_object_or_404(_visible(request), pk=pk)

@@ -29,8 +29,10 @@ from rest_framework.views import APIView
 
 from accounts.api.permissions import AccessPermission, read
 from accounts.api.principal import principal_get
+from accounts.api.schema import errors
 from billing.api.formats import instant_parse
 from billing.api.lookups import param, param_checked, param_required
+from billing.api.responses import CustomerUsageOut, UsageOut
 from billing.selectors.usage import customer_usage_get, usage_report_get
 from metering.selectors.usage import WINDOWS
 from tenants.errors import DomainError
@@ -79,7 +81,7 @@ class UsageView(APIView):
         summary="Usage of one meter by one customer",
         tags=["usage"],
         parameters=_USAGE_PARAMETERS,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: UsageOut, **errors({404: "`not_found`: no such customer the caller may see"})},
     )
     def get(self, request):
         customer, meter_code = param_required(request, "customer"), param_required(request, "meter")
@@ -118,7 +120,7 @@ class CustomerUsageView(APIView):
     permission_classes = [AccessPermission]
     access = _ACCESS
 
-    @extend_schema(summary="Usage of every meter by one customer", tags=["usage"], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(summary="Usage of every meter by one customer", tags=["usage"], responses=CustomerUsageOut)
     def get(self, request, external_id: str):
         usage = customer_usage_get(principal=principal_get(request), customer=param_checked("customer", external_id))
         return Response(

@@ -1,8 +1,8 @@
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
+from accounts.api.pagination import StrictCursorPagination
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.api.serializers import OrganizationSerializer, OrganizationUpdateSerializer
@@ -10,11 +10,8 @@ from billing.selectors.organization import organization_list
 from billing.services.organization import organization_close, organization_create, organization_update
 
 
-class OrganizationPagination(CursorPagination):
+class OrganizationPagination(StrictCursorPagination):
     ordering = "id"
-    page_size = 100
-    max_page_size = 1000
-    page_size_query_param = "limit"
 
 
 @extend_schema_view(
@@ -23,7 +20,11 @@ class OrganizationPagination(CursorPagination):
     retrieve=extend_schema(summary="Get an organization by external_id", tags=["organizations"]),
     partial_update=extend_schema(summary="Update an organization", tags=["organizations"]),
     update=extend_schema(summary="Replace an organization's editable fields", tags=["organizations"]),
-    destroy=extend_schema(summary="Close an organization (kept for its history)", tags=["organizations"]),
+    destroy=extend_schema(
+        summary="Close an organization (kept for its history)",
+        tags=["organizations"],
+        responses={200: OrganizationSerializer},
+    ),
 )
 class OrganizationViewSet(
     mixins.ListModelMixin,

@@ -15,11 +15,14 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.pagination import StrictCursorPagination, page_response
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
+from accounts.api.schema import errors
 from billing.decimals import decimal_parse
 from invoicing.api.formats import credit_note_out
 from invoicing.api.invoices import id_parse, invoice_visible, invoices_visible
+from invoicing.api.responses import CreditNoteOut
 from invoicing.models import CreditNote
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
 from tenants.errors import DomainError
@@ -58,29 +61,33 @@ def _notes(request):
     )
 
 
+class _Pagination(StrictCursorPagination):
+    ordering = "id"  # the order issued
+
+
 class InvoiceCreditNotesView(APIView):
     permission_classes = [AccessPermission]
     access = {"GET": read("invoicing.view_creditnote", members=True), "POST": write("invoicing.add_creditnote")}
+    pagination_class = _Pagination
 
     @extend_schema(
-        summary="An invoice's credit notes",
+        summary="An invoice's credit notes, oldest first",
         tags=TAGS,
         parameters=[_PK],
         request=None,
-        responses=dict,
+        responses=CreditNoteOut(many=True),
         operation_id="invoice_credit_notes_list",
     )
     def get(self, request, pk: str):
         invoice = invoice_visible(request, pk)
-        notes = _notes(request).filter(invoice=invoice).order_by("created_at", "id")
-        return Response({"results": [credit_note_out(note) for note in notes]})
+        return page_response(self, request, _notes(request).filter(invoice=invoice), credit_note_out)
 
     @extend_schema(
         summary="Credit part or all of an invoice's lines",
         tags=TAGS,
         parameters=[_PK],
         request=CreditNoteInSerializer,
-        responses={201: dict},
+        responses={201: CreditNoteOut, **errors({409: "`invoice_not_final`"})},
         operation_id="invoice_credit_notes_create",
     )
     def post(self, request, pk: str):
@@ -112,7 +119,7 @@ class CreditNoteView(APIView):
         tags=TAGS,
         parameters=[_PK],
         request=None,
-        responses=dict,
+        responses=CreditNoteOut,
         operation_id="credit_notes_get",
     )
     def get(self, request, pk: str):

@@ -32,12 +32,14 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.pagination import StrictCursorPagination
+from accounts.api.pagination import StrictCursorPagination, page_response
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
+from accounts.api.schema import errors
 from billing.api.lookups import organization_visible, param, param_checked, param_required
 from billing.selectors.organization import organization_list
 from invoicing.api.formats import draft_out, invoice_out
+from invoicing.api.responses import InvoiceDetailOut, InvoiceOut, InvoicePreviewOut
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.selectors.preview import invoice_preview_get
 from invoicing.services.finalize import invoice_finalize
@@ -92,21 +94,21 @@ _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 _CUSTOMER = OpenApiParameter("customer", OpenApiTypes.STR, description="the organization's external_id")
 
 
+_UNKNOWN_CUSTOMER = {404: "`unknown_customer`: no such organization the caller may see"}
+_UNPRICEABLE = {422: "`pricing_error`: the usage cannot be priced"}
+
+
 class InvoicesView(APIView):
     permission_classes = [AccessPermission]
     access = READ
+    pagination_class = InvoicePagination
 
     @extend_schema(
         summary="List invoices, newest first",
         tags=TAGS,
-        parameters=[
-            _CUSTOMER,
-            OpenApiParameter("status", OpenApiTypes.STR, enum=InvoiceStatus.values),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1-1000, default 100"),
-            OpenApiParameter("cursor", OpenApiTypes.STR),
-        ],
+        parameters=[_CUSTOMER, OpenApiParameter("status", OpenApiTypes.STR, enum=InvoiceStatus.values)],
         request=None,
-        responses=dict,
+        responses={200: InvoiceOut(many=True), **errors(_UNKNOWN_CUSTOMER)},
         operation_id="invoices_list",
     )
     def get(self, request):
@@ -120,9 +122,7 @@ class InvoicesView(APIView):
                     f"'status' must be one of {', '.join(InvoiceStatus.values)}.", code="invalid_parameter"
                 )
             invoices = invoices.filter(status=status)
-        paginator = InvoicePagination()
-        page = paginator.paginate_queryset(invoices, request, view=self)
-        return paginator.get_paginated_response([invoice_out(invoice) for invoice in page])
+        return page_response(self, request, invoices, invoice_out)
 
 
 class InvoiceView(APIView):
@@ -134,7 +134,7 @@ class InvoiceView(APIView):
         tags=TAGS,
         parameters=[_ID],
         request=None,
-        responses=dict,
+        responses=InvoiceDetailOut,
         operation_id="invoices_get",
     )
     def get(self, request, pk: str):
@@ -150,7 +150,7 @@ class InvoicePreviewView(APIView):
         tags=TAGS,
         parameters=[OpenApiParameter("customer", OpenApiTypes.STR, required=True)],
         request=None,
-        responses=dict,
+        responses={200: InvoicePreviewOut, **errors({**_UNKNOWN_CUSTOMER, **_UNPRICEABLE})},
         operation_id="invoices_preview",
     )
     def get(self, request):
@@ -174,8 +174,12 @@ class InvoicePdfView(APIView):
         request=None,
         responses={
             (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="the invoice as issued"),
-            (404, "application/json"): dict,
-            (409, "application/json"): dict,
+            **errors(
+                {
+                    409: "`invoice_not_final`: a draft has no PDF",
+                    503: "`pdf_unavailable`: the stored file is gone",
+                }
+            ),
         },
         operation_id="invoices_pdf",
     )
@@ -220,7 +224,7 @@ class InvoiceFinalizeView(_InvoiceActionView):
         tags=TAGS,
         parameters=[_ID],
         request=None,
-        responses=dict,
+        responses={200: InvoiceDetailOut, **errors({409: "`invoice_not_draft`, `tax_problem`", **_UNPRICEABLE})},
     )
     def post(self, request, pk: str):
         return super().post(request, pk)
@@ -236,7 +240,10 @@ class InvoiceVoidView(_InvoiceActionView):
         tags=TAGS,
         parameters=[_ID],
         request=None,
-        responses=dict,
+        responses={
+            200: InvoiceDetailOut,
+            **errors({409: "`invoice_not_voidable`, `invoice_partly_paid`, `invoice_fee_credited`"}),
+        },
     )
     def post(self, request, pk: str):
         return super().post(request, pk)
@@ -252,7 +259,7 @@ class InvoiceMarkPaidView(_InvoiceActionView):
         tags=TAGS,
         parameters=[_ID],
         request=MarkPaidSerializer,
-        responses=dict,
+        responses={200: InvoiceDetailOut, **errors({409: "`invoice_not_open`"})},
     )
     def post(self, request, pk: str):
         return super().post(request, pk)
@@ -272,7 +279,7 @@ class InvoiceMarkUncollectibleView(_InvoiceActionView):
         tags=TAGS,
         parameters=[_ID],
         request=None,
-        responses=dict,
+        responses={200: InvoiceDetailOut, **errors({409: "`invoice_not_open`"})},
     )
     def post(self, request, pk: str):
         return super().post(request, pk)

@@ -2,6 +2,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 
+from accounts.api.pagination import TextCursorPagination
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from metering.api.serializers import MeterSerializer, MeterUpdateSerializer
@@ -9,8 +10,12 @@ from metering.models import Meter
 from metering.services.meter import meter_create, meter_delete, meter_update
 
 
+class MeterPagination(TextCursorPagination):
+    ordering = "code"
+
+
 @extend_schema_view(
-    list=extend_schema(summary="List meters", tags=["meters"]),
+    list=extend_schema(summary="List meters, by code", tags=["meters"]),
     create=extend_schema(summary="Create a meter (backfills from events already stored)", tags=["meters"]),
     retrieve=extend_schema(summary="Get a meter by code", tags=["meters"]),
     partial_update=extend_schema(summary="Change a meter (rollups are rebuilt)", tags=["meters"]),
@@ -37,7 +42,7 @@ class MeterViewSet(
     lookup_field = "code"
     lookup_value_regex = r"[a-z0-9_.-]{1,100}"
     queryset = Meter.objects.all()
-    pagination_class = None
+    pagination_class = MeterPagination
 
     def get_serializer_class(self):
         return MeterUpdateSerializer if self.action in {"update", "partial_update"} else MeterSerializer

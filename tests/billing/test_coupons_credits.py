@@ -243,8 +243,8 @@ def test_coupon_and_credit_api(client_a, subscribed):
     )
     assert grant.status_code == 201, grant.content
     ledger = client_a.get("/api/v1/organizations/acme/credits", **bearer(key)).json()
-    assert (ledger["balance"], ledger["currency"]) == ("25.00", "USD")
-    assert [(e["kind"], e["amount"], e["remaining"]) for e in ledger["entries"]] == [("purchase", "25.00", "25.00")]
+    assert (ledger["balance"], ledger["currency"], ledger["next"], ledger["previous"]) == ("25.00", "USD", None, None)
+    assert [(e["kind"], e["amount"], e["remaining"]) for e in ledger["results"]] == [("purchase", "25.00", "25.00")]
     entries = LogEntry.objects.count()
     refused = client_a.post(
         "/api/v1/organizations/acme/credits", {"amount": "2.5e3"}, content_type="application/json", **bearer(key)

@@ -9,9 +9,11 @@
    surrogates, 1e400, "NaN", "Infinity", "-0", huge integers, non-ASCII digits, dates past year
    9999, 1 MB strings, wrong types.
 
-For every answer: never a 5xx; every 4xx is JSON `{"error": {"code": str, "message": str}}`; a
-refused request, and any preview, leaves every billing, metering, invoicing and audit table as it
-was (row counts). A write endpoint added later is fuzzed without a change here, and the poison
+For every answer: never a 5xx; every 4xx is JSON `{"error": {"code": str, "message": str}}`; its
+status is one the operation declares and its body is what the schema says for that status (the
+typed contract, issue 10); a refused request, and any preview, leaves every billing, metering,
+invoicing and audit table as it was (row counts). 3. Every read, on real resources, answers 200
+with the body its schema describes. A write endpoint added later is fuzzed without a change here, and the poison
 test fails until it has a valid body in BASE_BODIES (or is listed in NO_BODY).
 
 Derandomized (a failure reproduces) and sized for CI; `pytest -s` prints the case counts."""
@@ -40,6 +42,8 @@ from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from schemathesis.core.failures import FailureGroup
+from schemathesis.core.transport import Response as SchemathesisResponse
 
 from accounts.services.api_key import apikey_create
 from billing.models import PlanVersion
@@ -113,7 +117,7 @@ class World:
         body: bytes | None = None,
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
-    ) -> None:
+    ) -> Any:
         """One request, checked (module docstring)."""
         what = f"{method} {path}{'?' + query if query else ''} body={body[:200] if body else body!r}"
         before = self.counts()
@@ -131,8 +135,33 @@ class World:
             error = json.loads(response.content)["error"]
             assert isinstance(error["code"], str) and error["code"], what
             assert isinstance(error["message"], str) and error["message"], what
+        conforms(label, method, url, response)
         if status >= 400 or "/preview" in path:
             assert self.counts() == before, f"{what}: answered {status} and wrote"
+        return response
+
+
+def conforms(label: str, method: str, url: str, response) -> None:
+    """The answer's status is one `label` declares, and its body is what the schema says for it."""
+    operation = operations()[label]
+    status = response.status_code
+    declared = sorted(operation.definition.raw["responses"])
+    assert str(status) in declared, f"{label}: answered {status}, the schema declares {declared}"
+    if response.streaming:
+        return  # the PDF: a file, not a JSON body
+    answer = SchemathesisResponse(
+        status_code=status,
+        headers={name.lower(): [value] for name, value in response.items()},
+        content=response.content,
+        request=requests.Request(method, f"http://testserver{url}").prepare(),
+        elapsed=0.0,
+        verify=True,
+    )
+    try:
+        operation.validate_response(answer)
+    except FailureGroup as exc:  # the mismatches, readable
+        found = "\n".join(getattr(failure, "message", str(failure)) for failure in exc.exceptions)
+        raise AssertionError(f"{label} {url}: {status} does not match the schema:\n{found}") from None
 
 
 D = Decimal
@@ -185,7 +214,7 @@ def _world(tenant_a) -> World:
     models = [m for app in ("billing", "metering", "invoicing") for m in apps.get_app_config(app).get_models()]
     return World(
         client=Client(HTTP_HOST=tenant_a.get_primary_domain().domain, raise_request_exception=False),
-        key=apikey_create(name="fuzz", scopes=["read", "write"], actor=None).secret,
+        key=apikey_create(name="fuzz", scopes=["read", "write", "ingest"], actor=None).secret,
         ids={
             "organizations": "acme",
             "coupons": "SPRING",
@@ -262,6 +291,17 @@ _GRADUATED = {
 }
 # A valid body for each write endpoint; the poison replaces one value at a time, at every depth.
 BASE_BODIES: dict[str, Callable[[World], Any]] = {
+    "POST /api/v1/events": lambda w: {
+        "events": [
+            {
+                "id": "evt-fuzz-1",
+                "customer": "acme",
+                "type": "api_call",
+                "timestamp": "2027-04-10T11:00:00Z",
+                "properties": {"region": "eu", "gb": 0.5},
+            }
+        ]
+    },
     "POST /api/v1/organizations": lambda w: {
         "external_id": "new-org",
         "name": "New",
@@ -557,3 +597,23 @@ def test_poison_query_and_path_parameters_never_fail(world):
             for value in _PATH_POISON:
                 world.send(label, method, template.format(**{**known, name: value}))
     _report(world, "poison query and path parameters")
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. The contract on real answers: every read, on the world's resources
+
+READS = [label for label in operations() if label.startswith("GET ")]
+READ_QUERIES = {
+    "GET /api/v1/usage": "customer=acme&meter=calls&group_by=true&window=day",
+    "GET /api/v1/invoices/preview": "customer=acme",
+}
+
+
+@pytest.mark.django_db
+def test_every_read_answers_its_schema_on_real_resources(world):
+    for label in READS:
+        method, template = label.split(" ", 1)
+        path = template.format(**world.path_parameters(template))
+        response = world.send(label, method, path, query=READ_QUERIES.get(label, ""))
+        assert response.status_code == 200, f"{label}: {response.status_code} {response.content[:300]!r}"
+    assert len(world.sent) == len(READS) >= 20

@@ -267,6 +267,7 @@ def test_long_group_values_are_stored_and_rolled_up(client_a, in_a):
     assert (rollup.event_count, msgspec.json.decode(rollup.group_key)) == (1, values)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("django_db_setup")
 def test_the_running_drainer_survives_poison_and_counts_what_follows(committed_tenant, django_db_blocker):
     """The long-running drainer (as honcho runs it), not --once: it quarantines the poisoned

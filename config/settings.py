@@ -173,6 +173,10 @@ CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes every database connection before and after each task unless this
+# is set; config/celery.py applies Django's own rules instead (CONN_MAX_AGE, health checks), and
+# the fixup then only recycles a connection every this many tasks.
+CELERY_DB_REUSE_MAX = 1000
 # TenantAwareScheduler runs each entry in every tenant schema.
 CELERY_BEAT_SCHEDULE: dict = {
     "metering-storage-maintain": {"task": "metering.storage_maintain", "schedule": 3600.0},

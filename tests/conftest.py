@@ -12,7 +12,8 @@ from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context, tenant_context
 
-from tests.factories import TENANT_SLUGS
+from tests.factories import TENANT_SLUGS, UserFactory, totp_enable
+from tests.helpers import staff_login
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +81,19 @@ def in_a(tenant_a):
 @pytest.fixture
 def client_a(tenant_a) -> Client:
     return Client(HTTP_HOST=tenant_a.get_primary_domain().domain)
+
+
+@pytest.fixture
+def staff(client_a, in_a):
+    """`staff(role)`: a new staff user of that role, signed in on client_a with a passed second
+    factor (staff have no power without one)."""
+
+    def login(role="admin"):
+        user = UserFactory(staff_role=role)
+        staff_login(client_a, email=user.email, totp_secret=totp_enable(user))
+        return user
+
+    return login
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_totp_secret, hotp_value
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import APIKey, User
+from accounts.services.api_key import APIKeyCreated, apikey_create
 from billing.models import Membership, Organization, Plan, PlanVersion, Subscription
 from billing.periods import calendar_period_containing
 from billing.services.subscription import subscription_create as billing_subscription_create
@@ -30,6 +31,21 @@ class UserFactory(factory.django.DjangoModelFactory):
     def verified_email(obj, create, extracted, **kwargs):
         if create:
             EmailAddress.objects.create(user=obj, email=obj.email, primary=True, verified=True)
+
+
+class APIKeyFactory(factory.django.DjangoModelFactory):
+    """An API key through the service (its secret exists only in what the service returns):
+    `APIKeyFactory(scopes=["ingest"]).secret`. Returns the service's APIKeyCreated."""
+
+    class Meta:
+        model = APIKey
+
+    name = factory.Sequence(lambda n: f"key {n}")
+    scopes = factory.LazyFunction(lambda: ["read", "write"])
+
+    @classmethod
+    def _create(cls, model_class, *, name: str, scopes: list[str]) -> APIKeyCreated:
+        return apikey_create(name=name, scopes=scopes, actor=None)
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):

@@ -21,6 +21,8 @@ The contract:
   "Retry now" revives it). `OutboxGiveUp` makes it dead at once (e.g. HTTP 410 from a webhook).
 - Handlers are registered per kind by the app that owns the effect, in its AppConfig.ready(); core
   imports none of them. A worker claims only kinds it has a handler for.
+- A handler may return an `OutboxRecord`: a row of its own (a webhook's attempt log) written by
+  the same statement as the done mark, so a delivery costs one commit after its send, not two.
 """
 
 from __future__ import annotations
@@ -62,9 +64,19 @@ class OutboxGiveUp(Exception):
 
 
 @dataclass(frozen=True)
+class OutboxRecord:
+    """What a handler that succeeded wants written with the done mark: one data-modifying
+    statement (`%(name)s` parameters), run as a CTE of the done mark's UPDATE (one round trip,
+    one commit; written even if the claim was lost meanwhile: the effect did happen)."""
+
+    statement: sql.Composable
+    params: dict
+
+
+@dataclass(frozen=True)
 class OutboxKind:
     name: str
-    handler: Callable[[OutboxMessage], None]
+    handler: Callable[[OutboxMessage], OutboxRecord | None]
     retry_delays: tuple[timedelta, ...]
     lease: timedelta = DEFAULT_LEASE
     batch: int = DISPATCH_BATCH  # messages per dispatch task (small where one slow send must not hold many)
@@ -83,7 +95,7 @@ _kinds: dict[str, OutboxKind] = {}
 def outbox_register(
     kind: str,
     *,
-    handler: Callable[[OutboxMessage], None],
+    handler: Callable[[OutboxMessage], OutboxRecord | None],
     retry_delays: Sequence[timedelta],
     lease: timedelta = DEFAULT_LEASE,
     batch: int = DISPATCH_BATCH,
@@ -259,21 +271,31 @@ def _claim(ids: Sequence[int], *, kinds: list[str], now: datetime | None = None)
 
 
 def _finish(
-    message: OutboxMessage, *, status: str, last_error: str, done_at: datetime | None = None, available_at=None
+    message: OutboxMessage,
+    *,
+    status: str,
+    last_error: str,
+    done_at: datetime | None = None,
+    available_at=None,
+    record: OutboxRecord | None = None,
 ) -> bool:
-    """Record the outcome of this worker's claim, if the claim still holds."""
-    rows = raw_execute(
-        sql.SQL(_FINISH_SQL).format(table=tenant_table(OutboxMessage._meta.db_table)),
-        {
-            "status": status,
-            "last_error": last_error,
-            "done_at": done_at,
-            "available_at": available_at,
-            "id": message.pk,
-            "claimed_until": message.claimed_until,
-        },
-    )
-    return bool(rows)
+    """Record the outcome of this worker's claim, if the claim still holds (and the handler's
+    record with it)."""
+    statement: sql.Composable = sql.SQL(_FINISH_SQL).format(table=tenant_table(OutboxMessage._meta.db_table))
+    params = {
+        "status": status,
+        "last_error": last_error,
+        "done_at": done_at,
+        "available_at": available_at,
+        "id": message.pk,
+        "claimed_until": message.claimed_until,
+    }
+    if record is not None:
+        if params.keys() & record.params.keys():
+            raise ValueError(f"an outbox record may not use the parameter names {sorted(params)}")
+        statement = sql.SQL("WITH record AS ({record}) {finish}").format(record=record.statement, finish=statement)
+        params |= record.params
+    return bool(raw_execute(statement, params))
 
 
 def outbox_run(message: OutboxMessage, *, result: ProcessResult | None = None) -> str:
@@ -284,7 +306,7 @@ def outbox_run(message: OutboxMessage, *, result: ProcessResult | None = None) -
         # (The one outer block a test case wraps everything in is allowed, as Django allows it for durable blocks.)
         raise RuntimeError("outbox handlers act outside transactions (no row lock is held while they send)")
     try:
-        kind.handler(message)
+        record = kind.handler(message)
     except OutboxGiveUp as exc:
         _finish(message, status=OutboxStatus.DEAD, last_error=_error_text(exc), done_at=timezone.now())
         result.dead += 1
@@ -311,7 +333,7 @@ def outbox_run(message: OutboxMessage, *, result: ProcessResult | None = None) -
         )
         return OutboxStatus.FAILED
     fault_point("outbox.after_handle")
-    _finish(message, status=OutboxStatus.DONE, last_error="", done_at=timezone.now())
+    _finish(message, status=OutboxStatus.DONE, last_error="", done_at=timezone.now(), record=record)
     result.done += 1
     return OutboxStatus.DONE
 
@@ -321,23 +343,24 @@ def _error_text(exc: BaseException) -> str:
 
 
 def outbox_process(*, ids: Sequence[int]) -> ProcessResult:
-    """Claim and run each of `ids` in turn: one claim at a time (a lease then covers one handler
-    run), or a kind's messages together where it says so (one statement instead of one each).
-    Retries due within COUNTDOWN_MAX are enqueued with a countdown."""
+    """Claim and run each of `ids` in turn: the messages of kinds that say so together (one
+    statement for the task's batch: a dispatch task carries one kind), then the others one claim
+    at a time (a lease then covers one handler run). Retries due within COUNTDOWN_MAX are
+    enqueued with a countdown."""
     result = ProcessResult()
     pending = list(ids)
+    together_kinds = [name for name, kind in _kinds.items() if kind.claim_together]
+    if together_kinds and len(pending) > 1:
+        together = {m.pk: m for m in _claim(pending, kinds=together_kinds)}
+        for pk in [pk for pk in pending if pk in together]:  # in the task's order
+            outbox_run(together[pk], result=result)
+        pending = [pk for pk in pending if pk not in together]  # tried one by one (skipped if not due)
     while pending:
         message = outbox_claim(pending.pop(0))
         if message is None:
             result.skipped += 1
             continue
-        batch = [message]
-        if _kinds[message.kind].claim_together and pending:
-            together = {m.pk: m for m in _claim(pending, kinds=[message.kind])}
-            batch += [together[pk] for pk in pending if pk in together]  # in the task's order
-            pending = [pk for pk in pending if pk not in together]  # tried one by one (skipped if not due)
-        for claimed in batch:
-            outbox_run(claimed, result=result)
+        outbox_run(message, result=result)
     for seconds, retry in result.retry_ids.items():
         outbox_dispatch_enqueue(retry, schema=connection.schema_name, countdown=seconds)
     return result

@@ -29,7 +29,7 @@ from core import crypto
 from core.db import raw_execute, tenant_table
 from core.faults import fault_point
 from core.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
-from core.services.outbox import OutboxGiveUp, outbox_register
+from core.services.outbox import OutboxGiveUp, OutboxRecord, outbox_register
 from core.services.webhook_emit import WEBHOOK_KIND
 from core.services.webhook_http import TargetRefused, webhook_post
 
@@ -64,14 +64,16 @@ def webhook_message_id(message_id: int) -> str:
 
 
 def endpoint_secrets(endpoint: WebhookEndpoint, *, at: datetime) -> list[str]:
-    """The secrets that sign now: the current one, and the previous one during its overlap."""
-    secrets = [crypto.decrypt(endpoint.secret_encrypted)]
-    if (
-        endpoint.previous_secret_encrypted
-        and endpoint.previous_secret_expires_at is not None
-        and at < endpoint.previous_secret_expires_at
-    ):
-        secrets.append(crypto.decrypt(endpoint.previous_secret_encrypted))
+    """The secrets that sign now: the current one, and the previous one during its overlap.
+    Decrypted once per endpoint read (kept on the instance the endpoint cache holds)."""
+    decrypted = getattr(endpoint, "_decrypted_secrets", None)
+    if decrypted is None:
+        previous = endpoint.previous_secret_encrypted
+        decrypted = (crypto.decrypt(endpoint.secret_encrypted), crypto.decrypt(previous) if previous else None)
+        endpoint._decrypted_secrets = decrypted  # type: ignore[attr-defined]
+    secrets = [decrypted[0]]
+    if decrypted[1] and endpoint.previous_secret_expires_at is not None and at < endpoint.previous_secret_expires_at:
+        secrets.append(decrypted[1])
     return secrets
 
 
@@ -95,8 +97,9 @@ def _forget(endpoint: WebhookEndpoint) -> None:
     _endpoints.pop((connection.schema_name, endpoint.pk), None)
 
 
-def webhook_deliver(message: OutboxMessage) -> None:
-    """Send the message's event to its endpoint once (this attempt); raises to have it retried."""
+def webhook_deliver(message: OutboxMessage) -> OutboxRecord | None:
+    """Send the message's event to its endpoint once (this attempt); raises to have it retried.
+    A success's attempt log row is returned, written with the done mark (one commit)."""
     endpoint = _endpoint(message.payload["endpoint_id"])
     if endpoint is None:
         raise OutboxGiveUp("the endpoint was deleted")
@@ -121,11 +124,12 @@ def webhook_deliver(message: OutboxMessage) -> None:
     except TargetRefused as exc:
         status_code, latency, excerpt, error, succeeded = None, 0, "", f"refused: {exc}"[:500], False
     fault_point("webhook.after_send")  # the worst moment to die: sent, nothing recorded (tests)
-    _log(message, endpoint, event["type"], status_code, latency, excerpt, error, succeeded, now)
+    log = _log_row(message, endpoint, event["type"], status_code, latency, excerpt, error, succeeded, now)
     if succeeded:
         if endpoint.failing_since is not None:  # a success ends the run of failures
             WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
-        return
+        return log  # written with the done mark
+    raw_execute(log.statement, log.params)
     what = f"HTTP {status_code}" if status_code is not None else error
     _forget(endpoint)  # its failure state changes below: the next message reads it afresh
     if status_code == 410:
@@ -142,15 +146,27 @@ def webhook_deliver(message: OutboxMessage) -> None:
 _LOG_SQL = """
 INSERT INTO {table} (message_id, endpoint_id, event_type, attempt, status_code, latency_ms, response_excerpt, error,
                      succeeded, attempted_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+VALUES (%(log_message)s, %(log_endpoint)s, %(log_event_type)s, %(log_attempt)s, %(log_status_code)s,
+        %(log_latency_ms)s, %(log_excerpt)s, %(log_error)s, %(log_succeeded)s, %(log_at)s)
 """
 
 
-def _log(message, endpoint, event_type, status_code, latency, excerpt, error, succeeded, at) -> None:
-    """The attempt log row (WebhookDelivery), in one round trip (core.db: no search-path round trip)."""
-    raw_execute(
-        sql.SQL(_LOG_SQL).format(table=tenant_table(WebhookDelivery._meta.db_table)),
-        [message.pk, endpoint.pk, event_type, message.attempts, status_code, latency, excerpt, error, succeeded, at],
+def _log_row(message, endpoint, event_type, status_code, latency, excerpt, error, succeeded, at) -> OutboxRecord:
+    """The attempt log row (WebhookDelivery), one statement (core.db: no search-path round trip)."""
+    return OutboxRecord(
+        statement=sql.SQL(_LOG_SQL).format(table=tenant_table(WebhookDelivery._meta.db_table)),
+        params={
+            "log_message": message.pk,
+            "log_endpoint": endpoint.pk,
+            "log_event_type": event_type,
+            "log_attempt": message.attempts,
+            "log_status_code": status_code,
+            "log_latency_ms": latency,
+            "log_excerpt": excerpt,
+            "log_error": error,
+            "log_succeeded": succeeded,
+            "log_at": at,
+        },
     )
 
 

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from config import embedded
 from config.embedded import ROOT, Services, redis_running_socket, run_data_dir
 
@@ -83,6 +85,8 @@ def test_manage_runs_manage_py_on_the_run_data_dir(monkeypatch, tmp_path):
 HOLDER = """
 import sys, time
 from pathlib import Path
+
+import pytest
 from config.embedded import services_start
 services = services_start(data_dir=Path(sys.argv[1]))
 print(services.database_url, services.redis_url, flush=True)
@@ -97,6 +101,7 @@ PROBE = (
 )
 
 
+@pytest.mark.slow
 def test_manage_reaches_the_servers_of_a_running_make_run_and_leaves_them_up(tmp_path):
     """A stand-in for `make run` holds the embedded servers of a data directory; `manage` reaches
     the same ones and, when it exits, they are still up."""

@@ -67,6 +67,7 @@ def test_csrf_failure_is_the_sites_page(tenant_a):
     assert SITE in page(response) and "This form has expired" in page(response)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("django_env", ["development", "test", "production"])
 def test_debug_is_off_unless_asked_for(django_env, tmp_path):
     env = {**os.environ, "DJANGO_ENV": django_env, "DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 50}

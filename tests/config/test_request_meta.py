@@ -8,14 +8,14 @@ import pytest
 from auditlog.models import LogEntry
 from django.test import Client
 
-from accounts.services.api_key import apikey_create
 from billing.models import Organization
+from tests.factories import APIKeyFactory
 from tests.helpers import bearer
 
 
 @pytest.fixture
 def create(in_a, tenant_a):
-    key = apikey_create(name="backend", scopes=["read", "write"], actor=None).secret
+    key = APIKeyFactory(scopes=["read", "write"]).secret
     client = Client(HTTP_HOST=tenant_a.get_primary_domain().domain, raise_request_exception=False)
 
     def create(external_id: str, **headers):

@@ -9,19 +9,7 @@ from django.db import transaction
 from core.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
 from core.services.outbox import outbox_add, outbox_process
 from core.services.webhook_emit import webhook_emit
-from tests.factories import UserFactory, totp_enable
-from tests.helpers import staff_login
 from tests.receiver import receiver
-
-
-@pytest.fixture
-def staff(client_a, in_a):
-    def login(role):
-        user = UserFactory(staff_role=role)
-        staff_login(client_a, email=user.email, totp_secret=totp_enable(user))
-        return user
-
-    return login
 
 
 def texts(response) -> list[str]:

@@ -8,12 +8,14 @@ from unittest import mock
 import pytest
 import time_machine
 from django.db import connection, connections, transaction
+from psycopg import sql
 
 from core import crypto
 from core.models import OutboxMessage
 from core.services import outbox as outbox_service
 from core.services.outbox import (
     OutboxGiveUp,
+    OutboxRecord,
     outbox_add,
     outbox_claim,
     outbox_process,
@@ -229,3 +231,43 @@ def test_a_kind_may_claim_its_messages_together(in_a):
     assert seen[0] == ["claimed", "claimed", "claimed", "pending"]
     with pytest.raises(ValueError, match="too short"):
         outbox_register("test.slow", handler=handler, retry_delays=DELAYS, batch=50, claim_together=True)
+
+
+@pytest.mark.django_db
+def test_a_handlers_record_is_written_with_the_done_mark_even_when_the_claim_was_lost(in_a):
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE record_probe (message_id bigint, note text)")
+
+    def handler(message):
+        return OutboxRecord(
+            statement=sql.SQL("INSERT INTO pg_temp.record_probe VALUES (%(probe_id)s, %(probe_note)s)"),
+            params={"probe_id": message.pk, "probe_note": message.payload["note"]},
+        )
+
+    def probe():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT message_id, note FROM pg_temp.record_probe ORDER BY message_id")
+            return cursor.fetchall()
+
+    outbox_register("test.record", handler=handler, retry_delays=DELAYS, lease=timedelta(minutes=1))
+    try:
+        kept = outbox_add(kind="test.record", payload={"note": "kept"})
+        lost = outbox_add(kind="test.record", payload={"note": "lost"})
+        assert outbox_process(ids=[kept]).done == 1
+        assert probe() == [(kept, "kept")]
+        assert status(kept)[:2] == ("done", 1)
+
+        with time_machine.travel(T0, tick=False):
+            first = outbox_claim(lost)
+        with time_machine.travel(T0 + timedelta(minutes=2), tick=False):
+            second = outbox_claim(lost)  # the first worker's lease ran out
+            outbox_run(first)  # the first one finishes late: its send happened, so it is logged
+        assert probe() == [(kept, "kept"), (lost, "lost")]
+        assert status(lost)[:2] == ("claimed", 2)  # the done mark of a lost claim is not written
+        assert OutboxMessage.objects.get(pk=lost).claimed_until == second.claimed_until
+        with pytest.raises(ValueError, match="parameter names"):
+            outbox_service._finish(
+                second, status="done", last_error="", record=OutboxRecord(sql.SQL("SELECT 1"), {"id": 1})
+            )
+    finally:
+        outbox_service._kinds.pop("test.record", None)

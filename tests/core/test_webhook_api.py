@@ -3,10 +3,9 @@ error shape with nothing written on refusal, and who may call it."""
 
 import pytest
 
-from accounts.services.api_key import apikey_create
 from core.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
 from core.services.outbox import outbox_process
-from tests.factories import MembershipFactory, UserFactory, totp_enable
+from tests.factories import APIKeyFactory, MembershipFactory, UserFactory, totp_enable
 from tests.helpers import bearer, jwt_login, jwt_login_mfa
 from tests.receiver import receiver
 
@@ -15,12 +14,12 @@ BASE = "/api/v1/webhook-endpoints"
 
 @pytest.fixture
 def writer(in_a):
-    return apikey_create(name="backend", scopes=["read", "write"], actor=None).secret
+    return APIKeyFactory(scopes=["read", "write"]).secret
 
 
 @pytest.fixture
 def reader(in_a):
-    return apikey_create(name="reports", scopes=["read"], actor=None).secret
+    return APIKeyFactory(scopes=["read"]).secret
 
 
 def post(client, url, body, key):

@@ -14,7 +14,7 @@ from billing.services.subscription import subscription_create
 from invoicing.models import Invoice
 from tests.live import celery_worker
 
-pytestmark = pytest.mark.usefixtures("django_db_setup")
+pytestmark = [pytest.mark.usefixtures("django_db_setup"), pytest.mark.slow]
 
 
 def test_the_first_fee_is_drafted_right_after_creation(committed_tenant, django_db_blocker):

@@ -23,7 +23,7 @@ from metering.services.landing import landing_store
 from metering.services.meter import meter_create
 from tests.live import ROOT, process_env
 
-pytestmark = pytest.mark.usefixtures("django_db_setup")
+pytestmark = [pytest.mark.usefixtures("django_db_setup"), pytest.mark.slow]
 
 SUBSCRIPTIONS = 20
 AT = datetime(2027, 3, 15, tzinfo=UTC)

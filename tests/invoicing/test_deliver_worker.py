@@ -16,7 +16,7 @@ from invoicing.models import Invoice, InvoicingSettings
 from invoicing.services.billing_run import billing_run
 from tests.live import celery_worker
 
-pytestmark = pytest.mark.usefixtures("django_db_setup")
+pytestmark = [pytest.mark.usefixtures("django_db_setup"), pytest.mark.slow]
 
 
 def test_finalized_invoices_are_rendered_and_emailed_by_the_worker(committed_tenant, django_db_blocker):

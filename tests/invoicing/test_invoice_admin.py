@@ -134,7 +134,6 @@ def test_pdf_admin_view_serves_the_stored_file_or_renders_it(client_a, staff, in
     assert client_a.get(f"{LIST}999999/pdf/").status_code == 404
     assert client_a.get(f"{LIST}abc/pdf/").status_code == 404
 
-    pytest.importorskip("invoicing.pdf_render")
     assert not globex.pdf
     response = client_a.get(f"{LIST}{globex.pk}/pdf/")
     assert response.status_code == 200

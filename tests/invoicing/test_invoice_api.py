@@ -783,7 +783,6 @@ def test_pdf_download_serves_the_stored_file(world, api, storage):
 
 @pytest.mark.django_db
 def test_pdf_is_rendered_and_stored_when_missing(world, api, client_a, key, storage):
-    pytest.importorskip("invoicing.pdf_render")
     april = april_open(world)
     assert not april.pdf
     audit = LogEntry.objects.count()

@@ -15,7 +15,7 @@ from metering.services.landing import landing_store
 from metering.services.meter import meter_create
 from tests.live import celery_worker
 
-pytestmark = pytest.mark.usefixtures("django_db_setup")
+pytestmark = [pytest.mark.usefixtures("django_db_setup"), pytest.mark.slow]
 
 
 def test_meter_backfill_runs_in_the_worker(committed_tenant, django_db_blocker):

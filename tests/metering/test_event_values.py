@@ -12,12 +12,12 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from accounts.services.api_key import apikey_create
 from metering.models import Event, LandingBatch, Meter, Rollup
 from metering.selectors.usage import usage_get
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
 from metering.services.meter import meter_create
+from tests.factories import APIKeyFactory
 from tests.helpers import bearer
 from tests.metering.test_lane import call
 
@@ -27,7 +27,7 @@ RAW = msgspec.Raw
 
 @pytest.fixture
 def ingest_key(in_a):
-    return apikey_create(name="ingest", scopes=["ingest"], actor=None).secret
+    return APIKeyFactory(scopes=["ingest"]).secret
 
 
 def body(*properties) -> bytes:
@@ -163,7 +163,7 @@ def test_a_new_meter_judges_the_next_request_at_once(client_a, ingest_key):
     sum_meter()
     response = post(client_a, ingest_key, body({"gb": -1}))
     assert response.status_code == 422 and response.json()["error"]["rejected"][0]["code"] == "invalid_value"
-    writer = apikey_create(name="w", scopes=["read", "write"], actor=None).secret
+    writer = APIKeyFactory(scopes=["read", "write"]).secret
     patched = client_a.patch(
         "/api/v1/meters/gb", {"allow_negative": True}, content_type="application/json", **bearer(writer)
     )
@@ -190,7 +190,7 @@ def test_values_that_reach_storage_anyway_count_no_value(in_a):
 
 @pytest.mark.django_db
 def test_the_meters_api_shows_and_changes_allow_negative(client_a, in_a, django_capture_on_commit_callbacks):
-    key = apikey_create(name="w", scopes=["read", "write"], actor=None).secret
+    key = APIKeyFactory(scopes=["read", "write"]).secret
     created = client_a.post(
         "/api/v1/meters",
         {"code": "credits", "name": "Credits", "event_type": "c", "aggregation": "sum", "value_property": "v"},

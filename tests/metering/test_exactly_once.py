@@ -24,7 +24,7 @@ from metering.services.meter import meter_create
 from metering.services.rollups import rollups_check
 from tests.live import drain_all, drainer, web_server
 
-pytestmark = pytest.mark.usefixtures("django_db_setup")
+pytestmark = [pytest.mark.usefixtures("django_db_setup"), pytest.mark.slow]
 
 
 @pytest.fixture

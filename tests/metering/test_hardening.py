@@ -10,13 +10,13 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from accounts.services.api_key import apikey_create
 from metering.models import Event, LandingBatch, LandingDeadLetter, Meter, Rollup
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
 from metering.services.meter import meter_create
 from metering.services.rollups import rollups_check
 from tenants.errors import DomainError
+from tests.factories import APIKeyFactory
 from tests.helpers import bearer
 
 TS = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
@@ -32,7 +32,7 @@ def land(*events):
     ["a}' OR 1=1; DROP TABLE accounts_user; --", "a'b", "a,b", "", "a..b", "x" * 65, ".".join("a" * 9)],
 )
 def test_meter_paths_that_could_reach_sql_are_refused(in_a, client_a, path):
-    key = apikey_create(name="w", scopes=["read", "write"], actor=None).secret
+    key = APIKeyFactory(scopes=["read", "write"]).secret
     body = {
         "code": "evil",
         "name": "Evil",
@@ -57,7 +57,7 @@ def test_meter_paths_that_could_reach_sql_are_refused(in_a, client_a, path):
 
 @pytest.mark.django_db
 def test_nul_bytes_are_rejected_at_ingestion(in_a, client_a):
-    key = apikey_create(name="i", scopes=["ingest"], actor=None).secret
+    key = APIKeyFactory(scopes=["ingest"]).secret
     events = [
         {"id": "a\u0000", "customer": "c", "type": "t"},
         {"id": "b", "customer": "c\u0000", "type": "t"},

@@ -7,10 +7,10 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from accounts.services.api_key import apikey_create
 from metering.models import Event, LandingBatch, Meter, Rollup
 from metering.services.drain import drain_once
 from metering.services.meter import meter_create
+from tests.factories import APIKeyFactory
 from tests.helpers import bearer
 
 URL = "/api/v1/events"
@@ -18,7 +18,7 @@ URL = "/api/v1/events"
 
 @pytest.fixture
 def ingest_key(in_a):
-    return apikey_create(name="ingest", scopes=["ingest"], actor=None).secret
+    return APIKeyFactory(scopes=["ingest"]).secret
 
 
 def post(client, key, body, content_type="application/json"):
@@ -154,7 +154,7 @@ def test_size_limits(client_a, ingest_key):
 
 @pytest.mark.django_db
 def test_credentials_and_scopes(client_a, in_a):
-    reader = apikey_create(name="reader", scopes=["read", "write"], actor=None).secret
+    reader = APIKeyFactory(scopes=["read", "write"]).secret
     assert post(client_a, reader, ev(1)).json()["error"]["code"] == "permission_denied"
     assert client_a.post(URL, data=b"{}", content_type="application/json").status_code == 401
     assert post(client_a, "bk_nope_nope", ev(1)).status_code == 401

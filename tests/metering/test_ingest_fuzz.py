@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accounts.services.api_key import apikey_create
 from metering.models import LandingBatch
+from tests.factories import APIKeyFactory
 from tests.helpers import bearer
 
 json_values = st.recursive(
@@ -41,7 +41,7 @@ content_types = st.sampled_from(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=bodies, content_type=content_types)
 def test_no_body_produces_a_500(in_a, client_a, body, content_type):
-    key = getattr(in_a, "_fuzz_key", None) or apikey_create(name="fuzz", scopes=["ingest"], actor=None).secret
+    key = getattr(in_a, "_fuzz_key", None) or APIKeyFactory(scopes=["ingest"]).secret
     in_a._fuzz_key = key
     before = LandingBatch.objects.count()
     response = client_a.post("/api/v1/events", data=body, content_type=content_type, **bearer(key))

@@ -6,9 +6,9 @@ from allauth.idp.oidc.models import Client as OIDCClient
 from django.db import connection
 from django_tenants.utils import tenant_context
 
-from accounts.services.api_key import apikey_create
 from metering.models import LandingBatch
 from metering.services.partitions import partition_name, partitions_maintain
+from tests.factories import APIKeyFactory
 from tests.helpers import bearer
 
 BODY = msgspec.json.encode({"id": "o-1", "customer": "acme", "type": "api_call"})
@@ -40,7 +40,7 @@ def test_oauth2_client_with_ingest_scope_can_send_events(tenant_a, client_a):
 @pytest.mark.django_db
 def test_api_key_of_a_cannot_send_events_to_b(tenant_a, tenant_b, client_b):
     with tenant_context(tenant_a):
-        key = apikey_create(name="a", scopes=["ingest"], actor=None).secret
+        key = APIKeyFactory(scopes=["ingest"]).secret
     response = client_b.post("/api/v1/events", BODY, content_type="application/json", **bearer(key))
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_api_key"
@@ -73,7 +73,7 @@ def test_partitions_are_made_ahead_and_dropped_after_retention(in_a, settings):
 
 @pytest.mark.django_db
 def test_metering_metrics_are_exported(client_a, in_a):
-    key = apikey_create(name="m", scopes=["ingest"], actor=None).secret
+    key = APIKeyFactory(scopes=["ingest"]).secret
     client_a.post("/api/v1/events", BODY, content_type="application/json", **bearer(key))
     text = client_a.get("/metrics").content.decode()
     for name in (

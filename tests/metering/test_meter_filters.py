@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.services.api_key import apikey_create
 from metering.models import Meter
 from metering.services.meter import meter_create
 from tenants.errors import DomainError
+from tests.factories import APIKeyFactory
 from tests.helpers import bearer
 
 URL = "/api/v1/meters"
@@ -18,7 +18,7 @@ URL = "/api/v1/meters"
 
 @pytest.fixture
 def writer(in_a):
-    return apikey_create(name="w", scopes=["read", "write"], actor=None).secret
+    return APIKeyFactory(scopes=["read", "write"]).secret
 
 
 def meter_body(filters) -> dict:

@@ -20,12 +20,12 @@ from django_tenants.utils import schema_context
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accounts.services.api_key import apikey_create
 from metering.ingest import _ordinary, _properties_decoder, properties_problem
 from metering.models import Event, LandingBatch, LandingDeadLetter, Rollup
 from metering.services.drain import drain_error_is_transient, drain_once
 from metering.services.landing import landing_store
 from metering.services.meter import meter_create
+from tests.factories import APIKeyFactory
 from tests.helpers import bearer
 from tests.live import drainer
 from tests.metering.test_lane import call
@@ -91,7 +91,7 @@ def expect(status: int, body: dict, *, index: int, expected) -> bool:
 @pytest.mark.django_db
 @pytest.mark.parametrize(("name", "poison", "expected"), POISON, ids=IDS)
 def test_each_poison_class_is_refused_by_the_django_view(client_a, in_a, name, poison, expected):
-    key = apikey_create(name="i", scopes=["ingest"], actor=None).secret
+    key = APIKeyFactory(scopes=["ingest"]).secret
     accepted = 0
     for content_type, body, index in bodies(poison):
         response = client_a.post(URL, data=body, content_type=content_type, **bearer(key))
@@ -104,7 +104,7 @@ def test_each_poison_class_is_refused_by_the_django_view(client_a, in_a, name, p
 
 @pytest.mark.django_db
 def test_invalid_utf8_outside_properties_refuses_the_body(client_a, in_a):
-    key = apikey_create(name="i", scopes=["ingest"], actor=None).secret
+    key = APIKeyFactory(scopes=["ingest"]).secret
     for body in (
         b'{"events": [' + GOOD + b', {"id": "b\xff", "customer": "acme", "type": "t"}]}',
         b'{"id": "good", "customer": "\xc0\x80", "type": "t"}',
@@ -257,7 +257,7 @@ def test_long_group_values_are_stored_and_rolled_up(client_a, in_a):
     than a btree index entry may be: PostgreSQL refused the drain (54000) and the drainer retried
     it forever as if the database were down."""
     meter_create(actor=None, code="g", name="G", event_type="m", aggregation="count", group_by=["a", "b", "c"])
-    key = apikey_create(name="i", scopes=["ingest"], actor=None).secret
+    key = APIKeyFactory(scopes=["ingest"]).secret
     values = [secrets.token_hex(500) for _ in range(3)]
     event = {"id": "long", "customer": "acme", "type": "m", "properties": dict(zip("abc", values, strict=True))}
     response = client_a.post(URL, data=msgspec.json.encode(event), content_type="application/json", **bearer(key))
@@ -267,6 +267,7 @@ def test_long_group_values_are_stored_and_rolled_up(client_a, in_a):
     assert (rollup.event_count, msgspec.json.decode(rollup.group_key)) == (1, values)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("django_db_setup")
 def test_the_running_drainer_survives_poison_and_counts_what_follows(committed_tenant, django_db_blocker):
     """The long-running drainer (as honcho runs it), not --once: it quarantines the poisoned

@@ -3,6 +3,7 @@ it is down, and afterwards every event that got a 202 is stored, exactly once.""
 
 import threading
 import time
+from collections import Counter
 
 import msgspec
 import pytest
@@ -13,7 +14,7 @@ from django_tenants.utils import schema_context
 from metering.models import Event
 from tests.live import drain_all, embedded_pg_dir, pg_start, pg_stop, web_server
 
-pytestmark = pytest.mark.usefixtures("django_db_setup")
+pytestmark = [pytest.mark.usefixtures("django_db_setup"), pytest.mark.slow]
 
 
 def test_postgres_down_gives_503_and_every_acknowledged_event_survives(committed_tenant, django_db_blocker):
@@ -63,7 +64,11 @@ def test_postgres_down_gives_503_and_every_acknowledged_event_survives(committed
     with django_db_blocker.unblock():
         drain_all()
         with schema_context(tenant.schema_name):
-            stored = set(Event.objects.values_list("event_id", flat=True))
-    assert acknowledged <= stored
-    assert stored <= {event_id for event_id, _ in results}
-    assert len(stored) == len(set(stored))
+            # One row per stored copy: the raw table is partitioned by time and has no unique key on
+            # the id alone, so a duplicate would show up here as a count above one.
+            copies = Counter(Event.objects.values_list("event_id", flat=True))
+    assert {event_id: n for event_id, n in copies.items() if n != 1} == {}  # nothing stored twice
+    assert acknowledged - copies.keys() == set()  # nothing accepted is missing
+    # A 503 whose commit reached the server just as it stopped may be stored (the client retries
+    # it, and the id deduplicates); nothing that was never sent can be.
+    assert copies.keys() - {event_id for event_id, _ in results} == set()

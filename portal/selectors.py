@@ -326,6 +326,8 @@ class HistoryRow:
     amount_due: Decimal | None
     invoice: Invoice  # the invoice itself, or the one the credit note is against
 
+    period_label: str = ""  # the invoice's billing period as local dates, last day included
+
     @property
     def status_label(self) -> str:
         return STATUS_LABELS.get(self.status, self.status)
@@ -342,9 +344,25 @@ def billing_history_list(*, organization: Organization) -> list[HistoryRow]:
         Invoice.objects.filter(organization=organization, status__in=FINAL_STATUSES).order_by("-issued_at", "-id")
     )
     notes = CreditNote.objects.filter(invoice__organization=organization).select_related("invoice")
+    zone = ZoneInfo(organization.timezone)
+
+    def label(i: Invoice) -> str:
+        if i.period_start is None or i.period_end is None:
+            return ""
+        last = (i.period_end - timedelta(microseconds=1)).astimezone(zone)
+        return f"{i.period_start.astimezone(zone):%-d %b %Y} \u2013 {last:%-d %b %Y}"
+
     rows = [
         HistoryRow(
-            "invoice", i.number or "", i.issued_at or i.created_at, i.status, i.currency, i.total, i.amount_due, i
+            "invoice",
+            i.number or "",
+            i.issued_at or i.created_at,
+            i.status,
+            i.currency,
+            i.total,
+            i.amount_due,
+            i,
+            label(i),
         )
         for i in invoices
     ]

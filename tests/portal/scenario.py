@@ -44,8 +44,11 @@ def store_events(customer: str, events: list[tuple[str, datetime, dict]]) -> Non
     drain_once(max_events=10_000)
 
 
-def seed(*, email: str = "owner@acme.example", password: str | None = None) -> dict:
-    """Create everything in the current tenant schema; returns the objects tests look at."""
+def seed(
+    *, email: str = "owner@acme.example", password: str | None = None, start: datetime = START, now: datetime = NOW
+) -> dict:
+    """Create everything in the current tenant schema; returns the objects tests look at. `start`
+    (a local midnight in Berlin) and `now` move the story (the browser tests use this month)."""
     InvoicingSettings.objects.update_or_create(pk=1, defaults={"seller_name": "Seller GmbH"})
     meter_create(
         actor=None, code="calls", name="API calls", event_type="call", aggregation="count", group_by=["region"]
@@ -65,20 +68,24 @@ def seed(*, email: str = "owner@acme.example", password: str | None = None) -> d
     )
     user = UserFactory(email=email, **({"password": password} if password else {}))
     Membership.objects.create(user=user, organization=org, role="owner")
-    with time_machine.travel(START, tick=False):
+    with time_machine.travel(start, tick=False):
         subscription = subscription_create(actor=None, organization=org, plan_version=PlanVersion.objects.get())
-    with time_machine.travel(START + timedelta(minutes=5), tick=False):
-        billing_run(at=START)
+    with time_machine.travel(start + timedelta(minutes=5), tick=False):
+        billing_run(at=start)
         invoice = Invoice.objects.get(organization=org)
         invoice = invoice_finalize(invoice=invoice)
     events = []
-    for day in range(1, 15):
-        noon = datetime(2027, 4, day, 12, tzinfo=BERLIN)
+    local_start = start.astimezone(BERLIN)
+    today = now.astimezone(BERLIN).date()
+    day = 1
+    while (date := (local_start + timedelta(days=day - 1)).date()) < today:
+        noon = datetime(date.year, date.month, date.day, 12, tzinfo=BERLIN)
         for i in range(daily_calls(day)):
             region = "eu" if i % 2 == 0 else "us"
             events.append((f"d{day}-{i}", noon + timedelta(minutes=i), {"region": region}))
+        day += 1
     for i in range(5):
-        events.append((f"today-{i}", datetime(2027, 4, 15, 8, i, tzinfo=UTC), {"region": "eu"}))
+        events.append((f"today-{i}", now - timedelta(hours=4, minutes=i), {"region": "eu"}))
     store_events(org.external_id, events)
     return {"organization": org, "user": user, "subscription": subscription, "invoice": invoice}
 

@@ -180,7 +180,9 @@ class UsageConsumer(AsyncJsonWebsocketConsumer):
     async def usage_changed(self, event):
         """The drainer stored new events for this organization (at most once a second)."""
         if await self._allowed():
-            await self.send_json(await _current_usage(self.tenant, self.external_id))
+            # `changed`: new events, not the figures sent on connect (the portal page re-reads
+            # its priced panel on it).
+            await self.send_json(dict(await _current_usage(self.tenant, self.external_id), changed=True))
 
     async def _allowed(self) -> bool:
         if getattr(self, "group", None) is None:

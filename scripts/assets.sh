@@ -7,3 +7,4 @@ if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; 
 mkdir -p static/vendor
 cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
 cp node_modules/@picocss/pico/css/pico.min.css static/vendor/pico.min.css
+cp node_modules/chart.js/dist/chart.umd.min.js static/vendor/chart.umd.min.js

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the platform needs beyond Python wheels: WeasyPrint's libraries (pango,
-# harfbuzz with its subsetter, which makes PDFs 4-5x faster, fontconfig, a font). Installs what is
+# harfbuzz with its subsetter, which makes PDFs 4-5x faster, fontconfig, a font), and Chromium for the browser tests (tests/portal/test_browser_*.py drive
+# /usr/bin/chromium through Playwright; never `playwright install`). Installs what is
 # missing when running as root; otherwise says what to install.
 set -euo pipefail
-packages=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 libfontconfig1 fonts-dejavu-core)
+packages=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 libfontconfig1 fonts-dejavu-core chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

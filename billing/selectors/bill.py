@@ -5,7 +5,7 @@ bill of one subscription at one bill point."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Context, Decimal, DecimalException, Inexact, InvalidOperation, Overflow, localcontext
 
@@ -77,12 +77,20 @@ def _from_event_values(
     return out
 
 
-def bill_get(state: SubscriptionState, point: datetime) -> Bill:
+def bill_get(
+    state: SubscriptionState,
+    point: datetime,
+    *,
+    usage_adjust: Callable[[dict[UsageRequest, UsageFigures]], dict[UsageRequest, UsageFigures]] | None = None,
+) -> Bill:
     """The bill of one subscription at one of its bill points, with the usage as stored now, the
     organization's coupons, what fixed coupons already gave this period, the corrections of late
     usage and the base fees billed so far (billing.hooks): what the billing run would bill at
     that point. Bill points before it that the run has not billed yet are billed first (the run
-    bills a subscription's points in order), so what they charge counts here as it will then."""
+    bills a subscription's points in order), so what they charge counts here as it will then.
+
+    `usage_adjust` replaces the usage figures of `point`'s own bill before it is priced (the
+    portal's cost projection prices projected usage this way, through the same engine)."""
     billed = hooks.billed_provider(state)
     fees = list(hooks.fees_provider(state))
     redemptions = redemption_states([state.organization_id]).get(state.organization_id, [])
@@ -95,12 +103,14 @@ def bill_get(state: SubscriptionState, point: datetime) -> Bill:
         for key, amount in coupon_used_of(bill).items():
             coupon_used[key] = coupon_used.get(key, 0) + amount
         state = state.with_changes(billed_through=earlier)
-    return _bill_at(state, point, billed, fees, redemptions, coupon_used)
+    return _bill_at(state, point, billed, fees, redemptions, coupon_used, usage_adjust=usage_adjust)
 
 
-def _bill_at(state, point, billed, fees, redemptions, coupon_used) -> Bill:
+def _bill_at(state, point, billed, fees, redemptions, coupon_used, *, usage_adjust=None) -> Bill:
     due = corrections_due(state, point, billed)
     usage = usage_figures(bill_usage_requests(state, point) + correction_requests(state, due))
+    if usage_adjust is not None:
+        usage = usage_adjust(usage)
     return bill_build(
         state, point, usage=usage, redemptions=redemptions, coupon_used=coupon_used, billed=due, fees=fees
     )

@@ -16,11 +16,14 @@ def test_member_sees_own_organization_and_subscription(in_a, client_a):
 
     with CaptureQueriesContext(connection) as queries:
         page = client_a.get("/organizations/x-org/")
-    # session, user, the user's organizations, the current subscription, the meters (for the
-    # figures, and for their names); django-tenants' SET search_path statements aside.
-    assert len([q for q in queries.captured_queries if not q["sql"].startswith("SET ")]) == 6
+    # session, user, the user's organizations, the current subscription, its snapshot (phases,
+    # versions, charges), what invoices billed for the period, the bill's inputs (billed usage,
+    # billed fees, coupon redemptions), the meters (none: no usage statements), the period's
+    # invoices; django-tenants' domain lookup and SET search_path statements aside.
+    sql = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith("SET ")]
+    assert len([q for q in sql if "tenants_domain" not in q]) == 13
     assert page.status_code == 200
-    assert b"X Org" in page.content and b"Pro" in page.content and b"49.00 USD" in page.content
+    assert b"X Org" in page.content and b"Pro" in page.content and b"$49.00 per month" in page.content
 
 
 @pytest.mark.django_db

@@ -24,6 +24,7 @@ from billing.services.credit import credit_apply, credit_grant
 from billing.services.subscription import PROBLEM_FIELDS, subscriptions_billing_problem_clear
 from core.faults import fault_point
 from invoicing.compose import InvoiceDraft
+from invoicing.hooks import finalized_hooks_run
 from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings, NumberSequence
 from invoicing.selectors.settings import invoicing_settings_get
 from invoicing.services.billing_run import (
@@ -177,6 +178,7 @@ def _finalized_effects(invoices: list[Invoice]) -> None:
     customers = {invoice.organization_id: invoice.organization.external_id for invoice in invoices}
     invoices_emit("invoice.finalized", invoices, customers=customers)
     invoices_emit("invoice.paid", [i for i in invoices if i.status == InvoiceStatus.PAID], customers=customers)
+    finalized_hooks_run(invoices)
 
 
 def _finalize_chunk(

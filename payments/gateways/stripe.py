@@ -10,6 +10,7 @@ recorded id lets recovery ask Stripe what happened (`charge_get`)."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -327,6 +328,10 @@ class StripeGateway:
             raise WebhookRejected("missing signature or secret")
         try:
             stripe.WebhookSignature.verify_header(body.decode("utf-8"), signature, secret, WEBHOOK_TOLERANCE)
+            # The SDK refuses timestamps too old only; one too far ahead is refused too.
+            stamp = int(dict(p.split("=", 1) for p in signature.split(",") if "=" in p).get("t", "0"))
+            if stamp > time.time() + WEBHOOK_TOLERANCE:
+                raise WebhookRejected("timestamp too far in the future")
             event = json.loads(body)
         except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as error:
             raise WebhookRejected(str(error)) from error

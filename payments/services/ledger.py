@@ -75,7 +75,11 @@ def payment_result_record(*, payment_id: int, result: ChargeResult, gateway_at: 
         payment.failure_message = (
             result.failure.message[:500] if result.failure and status != PaymentStatus.SUCCEEDED else ""
         )
-        payment.gateway_state_at = max(filter(None, [payment.gateway_state_at, gateway_at or now]))
+        # Gateways time their events to the second: a synchronous answer counts as of its second, so
+        # an event from that same second is not taken for an older one.
+        payment.gateway_state_at = max(
+            filter(None, [payment.gateway_state_at, gateway_at or now.replace(microsecond=0)])
+        )
         payment.save()
         changed = before != status
         if changed:

@@ -49,19 +49,23 @@ IN_FLIGHT = (PaymentStatus.PENDING, PaymentStatus.PROCESSING, PaymentStatus.REQU
 
 def collections_enqueue(invoices: Sequence[Invoice]) -> list[int]:
     """In the finalizing transaction (invoicing.hooks): one collection per open invoice with an
-    amount due whose organization is collected automatically (no payer row: automatic)."""
+    amount due whose organization is collected automatically and has a default method to charge
+    (an organization without one is asked to pay from the portal; no message is written for it,
+    so a billing run of customers who pay by transfer adds nothing to the outbox)."""
     due = [i for i in invoices if i.status == InvoiceStatus.OPEN and i.amount_due > 0]
     if not due:
         return []
-    manual = set(
+    chargeable = set(
         PaymentCustomer.objects.filter(
-            organization_id__in={i.organization_id for i in due}, collection_method=CollectionMethod.MANUAL
-        ).values_list("organization_id", flat=True)
+            organization_id__in={i.organization_id for i in due}, collection_method=CollectionMethod.AUTOMATIC
+        )
+        .exclude(default_payment_method_id="")
+        .values_list("organization_id", flat=True)
     )
     return outbox_add_bulk(
         OutboxItem(kind=COLLECT_KIND, key=f"collect:{i.pk}", payload={"invoice_id": i.pk})
         for i in due
-        if i.organization_id not in manual
+        if i.organization_id in chargeable
     )
 
 

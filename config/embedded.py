@@ -44,10 +44,54 @@ class Services:
     redis_url: str
     # Objects that must stay referenced for the servers to keep running.
     handles: tuple
+    stripe_api_base: str = ""
 
 
-def services_start(*, data_dir: Path) -> Services:
-    """Start (or reuse) the embedded servers for whatever is not configured in the environment."""
+def localstripe_start(*, data_dir: Path) -> tuple[str, subprocess.Popen]:
+    """localstripe (a fake of Stripe's API; GPL-3.0, so only ever run as its own process, never
+    imported) on a free loopback port, for `make run` and the tests: its API base URL and process.
+
+    Always `--from-scratch`: its state is throwaway (the demo re-creates its customers and methods).
+    Its log and working directory are under the data directory; its pickle of the state is written
+    to a path fixed in its code (/tmp/localstripe.pickle), which --from-scratch never reads back.
+    Stopped when this process exits."""
+    import atexit
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    work = data_dir / "localstripe"
+    work.mkdir(parents=True, exist_ok=True)
+    log = (work / "localstripe.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localstripe", "--port", str(port), "--from-scratch"],
+        cwd=work,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches it through us, once
+    )
+    atexit.register(lambda: proc.poll() is None and proc.terminate())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"localstripe exited with {proc.returncode}; see {work / 'localstripe.log'}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.terminate()
+        raise RuntimeError("localstripe did not start in 20 s")
+    (work / "url").write_text(f"http://127.0.0.1:{port}")
+    return f"http://127.0.0.1:{port}", proc
+
+
+def services_start(*, data_dir: Path, with_stripe: bool = False) -> Services:
+    """Start (or reuse) the embedded servers for whatever is not configured in the environment
+    (localstripe only for `run` and `exec`: STRIPE_API_BASE unset means "start one")."""
     handles: list = []
     database_url = os.environ.get("DATABASE_URL", "")
     redis_url = os.environ.get("REDIS_URL", "")
@@ -86,7 +130,14 @@ def services_start(*, data_dir: Path) -> Services:
             redis_url = f"unix://{socket_path}"
             handles.append(rd)
 
-    return Services(database_url=database_url, redis_url=redis_url, handles=tuple(handles))
+    stripe_api_base = os.environ.get("STRIPE_API_BASE", "")
+    if not stripe_api_base and with_stripe:
+        stripe_api_base, stripe_proc = localstripe_start(data_dir=data_dir)
+        handles.append(stripe_proc)
+
+    return Services(
+        database_url=database_url, redis_url=redis_url, handles=tuple(handles), stripe_api_base=stripe_api_base
+    )
 
 
 def redis_running_socket(data_dir: Path) -> Path | None:
@@ -119,6 +170,8 @@ def _env_with(services: Services) -> dict[str, str]:
     env = dict(os.environ)
     env["DATABASE_URL"] = services.database_url
     env["REDIS_URL"] = services.redis_url
+    if services.stripe_api_base:
+        env["STRIPE_API_BASE"] = services.stripe_api_base
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
@@ -144,7 +197,7 @@ def _run_procfile(env: dict[str, str]) -> int:
 
 def command_run(args: argparse.Namespace) -> int:
     data_dir = run_data_dir()
-    services = services_start(data_dir=data_dir)
+    services = services_start(data_dir=data_dir, with_stripe=True)
     env = _env_with(services)
     env.setdefault("PORT", "8000")
     env["DATA_DIR"] = str(data_dir)
@@ -161,7 +214,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_exec(args: argparse.Namespace) -> int:
     data_dir = Path(os.environ.get("TEST_DATA_DIR", ROOT / ".data" / "test")).resolve()
-    services = services_start(data_dir=data_dir)
+    services = services_start(data_dir=data_dir, with_stripe=True)
     env = _env_with(services)
     cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT)

@@ -19,4 +19,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "invoice.paid",
     "invoice.voided",
     "credit_note.created",
+    "payment.succeeded",
+    "payment.failed",
+    "payment.refunded",
 )

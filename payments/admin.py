@@ -70,3 +70,102 @@ def _djstripe_admins_narrow(site: admin.AdminSite) -> None:
 
 
 _djstripe_admins_narrow(admin.site)
+
+
+# ---------------------------------------------------------------------------------------------
+# The ledger and the tenant's gateway settings
+
+
+from django import forms  # noqa: E402
+
+from payments.models import GatewayEventRecord, GatewaySettings, Payment, PaymentAttempt  # noqa: E402
+
+
+class GatewaySettingsForm(forms.ModelForm):
+    """Secrets are write-only: the form never shows them (not even masked); a blank field keeps
+    the stored value, a typed one replaces it (encrypted by core.crypto)."""
+
+    stripe_secret_key = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False), help_text="Leave blank to keep the stored key."
+    )
+    stripe_webhook_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="The endpoint's signing secret (whsec_…). Leave blank to keep the stored one.",
+    )
+
+    class Meta:
+        model = GatewaySettings
+        fields = ["stripe_publishable_key"]
+
+    def save(self, commit=True):
+        row = super().save(commit=False)
+        if self.cleaned_data.get("stripe_secret_key"):
+            row.stripe_secret_key_set(self.cleaned_data["stripe_secret_key"])
+        if self.cleaned_data.get("stripe_webhook_secret"):
+            row.stripe_webhook_secret_set(self.cleaned_data["stripe_webhook_secret"])
+        if commit:
+            row.save()
+        return row
+
+
+@admin.register(GatewaySettings)
+class GatewaySettingsAdmin(OwnerOnlyMixin, admin.ModelAdmin):
+    form = GatewaySettingsForm
+    list_display = ("__str__", "stripe_publishable_key", "secret_key_stored", "webhook_secret_stored", "updated_at")
+
+    @admin.display(boolean=True, description="Secret key stored")
+    def secret_key_stored(self, obj):
+        return bool(obj.stripe_secret_key_encrypted)
+
+    @admin.display(boolean=True, description="Webhook secret stored")
+    def webhook_secret_stored(self, obj):
+        return bool(obj.stripe_webhook_secret_encrypted)
+
+    def has_add_permission(self, request, *args, **kwargs):
+        return super().has_add_permission(request) and not GatewaySettings.objects.exists()
+
+
+class PaymentAttemptInline(admin.TabularInline):
+    model = PaymentAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ("step", "outcome", "status_after", "failure_code", "message", "started_at", "finished_at")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    """Read-only: the ledger changes only through its services."""
+
+    list_display = ("pk", "invoice", "organization", "amount", "currency", "status", "failure_code", "created_at")
+    list_filter = ("status", "method_type", "failure_code")
+    search_fields = ("gateway_payment_id", "invoice__number", "organization__external_id")
+    inlines = [PaymentAttemptInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Payment._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(GatewayEventRecord)
+class GatewayEventRecordAdmin(admin.ModelAdmin):
+    list_display = ("event_id", "type", "outcome", "created", "received_at")
+    list_filter = ("outcome", "type")
+    search_fields = ("event_id",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in GatewayEventRecord._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -3,3 +3,10 @@ from django.apps import AppConfig
 
 class PaymentsConfig(AppConfig):
     name = "payments"
+
+    def ready(self) -> None:
+        from invoicing.hooks import finalized_hook_add
+        from payments.services.collection import collection_register, collections_enqueue
+
+        collection_register()
+        finalized_hook_add(collections_enqueue)

@@ -25,6 +25,7 @@ from billing.services.subscription import PROBLEM_FIELDS, subscriptions_billing_
 from core.db import chunks, rows_update
 from core.faults import fault_point
 from invoicing.compose import InvoiceDraft
+from invoicing.hooks import finalized_hooks_run
 from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
 from invoicing.selectors.drafts import compose_due
 from invoicing.selectors.settings import invoicing_settings_get
@@ -159,6 +160,7 @@ def _finalized_effects(invoices: list[Invoice]) -> None:
     customers = {invoice.organization_id: invoice.organization.external_id for invoice in invoices}
     invoices_emit("invoice.finalized", invoices, customers=customers)
     invoices_emit("invoice.paid", [i for i in invoices if i.status == InvoiceStatus.PAID], customers=customers)
+    finalized_hooks_run(invoices)
 
 
 def _finalize_chunk(

@@ -1,0 +1,195 @@
+"""Inbound Stripe webhooks: verified before any write, stored once per event id, applied
+idempotently and in order; localstripe's own signed events go through the same endpoint."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from decimal import Decimal
+from urllib.parse import urlencode
+
+import pytest
+from auditlog.models import LogEntry
+from django_tenants.utils import tenant_context
+
+from invoicing.models import Invoice
+from payments.models import GatewayEventRecord, GatewaySettings, Payment
+from tests.invoicing.test_invoice_api import april_open
+from tests.payments.conftest import IBAN_FAILS, WEBHOOK_SECRET, collect_all, payer_with, signed
+from tests.receiver import receiver
+
+D = Decimal
+URL = "/payments/stripe/webhook"
+
+
+def post(client, body: bytes, signature: str | None):
+    headers = {"HTTP_STRIPE_SIGNATURE": signature} if signature is not None else {}
+    return client.post(URL, body, content_type="application/json", **headers)
+
+
+def intent_event(payment: Payment, *, event_id: str, type_: str, status: str, created: int, error=None) -> dict:
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": type_,
+        "created": created,
+        "data": {
+            "object": {
+                "id": payment.gateway_payment_id,
+                "object": "payment_intent",
+                "amount": 3570,
+                "currency": "eur",
+                "status": status,
+                "payment_method": payment.payment_method_id,
+                "last_payment_error": error,
+                "latest_charge": "ch_test",
+            }
+        },
+    }
+
+
+@pytest.fixture
+def processing(world, connected):
+    """Acme's April invoice with a SEPA debit in flight (processing)."""
+    payer_with(world[0], connected, iban=IBAN_FAILS)
+    invoice = april_open(world)
+    collect_all()
+    payment = Payment.objects.get()
+    assert payment.status == "processing"
+    return invoice, payment
+
+
+def written() -> tuple:
+    return (
+        GatewayEventRecord.objects.count(),
+        list(Payment.objects.values_list("status", "applied_at")),
+        list(Invoice.objects.values_list("status", "amount_paid")),
+        LogEntry.objects.count(),
+    )
+
+
+def test_signature_matrix_refuses_everything_and_writes_nothing(processing, client_a, client_b, tenant_a, tenant_b):
+    _, payment = processing
+    now = int(time.time())
+    event = intent_event(payment, event_id="evt_1", type_="payment_intent.succeeded", status="succeeded", created=now)
+    body, good = signed(event)
+    before = written()
+    cases = {
+        "no signature": (body, None),
+        "forged body": (body.replace(b"succeeded", b"succeedex"), good),
+        "forged signature": (body, good[:-4] + "0000"),
+        "stale": signed(event, timestamp=now - 301),
+        "future": signed(event, timestamp=now + 360),
+        "wrong secret": signed(event, secret="whsec_other"),
+        "not json": signed({"x": 1}),
+    }
+    for name, (case_body, signature) in cases.items():
+        response = post(client_a, case_body, signature)
+        assert (response.status_code, response.json().get("error", {}).get("code")) == (400, "webhook_rejected"), (
+            name,
+            response.content,
+        )
+    # another tenant's endpoint, with tenant A's valid signature: B has its own secret
+    with tenant_context(tenant_b):
+        row = GatewaySettings(stripe_publishable_key="pk_test_" + "b" * 24)
+        row.stripe_secret_key_set("sk_test_" + "b" * 24)
+        row.stripe_webhook_secret_set("whsec_test_tenant_b")
+        row.save()
+    response = post(client_b, body, good)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "webhook_rejected")
+    with tenant_context(tenant_b):
+        assert not GatewayEventRecord.objects.exists()
+    with tenant_context(tenant_a):
+        assert written() == before
+
+
+def test_a_valid_event_applies_once_and_a_replay_writes_nothing(processing, client_a, in_a):
+    invoice, payment = processing
+    event = intent_event(
+        payment, event_id="evt_ok", type_="payment_intent.succeeded", status="succeeded", created=int(time.time())
+    )
+    body, signature = signed(event)
+    assert post(client_a, body, signature).json() == {"received": True, "outcome": "applied"}
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == ("paid", D("35.70"))
+    after = written()
+    assert post(client_a, body, signature).json() == {"received": True, "outcome": "duplicate"}
+    assert written() == after
+
+
+def test_an_older_event_never_overrides_a_newer_state(processing, client_a, in_a):
+    invoice, payment = processing
+    now = int(time.time())
+    failed = intent_event(
+        payment,
+        event_id="evt_new",
+        type_="payment_intent.payment_failed",
+        status="requires_payment_method",
+        created=now + 5,  # Stripe's clock ahead of the sync answer's
+        error={"code": "insufficient_funds", "message": "Insufficient funds."},
+    )
+    assert post(client_a, *signed(failed)).json()["outcome"] == "applied"
+    older = intent_event(
+        payment, event_id="evt_old", type_="payment_intent.processing", status="processing", created=now
+    )
+    assert post(client_a, *signed(older)).json()["outcome"] == "stale"
+    payment.refresh_from_db()
+    assert (payment.status, payment.failure_code) == ("failed", "insufficient_funds")
+    assert Invoice.objects.get(pk=invoice.pk).status == "open"
+
+
+def test_success_after_success_is_applied_once(processing, client_a, in_a):
+    invoice, payment = processing
+    now = int(time.time())
+    for n in range(3):
+        event = intent_event(
+            payment, event_id=f"evt_s{n}", type_="payment_intent.succeeded", status="succeeded", created=now + n
+        )
+        post(client_a, *signed(event))
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid, invoice.amount_due) == ("paid", D("35.70"), D("0"))
+    assert Payment.objects.filter(settled_invoice=True).count() == 1
+
+
+def test_unknown_types_are_stored_and_ignored(processing, client_a, in_a):
+    body, signature = signed(
+        {
+            "id": "evt_u",
+            "object": "event",
+            "type": "customer.updated",
+            "created": int(time.time()),
+            "data": {"object": {"object": "customer", "id": "cus_x"}},
+        }
+    )
+    assert post(client_a, body, signature).json()["outcome"] == "ignored"
+    assert GatewayEventRecord.objects.get().outcome == "ignored"
+
+
+def test_localstripes_own_signed_event_fails_the_sepa_debit(world, connected, client_a, localstripe_url):
+    with receiver() as hooks:
+        form = urlencode({"url": hooks.url, "secret": WEBHOOK_SECRET}).encode()
+        urllib.request.urlopen(
+            urllib.request.Request(f"{localstripe_url}/_config/webhooks/payments-tests", data=form, method="POST")
+        )
+        payer_with(world[0], connected, iban=IBAN_FAILS)
+        invoice = april_open(world)
+        collect_all()
+        payment = Payment.objects.get()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            mine = [
+                r
+                for r in hooks.requests
+                if json.loads(r.body)["type"] == "payment_intent.payment_failed"
+                and json.loads(r.body)["data"]["object"]["id"] == payment.gateway_payment_id
+            ]
+            if mine:
+                break
+            time.sleep(0.1)
+        [delivery] = mine
+    response = post(client_a, delivery.body, delivery.headers["stripe-signature"])
+    assert response.json() == {"received": True, "outcome": "applied"}
+    payment.refresh_from_db()
+    assert (payment.status, payment.failure_code) == ("failed", "soft_decline")
+    assert Invoice.objects.get(pk=invoice.pk).status == "open"

@@ -53,7 +53,7 @@ from zoneinfo import ZoneInfo
 from billing.money import prorate, round_fraction, round_money
 from billing.pricing import BreakdownItem, PricingError, price_charge
 from billing.schedule import ChargeState, SubscriptionState, VersionState, previous_bill_point, seconds
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 ZERO = Decimal(0)
 _ADDITIVE = frozenset({"count", "sum"})

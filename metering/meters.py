@@ -41,6 +41,8 @@ from typing import Any
 
 import msgspec
 
+from core.errors import DomainError
+
 VALUE_INTEGER_DIGITS = 15
 VALUE_FRACTION_DIGITS = 12
 # Matched against the property's text (`#>>`): PostgreSQL prints a JSON number in plain notation
@@ -59,11 +61,11 @@ PATH_PART = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 MAX_PATH_PARTS = 8
 
 
-class MeterDefinitionError(ValueError):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class MeterDefinitionError(DomainError, ValueError):
+    """A meter's filters, paths or value rules break the definition rules."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination
 
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 
 class StrictCursorPagination(CursorPagination):

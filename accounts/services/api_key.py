@@ -10,11 +10,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import APIKey, APIKeyScope, User
+from core.errors import DomainError
 
 KEY_PREFIX = "bk_"
 
 
-class APIKeyError(Exception):
+class APIKeyError(DomainError):
     code = "invalid_api_key_request"
 
 

@@ -41,8 +41,8 @@ from billing.pricing import (
     validate_price,
 )
 from billing.services.plan import ChargeInput, VersionInput, plan_create, plan_update, plan_version_create
+from core.errors import DomainError
 from metering.models import Meter
-from tenants.errors import DomainError
 
 
 def _plain(value: Decimal | None) -> str | None:
@@ -72,10 +72,11 @@ _INPUT_ERROR_PATHS = {
 }
 
 
-class PreviewError(Exception):
+class PreviewError(DomainError):
+    path: str
+
     def __init__(self, code: str, message: str, path: str = "") -> None:
-        super().__init__(message)
-        self.code, self.message, self.path = code, message, path
+        super().__init__(message, code=code, path=path)
 
     def as_json(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "path": self.path}}

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from billing.bill import Bill, BillLine
 from billing.money import round_money
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 
 def decimal_text(value: Decimal | None) -> str | None:

@@ -31,8 +31,8 @@ from billing.models import (
 from billing.money import UnknownCurrencyError, minor_units, round_money
 from billing.selectors.organization import subscription_current_get
 from billing.selectors.subscription_state import subscription_state_get
+from core.errors import DomainError, domain_error_from_validation
 from metering.models import Meter
-from tenants.errors import DomainError
 
 # A repeating coupon covers at most this many billing periods (ten years of months); a redemption
 # walks them one by one, and a longer one is what 'forever' is for.
@@ -119,10 +119,7 @@ def coupon_build(
     try:
         coupon.full_clean()
     except ValidationError as exc:
-        field, messages = next(iter(exc.message_dict.items()))
-        text = " ".join(messages)
-        code_ = "coupon_exists" if field == "code" and "already exists" in text else "invalid_coupon"
-        raise DomainError(f"{field}: {text}", code=code_) from None
+        raise domain_error_from_validation(exc, code="invalid_coupon", unique_code="coupon_exists") from None
     return coupon
 
 
@@ -147,8 +144,7 @@ def coupon_update(*, actor, coupon: Coupon, **changes: Any) -> Coupon:
         try:
             locked.full_clean()
         except ValidationError as exc:
-            field, messages = next(iter(exc.message_dict.items()))
-            raise DomainError(f"{field}: {' '.join(messages)}", code="invalid_coupon") from None
+            raise domain_error_from_validation(exc, code="invalid_coupon") from None
         locked.save()
     return locked
 

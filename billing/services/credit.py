@@ -15,7 +15,7 @@ from billing.locks import organization_lock
 from billing.models import GRANT_KINDS, CreditEntry, CreditKind, Organization
 from billing.money import round_money
 from billing.selectors.credit import credit_grants_usable
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 ZERO = Decimal(0)
 

@@ -13,7 +13,7 @@ from billing.locks import organization_lock
 from billing.models import Organization, OrganizationStatus
 from billing.services.subscription import subscriptions_end_for_organization
 from billing.webhooks import customer_emit
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 EDITABLE_FIELDS = (
     "name",

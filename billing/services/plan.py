@@ -15,8 +15,8 @@ from django.db.models import Max
 from billing.decimals import decimal_parse
 from billing.models import Plan, PlanCharge, PlanVersion
 from billing.pricing import PriceValidationError, validate_price
+from core.errors import DomainError, domain_error_from_validation
 from metering.models import Meter
-from tenants.errors import DomainError
 
 # Aggregations whose per-group values combine into a coarser group (sum, or max/min of maxima/minima).
 _COMBINABLE = frozenset({"count", "sum", "max", "min"})
@@ -52,7 +52,7 @@ def _price(document: Any, *, where: str) -> dict[str, Any]:
         return validate_price(document)
     except PriceValidationError as exc:
         path = f"{where}.{exc.path}" if exc.path else where
-        raise DomainError(f"{path}: {exc.message}", code=f"invalid_price.{exc.code}") from None
+        raise DomainError(f"{path}: {exc.message}", code=f"invalid_price.{exc.code}", path=path) from None
 
 
 def _charges(charges: list[ChargeInput]) -> list[PlanCharge]:
@@ -129,8 +129,7 @@ def plan_version_create(*, actor, plan: Plan, version: VersionInput) -> PlanVers
         try:
             made.full_clean()
         except ValidationError as exc:
-            name, messages = next(iter(exc.message_dict.items()))
-            raise DomainError(f"{name}: {' '.join(messages)}", code="invalid_plan") from None
+            raise domain_error_from_validation(exc, code="invalid_plan") from None
         made.save()
         for charge in charges:
             charge.plan_version = made
@@ -145,9 +144,7 @@ def plan_create(
     try:
         plan.full_clean()
     except ValidationError as exc:
-        field_name, messages = next(iter(exc.message_dict.items()))
-        code_ = "plan_exists" if field_name == "code" and "already exists" in " ".join(messages) else "invalid_plan"
-        raise DomainError(f"{field_name}: {' '.join(messages)}", code=code_) from None
+        raise domain_error_from_validation(exc, code="invalid_plan", unique_code="plan_exists") from None
     with transaction.atomic():
         plan.save()
         plan_version_create(actor=actor, plan=plan, version=version)

@@ -47,7 +47,7 @@ from billing.schedule import PhaseState, SubscriptionState, next_bill_point
 from billing.selectors.bill import bill_get
 from billing.selectors.subscription_state import subscription_state_get, version_states
 from billing.webhooks import subscription_emit
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

@@ -21,11 +21,13 @@ import urllib3
 from django.conf import settings
 from urllib3.util import Timeout, parse_url
 
+from core.errors import DomainError
+
 EXCERPT_BYTES = 1024
 _POOLS_MAX = 256
 
 
-class TargetRefused(Exception):
+class TargetRefused(DomainError):
     """The URL may not be called: not http(s), unresolvable, or a non-public address."""
 
     code = "webhook_target_refused"

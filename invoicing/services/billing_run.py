@@ -52,6 +52,7 @@ from billing.services.subscription import (
     subscription_billing_problem_record,
     subscriptions_billing_problem_clear,
 )
+from core.errors import DomainError
 from core.faults import fault_point
 from invoicing.compose import InvoiceDraft, invoice_compose
 from invoicing.metrics import BILLING_FAILURES
@@ -60,7 +61,6 @@ from invoicing.selectors.billed import billed_usage_get, coupon_used_get, fees_b
 from invoicing.selectors.settings import invoicing_settings_get, tax_context_for, tax_settings_from
 from invoicing.tax import LineTax
 from invoicing.webhooks import invoices_emit
-from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

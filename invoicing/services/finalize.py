@@ -22,6 +22,7 @@ from accounts.audit import audit_actor, audit_events_bulk
 from billing.models import GRANT_KINDS, CreditEntry, CreditKind, Organization, Subscription
 from billing.services.credit import credit_apply, credit_grant
 from billing.services.subscription import PROBLEM_FIELDS, subscriptions_billing_problem_clear
+from core.errors import DomainError
 from core.faults import fault_point
 from invoicing.compose import InvoiceDraft
 from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings, NumberSequence
@@ -39,7 +40,6 @@ from invoicing.services.billing_run import (
 )
 from invoicing.services.deliver import invoice_deliveries_add
 from invoicing.webhooks import invoices_emit
-from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

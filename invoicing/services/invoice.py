@@ -21,12 +21,12 @@ from billing.bill import LineKind
 from billing.models import CreditKind
 from billing.money import minor_units, round_fraction, round_money
 from billing.services.credit import credit_grant
+from core.errors import DomainError
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
 from invoicing.selectors.billed import fees_billed_get
 from invoicing.selectors.settings import invoicing_settings_get
 from invoicing.services.finalize import numbers_take
 from invoicing.webhooks import credit_note_emit, invoice_emit
-from tenants.errors import DomainError
 
 ZERO = Decimal(0)
 

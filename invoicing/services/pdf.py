@@ -56,10 +56,10 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcherResponse
 
 from accounts.audit import audit_event
+from core.errors import DomainError
 from core.faults import fault_point
 from invoicing.models import FINAL_STATUSES, Invoice, InvoiceLine, InvoiceStatus
 from invoicing.services.invoice import invoice_lock
-from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

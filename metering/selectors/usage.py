@@ -48,10 +48,10 @@ from typing import Any
 
 from django.db import connection
 
+from core.errors import DomainError
 from metering.meters import MeterDefinitionError, MeterSpec, sql_group, sql_match, sql_path, sql_value
 from metering.models import Aggregation, Meter
 from metering.models.meter import ROLLUP_AGGREGATIONS
-from tenants.errors import DomainError
 
 WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 # The longest range a series may cover: 744 hourly or 366 daily buckets.

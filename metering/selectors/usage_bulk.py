@@ -39,6 +39,7 @@ from typing import Any
 
 from django.db import connection
 
+from core.errors import DomainError
 from metering.meters import MeterSpec, sql_group, sql_match, sql_path, sql_value
 from metering.models import Aggregation, Meter
 from metering.models.meter import ROLLUP_AGGREGATIONS
@@ -53,7 +54,6 @@ from metering.selectors.usage import (
     _spec_get,
     _split,
 )
-from tenants.errors import DomainError
 
 # Distinct windows per statement: bounds the statement (~150 kB of array literals) and the rows
 # held per fetch; per-window cost does not depend on it (each window is its own lateral query).

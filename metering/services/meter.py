@@ -8,10 +8,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from metering.meters import MeterDefinitionError, validate_filters, validate_path
+from core.errors import DomainError, domain_error_from_validation
+from metering.meters import validate_filters, validate_path
 from metering.models import Aggregation, Meter
 from metering.selectors.meter import meter_value_rules_forget
-from tenants.errors import DomainError
 
 # Bounds on what a meter matches (issue 9: a meter with 100,000 filter values was accepted).
 # Every value is a jsonb comparison in every drain and usage read of the meter's event type.
@@ -28,21 +28,17 @@ def _validate(meter: Meter) -> None:
     if not isinstance(meter.group_by, list) or len(meter.group_by) > 3:
         raise DomainError("group_by is a list of at most three property paths.", code="too_many_group_by")
     _validate_filter_sizes(meter.filters)
-    try:
-        validate_filters(meter.filters)
-        for path in meter.group_by:
-            validate_path(path, where="group_by")
-        if meter.value_property:
-            validate_path(meter.value_property, where="value_property")
-    except MeterDefinitionError as exc:
-        raise DomainError(exc.message, code=exc.code) from None
+    validate_filters(meter.filters)  # MeterDefinitionError, a DomainError, with its own code
+    for path in meter.group_by:
+        validate_path(path, where="group_by")
+    if meter.value_property:
+        validate_path(meter.value_property, where="value_property")
     if meter.aggregation != Aggregation.COUNT and not meter.value_property:
         raise DomainError(f"A {meter.aggregation} meter needs a value_property.", code="value_property_required")
     try:
         meter.full_clean()
     except ValidationError as exc:
-        field, messages = next(iter(exc.message_dict.items()))
-        raise DomainError(f"{field}: {' '.join(messages)}", code="invalid_meter") from None
+        raise domain_error_from_validation(exc, code="invalid_meter") from None
 
 
 def _validate_filter_sizes(filters: Any) -> None:

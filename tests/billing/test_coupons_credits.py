@@ -18,7 +18,7 @@ from billing.services.coupon import coupon_create, coupon_redeem, coupon_redempt
 from billing.services.credit import credit_apply, credit_grant, credit_void
 from billing.services.plan import VersionInput, plan_create
 from billing.services.subscription import subscription_bill_point_close, subscription_create
-from tenants.errors import DomainError
+from core.errors import DomainError
 from tests.factories import OrganizationFactory
 from tests.helpers import bearer
 

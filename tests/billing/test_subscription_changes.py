@@ -23,11 +23,11 @@ from billing.services.subscription import (
     subscription_create,
     subscription_resume,
 )
+from core.errors import DomainError
 from invoicing.services.billing_run import billing_run
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
 from metering.services.meter import meter_create
-from tenants.errors import DomainError
 from tests.factories import OrganizationFactory
 
 D = Decimal

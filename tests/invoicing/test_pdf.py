@@ -19,12 +19,12 @@ from PIL import Image
 from pypdf import PdfReader
 from weasyprint import CSS, HTML
 
+from core.errors import DomainError
 from invoicing.models import Invoice, InvoiceLine
 from invoicing.services import pdf as pdf_service
 from invoicing.services.billing_run import billing_run
 from invoicing.services.finalize import customer_snapshot
 from invoicing.services.pdf import invoice_email_send, invoice_pdf_render, invoice_pdf_store
-from tenants.errors import DomainError
 from tests.factories import OrganizationFactory
 from tests.invoicing.conftest import calls
 

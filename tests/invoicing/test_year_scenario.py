@@ -49,12 +49,12 @@ from billing.services.subscription import (
     subscription_create,
     subscription_resume,
 )
+from core.errors import DomainError
 from invoicing.models import Invoice, InvoiceLine, InvoicingSettings
 from invoicing.services.billing_run import billing_run
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
 from metering.services.meter import meter_create
-from tenants.errors import DomainError
 from tests.factories import TENANT_SLUGS, OrganizationFactory
 
 D = Decimal

@@ -11,12 +11,12 @@ from django.core.management import call_command
 from django.db import connection
 
 from accounts.services.api_key import apikey_create
+from core.errors import DomainError
 from metering.models import Event, LandingBatch, LandingDeadLetter, Meter, Rollup
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
 from metering.services.meter import meter_create
 from metering.services.rollups import rollups_check
-from tenants.errors import DomainError
 from tests.helpers import bearer
 
 TS = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)

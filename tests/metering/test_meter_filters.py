@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from accounts.services.api_key import apikey_create
+from core.errors import DomainError
 from metering.models import Meter
 from metering.services.meter import meter_create
-from tenants.errors import DomainError
 from tests.helpers import bearer
 
 URL = "/api/v1/meters"

@@ -28,7 +28,7 @@ followed by version v' (or by nothing, when the subscription ends at b):
   than what its invoices billed for the fee (each credit is that share rounded half-up, and the
   share left after it is nil).
 - Proration is to the second of the whole period (Stripe's rule), each prorated line rounded on
-  its own (billing.money.prorate). Usage lines are rounded half-up to the currency's minor unit.
+  its own (core.money.prorate). Usage lines are rounded half-up to the currency's minor unit.
 - Coupons, before tax, line by line (see `apply_discounts`): a redemption discounts the lines whose
   billing period starts inside what it covers, except credits for unused time (they give back
   what was billed, discounts already taken off). Percentage coupons take their share of each
@@ -50,10 +50,10 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from billing.money import prorate, round_fraction, round_money
 from billing.pricing import BreakdownItem, PricingError, price_charge
 from billing.schedule import ChargeState, SubscriptionState, VersionState, previous_bill_point, seconds
 from core.errors import DomainError
+from core.money import prorate, round_fraction, round_money
 
 ZERO = Decimal(0)
 _ADDITIVE = frozenset({"count", "sum"})

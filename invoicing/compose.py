@@ -22,7 +22,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from billing.bill import Bill, BillLine, LineKind
-from billing.money import round_money
+from core.money import round_money
 from invoicing.tax import LineTax, TaxCustomer, TaxError, TaxLineInput, TaxProvider, TaxSettings
 
 ZERO = Decimal(0)

@@ -18,7 +18,7 @@ events with them, so the figures cannot disagree.
   counts it). unique_count counts distinct values as text (ids, emails, …), not only numbers.
 - Why those bounds: a value below 10^15 with at most 12 decimals has at most 27 significant
   digits; a period's total over up to 10^12 events stays below 10^27 with 12 decimals (39
-  digits), so the pricing engine's exact 50-digit context (billing.money.DECIMAL_PRECISION)
+  digits), so the pricing engine's exact 50-digit context (core.money.DECIMAL_PRECISION)
   multiplies it exactly by any unit price of up to 11 significant digits, and rollup sums
   (PostgreSQL numeric, no fixed precision) never overflow. 12 decimals is also the finest unit
   price Stripe and our price documents take.

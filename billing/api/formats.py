@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from billing.bill import Bill, BillLine
-from billing.money import round_money
 from core.errors import DomainError
+from core.money import round_money
 
 
 def decimal_text(value: Decimal | None) -> str | None:

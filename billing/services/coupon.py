@@ -28,10 +28,10 @@ from billing.models import (
     DiscountType,
     Organization,
 )
-from billing.money import UnknownCurrencyError, minor_units, round_money
 from billing.selectors.organization import subscription_current_get
 from billing.selectors.subscription_state import subscription_state_get
 from core.errors import DomainError, domain_error_from_validation
+from core.money import UnknownCurrencyError, minor_units, round_money
 from metering.models import Meter
 
 # A repeating coupon covers at most this many billing periods (ten years of months); a redemption

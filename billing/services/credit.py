@@ -13,9 +13,9 @@ from django.utils import timezone
 from accounts.audit import audit_actor
 from billing.locks import organization_lock
 from billing.models import GRANT_KINDS, CreditEntry, CreditKind, Organization
-from billing.money import round_money
 from billing.selectors.credit import credit_grants_usable
 from core.errors import DomainError
+from core.money import round_money
 
 ZERO = Decimal(0)
 

@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from babel.numbers import format_currency
 from django import template
 
-from billing.money import UnknownCurrencyError, round_money
+from core.money import UnknownCurrencyError, round_money
 
 register = template.Library()
 

@@ -1,7 +1,7 @@
 """How the invoicing API writes invoices, their lines, credit notes and previews.
 
 Amounts are strings with the currency's decimals (the 4-decimal columns are rounded for display
-with billing.money.round_money); quantities, unit amounts and rates are plain decimal strings;
+with core.money.round_money); quantities, unit amounts and rates are plain decimal strings;
 instants RFC 3339. An invoice line has the shape of a preview line (billing.api.formats
 `bill_line_out` plus its tax), so a preview and the invoice it becomes compare key by key;
 `discounts_line` is the position of the line a discount reduces."""
@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.urls import reverse
 
 from billing.api.formats import amount_text, bill_line_out, decimal_text, instant_text
-from billing.money import round_money
+from core.money import round_money
 from invoicing.compose import DraftLine, InvoiceDraft
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
 from invoicing.services.billing_run import taxes_json

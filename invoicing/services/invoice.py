@@ -19,9 +19,9 @@ from django.utils import timezone
 from accounts.audit import audit_actor, audit_event
 from billing.bill import LineKind
 from billing.models import CreditKind
-from billing.money import minor_units, round_fraction, round_money
 from billing.services.credit import credit_grant
 from core.errors import DomainError
+from core.money import minor_units, round_fraction, round_money
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
 from invoicing.selectors.billed import fees_billed_get
 from invoicing.selectors.settings import invoicing_settings_get

@@ -10,7 +10,6 @@ from auditlog.models import LogEntry
 
 from accounts.services.api_key import apikey_create
 from billing.models import Coupon, CouponRedemption, CreditEntry, PlanVersion
-from billing.money import Money
 from billing.selectors.bill import bill_get
 from billing.selectors.credit import credit_balance_get
 from billing.selectors.subscription_state import subscription_state_get
@@ -19,6 +18,7 @@ from billing.services.credit import credit_apply, credit_grant, credit_void
 from billing.services.plan import VersionInput, plan_create
 from billing.services.subscription import subscription_bill_point_close, subscription_create
 from core.errors import DomainError
+from core.money import Money
 from tests.factories import OrganizationFactory
 from tests.helpers import bearer
 

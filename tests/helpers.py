@@ -111,3 +111,12 @@ def oauth_authorization_code_token(client: Client, *, client_id: str, scope: str
     token = response.json()
     assert set(token["scope"].split()) == set(scope.split())
     return token["access_token"]
+
+
+def bill_point_close(subscription, point) -> None:
+    """Move a subscription past its bill point `point` as the billing run does once the bill is
+    stored (without storing one): for tests that walk a subscription through its bill points."""
+    from billing.services.subscription import BILL_POINT_FIELDS, subscription_bill_point_advance
+
+    subscription_bill_point_advance(subscription=subscription, point=point)
+    subscription.save(update_fields=BILL_POINT_FIELDS)

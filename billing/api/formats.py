@@ -8,7 +8,6 @@ from decimal import Decimal
 
 from billing.bill import Bill, BillLine
 from core.errors import DomainError
-from core.money import round_money
 
 
 def decimal_text(value: Decimal | None) -> str | None:
@@ -64,7 +63,7 @@ def bill_line_out(line: BillLine) -> dict:
     return {
         "kind": line.kind,
         "description": line.description,
-        "amount": amount_text(line.amount),
+        "amount": amount_text(line.amount.amount),
         "currency": line.currency,
         "quantity": decimal_text(line.quantity),
         "unit_amount": decimal_text(line.unit_amount),
@@ -95,6 +94,6 @@ def bill_out(bill: Bill) -> dict:
     return {
         "at": instant_text(bill.point),
         "currency": bill.currency,
-        "subtotal": amount_text(round_money(bill.subtotal, bill.currency)),
+        "subtotal": amount_text(bill.subtotal.rounded().amount),
         "lines": [bill_line_out(line) for line in bill.lines],
     }

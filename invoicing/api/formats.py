@@ -89,8 +89,8 @@ def draft_line_out(d: DraftLine) -> dict:
     out["corrects"] = d.line.corrects
     out.update(
         {
-            "net_amount": money_text(d.net_amount, d.line.currency),
-            "tax_amount": money_text(d.tax_amount, d.line.currency),
+            "net_amount": money_text(d.net_amount.amount, d.line.currency),
+            "tax_amount": money_text(d.tax_amount.amount, d.line.currency),
             "tax_rate": decimal_text(d.tax_rate),
             "tax_jurisdiction": d.tax_jurisdiction,
             "tax_reason": d.tax_reason,
@@ -107,9 +107,9 @@ def draft_out(draft: InvoiceDraft) -> dict:
         "currency": draft.currency,
         "period_start": instant_text(draft.period_start),
         "period_end": instant_text(draft.period_end),
-        "subtotal": money_text(draft.subtotal, draft.currency),
-        "tax_total": money_text(draft.tax_total, draft.currency),
-        "total": money_text(draft.total, draft.currency),
+        "subtotal": money_text(draft.subtotal.amount, draft.currency),
+        "tax_total": money_text(draft.tax_total.amount, draft.currency),
+        "total": money_text(draft.total.amount, draft.currency),
         "tax_problem": draft.tax_problem,
         "lines": [draft_line_out(d) for d in draft.lines],
     }

@@ -17,7 +17,6 @@ from billing.selectors.subscription_state import subscription_state_get
 from billing.services.organization import organization_close
 from billing.services.plan import ChargeInput, VersionInput, plan_create
 from billing.services.subscription import (
-    subscription_bill_point_close,
     subscription_cancel,
     subscription_change_plan,
     subscription_create,
@@ -29,6 +28,7 @@ from metering.services.drain import drain_once
 from metering.services.landing import landing_store
 from metering.services.meter import meter_create
 from tests.factories import OrganizationFactory
+from tests.helpers import bill_point_close
 
 D = Decimal
 
@@ -80,7 +80,7 @@ def billed_through(subscription, until):
 
 
 def lines(bill):
-    return [(line.kind, line.description, line.amount) for line in bill.lines]
+    return [(line.kind, line.description, line.amount.amount) for line in bill.lines]
 
 
 def phases(subscription):
@@ -216,13 +216,13 @@ def test_trial_status_follows_the_bill_points(plans):
         sub = subscription_create(actor=None, organization=org, plan_version=trial)
     assert (sub.status, sub.trial_end) == ("trialing", utc(2027, 1, 24, 5))
     with time_machine.travel(utc(2027, 1, 24, 5), tick=False):
-        subscription_bill_point_close(subscription=sub, point=utc(2027, 1, 10, 5))
+        bill_point_close(sub, utc(2027, 1, 10, 5))
         assert sub.status == "trialing" and sub.next_bill_at == utc(2027, 1, 24, 5)
         # the fee for Jan 24 - Feb 1 (New York midnights): 8 of 31 days
         assert lines(bill_get(subscription_state_get(sub), utc(2027, 1, 24, 5))) == [
             ("base_fee", "Basic base fee (prorated)", D("8.00"))
         ]
-        subscription_bill_point_close(subscription=sub, point=utc(2027, 1, 24, 5))
+        bill_point_close(sub, utc(2027, 1, 24, 5))
     assert sub.status == "active" and sub.next_bill_at == utc(2027, 2, 1, 5)
 
 

@@ -75,7 +75,7 @@ def fee_line(invoice: Invoice) -> InvoiceLine:
 
 
 def lines(bill):
-    return [(line.kind, line.description, line.amount) for line in bill.lines]
+    return [(line.kind, line.description, line.amount.amount) for line in bill.lines]
 
 
 def cancel_now(sub, at):

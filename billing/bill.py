@@ -50,7 +50,7 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from billing.pricing import BreakdownItem, PricingError, price_charge
+from billing.pricing import BreakdownItem, ChargeResult, PricingError, price_charge
 from billing.schedule import ChargeState, SubscriptionState, VersionState, previous_bill_point, seconds
 from core.errors import DomainError
 from core.money import Money, prorate, round_fraction, round_money
@@ -301,6 +301,19 @@ def _pricing(charge: ChargeState, window: tuple[datetime, datetime]) -> Iterator
         ) from exc
 
 
+def _group_priced(
+    charge: ChargeState, group: str | None, quantity: Decimal, values: Sequence[Decimal] | None
+) -> tuple[Mapping[str, Any], ChargeResult]:
+    """The price a group's usage is billed at (its own group price, else the charge's price) and
+    what that price makes of the quantity. Usage lines and their later corrections both price
+    through here, so a correction re-prices exactly as the line was priced. Event values go to a
+    percentage price only (the engine refuses them elsewhere)."""
+    price = charge.price
+    if group is not None and charge.group_prices and group in charge.group_prices:
+        price = charge.group_prices[group]
+    return price, price_charge(price, quantity, event_values=values if price.get("model") == "percentage" else None)
+
+
 def _bounded(amount: Decimal, *, limit: Decimal = LINE_AMOUNT_LIMIT, what: str = "amount") -> Decimal:
     if abs(amount) >= limit:
         raise ValueError(f"the {what} {amount} is past what a line can hold ({limit:,})")
@@ -315,10 +328,7 @@ def _charge_lines(
     part, whole = seconds(*window), seconds(*period)
     lines: list[BillLine] = []
     for group, quantity, values in _charge_quantities(charge, figures):
-        price = charge.price
-        if group is not None and charge.group_prices and group in charge.group_prices:
-            price = charge.group_prices[group]
-        result = price_charge(price, quantity, event_values=values if price.get("model") == "percentage" else None)
+        price, result = _group_priced(charge, group, quantity, values)
         label = charge.label if not charge.group_property else f"{charge.label} · {group or NO_GROUP}"
         common: dict[str, Any] = {
             "period_start": window[0],
@@ -685,10 +695,7 @@ def _correction_lines(
         now = {None: now[None]}
     for group in sorted(set(now) | set(billed_by_group), key=lambda g: (g is None, g or "")):
         quantity, values = now.get(group, (ZERO, [] if charge.price.get("model") == "percentage" else None))
-        price = charge.price
-        if group is not None and charge.group_prices and group in charge.group_prices:
-            price = charge.group_prices[group]
-        result = price_charge(price, quantity, event_values=values if price.get("model") == "percentage" else None)
+        _, result = _group_priced(charge, group, quantity, values)
         amount = _bounded(round_money(result.amount, state.currency))
         before = billed_by_group.get(group)
         reference = before or items[0]

@@ -18,7 +18,6 @@ with the offset before the gap (fold=0), i.e. it lands one hour later in local t
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
@@ -65,13 +64,3 @@ def calendar_period_containing(*, instant: datetime, timezone: str, interval: st
     first_month = ((local.month - 1) // months) * months + 1
     start_local = local.replace(month=first_month, day=1, hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     return _local_to_utc(start_local, timezone), _local_to_utc(start_local + relativedelta(months=months), timezone)
-
-
-def remaining_fraction(*, start: datetime, end: datetime, at: datetime) -> Decimal:
-    """The share of [start, end) still to come at `at`, exact to the second (Stripe prorates to the
-    second): whole seconds remaining / whole seconds in the period, as an exact Decimal ratio."""
-    if not start <= at <= end:
-        raise ValueError("the instant lies outside the period")
-    total = int((end - start).total_seconds())
-    remaining = int((end - at).total_seconds())
-    return Decimal(remaining) / Decimal(total)

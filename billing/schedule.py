@@ -177,14 +177,6 @@ def previous_bill_point(state: SubscriptionState, point: datetime) -> datetime |
     return previous
 
 
-def is_bill_point(state: SubscriptionState, point: datetime) -> bool:
-    try:
-        previous_bill_point(state, point)
-    except ValueError:
-        return False
-    return True
-
-
 def seconds(start: datetime, end: datetime) -> int:
     """Whole seconds in [start, end): periods and bill points fall on whole seconds."""
     return int((end - start).total_seconds())

@@ -5,12 +5,11 @@ unrounded amounts; invoice lines round them per currency through core.money. Inv
 through this package only.
 
 - `price_charge(price, quantity, *, event_values=None) -> ChargeResult`
-- `price_grouped(prices_by_group, default_price, quantities) -> dict[str, ChargeResult]`
 - `validate_price(price) -> dict` (normalized document) / `PriceValidationError(code, message, path)`
 - `price_volume_cliffs(price) -> list[Decimal]` (bounds where a volume price's total drops)
 """
 
-from billing.pricing.engine import price_charge, price_grouped, price_volume_cliffs
+from billing.pricing.engine import price_charge, price_volume_cliffs
 from billing.pricing.errors import (
     PriceErrorCode,
     PriceValidationError,
@@ -31,7 +30,6 @@ __all__ = [
     "PricingInputErrorCode",
     "parse_price",
     "price_charge",
-    "price_grouped",
     "price_volume_cliffs",
     "validate_price",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, DecimalException, localcontext
 from typing import Any
 
-from billing.pricing.errors import PriceValidationError, PricingInputError
+from billing.pricing.errors import PricingInputError
 from billing.pricing.errors import PricingInputErrorCode as InputCode
 from billing.pricing.package import package
 from billing.pricing.percentage import percentage
@@ -122,55 +122,6 @@ def price_charge(
     as PricingInputError("precision_exceeded"). Rounding to the currency happens later, per line.
     """
     return _price_parsed(parse_price(price), quantity, event_values)
-
-
-def _in_group(error: PriceValidationError, prefix: str) -> PriceValidationError:
-    path = f"{prefix}.{error.path}" if error.path else prefix
-    return PriceValidationError(error.code, error.message, path)
-
-
-def price_grouped(
-    prices_by_group: Mapping[str, Mapping[str, Any]],
-    default_price: Mapping[str, Any] | None,
-    quantities: Mapping[str, Decimal],
-    *,
-    event_values_by_group: Mapping[str, Sequence[Decimal]] | None = None,
-) -> dict[str, ChargeResult]:
-    """Price each group's usage separately (a meter grouped by e.g. region or model).
-
-    Each group in `quantities` is priced under `prices_by_group[group]`, or `default_price` when
-    the group has no price of its own; with no default, such a group raises
-    PricingInputError("no_price_for_group"). Tiers, free allowances and minimums apply per group,
-    not across groups. Only groups present in `quantities` are priced: a group with a price but no
-    usage reported gets no result (pass a zero quantity to bill its zero-usage fees).
-
-    Every price is validated up front, used or not, so a broken price fails the same way whatever
-    the usage; errors carry the group in their path (`prices_by_group['eu'].tiers[0].up_to`,
-    `default_price.rate`). Results keep the order of `quantities`.
-    """
-    parsed_by_group: dict[str, ParsedPrice] = {}
-    for group, price in prices_by_group.items():
-        try:
-            parsed_by_group[group] = parse_price(price)
-        except PriceValidationError as error:
-            raise _in_group(error, f"prices_by_group[{group!r}]") from None
-    parsed_default: ParsedPrice | None = None
-    if default_price is not None:
-        try:
-            parsed_default = parse_price(default_price)
-        except PriceValidationError as error:
-            raise _in_group(error, "default_price") from None
-
-    events = event_values_by_group or {}
-    results: dict[str, ChargeResult] = {}
-    for group, quantity in quantities.items():
-        parsed = parsed_by_group.get(group, parsed_default)
-        if parsed is None:
-            raise PricingInputError(
-                InputCode.NO_PRICE_FOR_GROUP, f"group {group!r} has no price and there is no default price."
-            )
-        results[group] = _price_parsed(parsed, quantity, events.get(group))
-    return results
 
 
 def price_volume_cliffs(price: Mapping[str, Any]) -> list[Decimal]:

@@ -48,7 +48,6 @@ class PricingInputErrorCode(StrEnum):
     EVENT_VALUES_MISMATCH = "event_values_mismatch"
     INVALID_EVENT_VALUE = "invalid_event_value"
     NEGATIVE_EVENT_VALUE = "negative_event_value"
-    NO_PRICE_FOR_GROUP = "no_price_for_group"
     PRECISION_EXCEEDED = "precision_exceeded"
 
 

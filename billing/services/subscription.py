@@ -449,13 +449,6 @@ def subscriptions_billing_problem_clear(*, subscriptions: Iterable[Subscription]
     return cleared
 
 
-def subscription_bill_point_close(*, subscription: Subscription, point: datetime) -> Subscription:
-    """`subscription_bill_point_advance` for one subscription, saved."""
-    subscription_bill_point_advance(subscription=subscription, point=point)
-    subscription.save(update_fields=BILL_POINT_FIELDS)
-    return subscription
-
-
 def subscriptions_end_for_organization(*, organization: Organization, at: datetime) -> list[Subscription]:
     """End every live subscription of a (locked) organization at once, status `ended`: the
     organization is closed. Their final bills credit the unused in-advance fees."""

@@ -1,7 +1,6 @@
 """Billing periods: exact UTC bounds across month ends, leap years, anchors 29/30/31 and DST."""
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,7 +9,6 @@ from billing.periods import (
     anniversary_period_containing,
     anniversary_period_start,
     calendar_period_containing,
-    remaining_fraction,
 )
 
 
@@ -97,16 +95,3 @@ def test_calendar_quarters_and_years():
         utc(2027, 12, 31, 15),
         utc(2028, 1, 31, 15),
     )
-
-
-def test_remaining_fraction_is_exact_to_the_second():
-    start, end = utc(2028, 2, 1), utc(2028, 3, 1)  # 29 days
-    assert remaining_fraction(start=start, end=end, at=utc(2028, 2, 15)) == Decimal(15) / Decimal(29)
-    assert remaining_fraction(start=start, end=end, at=start) == 1
-    assert remaining_fraction(start=start, end=end, at=end) == 0
-    # one second in
-    assert remaining_fraction(start=start, end=end, at=utc(2028, 2, 1, 0, 0, 1)) == Decimal(29 * 86400 - 1) / Decimal(
-        29 * 86400
-    )
-    with pytest.raises(ValueError):
-        remaining_fraction(start=start, end=end, at=utc(2028, 3, 2))

@@ -1,11 +1,10 @@
-"""price_charge's common contract (per-unit, minimums, inputs, exactness) and price_grouped."""
+"""price_charge's common contract (per-unit, minimums, inputs, exactness)."""
 
 from decimal import Decimal
 
 import pytest
 
-from billing.pricing import BreakdownItem, ChargeResult, PriceValidationError, PricingInputError, price_charge
-from billing.pricing import price_grouped as grouped
+from billing.pricing import BreakdownItem, ChargeResult, PricingInputError, price_charge
 
 D = Decimal
 
@@ -99,63 +98,3 @@ def test_engine_leaves_the_callers_decimal_context_alone():
     before = decimal.getcontext().prec
     price_charge(PER_UNIT, D(1))
     assert decimal.getcontext().prec == before
-
-
-# -- grouped pricing -------------------------------------------------------------------------------
-
-EU = {"model": "per_unit", "unit_amount": "0.02"}
-DEFAULT = {"model": "graduated", "tiers": [{"up_to": "100", "unit_amount": "0"}, {"up_to": None, "unit_amount": "1"}]}
-
-
-def test_each_group_priced_separately_with_fallback_to_default():
-    results = grouped({"eu": EU}, DEFAULT, {"eu": D(1000), "us": D(150), "ap": D(50)})
-    assert list(results) == ["eu", "us", "ap"]
-    assert results["eu"].amount == D("20.00")
-    assert results["us"].amount == D(50)  # its own 100 free units, not shared with "ap"
-    assert results["ap"].amount == D(0)
-
-
-def test_grouped_tiers_are_per_group_not_pooled():
-    results = grouped({}, DEFAULT, {"a": D(100), "b": D(100)})
-    assert sum(r.amount for r in results.values()) == D(0)
-    pooled = price_charge(DEFAULT, D(200)).amount
-    assert pooled == D(100)
-
-
-def test_groups_without_usage_are_not_priced():
-    assert grouped({"eu": EU}, DEFAULT, {}) == {}
-
-
-def test_group_without_price_and_without_default():
-    with pytest.raises(PricingInputError) as info:
-        grouped({"eu": EU}, None, {"eu": D(1), "us": D(1)})
-    assert info.value.code == "no_price_for_group"
-    assert grouped({"eu": EU}, None, {"eu": D(1)})["eu"].amount == D("0.02")
-
-
-def test_every_grouped_price_is_validated_even_unused():
-    with pytest.raises(PriceValidationError) as info:
-        grouped({"eu": EU, "us": {"model": "per_unit", "unit_amount": 1}}, DEFAULT, {"eu": D(1)})
-    assert (info.value.code, info.value.path) == ("not_a_decimal_string", "prices_by_group['us'].unit_amount")
-    with pytest.raises(PriceValidationError) as info:
-        grouped({}, {"model": "nope"}, {})
-    assert (info.value.code, info.value.path) == ("unknown_model", "default_price.model")
-
-
-def test_grouped_percentage_takes_event_values_per_group():
-    percentage = {"model": "percentage", "rate": "10", "fixed_amount": "1"}
-    results = grouped(
-        {"card": percentage},
-        EU,
-        {"card": D(30), "wire": D(10)},
-        event_values_by_group={"card": [D(10), D(20)]},
-    )
-    assert results["card"].amount == D(5)
-    assert results["wire"].amount == D("0.20")
-
-
-def test_grouped_minimum_is_per_group():
-    price = {**EU, "minimum_amount": "1"}
-    results = grouped({}, price, {"a": D(10), "b": D(100)})
-    assert results["a"].minimum_true_up == D("0.80")
-    assert results["b"].minimum_true_up == D(0)

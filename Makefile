@@ -7,7 +7,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 STAMP_ASSETS := static/vendor/.installed
 STAMP_SYSTEM := .data/.system-deps
 
-.PHONY: run manage test lint format smoke install clean-data bench-ingest bench-usage bench-billing bench-webhooks
+.PHONY: run manage test lint typecheck format smoke install clean-data bench-ingest bench-usage bench-billing bench-webhooks
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ test: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(MAKE) typecheck
+
+## mypy with django-stubs, strict on the scope in pyproject.toml ([tool.mypy] files).
+typecheck: $(STAMP_DEV)
+	$(VENV)/bin/mypy
 
 format: $(STAMP_DEV)
 	$(VENV)/bin/ruff check --fix .

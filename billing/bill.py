@@ -261,8 +261,8 @@ def _charge_quantities(
     for key, value in figures.groups.items():
         by_group.setdefault(key[index], []).append(value)
     if figures.event_values is not None:
-        for key, values in figures.event_values.items():
-            events.setdefault(key[index], []).extend(values)
+        for key, event_values in figures.event_values.items():
+            events.setdefault(key[index], []).extend(event_values)
     ordered = sorted(by_group, key=lambda g: (g is None, g or ""))
     return [
         (
@@ -511,7 +511,7 @@ def _advance_lines(
     before = segment.version
     after = state.phase_at(point).version if state.continues_after(point) else None
     changes = before is not None and (after is None or after.id != before.id)
-    if changes and before.in_advance and before.base_fee > 0 and not (trial and trial >= point):
+    if before is not None and changes and before.in_advance and before.base_fee > 0 and not (trial and trial >= point):
         assert segment.start is not None
         period_start, period_end = state.period(segment.start, before.interval)
         if point < period_end:

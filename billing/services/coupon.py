@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.audit import audit_actor
+from accounts.audit import Actor, audit_actor
 from billing.decimals import decimal_parse
 from billing.locks import organization_lock
 from billing.models import (
@@ -123,7 +123,7 @@ def coupon_build(
     return coupon
 
 
-def coupon_create(*, actor, **fields: Any) -> Coupon:
+def coupon_create(*, actor: Actor, **fields: Any) -> Coupon:
     """A new coupon (see `coupon_build` for the fields and their rules)."""
     coupon = coupon_build(**fields)
     with audit_actor(actor), transaction.atomic():
@@ -131,7 +131,7 @@ def coupon_create(*, actor, **fields: Any) -> Coupon:
     return coupon
 
 
-def coupon_update(*, actor, coupon: Coupon, **changes: Any) -> Coupon:
+def coupon_update(*, actor: Actor, coupon: Coupon, **changes: Any) -> Coupon:
     """Name, whether it can still be redeemed, and its limits; what it gives never changes
     (redemptions already made rely on it)."""
     allowed = {"name", "is_active", "max_redemptions", "redeem_by"}
@@ -149,7 +149,9 @@ def coupon_update(*, actor, coupon: Coupon, **changes: Any) -> Coupon:
     return locked
 
 
-def coupon_redeem(*, actor, coupon: Coupon, organization: Organization, at: datetime | None = None) -> CouponRedemption:
+def coupon_redeem(
+    *, actor: Actor, coupon: Coupon, organization: Organization, at: datetime | None = None
+) -> CouponRedemption:
     at = (at or timezone.now()).replace(microsecond=0)
     with audit_actor(actor), transaction.atomic():
         organization_lock(organization.pk)
@@ -202,7 +204,9 @@ def coupon_redeem(*, actor, coupon: Coupon, organization: Organization, at: date
             ) from None
 
 
-def coupon_redemption_remove(*, actor, redemption: CouponRedemption, at: datetime | None = None) -> CouponRedemption:
+def coupon_redemption_remove(
+    *, actor: Actor, redemption: CouponRedemption, at: datetime | None = None
+) -> CouponRedemption:
     """Stop a redemption: lines billed from now on are not discounted by it."""
     at = (at or timezone.now()).replace(microsecond=0)
     with audit_actor(actor), transaction.atomic():

@@ -18,7 +18,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.audit import audit_actor, audit_events_bulk
+from accounts.audit import Actor, audit_actor, audit_events_bulk
 from billing.models import GRANT_KINDS, CreditEntry, CreditKind, Organization, Subscription
 from billing.services.credit import credit_apply, credit_grant
 from billing.services.subscription import PROBLEM_FIELDS, subscriptions_billing_problem_clear
@@ -337,7 +337,7 @@ class _Held(Exception):
     pass
 
 
-def invoice_finalize(*, actor=None, invoice: Invoice, at: datetime | None = None) -> Invoice:
+def invoice_finalize(*, actor: Actor = None, invoice: Invoice, at: datetime | None = None) -> Invoice:
     """Finalize one draft now, before its grace period ends (staff or API); its subscription's
     earlier drafts are finalized first. Refused (DomainError `tax_problem`, nothing written) when
     it or an earlier draft of its subscription cannot be taxed."""

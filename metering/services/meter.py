@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from accounts.audit import Actor, audit_actor
 from core.errors import DomainError, domain_error_from_validation
 from metering.meters import validate_filters, validate_path
 from metering.models import Aggregation, Meter
@@ -91,18 +92,18 @@ def _rules_changed() -> None:
     transaction.on_commit(meter_value_rules_forget)
 
 
-def meter_create(*, actor, **fields: Any) -> Meter:
+def meter_create(*, actor: Actor, **fields: Any) -> Meter:
     meter = Meter(**{k: v for k, v in fields.items() if k in FIELDS})
     _validate(meter)
-    with transaction.atomic():
+    with audit_actor(actor), transaction.atomic():
         meter.save()
         _backfill_on_commit(meter.id)
         _rules_changed()
     return meter
 
 
-def meter_update(*, actor, meter: Meter, **changes: Any) -> Meter:
-    with transaction.atomic():
+def meter_update(*, actor: Actor, meter: Meter, **changes: Any) -> Meter:
+    with audit_actor(actor), transaction.atomic():
         locked = Meter.objects.select_for_update().get(pk=meter.pk)
         if "aggregation" in changes and changes["aggregation"] != locked.aggregation and meter_in_use(locked):
             raise DomainError("The aggregation of a meter that a plan uses cannot change.", code="meter_in_use")
@@ -118,8 +119,8 @@ def meter_update(*, actor, meter: Meter, **changes: Any) -> Meter:
     return locked
 
 
-def meter_delete(*, actor, meter: Meter) -> None:
-    with transaction.atomic():
+def meter_delete(*, actor: Actor, meter: Meter) -> None:
+    with audit_actor(actor), transaction.atomic():
         if meter_in_use(meter):
             raise DomainError("A meter that a plan uses cannot be deleted.", code="meter_in_use")
         meter.delete()

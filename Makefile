@@ -7,7 +7,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 STAMP_ASSETS := static/vendor/.installed
 STAMP_SYSTEM := .data/.system-deps
 
-.PHONY: run manage test lint format schema smoke install clean-data bench-ingest bench-usage bench-billing bench-webhooks
+.PHONY: run manage test lint typecheck format schema smoke install clean-data bench-ingest bench-usage bench-billing bench-webhooks
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(MAKE) typecheck
+
+## mypy with django-stubs, strict on the scope in pyproject.toml ([tool.mypy] files).
+typecheck: $(STAMP_DEV)
+	$(VENV)/bin/mypy
 
 format: $(STAMP_DEV)
 	$(VENV)/bin/ruff check --fix .

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeAlias
 
 from auditlog.cid import get_cid
 from auditlog.context import auditlog_value, set_actor
@@ -17,8 +18,14 @@ from django.utils import timezone
 
 from accounts.models import User
 
+# Who a service acts for, as audit entries record it: a signed-in user (staff or member, through
+# a session, a JWT or an API key created by them), or None for the system (the billing run, beat
+# tasks) and for API keys and OAuth2 clients, whose identity goes into the entry's origin
+# (`audit_origin_set`) rather than its actor.
+Actor: TypeAlias = User | None
 
-def audit_origin_set(*, actor, origin: str, details: dict | None = None) -> None:
+
+def audit_origin_set(*, actor: Actor, origin: str, details: dict | None = None) -> None:
     """Record `actor` (a User or None) and the origin (e.g. "api_key") on every log entry that the
     rest of this request writes. The middleware's context dict is shared by the whole request, so
     updating it here reaches the entries written by the view."""
@@ -45,7 +52,7 @@ def _live_context() -> dict | None:
 
 
 @contextmanager
-def audit_actor(actor) -> Iterator[None]:
+def audit_actor(actor: Actor) -> Iterator[None]:
     """Attribute the audit entries written inside to `actor` when no request already did
     (management commands, Celery tasks, tests calling services). A request's context wins: it
     also carries the origin, the address and the request id."""

@@ -28,7 +28,7 @@ followed by version v' (or by nothing, when the subscription ends at b):
   than what its invoices billed for the fee (each credit is that share rounded half-up, and the
   share left after it is nil).
 - Proration is to the second of the whole period (Stripe's rule), each prorated line rounded on
-  its own (billing.money.prorate). Usage lines are rounded half-up to the currency's minor unit.
+  its own (core.money.prorate). Usage lines are rounded half-up to the currency's minor unit.
 - Coupons, before tax, line by line (see `apply_discounts`): a redemption discounts the lines whose
   billing period starts inside what it covers, except credits for unused time (they give back
   what was billed, discounts already taken off). Percentage coupons take their share of each
@@ -50,10 +50,10 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from billing.money import prorate, round_fraction, round_money
-from billing.pricing import BreakdownItem, PricingError, price_charge
+from billing.pricing import BreakdownItem, ChargeResult, PricingError, price_charge
 from billing.schedule import ChargeState, SubscriptionState, VersionState, previous_bill_point, seconds
-from tenants.errors import DomainError
+from core.errors import DomainError
+from core.money import Money, prorate, round_fraction, round_money
 
 ZERO = Decimal(0)
 _ADDITIVE = frozenset({"count", "sum"})
@@ -128,8 +128,7 @@ class RedemptionState:
 class BillLine:
     kind: str
     description: str
-    amount: Decimal  # rounded to the currency's minor unit
-    currency: str
+    amount: Money  # rounded to the currency's minor unit
     period_start: datetime  # the service window this line is for
     period_end: datetime
     billing_period_start: datetime  # the whole billing period it belongs to
@@ -146,6 +145,10 @@ class BillLine:
     discounts_line: int | None = None  # for a discount: the index of the line it reduces
     charged_at: datetime | None = None  # the bill point
     corrects: int | None = None  # for a correction: the stored usage line it corrects, if any
+
+    @property
+    def currency(self) -> str:
+        return self.amount.currency
 
 
 @dataclass(frozen=True)
@@ -185,8 +188,8 @@ class Bill:
     timezone: str = "UTC"  # the organization's: the date of supply is the bill point's local date
 
     @property
-    def subtotal(self) -> Decimal:
-        return sum((line.amount for line in self.lines), ZERO)
+    def subtotal(self) -> Money:
+        return sum((line.amount for line in self.lines), Money.zero(self.currency))
 
 
 @dataclass(frozen=True)
@@ -258,8 +261,8 @@ def _charge_quantities(
     for key, value in figures.groups.items():
         by_group.setdefault(key[index], []).append(value)
     if figures.event_values is not None:
-        for key, values in figures.event_values.items():
-            events.setdefault(key[index], []).extend(values)
+        for key, event_values in figures.event_values.items():
+            events.setdefault(key[index], []).extend(event_values)
     ordered = sorted(by_group, key=lambda g: (g is None, g or ""))
     return [
         (
@@ -298,6 +301,19 @@ def _pricing(charge: ChargeState, window: tuple[datetime, datetime]) -> Iterator
         ) from exc
 
 
+def _group_priced(
+    charge: ChargeState, group: str | None, quantity: Decimal, values: Sequence[Decimal] | None
+) -> tuple[Mapping[str, Any], ChargeResult]:
+    """The price a group's usage is billed at (its own group price, else the charge's price) and
+    what that price makes of the quantity. Usage lines and their later corrections both price
+    through here, so a correction re-prices exactly as the line was priced. Event values go to a
+    percentage price only (the engine refuses them elsewhere)."""
+    price = charge.price
+    if group is not None and charge.group_prices and group in charge.group_prices:
+        price = charge.group_prices[group]
+    return price, price_charge(price, quantity, event_values=values if price.get("model") == "percentage" else None)
+
+
 def _bounded(amount: Decimal, *, limit: Decimal = LINE_AMOUNT_LIMIT, what: str = "amount") -> Decimal:
     if abs(amount) >= limit:
         raise ValueError(f"the {what} {amount} is past what a line can hold ({limit:,})")
@@ -312,13 +328,9 @@ def _charge_lines(
     part, whole = seconds(*window), seconds(*period)
     lines: list[BillLine] = []
     for group, quantity, values in _charge_quantities(charge, figures):
-        price = charge.price
-        if group is not None and charge.group_prices and group in charge.group_prices:
-            price = charge.group_prices[group]
-        result = price_charge(price, quantity, event_values=values if price.get("model") == "percentage" else None)
+        price, result = _group_priced(charge, group, quantity, values)
         label = charge.label if not charge.group_property else f"{charge.label} · {group or NO_GROUP}"
         common: dict[str, Any] = {
-            "currency": state.currency,
             "period_start": window[0],
             "period_end": window[1],
             "billing_period_start": period[0],
@@ -335,7 +347,7 @@ def _charge_lines(
             BillLine(
                 kind=LineKind.USAGE,
                 description=label,
-                amount=amount,
+                amount=Money(amount, state.currency),
                 quantity=_bounded(quantity, limit=LINE_QUANTITY_LIMIT, what="quantity"),
                 unit_amount=unit,
                 breakdown=tuple(result.breakdown),
@@ -350,7 +362,7 @@ def _charge_lines(
                     BillLine(
                         kind=LineKind.CHARGE_MINIMUM,
                         description=f"{label}: minimum charge",
-                        amount=true_up,
+                        amount=Money(true_up, state.currency),
                         proration=None if part == whole else (part, whole),
                         **common,
                     )
@@ -374,8 +386,7 @@ def _fee_line(
     return BillLine(
         kind=kind,
         description=description,
-        amount=amount if sign > 0 else -amount,
-        currency=state.currency,
+        amount=Money(amount if sign > 0 else -amount, state.currency),
         period_start=window[0],
         period_end=window[1],
         billing_period_start=period[0],
@@ -400,7 +411,7 @@ def _arrears_lines(
     assert segment.version is not None and segment.period is not None
     version, window, period = segment.version, segment.window, segment.period
     lines = _usage_lines(state, segment, usage, point)
-    fee_share = prorate(version.base_fee, seconds(*window), seconds(*period), state.currency)
+    fee_share = Money(prorate(version.base_fee, seconds(*window), seconds(*period), state.currency), state.currency)
     if not version.in_advance and version.base_fee > 0:
         partial = window != period
         lines.append(
@@ -417,15 +428,15 @@ def _arrears_lines(
         )
     if version.minimum_commitment is not None:
         part, whole = seconds(*window), seconds(*period)
-        target = prorate(version.minimum_commitment, part, whole, state.currency)
-        covered = sum((line.amount for line in lines if line.kind != LineKind.BASE_FEE), ZERO) + fee_share
+        target = Money(prorate(version.minimum_commitment, part, whole, state.currency), state.currency)
+        zero = Money.zero(state.currency)
+        covered = sum((line.amount for line in lines if line.kind != LineKind.BASE_FEE), zero) + fee_share
         if target > covered:
             lines.append(
                 BillLine(
                     kind=LineKind.COMMITMENT,
                     description=f"{version.plan_name}: minimum commitment",
                     amount=target - covered,
-                    currency=state.currency,
                     period_start=window[0],
                     period_end=window[1],
                     billing_period_start=period[0],
@@ -467,9 +478,9 @@ def fees_of(bill: Bill) -> list[BilledFee]:
     nets: dict[int, Fraction] = {}
     for index, line in enumerate(bill.lines):
         if line.kind in (LineKind.BASE_FEE, LineKind.BASE_FEE_CREDIT) and line.plan_version_id is not None:
-            nets[index] = Fraction(line.amount)
+            nets[index] = Fraction(line.amount.amount)
         elif line.kind == LineKind.DISCOUNT and line.discounts_line in nets:
-            nets[line.discounts_line] += Fraction(line.amount)
+            nets[line.discounts_line] += Fraction(line.amount.amount)
     return [
         BilledFee(
             plan_version_id=bill.lines[index].plan_version_id,  # type: ignore[arg-type]
@@ -488,7 +499,7 @@ def coupon_used_of(bill: Bill) -> dict[tuple[int, datetime], Decimal]:
     for line in bill.lines:
         if line.kind == LineKind.DISCOUNT and line.coupon_redemption_id is not None:
             key = (line.coupon_redemption_id, line.billing_period_start)
-            out[key] = out.get(key, ZERO) - line.amount
+            out[key] = out.get(key, ZERO) - line.amount.amount
     return out
 
 
@@ -500,7 +511,7 @@ def _advance_lines(
     before = segment.version
     after = state.phase_at(point).version if state.continues_after(point) else None
     changes = before is not None and (after is None or after.id != before.id)
-    if changes and before.in_advance and before.base_fee > 0 and not (trial and trial >= point):
+    if before is not None and changes and before.in_advance and before.base_fee > 0 and not (trial and trial >= point):
         assert segment.start is not None
         period_start, period_end = state.period(segment.start, before.interval)
         if point < period_end:
@@ -521,8 +532,8 @@ def _advance_lines(
                     sign=-1,
                     charged_at=point,
                 )
-                if line.amount != -credit:  # not the list price's share: no unit price to show
-                    line = replace(line, amount=-credit, quantity=None, unit_amount=None)
+                if line.amount.amount != -credit:  # not the list price's share: no unit price to show
+                    line = replace(line, amount=Money(-credit, state.currency), quantity=None, unit_amount=None)
                 lines.append(line)
     if after is not None and after.in_advance and after.base_fee > 0 and not (trial and trial > point):
         period_start, period_end = state.period(point, after.interval)
@@ -587,30 +598,29 @@ def apply_discounts(
         index = len(out) - 1
         net = line.amount
         for redemption in redemptions:
-            if net == 0 or not _eligible(redemption, line, point):
+            if net.amount == 0 or not _eligible(redemption, line, point):
                 continue
             if redemption.discount_type != "percentage" and line.kind == LineKind.CORRECTION:
                 continue  # a fixed coupon's allowance for a period is gone once the period is
             if redemption.discount_type == "percentage":
                 assert redemption.percent_off is not None
-                off = round_money(net * redemption.percent_off / 100, currency)
+                off = round_money(net.amount * redemption.percent_off / 100, currency)
             else:
                 assert redemption.amount_off is not None
-                if net < 0:
+                if net.amount < 0:
                     continue  # a fixed coupon never adds to a credit
                 key = (redemption.id, line.billing_period_start)
                 available = max(redemption.amount_off - used.get(key, ZERO), ZERO)
-                off = min(available, net)
+                off = min(available, net.amount)
                 used[key] = used.get(key, ZERO) + off
             if off == 0:
                 continue
-            net -= off
+            net -= Money(off, currency)
             out.append(
                 BillLine(
                     kind=LineKind.DISCOUNT,
                     description=f"{redemption.coupon_name} ({redemption.coupon_code})",
-                    amount=-off,
-                    currency=currency,
+                    amount=Money(-off, currency),
                     period_start=line.period_start,
                     period_end=line.period_end,
                     billing_period_start=line.billing_period_start,
@@ -685,10 +695,7 @@ def _correction_lines(
         now = {None: now[None]}
     for group in sorted(set(now) | set(billed_by_group), key=lambda g: (g is None, g or "")):
         quantity, values = now.get(group, (ZERO, [] if charge.price.get("model") == "percentage" else None))
-        price = charge.price
-        if group is not None and charge.group_prices and group in charge.group_prices:
-            price = charge.group_prices[group]
-        result = price_charge(price, quantity, event_values=values if price.get("model") == "percentage" else None)
+        _, result = _group_priced(charge, group, quantity, values)
         amount = _bounded(round_money(result.amount, state.currency))
         before = billed_by_group.get(group)
         reference = before or items[0]
@@ -700,8 +707,7 @@ def _correction_lines(
             BillLine(
                 kind=LineKind.CORRECTION,
                 description=f"{label}: late usage, {_date(window[0], state)} to {_date(window[1], state)}",
-                amount=delta,
-                currency=state.currency,
+                amount=Money(delta, state.currency),
                 period_start=window[0],
                 period_end=window[1],
                 billing_period_start=reference.billing_period[0],

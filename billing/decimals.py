@@ -14,7 +14,7 @@ import re
 from decimal import Decimal
 from typing import Any, Literal
 
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 # [0-9], not \d: \d matches every Unicode decimal digit. fullmatch, not `$`, which allows a "\n".
 _PLAIN = re.compile(r"-?(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?")

@@ -1,4 +1,4 @@
-"""One error shape for the whole API: `{"error": {"code", "message", "fields"?}}` with a stable,
+"""One error shape for the whole API: `{"error": {"code", "message", "path"?, "fields"?}}` with a stable,
 machine-readable code and a message a developer can act on.
 
 Two layers give it: DRF's exception handler below for everything a DRF view raises, and
@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,10 @@ def exception_handler(exc, context):
     if isinstance(exc, SuspiciousOperation):
         return _error(400, "malformed_request", "The request was refused as malformed.")
     if isinstance(exc, DomainError):
-        return Response({"error": {"code": exc.code, "message": exc.message}}, status=exc.status_code)
+        body = {"code": exc.code, "message": exc.message}
+        if exc.path:
+            body["path"] = exc.path  # where in the request the offending value is
+        return Response({"error": body}, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):

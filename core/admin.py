@@ -5,9 +5,13 @@ never again. Deliveries are the read-only attempt log, with a "Replay" action.""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 
 from core.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
 from core.services.outbox import outbox_retry
@@ -20,15 +24,18 @@ from core.services.webhook_endpoint import (
 from core.services.webhook_http import TargetRefused, target_check
 from core.webhook_events import EVENT_TYPES
 
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request):
+
+class _ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]  # generic only in the stubs
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -44,18 +51,18 @@ class OutboxMessageAdmin(_ReadOnly):
     def short_error(self, obj: OutboxMessage) -> str:
         return obj.last_error[:120]
 
-    def has_retry_permission(self, request):
+    def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("core.change_outboxmessage")
 
     @admin.action(description="Retry now", permissions=["retry"])
-    def retry_now(self, request, queryset):
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         count = outbox_retry(ids=list(queryset.values_list("id", flat=True)))
         skipped = queryset.count() - count
         note = f" ({skipped} done or in progress, left alone)" if skipped else ""
         self.message_user(request, f"{count} message(s) due now{note}.", messages.SUCCESS)
 
 
-class WebhookEndpointForm(forms.ModelForm):
+class WebhookEndpointForm(forms.ModelForm):  # type: ignore[type-arg]  # generic only in the stubs
     event_types = forms.MultipleChoiceField(
         choices=[(t, t) for t in EVENT_TYPES],
         required=False,
@@ -67,8 +74,8 @@ class WebhookEndpointForm(forms.ModelForm):
         model = WebhookEndpoint
         fields = ["url", "description", "event_types", "enabled"]
 
-    def clean_url(self):
-        url = self.cleaned_data["url"]
+    def clean_url(self) -> str:
+        url: str = self.cleaned_data["url"]
         try:
             target_check(url)
         except TargetRefused as exc:
@@ -77,7 +84,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # generic only in the stubs
     form = WebhookEndpointForm
     list_display = ["id", "url", "description", "enabled", "disabled_reason", "failing_since", "created_at"]
     list_filter = ["enabled"]
@@ -85,11 +92,11 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     readonly_fields = ["disabled_reason", "disabled_at", "failing_since", "previous_secret_expires_at", "created_at"]
     actions = ["rotate_secret"]
 
-    def get_fields(self, request, obj=None):
-        fields = ["url", "description", "event_types"]
+    def get_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> _FieldGroups:
+        fields: list[str | list[str] | tuple[str, ...]] = ["url", "description", "event_types"]
         return fields if obj is None else [*fields, "enabled", *self.readonly_fields]
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: WebhookEndpointForm, change: bool) -> None:
         data = form.cleaned_data
         if not change:
             created = webhook_endpoint_create(
@@ -110,11 +117,11 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
                 enabled=data["enabled"],
             )
 
-    def has_rotate_permission(self, request):
+    def has_rotate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("core.change_webhookendpoint")
 
     @admin.action(description="Rotate the signing secret (the old one signs for an overlap)", permissions=["rotate"])
-    def rotate_secret(self, request, queryset):
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         for endpoint in queryset:
             rotated = webhook_endpoint_rotate_secret(endpoint=endpoint)
             self.message_user(
@@ -134,10 +141,10 @@ class WebhookDeliveryAdmin(_ReadOnly):
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
     actions = ["replay"]
 
-    def has_replay_permission(self, request):
+    def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("core.change_webhookendpoint")
 
     @admin.action(description="Replay (send the message again)", permissions=["replay"])
-    def replay(self, request, queryset):
+    def replay(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         replayed = sum(webhook_delivery_replay(delivery=d) for d in queryset)
         self.message_user(request, f"{replayed} message(s) queued again.", messages.SUCCESS)

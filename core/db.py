@@ -12,10 +12,10 @@ and `chunks`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from psycopg import sql
@@ -23,12 +23,19 @@ from psycopg import sql
 T = TypeVar("T")
 
 
+def current_schema() -> str:
+    """The current tenant's schema name (django-tenants' connection wrapper carries it; Django's
+    type stubs do not know that attribute)."""
+    schema: str = connection.schema_name  # type: ignore[attr-defined]
+    return schema
+
+
 def tenant_table(table: str) -> sql.Composed:
     """The schema-qualified name of one of the current tenant's tables."""
-    return sql.SQL("{}.{}").format(sql.Identifier(connection.schema_name), sql.Identifier(table))
+    return sql.SQL("{}.{}").format(sql.Identifier(current_schema()), sql.Identifier(table))
 
 
-def raw_execute(statement: sql.Composable, params) -> list[tuple]:
+def raw_execute(statement: sql.Composable, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """Run one statement on the current connection (opened if needed); the rows it returns."""
     connection.ensure_connection()
     with connection.connection.cursor() as cursor:
@@ -42,7 +49,7 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _json_value(field: models.Field, value, db):
+def _json_value(field: models.Field[Any, Any], value: Any, db: Any) -> Any:
     """What Django would send for `value` in `field`'s column (get_db_prep_save), as
     jsonb_to_recordset reads it back into the column's type: JSON fields as their document,
     exact decimals and instants as text (numeric and timestamptz input), JSON null as SQL NULL.
@@ -73,8 +80,14 @@ def rows_update(model: type[models.Model], objects: Sequence[models.Model], fiel
         return
     meta = model._meta
     pk = meta.pk
+    assert pk is not None
     db = connections[DEFAULT_DB_ALIAS]
-    columns = [meta.get_field(name) for name in fields]
+    columns: list[models.Field[Any, Any]] = []
+    for name in fields:
+        field = meta.get_field(name)
+        if not isinstance(field, models.Field):  # a reverse relation or generic key has no column
+            raise TypeError(f"{name} is not a concrete field of {meta.label}")
+        columns.append(field)
     rows = [
         {pk.column: obj.pk, **{f.column: _json_value(f, getattr(obj, f.attname), db) for f in columns}}
         for obj in objects

@@ -21,12 +21,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from core.errors import DomainError
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
 from invoicing.selectors.settings import tax_provider, tax_settings_from
 from invoicing.services.finalize import invoice_finalize
 from invoicing.services.invoice import invoice_void
 from invoicing.tax import TaxCustomer, TaxError
-from tenants.errors import DomainError
 
 
 class _ReadOnlyInline(admin.TabularInline):

@@ -22,7 +22,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from billing.bill import Bill, BillLine, LineKind
-from billing.money import round_money
+from core.money import Money
 from invoicing.tax import LineTax, TaxCustomer, TaxError, TaxLineInput, TaxProvider, TaxSettings
 
 ZERO = Decimal(0)
@@ -38,8 +38,8 @@ class TaxContext:
 @dataclass(frozen=True)
 class DraftLine:
     line: BillLine
-    net_amount: Decimal
-    tax_amount: Decimal
+    net_amount: Money
+    tax_amount: Money
     tax_rate: Decimal | None
     tax_jurisdiction: str
     tax_reason: str
@@ -52,9 +52,9 @@ class InvoiceDraft:
     point: datetime
     currency: str
     lines: tuple[DraftLine, ...]
-    subtotal: Decimal
-    tax_total: Decimal
-    total: Decimal
+    subtotal: Money  # rounded to the currency's minor unit, as are the tax total and the total
+    tax_total: Money
+    total: Money
     period_start: datetime | None
     period_end: datetime | None
     tax_problem: str = ""
@@ -64,15 +64,15 @@ class InvoiceDraft:
         return not self.lines
 
 
-def _untaxed(line: BillLine, net: Decimal, reason: str = "") -> DraftLine:
-    return DraftLine(line, net, ZERO, None, "", reason, ())
+def _untaxed(line: BillLine, net: Money, reason: str = "") -> DraftLine:
+    return DraftLine(line, net, Money.zero(net.currency), None, "", reason, ())
 
 
 def invoice_compose(bill: Bill, *, tax: TaxContext) -> InvoiceDraft:
     lines = bill.lines
     currency = bill.currency
     # each line's net before tax: its own amount and those of its discount lines
-    nets: dict[int, Decimal] = {}
+    nets: dict[int, Money] = {}
     for index, line in enumerate(lines):
         if line.kind == LineKind.DISCOUNT:
             assert line.discounts_line is not None
@@ -82,7 +82,7 @@ def invoice_compose(bill: Bill, *, tax: TaxContext) -> InvoiceDraft:
     problem = ""
     results = {}
     if tax.settings is not None and nets:
-        inputs = [TaxLineInput(key=str(i), amount=round_money(a, currency), currency=currency) for i, a in nets.items()]
+        inputs = [TaxLineInput(key=str(i), amount=a.rounded().amount, currency=currency) for i, a in nets.items()]
         try:
             # the date of supply is the bill point's date where the customer is
             supplied = bill.point.astimezone(ZoneInfo(bill.timezone))
@@ -97,7 +97,8 @@ def invoice_compose(bill: Bill, *, tax: TaxContext) -> InvoiceDraft:
         if line.kind == LineKind.DISCOUNT:
             # the rate and jurisdiction of the line it reduces; its effect is in that line's net
             parent = drafted[line.discounts_line]  # type: ignore[index]
-            drafted.append(DraftLine(line, ZERO, ZERO, parent.tax_rate, parent.tax_jurisdiction, "", ()))
+            nil = Money.zero(currency)
+            drafted.append(DraftLine(line, nil, nil, parent.tax_rate, parent.tax_jurisdiction, "", ()))
             continue
         result = results.get(index)
         if result is None:
@@ -106,8 +107,8 @@ def invoice_compose(bill: Bill, *, tax: TaxContext) -> InvoiceDraft:
         drafted.append(
             DraftLine(
                 line=line,
-                net_amount=result.net_amount,
-                tax_amount=result.tax_amount,
+                net_amount=Money(result.net_amount, currency),
+                tax_amount=Money(result.tax_amount, currency),
                 tax_rate=sum((t.rate for t in result.taxes), ZERO),
                 tax_jurisdiction=" + ".join(t.jurisdiction for t in result.taxes),
                 tax_reason=" ".join(dict.fromkeys(t.reason for t in result.taxes if t.reason)),
@@ -115,16 +116,16 @@ def invoice_compose(bill: Bill, *, tax: TaxContext) -> InvoiceDraft:
             )
         )
     own = [line for line in lines if line.kind != LineKind.CORRECTION] or list(lines)
-    subtotal = sum((d.net_amount for d in drafted), ZERO)
-    tax_total = sum((d.tax_amount for d in drafted), ZERO)
+    subtotal = sum((d.net_amount for d in drafted), Money.zero(currency))
+    tax_total = sum((d.tax_amount for d in drafted), Money.zero(currency))
     return InvoiceDraft(
         subscription_id=bill.subscription_id,
         point=bill.point,
         currency=currency,
         lines=tuple(drafted),
-        subtotal=round_money(subtotal, currency),
-        tax_total=round_money(tax_total, currency),
-        total=round_money(subtotal + tax_total, currency),
+        subtotal=subtotal.rounded(),
+        tax_total=tax_total.rounded(),
+        total=(subtotal + tax_total).rounded(),
         # the invoice's own period: corrections of earlier windows do not stretch it
         period_start=min((line.period_start for line in own), default=None),
         period_end=max((line.period_end for line in own), default=None),

@@ -33,9 +33,9 @@ from weasyprint.urls import URLFetcherResponse
 
 from billing.line_json import breakdown_from_json
 from billing.pricing.results import BreakdownItem
+from core.errors import DomainError
 from invoicing.formatting import DEFAULT_COLORS, HEX_COLOR, Fmt, invoice_fmt
 from invoicing.models import FINAL_STATUSES, Invoice, InvoiceLine
-from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
-from billing.money import round_money
+from core.money import round_money
 from core.services.webhook_emit import webhook_emit_bulk
 from invoicing.models import CreditNote, Invoice
 

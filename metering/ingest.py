@@ -33,6 +33,7 @@ from typing import Any
 
 import msgspec
 
+from core.errors import DomainError
 from metering.meters import ValueRule, value_problem
 
 MAX_EVENTS = 10_000
@@ -52,14 +53,11 @@ CONTENT_CLOUDEVENT = "application/cloudevents+json"
 CONTENT_CLOUDEVENT_BATCH = "application/cloudevents-batch+json"
 
 
-class BodyError(Exception):
+class BodyError(DomainError):
     """The body as a whole is unusable: nothing is accepted."""
 
-    def __init__(self, code: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message, code=code, status_code=status)
 
 
 class EventIn(msgspec.Struct):

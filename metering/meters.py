@@ -18,7 +18,7 @@ events with them, so the figures cannot disagree.
   counts it). unique_count counts distinct values as text (ids, emails, …), not only numbers.
 - Why those bounds: a value below 10^15 with at most 12 decimals has at most 27 significant
   digits; a period's total over up to 10^12 events stays below 10^27 with 12 decimals (39
-  digits), so the pricing engine's exact 50-digit context (billing.money.DECIMAL_PRECISION)
+  digits), so the pricing engine's exact 50-digit context (core.money.DECIMAL_PRECISION)
   multiplies it exactly by any unit price of up to 11 significant digits, and rollup sums
   (PostgreSQL numeric, no fixed precision) never overflow. 12 decimals is also the finest unit
   price Stripe and our price documents take.
@@ -41,6 +41,8 @@ from typing import Any
 
 import msgspec
 
+from core.errors import DomainError
+
 VALUE_INTEGER_DIGITS = 15
 VALUE_FRACTION_DIGITS = 12
 # Matched against the property's text (`#>>`): PostgreSQL prints a JSON number in plain notation
@@ -59,11 +61,11 @@ PATH_PART = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 MAX_PATH_PARTS = 8
 
 
-class MeterDefinitionError(ValueError):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class MeterDefinitionError(DomainError, ValueError):
+    """A meter's filters, paths or value rules break the definition rules."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code)
 
 
 @dataclass(frozen=True)

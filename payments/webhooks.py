@@ -3,7 +3,7 @@ emitted in the transaction of the change through core's outbox."""
 
 from __future__ import annotations
 
-from billing.money import round_money
+from core.money import round_money
 from core.services.webhook_emit import webhook_emit
 from payments.models import Payment, Refund
 

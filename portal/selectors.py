@@ -33,6 +33,7 @@ from billing.schedule import SubscriptionState, next_bill_point
 from billing.selectors.bill import bill_get
 from billing.selectors.organization import organization_list_for_user, subscription_current_get
 from billing.selectors.subscription_state import subscription_states
+from core.errors import DomainError
 from invoicing.compose import InvoiceDraft
 from invoicing.models import FINAL_STATUSES, CreditNote, Invoice, InvoiceLine
 from invoicing.selectors.preview import invoice_preview_get
@@ -40,7 +41,6 @@ from metering.models import Aggregation, Meter
 from metering.selectors.meter import meter_list
 from metering.selectors.usage import usage_get
 from portal.projection import ADDITIVE, Projection, project
-from tenants.errors import DomainError
 
 PERIODS_SHOWN = 6  # the current period and the five before it
 _HOURLY_MAX = timedelta(days=31)  # metering's longest hourly series

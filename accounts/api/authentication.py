@@ -25,13 +25,17 @@ from accounts.api.principal import ApiPrincipal, session_principal, user_scopes
 from accounts.audit import audit_origin_set
 from accounts.models.api_key import KEY_PREFIX
 from accounts.selectors.api_key import apikey_get_active
+from core.errors import DomainError
 
 
-class CredentialError(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class CredentialError(DomainError):
+    """The bearer credential is not valid here; answered 401 (DRF's AuthenticationFailed for the
+    API views, the ingestion endpoint's own error otherwise)."""
+
+    status_code = 401
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code)
 
 
 def principal_from_bearer(request) -> ApiPrincipal | None:

@@ -19,7 +19,7 @@ from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 
 class StrictCursorPagination(CursorPagination):

@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 from accounts.api.pagination import StrictCursorPagination, page_response
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.schema import errors
+from core.errors import DomainError
 from core.models import WebhookDelivery, WebhookEndpoint
 from core.selectors.webhook import webhook_delivery_list, webhook_endpoint_get, webhook_endpoint_list
 from core.services.webhook_endpoint import (
@@ -36,7 +37,6 @@ from core.services.webhook_endpoint import (
 )
 from core.services.webhook_http import TargetRefused
 from core.webhook_events import EVENT_TYPES
-from tenants.errors import DomainError
 
 # Endpoints carry the tenant's integration (URLs, delivery logs with response excerpts): reading
 # them too needs the change permission, so only owners and admins (accounts.backends) see them.

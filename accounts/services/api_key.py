@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import APIKey, APIKeyScope, User
+from accounts.audit import Actor, audit_actor
+from accounts.models import APIKey, APIKeyScope
 from accounts.models.api_key import KEY_PREFIX, apikey_digest
 from accounts.selectors.api_key import apikey_cache_clear
+from core.errors import DomainError
 
 
-class APIKeyError(Exception):
+class APIKeyError(DomainError):
     code = "invalid_api_key_request"
 
 
@@ -23,7 +25,7 @@ class APIKeyCreated:
     secret: str  # the full key; returned once, never stored
 
 
-def apikey_create(*, name: str, scopes: list[str], actor: User | None) -> APIKeyCreated:
+def apikey_create(*, name: str, scopes: list[str], actor: Actor) -> APIKeyCreated:
     """Create a key `bk_<8 lookup chars>_<43 secret chars>` (256 bits of randomness in the secret)."""
     scopes = sorted(set(scopes))
     unknown = [s for s in scopes if s not in APIKeyScope.values]
@@ -33,7 +35,7 @@ def apikey_create(*, name: str, scopes: list[str], actor: User | None) -> APIKey
         raise APIKeyError("name must not be empty")
     lookup = secrets.token_hex(4)
     raw = f"{KEY_PREFIX}{lookup}_{secrets.token_urlsafe(32)}"
-    with transaction.atomic():
+    with audit_actor(actor), transaction.atomic():
         key = APIKey.objects.create(
             name=name.strip(),
             prefix=f"{KEY_PREFIX}{lookup}",
@@ -44,8 +46,8 @@ def apikey_create(*, name: str, scopes: list[str], actor: User | None) -> APIKey
     return APIKeyCreated(api_key=key, secret=raw)
 
 
-def apikey_revoke(*, api_key: APIKey, actor: User | None) -> APIKey:
-    with transaction.atomic():
+def apikey_revoke(*, api_key: APIKey, actor: Actor) -> APIKey:
+    with audit_actor(actor), transaction.atomic():
         key = APIKey.objects.select_for_update().get(pk=api_key.pk)
         if key.revoked_at is None:
             key.revoked_at = timezone.now()

@@ -20,12 +20,13 @@ from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from accounts.audit import Actor
 from accounts.models import StaffRole, User
 
 logger = logging.getLogger(__name__)
 
 
-def _user_create(*, email: str, password: str | None, base_url: str, actor: User | None, **fields) -> User:
+def _user_create(*, email: str, password: str | None, base_url: str, actor: Actor, **fields) -> User:
     if password is None and not base_url:
         raise ValueError("an account without a password is invited: base_url (the tenant's site) is needed")
     with transaction.atomic(savepoint=False):
@@ -39,7 +40,7 @@ def _user_create(*, email: str, password: str | None, base_url: str, actor: User
 
 
 def staff_user_create(
-    *, email: str, password: str | None, role: str, actor: User | None, base_url: str = "", name: str = ""
+    *, email: str, password: str | None, role: str, actor: Actor, base_url: str = "", name: str = ""
 ) -> User:
     """A staff account with `role`; without a password, invited by email (`base_url`: the
     tenant's site, e.g. https://acme.example.com). `actor` is recorded by the audit log context."""
@@ -49,13 +50,13 @@ def staff_user_create(
 
 
 def member_user_create(
-    *, email: str, password: str | None, name: str = "", actor: User | None = None, base_url: str = ""
+    *, email: str, password: str | None, name: str = "", actor: Actor = None, base_url: str = ""
 ) -> User:
     """A customer portal account (no staff role); without a password, invited by email."""
     return _user_create(email=email, password=password, base_url=base_url, actor=actor, name=name)
 
 
-def user_invite(*, user: User, base_url: str, actor: User | None) -> None:
+def user_invite(*, user: User, base_url: str, actor: Actor) -> None:
     """Email `user` a link to set a password at `base_url`, after the transaction commits. Sent
     again, it makes a fresh link (earlier ones keep working until the password is set)."""
     token = allauth_settings.PASSWORD_RESET_TOKEN_GENERATOR().make_token(user)

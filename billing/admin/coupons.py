@@ -11,7 +11,7 @@ from django.utils import timezone
 from billing.models import Coupon, CouponRedemption, CreditEntry, CreditKind, Organization
 from billing.services.coupon import coupon_build, coupon_create, coupon_update
 from billing.services.credit import credit_grant, credit_grant_check, credit_void
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 
 class RedemptionInline(admin.TabularInline):

@@ -24,7 +24,7 @@ from billing.services.organization import (
     organization_update,
     organization_update_check,
 )
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 
 class MembershipInline(admin.TabularInline):

@@ -31,7 +31,6 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from billing.models import BaseFeeTiming, Plan, PlanCharge, PlanInterval, PlanVersion
-from billing.money import UnknownCurrencyError, exact_context, minor_units, round_money
 from billing.pricing import (
     ChargeResult,
     PriceValidationError,
@@ -41,8 +40,9 @@ from billing.pricing import (
     validate_price,
 )
 from billing.services.plan import ChargeInput, VersionInput, plan_create, plan_update, plan_version_create
+from core.errors import DomainError
+from core.money import UnknownCurrencyError, exact_context, minor_units, round_money
 from metering.models import Meter
-from tenants.errors import DomainError
 
 
 def _plain(value: Decimal | None) -> str | None:
@@ -55,7 +55,7 @@ def _plain(value: Decimal | None) -> str | None:
 # --------------------------------------------------------------------------------------------
 # The worked example: the engine's exact result for a price, with each breakdown item written
 # out for a person ("1,000 TIMES 0.00 + 0.00 flat = 0.00") and each total rounded as an invoice
-# line would be (billing.money.round_money). Presentation only: the figures are the engine's.
+# line would be (core.money.round_money). Presentation only: the figures are the engine's.
 
 MAX_PREVIEW_EVENTS = 1000
 TIMES = "\N{MULTIPLICATION SIGN}"
@@ -72,10 +72,11 @@ _INPUT_ERROR_PATHS = {
 }
 
 
-class PreviewError(Exception):
+class PreviewError(DomainError):
+    path: str
+
     def __init__(self, code: str, message: str, path: str = "") -> None:
-        super().__init__(message)
-        self.code, self.message, self.path = code, message, path
+        super().__init__(message, code=code, path=path)
 
     def as_json(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "path": self.path}}

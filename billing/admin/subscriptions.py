@@ -22,7 +22,7 @@ from billing.services.subscription import (
     subscription_change_plan,
     subscription_resume,
 )
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 
 def _fingerprint(change) -> str:

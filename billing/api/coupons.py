@@ -22,7 +22,7 @@ from billing.services.coupon import (
     coupon_redemption_remove,
     coupon_update,
 )
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 
 class CouponInSerializer(serializers.Serializer):

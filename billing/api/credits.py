@@ -18,9 +18,9 @@ from billing.api.lookups import organization_visible
 from billing.api.responses import CreditEntryOut, CreditLedgerPage
 from billing.decimals import decimal_parse
 from billing.models import GRANT_KINDS, CreditEntry, CreditKind
-from billing.money import round_money
 from billing.selectors.credit import credit_balance_get, credit_entries_list, credit_grants_usable
 from billing.services.credit import credit_grant, credit_void
+from core.money import round_money
 
 
 class GrantSerializer(serializers.Serializer):

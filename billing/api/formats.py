@@ -8,8 +8,7 @@ from decimal import Decimal
 
 from billing.bill import Bill, BillLine
 from billing.line_json import breakdown_json, proration_json
-from billing.money import round_money
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 
 def decimal_text(value: Decimal | None) -> str | None:
@@ -65,7 +64,7 @@ def bill_line_out(line: BillLine) -> dict:
     return {
         "kind": line.kind,
         "description": line.description,
-        "amount": amount_text(line.amount),
+        "amount": amount_text(line.amount.amount),
         "currency": line.currency,
         "quantity": decimal_text(line.quantity),
         "unit_amount": decimal_text(line.unit_amount),
@@ -86,6 +85,6 @@ def bill_out(bill: Bill) -> dict:
     return {
         "at": instant_text(bill.point),
         "currency": bill.currency,
-        "subtotal": amount_text(round_money(bill.subtotal, bill.currency)),
+        "subtotal": amount_text(bill.subtotal.rounded().amount),
         "lines": [bill_line_out(line) for line in bill.lines],
     }

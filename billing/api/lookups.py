@@ -6,7 +6,7 @@ from __future__ import annotations
 from accounts.api.principal import principal_get
 from billing.models import Organization
 from billing.selectors.organization import organization_visible_get
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 # PostgreSQL `integer` (Django's IntegerField and PositiveIntegerField): counts and version
 # numbers the API takes are bounded by it, so a larger one is a 400, not a database error.

@@ -30,7 +30,7 @@ from billing.services.subscription import (
     subscription_create,
     subscription_resume,
 )
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 
 class SubscriptionInSerializer(serializers.Serializer):

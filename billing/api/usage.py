@@ -34,8 +34,8 @@ from billing.api.formats import instant_parse
 from billing.api.lookups import param, param_checked, param_required
 from billing.api.responses import CustomerUsageOut, UsageOut
 from billing.selectors.usage import customer_usage_get, usage_report_get
+from core.errors import DomainError
 from metering.selectors.usage import WINDOWS
-from tenants.errors import DomainError
 
 # An unencoded "+" in a query string arrives as a space: "2026-03-01T00:00:00 01:00".
 _SPACED_OFFSET = re.compile(r"^(.*\d{2}:\d{2}:\d{2}(?:\.\d+)?) (\d{2}:\d{2})$")

@@ -6,6 +6,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from billing.models.plan import PRICE_DIGITS
+from core.money import Money
 from tenants.validators import validate_currency
 
 
@@ -68,6 +69,11 @@ class Coupon(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
+
+    @property
+    def amount_off_money(self) -> Money | None:
+        """What a fixed coupon gives per billing period; None for a percentage coupon."""
+        return None if self.amount_off is None else Money(self.amount_off, self.currency)
 
 
 class CouponRedemption(models.Model):

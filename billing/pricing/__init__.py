@@ -1,7 +1,7 @@
 """The pricing engine: how a quantity becomes money (ARCHITECTURE "Pricing semantics").
 
 Pure and exact: it reads no database, clock or settings, computes in Decimal only, and returns
-unrounded amounts; invoice lines round them per currency through billing.money. Invoicing prices
+unrounded amounts; invoice lines round them per currency through core.money. Invoicing prices
 through this package only.
 
 - `price_charge(price, quantity, *, event_values=None) -> ChargeResult`

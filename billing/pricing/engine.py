@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, DecimalException, localcontext
 from typing import Any
 
-from billing.money import exact_context
 from billing.pricing.errors import PricingInputError
 from billing.pricing.errors import PricingInputErrorCode as InputCode
 from billing.pricing.package import package
@@ -15,6 +14,7 @@ from billing.pricing.percentage import percentage
 from billing.pricing.results import BreakdownItem, ChargeResult
 from billing.pricing.schema import ParsedPrice, PercentagePrice, PerUnitPrice, TieredPrice, parse_price
 from billing.pricing.tiered import graduated, volume, volume_cliffs
+from core.money import exact_context
 
 _ZERO = Decimal(0)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from core.errors import DomainError
+
 
 class PriceErrorCode(StrEnum):
     """Why a price document was refused. Values are the stable wire codes."""
@@ -46,26 +48,25 @@ class PricingInputErrorCode(StrEnum):
     EVENT_VALUES_MISMATCH = "event_values_mismatch"
     INVALID_EVENT_VALUE = "invalid_event_value"
     NEGATIVE_EVENT_VALUE = "negative_event_value"
-    NO_PRICE_FOR_GROUP = "no_price_for_group"
     PRECISION_EXCEEDED = "precision_exceeded"
 
 
-class PricingError(ValueError):
-    """Base of the engine's domain errors."""
+class PricingError(DomainError, ValueError):
+    """Base of the engine's domain errors (still ValueErrors, as callers catching bad input
+    expect)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    def __init__(self, code: str, message: str, *, path: str | None = None) -> None:
+        super().__init__(message, code=code, path=path)
 
 
 class PriceValidationError(PricingError):
     """A price document breaks the contract. `path` locates the offending value inside the
     document ("" for the document itself, "tiers[2].up_to" for a nested one)."""
 
+    path: str
+
     def __init__(self, code: str, message: str, path: str = "") -> None:
-        super().__init__(code, message)
-        self.path = path
+        super().__init__(code, message, path=path)
 
     def __str__(self) -> str:
         where = self.path or "<price>"
@@ -76,7 +77,10 @@ class PriceValidationError(PricingError):
 
 
 class PricingInputError(PricingError):
-    """The usage handed to the engine (quantity, event values, groups) cannot be priced."""
+    """The usage handed to the engine (quantity, event values, groups) cannot be priced: the
+    price is valid, the input is not processable with it (422)."""
+
+    status_code = 422
 
     def __str__(self) -> str:
         return f"{self.message} [{self.code}]"

@@ -1,6 +1,6 @@
 """Package pricing: a fixed amount per started block of units, after free units.
 
-Callers must run this inside billing.money.exact_context().
+Callers must run this inside core.money.exact_context().
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Percentage pricing: a rate of each event's amount plus a fixed fee per paid event.
 
-Callers must run this inside billing.money.exact_context().
+Callers must run this inside core.money.exact_context().
 """
 
 from __future__ import annotations

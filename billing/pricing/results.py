@@ -33,7 +33,7 @@ class ChargeResult:
     """The exact (unrounded) price of one charge's usage.
 
     `amount` is NOT rounded to a currency: rounding happens once per invoice line, in the
-    currency's minor unit (billing.money.round_money). `minimum_true_up` is what the charge's
+    currency's minor unit (core.money.round_money). `minimum_true_up` is what the charge's
     `minimum_amount` adds on top (max(0, minimum_amount - amount)); it is reported apart so the
     invoice can show it as its own line, and is 0 when the price has no minimum.
     """

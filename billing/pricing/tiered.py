@@ -4,7 +4,7 @@ Tier i covers the positions (bound[i-1], bound[i]] on the quantity axis, with bo
 the last tier unbounded. A quantity q "occupies" positions (0, q]; for fractional quantities that
 is what decides where the units fall: with tiers up to 1000 and beyond, 1000.5 puts 1000 in the
 first tier and 0.5 in the second, and 1000 exactly stays wholly in the first (bounds are
-inclusive). Callers must run these inside billing.money.exact_context().
+inclusive). Callers must run these inside core.money.exact_context().
 """
 
 from __future__ import annotations

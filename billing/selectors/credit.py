@@ -11,7 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.models import GRANT_KINDS, CreditEntry, Organization
-from billing.money import Money
+from core.money import Money
 
 ZERO = Decimal(0)
 

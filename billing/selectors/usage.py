@@ -13,9 +13,9 @@ from accounts.api.principal import ApiPrincipal
 from billing.models import Organization, Subscription
 from billing.periods import calendar_period_containing
 from billing.selectors.organization import organization_visible_get, subscription_current_get
+from core.errors import DomainError
 from metering.models import Meter
 from metering.selectors.usage import UsageResult, usage_for_customer, usage_get
-from tenants.errors import DomainError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.audit import audit_actor
+from accounts.audit import Actor, audit_actor
 from billing.decimals import decimal_parse
 from billing.locks import organization_lock
 from billing.models import (
@@ -28,11 +28,11 @@ from billing.models import (
     DiscountType,
     Organization,
 )
-from billing.money import UnknownCurrencyError, minor_units, round_money
 from billing.selectors.organization import subscription_current_get
 from billing.selectors.subscription_state import subscription_state_get
+from core.errors import DomainError, domain_error_from_validation
+from core.money import UnknownCurrencyError, minor_units, round_money
 from metering.models import Meter
-from tenants.errors import DomainError
 
 # A repeating coupon covers at most this many billing periods (ten years of months); a redemption
 # walks them one by one, and a longer one is what 'forever' is for.
@@ -119,14 +119,11 @@ def coupon_build(
     try:
         coupon.full_clean()
     except ValidationError as exc:
-        field, messages = next(iter(exc.message_dict.items()))
-        text = " ".join(messages)
-        code_ = "coupon_exists" if field == "code" and "already exists" in text else "invalid_coupon"
-        raise DomainError(f"{field}: {text}", code=code_) from None
+        raise domain_error_from_validation(exc, code="invalid_coupon", unique_code="coupon_exists") from None
     return coupon
 
 
-def coupon_create(*, actor, **fields: Any) -> Coupon:
+def coupon_create(*, actor: Actor, **fields: Any) -> Coupon:
     """A new coupon (see `coupon_build` for the fields and their rules)."""
     coupon = coupon_build(**fields)
     with audit_actor(actor), transaction.atomic():
@@ -134,7 +131,7 @@ def coupon_create(*, actor, **fields: Any) -> Coupon:
     return coupon
 
 
-def coupon_update(*, actor, coupon: Coupon, **changes: Any) -> Coupon:
+def coupon_update(*, actor: Actor, coupon: Coupon, **changes: Any) -> Coupon:
     """Name, whether it can still be redeemed, and its limits; what it gives never changes
     (redemptions already made rely on it)."""
     allowed = {"name", "is_active", "max_redemptions", "redeem_by"}
@@ -147,13 +144,14 @@ def coupon_update(*, actor, coupon: Coupon, **changes: Any) -> Coupon:
         try:
             locked.full_clean()
         except ValidationError as exc:
-            field, messages = next(iter(exc.message_dict.items()))
-            raise DomainError(f"{field}: {' '.join(messages)}", code="invalid_coupon") from None
+            raise domain_error_from_validation(exc, code="invalid_coupon") from None
         locked.save()
     return locked
 
 
-def coupon_redeem(*, actor, coupon: Coupon, organization: Organization, at: datetime | None = None) -> CouponRedemption:
+def coupon_redeem(
+    *, actor: Actor, coupon: Coupon, organization: Organization, at: datetime | None = None
+) -> CouponRedemption:
     at = (at or timezone.now()).replace(microsecond=0)
     with audit_actor(actor), transaction.atomic():
         organization_lock(organization.pk)
@@ -206,7 +204,9 @@ def coupon_redeem(*, actor, coupon: Coupon, organization: Organization, at: date
             ) from None
 
 
-def coupon_redemption_remove(*, actor, redemption: CouponRedemption, at: datetime | None = None) -> CouponRedemption:
+def coupon_redemption_remove(
+    *, actor: Actor, redemption: CouponRedemption, at: datetime | None = None
+) -> CouponRedemption:
     """Stop a redemption: lines billed from now on are not discounted by it."""
     at = (at or timezone.now()).replace(microsecond=0)
     with audit_actor(actor), transaction.atomic():

@@ -10,12 +10,12 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.audit import audit_actor
+from accounts.audit import Actor, audit_actor
 from billing.locks import organization_lock
 from billing.models import GRANT_KINDS, CreditEntry, CreditKind, Organization
-from billing.money import round_money
 from billing.selectors.credit import credit_grants_usable
-from tenants.errors import DomainError
+from core.errors import DomainError
+from core.money import round_money
 
 ZERO = Decimal(0)
 
@@ -49,7 +49,7 @@ def credit_grant_check(
 
 def credit_grant(
     *,
-    actor,
+    actor: Actor,
     organization: Organization,
     amount: Decimal,
     currency: str,
@@ -111,7 +111,7 @@ def credit_apply(
     return CreditApplication(amount - left, entries)
 
 
-def credit_void(*, actor, grant: CreditEntry, description: str = "", at: datetime | None = None) -> CreditEntry:
+def credit_void(*, actor: Actor, grant: CreditEntry, description: str = "", at: datetime | None = None) -> CreditEntry:
     """Staff take back what is left of a grant (a mistaken or abused grant): one `void` entry."""
     at = at or timezone.now()
     with audit_actor(actor), transaction.atomic():

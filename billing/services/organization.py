@@ -7,13 +7,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.audit import audit_actor
-from accounts.models import User
+from accounts.audit import Actor, audit_actor
 from billing.locks import organization_lock
 from billing.models import Organization, OrganizationStatus
 from billing.services.subscription import subscriptions_end_for_organization
 from billing.webhooks import customer_emit
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 EDITABLE_FIELDS = (
     "name",
@@ -33,24 +32,22 @@ EDITABLE_FIELDS = (
 )
 
 
-def organization_create(
-    *, actor: User | None, external_id: str, name: str, currency: str, **fields: Any
-) -> Organization:
+def organization_create(*, actor: Actor, external_id: str, name: str, currency: str, **fields: Any) -> Organization:
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"not editable: {sorted(unknown)}")
     organization = Organization(external_id=external_id, name=name, currency=currency, **fields)
     organization.full_clean()
-    with transaction.atomic(durable=True):
+    with audit_actor(actor), transaction.atomic(durable=True):
         organization.save()
         customer_emit("customer.created", organization)
     return organization
 
 
-def organization_update(*, actor: User | None, organization: Organization, **changes: Any) -> Organization:
+def organization_update(*, actor: Actor, organization: Organization, **changes: Any) -> Organization:
     """Change the editable fields. The currency is fixed once a subscription exists: amounts of
     different currencies never mix on one account."""
-    with transaction.atomic(durable=True):
+    with audit_actor(actor), transaction.atomic(durable=True):
         locked = Organization.objects.select_for_update().get(pk=organization.pk)
         organization_update_check(organization=locked, changes=changes)
         for field, value in changes.items():
@@ -74,7 +71,7 @@ def organization_update_check(*, organization: Organization, changes: dict[str, 
         )
 
 
-def organization_close(*, actor: User | None, organization: Organization) -> Organization:
+def organization_close(*, actor: Actor, organization: Organization) -> Organization:
     """Closing keeps the record (invoices and the audit trail refer to it) and stops billing: its
     live subscriptions end at once (their final bills credit unused in-advance fees)."""
     with audit_actor(actor), transaction.atomic(durable=True):

@@ -12,11 +12,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
+from accounts.audit import Actor, audit_actor
 from billing.decimals import decimal_parse
 from billing.models import Plan, PlanCharge, PlanVersion
 from billing.pricing import PriceValidationError, validate_price
+from core.errors import DomainError, domain_error_from_validation
 from metering.models import Meter
-from tenants.errors import DomainError
 
 # Aggregations whose per-group values combine into a coarser group (sum, or max/min of maxima/minima).
 _COMBINABLE = frozenset({"count", "sum", "max", "min"})
@@ -52,7 +53,7 @@ def _price(document: Any, *, where: str) -> dict[str, Any]:
         return validate_price(document)
     except PriceValidationError as exc:
         path = f"{where}.{exc.path}" if exc.path else where
-        raise DomainError(f"{path}: {exc.message}", code=f"invalid_price.{exc.code}") from None
+        raise DomainError(f"{path}: {exc.message}", code=f"invalid_price.{exc.code}", path=path) from None
 
 
 def _charges(charges: list[ChargeInput]) -> list[PlanCharge]:
@@ -106,7 +107,7 @@ def _charges(charges: list[ChargeInput]) -> list[PlanCharge]:
     return out
 
 
-def plan_version_create(*, actor, plan: Plan, version: VersionInput) -> PlanVersion:
+def plan_version_create(*, actor: Actor, plan: Plan, version: VersionInput) -> PlanVersion:
     """Make the plan's next version with its charges; validated first, written in one transaction."""
     base_fee = _amount(version.base_fee, field_name="base_fee")
     minimum = (
@@ -115,7 +116,7 @@ def plan_version_create(*, actor, plan: Plan, version: VersionInput) -> PlanVers
         else _amount(version.minimum_commitment, field_name="minimum_commitment")
     )
     charges = _charges(version.charges)
-    with transaction.atomic():
+    with audit_actor(actor), transaction.atomic():
         Plan.objects.select_for_update().get(pk=plan.pk)  # versions are numbered one at a time
         number = (plan.versions.aggregate(n=Max("version"))["n"] or 0) + 1
         made = PlanVersion(
@@ -129,8 +130,7 @@ def plan_version_create(*, actor, plan: Plan, version: VersionInput) -> PlanVers
         try:
             made.full_clean()
         except ValidationError as exc:
-            name, messages = next(iter(exc.message_dict.items()))
-            raise DomainError(f"{name}: {' '.join(messages)}", code="invalid_plan") from None
+            raise domain_error_from_validation(exc, code="invalid_plan") from None
         made.save()
         for charge in charges:
             charge.plan_version = made
@@ -139,29 +139,27 @@ def plan_version_create(*, actor, plan: Plan, version: VersionInput) -> PlanVers
 
 
 def plan_create(
-    *, actor, code: str, name: str, currency: str, interval: str, description: str = "", version: VersionInput
+    *, actor: Actor, code: str, name: str, currency: str, interval: str, description: str = "", version: VersionInput
 ) -> Plan:
     plan = Plan(code=code, name=name, currency=currency, interval=interval, description=description)
     try:
         plan.full_clean()
     except ValidationError as exc:
-        field_name, messages = next(iter(exc.message_dict.items()))
-        code_ = "plan_exists" if field_name == "code" and "already exists" in " ".join(messages) else "invalid_plan"
-        raise DomainError(f"{field_name}: {' '.join(messages)}", code=code_) from None
-    with transaction.atomic():
+        raise domain_error_from_validation(exc, code="invalid_plan", unique_code="plan_exists") from None
+    with audit_actor(actor), transaction.atomic():
         plan.save()
         plan_version_create(actor=actor, plan=plan, version=version)
     return plan
 
 
-def plan_update(*, actor, plan: Plan, **changes: Any) -> Plan:
+def plan_update(*, actor: Actor, plan: Plan, **changes: Any) -> Plan:
     """Name, description and whether new subscriptions may use it; prices change by a new version."""
     allowed = {"name", "description", "is_active"}
     if set(changes) - allowed:
         raise DomainError(
             f"Only {sorted(allowed)} change in place; prices change with a new version.", code="not_editable"
         )
-    with transaction.atomic():
+    with audit_actor(actor), transaction.atomic():
         locked = Plan.objects.select_for_update().get(pk=plan.pk)
         for key, value in changes.items():
             setattr(locked, key, value)

@@ -29,7 +29,7 @@ from dateutil.relativedelta import relativedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.audit import audit_actor, audit_event
+from accounts.audit import Actor, audit_actor, audit_event
 from billing.bill import Bill
 from billing.locks import organization_lock, subscription_lock
 from billing.models import (
@@ -47,7 +47,7 @@ from billing.schedule import PhaseState, SubscriptionState, next_bill_point
 from billing.selectors.bill import bill_get
 from billing.selectors.subscription_state import subscription_state_get, version_states
 from billing.webhooks import subscription_emit
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _status_at(state: SubscriptionState, instant: datetime, current: str) -> str
 
 def subscription_create(
     *,
-    actor,
+    actor: Actor,
     organization: Organization,
     plan_version: PlanVersion,
     start_at: datetime | None = None,
@@ -263,7 +263,7 @@ def _state_write(subscription: Subscription, state: SubscriptionState, *, at: da
 
 def subscription_change_plan(
     *,
-    actor,
+    actor: Actor,
     subscription: Subscription,
     plan_version: PlanVersion,
     timing: str | None = None,
@@ -329,7 +329,12 @@ def subscription_change_plan(
 
 
 def subscription_cancel(
-    *, actor, subscription: Subscription, at_period_end: bool = True, at: datetime | None = None, preview: bool = False
+    *,
+    actor: Actor,
+    subscription: Subscription,
+    at_period_end: bool = True,
+    at: datetime | None = None,
+    preview: bool = False,
 ) -> SubscriptionChange:
     """Cancel at the end of the current period (the default) or at once (status `canceled` now,
     the unused in-advance fee credited on the final bill)."""
@@ -366,7 +371,7 @@ def subscription_cancel(
     return SubscriptionChange(locked, effective_at, bill, "cancel", preview)
 
 
-def subscription_resume(*, actor, subscription: Subscription, at: datetime | None = None) -> Subscription:
+def subscription_resume(*, actor: Actor, subscription: Subscription, at: datetime | None = None) -> Subscription:
     """Take back a cancellation scheduled for the period end: the subscription renews again."""
     at = _instant(at)
     with audit_actor(actor), transaction.atomic():

@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery import current_app
 from django.conf import settings
@@ -42,7 +43,7 @@ from django.db.models import Q
 from django.utils import timezone
 from psycopg import sql
 
-from core.db import raw_execute, tenant_table
+from core.db import current_schema, raw_execute, tenant_table
 from core.faults import fault_point
 from core.models import OutboxMessage, OutboxStatus
 from core.models.outbox import CLAIMABLE
@@ -70,7 +71,7 @@ class OutboxRecord:
     one commit; written even if the claim was lost meanwhile: the effect did happen)."""
 
     statement: sql.Composable
-    params: dict
+    params: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -116,12 +117,14 @@ def outbox_kind_get(kind: str) -> OutboxKind | None:
 @dataclass(frozen=True)
 class OutboxItem:
     kind: str
-    payload: dict
+    payload: dict[str, Any]
     key: str | None = None  # unique per kind: a second item with the same key is not added
     available_at: datetime | None = None  # not before (default: now)
 
 
-def outbox_add(*, kind: str, payload: dict, key: str | None = None, available_at: datetime | None = None) -> int | None:
+def outbox_add(
+    *, kind: str, payload: dict[str, Any], key: str | None = None, available_at: datetime | None = None
+) -> int | None:
     """Add one message in the current transaction; its id, or None if `key` was already there."""
     ids = outbox_add_bulk([OutboxItem(kind=kind, payload=payload, key=key, available_at=available_at)])
     return ids[0] if ids else None
@@ -161,7 +164,7 @@ def outbox_add_bulk(items: Iterable[OutboxItem]) -> list[int]:
         added = cursor.fetchall()
     due_now = [(row[0], row[2]) for row in added if row[1] <= now]
     if due_now:
-        schema = connection.schema_name
+        schema = current_schema()
         transaction.on_commit(lambda: outbox_dispatch_enqueue(due_now, schema=schema))
     return [row[0] for row in added]
 
@@ -171,7 +174,7 @@ def _batches(messages: Sequence[tuple[int, str]]) -> list[list[int]]:
     by_kind: dict[str, list[int]] = defaultdict(list)
     for pk, kind in messages:
         by_kind[kind].append(pk)
-    batches = []
+    batches: list[list[int]] = []
     for kind, ids in by_kind.items():
         size = _kinds[kind].batch if kind in _kinds else DISPATCH_BATCH
         batches.extend(ids[start : start + size] for start in range(0, len(ids), size))
@@ -276,7 +279,7 @@ def _finish(
     status: str,
     last_error: str,
     done_at: datetime | None = None,
-    available_at=None,
+    available_at: datetime | None = None,
     record: OutboxRecord | None = None,
 ) -> bool:
     """Record the outcome of this worker's claim, if the claim still holds (and the handler's
@@ -302,7 +305,7 @@ def outbox_run(message: OutboxMessage, *, result: ProcessResult | None = None) -
     """Run the handler of a claimed message and record the outcome; the new status."""
     result = result if result is not None else ProcessResult()
     kind = _kinds[message.kind]
-    if connection.atomic_blocks and not connection.atomic_blocks[0]._from_testcase:
+    if connection.atomic_blocks and not getattr(connection.atomic_blocks[0], "_from_testcase", False):
         # (The one outer block a test case wraps everything in is allowed, as Django allows it for durable blocks.)
         raise RuntimeError("outbox handlers act outside transactions (no row lock is held while they send)")
     try:
@@ -362,7 +365,7 @@ def outbox_process(*, ids: Sequence[int]) -> ProcessResult:
             continue
         outbox_run(message, result=result)
     for seconds, retry in result.retry_ids.items():
-        outbox_dispatch_enqueue(retry, schema=connection.schema_name, countdown=seconds)
+        outbox_dispatch_enqueue(retry, schema=current_schema(), countdown=seconds)
     return result
 
 
@@ -393,7 +396,7 @@ def outbox_sweep(*, now: datetime | None = None, limit: int = 10_000) -> SweepRe
     now = now or timezone.now()
     result = SweepResult()
     due = outbox_due(now=now, limit=limit)
-    if due and outbox_dispatch_enqueue(due, schema=connection.schema_name):
+    if due and outbox_dispatch_enqueue(due, schema=current_schema()):
         result.enqueued = len(due)
     cutoff = now - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
     old = OutboxMessage.objects.filter(status__in=[OutboxStatus.DONE, OutboxStatus.DEAD], done_at__lt=cutoff)
@@ -411,7 +414,7 @@ def outbox_retry(*, ids: Sequence[int]) -> int:
         count = OutboxMessage.objects.filter(pk__in=ids, status__in=[*CLAIMABLE, OutboxStatus.DEAD]).update(
             status=OutboxStatus.PENDING, attempts=0, available_at=now, claimed_until=None, done_at=None
         )
-        schema = connection.schema_name
+        schema = current_schema()
         pending = OutboxMessage.objects.filter(pk__in=ids, status=OutboxStatus.PENDING)
         messages = list(pending.values_list("id", "kind"))
         transaction.on_commit(lambda: outbox_dispatch_enqueue(messages, schema=schema))
@@ -430,6 +433,7 @@ def outbox_redeliver(*, message_id: int) -> bool:
             status=OutboxStatus.PENDING, attempts=0, available_at=now, claimed_until=None, done_at=None
         )
         if count:
-            schema = connection.schema_name
+            assert kind is not None  # the row it just updated has one
+            schema = current_schema()
             transaction.on_commit(lambda: outbox_dispatch_enqueue([(message_id, kind)], schema=schema))
     return bool(count)

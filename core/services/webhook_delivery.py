@@ -19,14 +19,13 @@ import logging
 import time
 from datetime import datetime, timedelta
 
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from psycopg import sql
 from standardwebhooks import Webhook
 
 from core import crypto
-from core.db import raw_execute, tenant_table
+from core.db import current_schema, raw_execute, tenant_table
 from core.faults import fault_point
 from core.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
 from core.services.outbox import OutboxGiveUp, OutboxRecord, outbox_register
@@ -82,7 +81,7 @@ def webhook_sign(*, secrets: list[str], msg_id: str, at: datetime, body: str) ->
 
 
 def _endpoint(endpoint_id: int) -> WebhookEndpoint | None:
-    key, now = (connection.schema_name, endpoint_id), time.monotonic()
+    key, now = (current_schema(), endpoint_id), time.monotonic()
     cached = _endpoints.get(key)
     if cached is not None and now - cached[0] < ENDPOINT_CACHE_SECONDS:
         return cached[1]
@@ -94,7 +93,7 @@ def _endpoint(endpoint_id: int) -> WebhookEndpoint | None:
 
 
 def _forget(endpoint: WebhookEndpoint) -> None:
-    _endpoints.pop((connection.schema_name, endpoint.pk), None)
+    _endpoints.pop((current_schema(), endpoint.pk), None)
 
 
 def webhook_deliver(message: OutboxMessage) -> OutboxRecord | None:
@@ -151,7 +150,17 @@ VALUES (%(log_message)s, %(log_endpoint)s, %(log_event_type)s, %(log_attempt)s, 
 """
 
 
-def _log_row(message, endpoint, event_type, status_code, latency, excerpt, error, succeeded, at) -> OutboxRecord:
+def _log_row(
+    message: OutboxMessage,
+    endpoint: WebhookEndpoint,
+    event_type: str,
+    status_code: int | None,
+    latency: int | None,
+    excerpt: str,
+    error: str,
+    succeeded: bool,
+    at: datetime,
+) -> OutboxRecord:
     """The attempt log row (WebhookDelivery), one statement (core.db: no search-path round trip)."""
     return OutboxRecord(
         statement=sql.SQL(_LOG_SQL).format(table=tenant_table(WebhookDelivery._meta.db_table)),

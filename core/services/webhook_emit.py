@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from django.utils import timezone
 
@@ -15,12 +16,12 @@ from core.webhook_events import EVENT_TYPES, EVENT_VERSION
 WEBHOOK_KIND = "webhook.deliver"
 
 
-def webhook_emit(*, event_type: str, payload: dict) -> list[int]:
+def webhook_emit(*, event_type: str, payload: dict[str, Any]) -> list[int]:
     """Emit one event (`payload` is its `data`); the outbox ids written (none without endpoints)."""
     return webhook_emit_bulk([(event_type, payload)])
 
 
-def webhook_emit_bulk(events: Sequence[tuple[str, dict]]) -> list[int]:
+def webhook_emit_bulk(events: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
     """Emit many events with one endpoint query and one INSERT (a billing run drafts and finalizes
     500 invoices a chunk). Must run inside the transaction of the change."""
     if not events:
@@ -32,7 +33,7 @@ def webhook_emit_bulk(events: Sequence[tuple[str, dict]]) -> list[int]:
     if not endpoints:
         return []
     created = timezone.now().isoformat()
-    items = []
+    items: list[OutboxItem] = []
     for event_type, data in events:
         event = {
             "id": f"evt_{uuid.uuid4().hex}",  # the same for every endpoint; webhook-id is per delivery

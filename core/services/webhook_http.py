@@ -16,16 +16,19 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from threading import Lock
+from typing import Any
 
 import urllib3
 from django.conf import settings
 from urllib3.util import Timeout, parse_url
 
+from core.errors import DomainError
+
 EXCERPT_BYTES = 1024
 _POOLS_MAX = 256
 
 
-class TargetRefused(Exception):
+class TargetRefused(DomainError):
     """The URL may not be called: not http(s), unresolvable, or a non-public address."""
 
     code = "webhook_target_refused"
@@ -77,7 +80,7 @@ def target_resolve(url: str) -> tuple[str, str, int, list[str]]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise TargetRefused(f"the host {host!r} does not resolve: {exc}") from None
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS:
         for text in addresses:
             if not _public(ipaddress.ip_address(text.split("%")[0])):
@@ -85,7 +88,7 @@ def target_resolve(url: str) -> tuple[str, str, int, list[str]]:
     return scheme, host, port, addresses
 
 
-_pools: OrderedDict[tuple, urllib3.HTTPConnectionPool] = OrderedDict()
+_pools: OrderedDict[tuple[Any, ...], urllib3.HTTPConnectionPool] = OrderedDict()
 _pools_lock = Lock()
 
 

@@ -20,12 +20,12 @@ from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from accounts.api.schema import errors
 from billing.decimals import decimal_parse
+from core.errors import DomainError
 from invoicing.api.formats import credit_note_out
 from invoicing.api.invoices import id_parse, invoice_visible, invoices_visible
 from invoicing.api.responses import CreditNoteOut
 from invoicing.models import CreditNote
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
-from tenants.errors import DomainError
 
 TAGS = ["credit notes"]
 _PK = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)

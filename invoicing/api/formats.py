@@ -1,7 +1,7 @@
 """How the invoicing API writes invoices, their lines, credit notes and previews.
 
 Amounts are strings with the currency's decimals (the 4-decimal columns are rounded for display
-with billing.money.round_money); quantities, unit amounts and rates are plain decimal strings;
+with core.money.round_money); quantities, unit amounts and rates are plain decimal strings;
 instants RFC 3339. An invoice line has the shape of a preview line (billing.api.formats
 `bill_line_out` plus its tax), so a preview and the invoice it becomes compare key by key;
 `discounts_line` is the position of the line a discount reduces."""
@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from billing.api.formats import amount_text, bill_line_out, decimal_text, instant_text
 from billing.line_json import breakdown_from_json, breakdown_json
-from billing.money import round_money
+from core.money import round_money
 from invoicing.compose import DraftLine, InvoiceDraft
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
 from invoicing.services.invoice_lines import taxes_json
@@ -80,8 +80,8 @@ def draft_line_out(d: DraftLine) -> dict:
     out["corrects"] = d.line.corrects
     out.update(
         {
-            "net_amount": money_text(d.net_amount, d.line.currency),
-            "tax_amount": money_text(d.tax_amount, d.line.currency),
+            "net_amount": money_text(d.net_amount.amount, d.line.currency),
+            "tax_amount": money_text(d.tax_amount.amount, d.line.currency),
             "tax_rate": decimal_text(d.tax_rate),
             "tax_jurisdiction": d.tax_jurisdiction,
             "tax_reason": d.tax_reason,
@@ -98,9 +98,9 @@ def draft_out(draft: InvoiceDraft) -> dict:
         "currency": draft.currency,
         "period_start": instant_text(draft.period_start),
         "period_end": instant_text(draft.period_end),
-        "subtotal": money_text(draft.subtotal, draft.currency),
-        "tax_total": money_text(draft.tax_total, draft.currency),
-        "total": money_text(draft.total, draft.currency),
+        "subtotal": money_text(draft.subtotal.amount, draft.currency),
+        "tax_total": money_text(draft.tax_total.amount, draft.currency),
+        "total": money_text(draft.total.amount, draft.currency),
         "tax_problem": draft.tax_problem,
         "lines": [draft_line_out(d) for d in draft.lines],
     }

@@ -38,13 +38,13 @@ from accounts.api.principal import principal_get
 from accounts.api.schema import errors
 from billing.api.lookups import organization_visible, param, param_checked, param_required
 from billing.selectors.organization import organization_list
+from core.errors import DomainError
 from invoicing.api.formats import draft_out, invoice_out
 from invoicing.api.responses import InvoiceDetailOut, InvoiceOut, InvoicePreviewOut
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.selectors.preview import invoice_preview_get
 from invoicing.services.finalize import invoice_finalize
 from invoicing.services.invoice import invoice_mark_paid, invoice_mark_uncollectible, invoice_void
-from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

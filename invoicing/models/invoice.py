@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from core.money import Money
 from tenants.validators import validate_currency
 
 # Rounded amounts (at most 3 decimals: KWD) with room to spare; unit prices keep 12 decimals.
@@ -78,6 +79,31 @@ class Invoice(models.Model):
     def __str__(self) -> str:
         return self.number or f"Draft {self.pk}"
 
+    # The columns are an amount and a currency each; domain code reads them as Money.
+    @property
+    def subtotal_money(self) -> Money:
+        return Money(self.subtotal, self.currency)
+
+    @property
+    def tax_total_money(self) -> Money:
+        return Money(self.tax_total, self.currency)
+
+    @property
+    def total_money(self) -> Money:
+        return Money(self.total, self.currency)
+
+    @property
+    def credits_applied_money(self) -> Money:
+        return Money(self.credits_applied, self.currency)
+
+    @property
+    def amount_due_money(self) -> Money:
+        return Money(self.amount_due, self.currency)
+
+    @property
+    def amount_paid_money(self) -> Money:
+        return Money(self.amount_paid, self.currency)
+
 
 class InvoiceLine(models.Model):
     """One line: a billing.bill line with its tax. A discount line points at the line it reduces
@@ -122,6 +148,18 @@ class InvoiceLine(models.Model):
     def __str__(self) -> str:
         return f"{self.description}: {self.amount} {self.currency}"
 
+    @property
+    def amount_money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    @property
+    def net_amount_money(self) -> Money:
+        return Money(self.net_amount, self.currency)
+
+    @property
+    def tax_amount_money(self) -> Money:
+        return Money(self.tax_amount, self.currency)
+
 
 class CreditNote(models.Model):
     """The only way to change what a finalized invoice asked for. Against an open invoice it lowers
@@ -144,6 +182,26 @@ class CreditNote(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+    @property
+    def subtotal_money(self) -> Money:
+        return Money(self.subtotal, self.currency)
+
+    @property
+    def tax_total_money(self) -> Money:
+        return Money(self.tax_total, self.currency)
+
+    @property
+    def total_money(self) -> Money:
+        return Money(self.total, self.currency)
+
+    @property
+    def applied_to_invoice_money(self) -> Money:
+        return Money(self.applied_to_invoice, self.currency)
+
+    @property
+    def credited_to_balance_money(self) -> Money:
+        return Money(self.credited_to_balance, self.currency)
 
 
 class CreditNoteLine(models.Model):

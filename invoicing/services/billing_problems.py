@@ -11,8 +11,8 @@ from django.db import InterfaceError, OperationalError
 
 from billing.models import Subscription
 from billing.services.subscription import subscription_billing_problem_record
+from core.errors import DomainError
 from invoicing.metrics import BILLING_FAILURES
-from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

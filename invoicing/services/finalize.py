@@ -18,11 +18,12 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.audit import audit_actor, audit_events_bulk
+from accounts.audit import Actor, audit_actor, audit_events_bulk
 from billing.models import GRANT_KINDS, CreditEntry, CreditKind, Organization, Subscription
 from billing.services.credit import credit_apply, credit_grant
 from billing.services.subscription import PROBLEM_FIELDS, subscriptions_billing_problem_clear
 from core.db import chunks, rows_update
+from core.errors import DomainError
 from core.faults import fault_point
 from invoicing.compose import InvoiceDraft
 from invoicing.hooks import finalized_hooks_run
@@ -34,7 +35,6 @@ from invoicing.services.deliver import invoice_deliveries_add
 from invoicing.services.invoice_lines import draft_totals, invoice_line_rows, invoice_lines_write
 from invoicing.services.numbering import numbers_take
 from invoicing.webhooks import invoices_emit
-from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +321,7 @@ class _Held(Exception):
     pass
 
 
-def invoice_finalize(*, actor=None, invoice: Invoice, at: datetime | None = None) -> Invoice:
+def invoice_finalize(*, actor: Actor = None, invoice: Invoice, at: datetime | None = None) -> Invoice:
     """Finalize one draft now, before its grace period ends (staff or API); its subscription's
     earlier drafts are finalized first. Refused (DomainError `tax_problem`, nothing written) when
     it or an earlier draft of its subscription cannot be taxed."""

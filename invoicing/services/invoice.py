@@ -16,18 +16,18 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts.audit import audit_actor, audit_event
+from accounts.audit import Actor, audit_actor, audit_event
 from billing.bill import LineKind
 from billing.models import CreditKind
-from billing.money import minor_units, round_fraction, round_money
 from billing.services.credit import credit_grant
+from core.errors import DomainError
+from core.money import minor_units, round_fraction, round_money
 from invoicing.locks import invoice_lock
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
 from invoicing.selectors.billed import fees_billed_get
 from invoicing.selectors.settings import invoicing_settings_get
 from invoicing.services.numbering import numbers_take
 from invoicing.webhooks import credit_note_emit, invoice_emit
-from tenants.errors import DomainError
 
 ZERO = Decimal(0)
 
@@ -105,7 +105,7 @@ def _fee_key(line: InvoiceLine) -> FeeKey | None:
     return (line.plan_version_id, line.billing_period_start)
 
 
-def invoice_void(*, actor, invoice: Invoice, at: datetime | None = None) -> Invoice:
+def invoice_void(*, actor: Actor, invoice: Invoice, at: datetime | None = None) -> Invoice:
     """Void a finalized, unpaid invoice: it is no longer owed (its number stays used). Credit
     applied to it returns to the balance. A paid invoice is corrected by a credit note instead,
     and so is one whose base fee a later invoice already credited as unused time (voiding it
@@ -139,7 +139,7 @@ def invoice_void(*, actor, invoice: Invoice, at: datetime | None = None) -> Invo
     return locked
 
 
-def invoice_mark_uncollectible(*, actor, invoice: Invoice, at: datetime | None = None) -> Invoice:
+def invoice_mark_uncollectible(*, actor: Actor, invoice: Invoice, at: datetime | None = None) -> Invoice:
     with audit_actor(actor), transaction.atomic():
         locked = invoice_lock(invoice.pk)
         if locked.status != InvoiceStatus.OPEN:
@@ -153,7 +153,7 @@ def invoice_mark_uncollectible(*, actor, invoice: Invoice, at: datetime | None =
     return locked
 
 
-def invoice_mark_paid(*, actor, invoice: Invoice, reference: str = "", at: datetime | None = None) -> Invoice:
+def invoice_mark_paid(*, actor: Actor, invoice: Invoice, reference: str = "", at: datetime | None = None) -> Invoice:
     """Record that the amount due arrived outside a gateway (wire, check)."""
     at = at or timezone.now()
     with audit_actor(actor), transaction.atomic():
@@ -178,7 +178,7 @@ class CreditNoteLineInput:
 
 
 def credit_note_create(
-    *, actor, invoice: Invoice, reason: str, lines: list[CreditNoteLineInput], at: datetime | None = None
+    *, actor: Actor, invoice: Invoice, reason: str, lines: list[CreditNoteLineInput], at: datetime | None = None
 ) -> CreditNote:
     """Credit part or all of finalized lines. Tax is credited in proportion, rounded per line.
     Against an open invoice the note lowers the amount due; what is beyond it (or all of it, on a

@@ -20,11 +20,11 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.audit import audit_event
+from core.errors import DomainError
 from core.faults import fault_point
 from invoicing.formatting import DEFAULT_COLORS, HEX_COLOR, invoice_fmt
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.pdf_store import invoice_pdf_path, invoice_pdf_store
-from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

@@ -44,9 +44,9 @@ def invoice_line_rows(invoice: Invoice, draft: InvoiceDraft) -> list[InvoiceLine
                 currency=line.currency,
                 quantity=line.quantity,
                 unit_amount=line.unit_amount,
-                amount=line.amount,
-                net_amount=d.net_amount,
-                tax_amount=d.tax_amount,
+                amount=line.amount.amount,
+                net_amount=d.net_amount.amount,
+                tax_amount=d.tax_amount.amount,
                 tax_rate=d.tax_rate,
                 tax_jurisdiction=d.tax_jurisdiction[:20],
                 tax_reason=d.tax_reason,
@@ -89,6 +89,10 @@ def draft_totals(invoice: Invoice, draft: InvoiceDraft) -> None:
     """The draft's currency, period and totals onto the invoice (not saved)."""
     invoice.currency = draft.currency
     invoice.period_start, invoice.period_end = draft.period_start, draft.period_end
-    invoice.subtotal, invoice.tax_total, invoice.total = draft.subtotal, draft.tax_total, draft.total
-    invoice.amount_due = draft.total
+    invoice.subtotal, invoice.tax_total, invoice.total = (
+        draft.subtotal.amount,
+        draft.tax_total.amount,
+        draft.total.amount,
+    )
+    invoice.amount_due = draft.total.amount
     invoice.tax_problem = draft.tax_problem

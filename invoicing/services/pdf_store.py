@@ -17,10 +17,10 @@ from typing import BinaryIO
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
 
+from core.errors import DomainError
 from invoicing import pdf_render
 from invoicing.locks import invoice_lock
 from invoicing.models import Invoice, InvoiceStatus
-from tenants.errors import DomainError
 
 
 def invoice_pdf_path(*, invoice: Invoice) -> str:

@@ -68,7 +68,7 @@ An EU (UK) seller's untaxed line for a customer outside the EU (UK) starts its r
 
 Amounts (invoicing.tax.amounts)
 Per line, per component, rounded half-up to the currency's minor unit through
-billing.money.round_money (JPY 0, USD 2, KWD 3 digits; ties away from zero, so credits mirror
+core.money.round_money (JPY 0, USD 2, KWD 3 digits; ties away from zero, so credits mirror
 debits). Exclusive: tax = round(net * rate / 100). Inclusive: with R the sum of the line's rates,
 each tax = round(gross * rate / (100 + R)) and net = gross - sum(taxes), so the gross is kept
 exactly (100.00 EUR at 19 % -> 84.03 net + 15.97 tax).

@@ -1,4 +1,4 @@
-"""How rates become tax amounts on one line, rounded per component half-up (billing.money).
+"""How rates become tax amounts on one line, rounded per component half-up (core.money).
 
 - Tax-exclusive (`amount` is net): each component is `round(net * rate / 100)`; gross is net plus
   the components.
@@ -23,7 +23,7 @@ from decimal import (
     localcontext,
 )
 
-from billing.money import DECIMAL_PRECISION, exact_context, round_money
+from core.money import DECIMAL_PRECISION, exact_context, round_money
 
 __all__ = ["line_split"]
 

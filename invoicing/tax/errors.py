@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from core.errors import DomainError
+
 
 class TaxErrorCode(StrEnum):
     """Why tax could not be computed. Values are the stable wire codes."""
@@ -36,16 +38,19 @@ class TaxErrorCode(StrEnum):
     INVALID_RATE_TABLE = "invalid_rate_table"
 
 
-class TaxError(ValueError):
-    """A domain error of the tax engine: `code` is a `TaxErrorCode` value, `message` is for humans."""
+class TaxError(DomainError, ValueError):
+    """A domain error of the tax engine: `code` is a `TaxErrorCode` value, `message` is for humans.
+    422: the request is well formed, but tax cannot be computed for it as things stand (the
+    customer's address, the seller's registrations, the rate table)."""
+
+    code: TaxErrorCode
+    status_code = 422
 
     def __init__(self, code: TaxErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
 
     def __str__(self) -> str:
         return f"{self.message} [{self.code}]"
 
     def __repr__(self) -> str:
-        return f"TaxError(code={self.code.value!r}, message={self.message!r})"
+        return f"TaxError(code={str(self.code)!r}, message={self.message!r})"

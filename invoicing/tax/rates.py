@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 from itertools import pairwise
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 from invoicing.tax.errors import TaxError, TaxErrorCode
 from invoicing.tax.interface import TaxCode, TaxName
@@ -152,5 +152,5 @@ def _entry(raw: Any) -> RateEntry:
     )
 
 
-def _invalid(message: str) -> None:
+def _invalid(message: str) -> NoReturn:
     raise TaxError(TaxErrorCode.INVALID_RATE_TABLE, message)

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
 
-from billing.money import UnknownCurrencyError, exact_context, round_money
+from core.money import UnknownCurrencyError, exact_context, round_money
 from invoicing.tax.amounts import line_split
 from invoicing.tax.errors import TaxError, TaxErrorCode
 from invoicing.tax.interface import (

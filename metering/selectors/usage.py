@@ -49,6 +49,7 @@ from typing import Any
 
 from django.db import connection
 
+from core.errors import DomainError
 from metering.meters import MeterSpec, sql_path
 from metering.models import Aggregation, Meter
 from metering.models.meter import ROLLUP_AGGREGATIONS
@@ -76,7 +77,6 @@ from metering.selectors.usage_sql import (
     spec_get,
     weighted_segments_sql,
 )
-from tenants.errors import DomainError
 
 WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 # The longest range a series may cover: 744 hourly or 366 daily buckets.

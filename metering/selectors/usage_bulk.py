@@ -40,6 +40,7 @@ from typing import Any
 
 from django.db import connection
 
+from core.errors import DomainError
 from metering.meters import MeterSpec, sql_path
 from metering.models import Aggregation, Meter
 from metering.models.meter import ROLLUP_AGGREGATIONS
@@ -67,7 +68,6 @@ from metering.selectors.usage_sql import (
     spec_get,
     weighted_segments_sql,
 )
-from tenants.errors import DomainError
 
 # Distinct windows per statement: bounds the statement (~150 kB of array literals) and the rows
 # held per fetch; per-window cost does not depend on it (each window is its own lateral query).

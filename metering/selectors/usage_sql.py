@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
+from core.errors import DomainError
 from metering.meters import MeterDefinitionError, MeterSpec, sql_group, sql_match, sql_value
 from metering.models import Aggregation, Meter
-from tenants.errors import DomainError
 
 Sql = tuple[str, list[Any]]
 

@@ -63,7 +63,7 @@ def events_ingest(*, tenant, principal: ApiPrincipal, body: bytes, content_type:
         )
     except BodyError as exc:
         EVENTS_REJECTED.labels(code=exc.code).inc()
-        return error(exc.status, exc.code, exc.message)
+        return error(exc.status_code, exc.code, exc.message)
 
     wait = ratelimit.take(ingest_limits(tenant=tenant, credential=principal.key_id), cost=decoded.total)
     if wait > 0:

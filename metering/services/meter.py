@@ -9,10 +9,11 @@ from celery import current_app
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from metering.meters import MeterDefinitionError, validate_filters, validate_path
+from accounts.audit import Actor, audit_actor
+from core.errors import DomainError, domain_error_from_validation
+from metering.meters import validate_filters, validate_path
 from metering.models import Aggregation, Meter
 from metering.selectors.meter import meter_value_rules_forget
-from tenants.errors import DomainError
 
 # Bounds on what a meter matches (issue 9: a meter with 100,000 filter values was accepted).
 # Every value is a jsonb comparison in every drain and usage read of the meter's event type.
@@ -29,21 +30,17 @@ def _validate(meter: Meter) -> None:
     if not isinstance(meter.group_by, list) or len(meter.group_by) > 3:
         raise DomainError("group_by is a list of at most three property paths.", code="too_many_group_by")
     _validate_filter_sizes(meter.filters)
-    try:
-        validate_filters(meter.filters)
-        for path in meter.group_by:
-            validate_path(path, where="group_by")
-        if meter.value_property:
-            validate_path(meter.value_property, where="value_property")
-    except MeterDefinitionError as exc:
-        raise DomainError(exc.message, code=exc.code) from None
+    validate_filters(meter.filters)  # MeterDefinitionError, a DomainError, with its own code
+    for path in meter.group_by:
+        validate_path(path, where="group_by")
+    if meter.value_property:
+        validate_path(meter.value_property, where="value_property")
     if meter.aggregation != Aggregation.COUNT and not meter.value_property:
         raise DomainError(f"A {meter.aggregation} meter needs a value_property.", code="value_property_required")
     try:
         meter.full_clean()
     except ValidationError as exc:
-        field, messages = next(iter(exc.message_dict.items()))
-        raise DomainError(f"{field}: {' '.join(messages)}", code="invalid_meter") from None
+        raise domain_error_from_validation(exc, code="invalid_meter") from None
 
 
 def _validate_filter_sizes(filters: Any) -> None:
@@ -99,18 +96,18 @@ def _rules_changed() -> None:
     transaction.on_commit(meter_value_rules_forget)
 
 
-def meter_create(*, actor, **fields: Any) -> Meter:
+def meter_create(*, actor: Actor, **fields: Any) -> Meter:
     meter = Meter(**{k: v for k, v in fields.items() if k in FIELDS})
     _validate(meter)
-    with transaction.atomic():
+    with audit_actor(actor), transaction.atomic():
         meter.save()
         _backfill_on_commit(meter.id)
         _rules_changed()
     return meter
 
 
-def meter_update(*, actor, meter: Meter, **changes: Any) -> Meter:
-    with transaction.atomic():
+def meter_update(*, actor: Actor, meter: Meter, **changes: Any) -> Meter:
+    with audit_actor(actor), transaction.atomic():
         locked = Meter.objects.select_for_update().get(pk=meter.pk)
         if "aggregation" in changes and changes["aggregation"] != locked.aggregation and meter_in_use(locked):
             raise DomainError("The aggregation of a meter that a plan uses cannot change.", code="meter_in_use")
@@ -126,8 +123,8 @@ def meter_update(*, actor, meter: Meter, **changes: Any) -> Meter:
     return locked
 
 
-def meter_delete(*, actor, meter: Meter) -> None:
-    with transaction.atomic():
+def meter_delete(*, actor: Actor, meter: Meter) -> None:
+    with audit_actor(actor), transaction.atomic():
         if meter_in_use(meter):
             raise DomainError("A meter that a plan uses cannot be deleted.", code="meter_in_use")
         meter.delete()

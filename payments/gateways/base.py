@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from billing.money import Money
+from core.money import Money
 
 
 class FailureCode(StrEnum):

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import stripe
 
-from billing.money import Money
+from core.money import Money
 from payments.gateways.base import (
     ChargeRequest,
     ChargeResult,

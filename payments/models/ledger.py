@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from billing.money import Money
+from core.money import Money
 from invoicing.models.invoice import AMOUNT
 
 

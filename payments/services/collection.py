@@ -27,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import audit_actor, audit_event
+from core.errors import DomainError
 from core.faults import fault_point
 from core.models import OutboxMessage
 from core.services.outbox import OutboxGiveUp, OutboxItem, outbox_add_bulk, outbox_register
@@ -36,7 +37,6 @@ from payments.gateways import gateway_get
 from payments.gateways.base import ChargeRequest, ChargeStatus, GatewayDown, GatewayError
 from payments.models import CollectionMethod, Payment, PaymentAttempt, PaymentCustomer, PaymentStatus
 from payments.services.ledger import payment_result_record
-from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

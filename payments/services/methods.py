@@ -8,10 +8,10 @@ from django.db import transaction
 
 from accounts.audit import audit_actor, audit_event
 from billing.models import Organization
+from core.errors import DomainError
 from payments.gateways import gateway_get
 from payments.gateways.base import GatewayError, PaymentMethodInfo, SetupSession
 from payments.models import CollectionMethod, PaymentCustomer
-from tenants.errors import DomainError
 
 
 def payer_ensure(*, organization: Organization) -> PaymentCustomer:

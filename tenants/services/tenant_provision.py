@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
 
+from core.errors import DomainError
 from tenants.models import Domain, Tenant
 from tenants.selectors import tenant_cache_clear
 
@@ -29,16 +30,20 @@ SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,40}$")
 RESERVED_SLUGS = frozenset({"public", "www", "api", "admin", "static", "media", "template"})
 
 
-class ProvisioningError(Exception):
+class ProvisioningError(DomainError):
     code = "provisioning_error"
 
 
 class TemplateStaleError(ProvisioningError):
+    """The template schema is behind the migrations: a deploy step was skipped, not a bad request."""
+
     code = "template_stale"
+    status_code = 503
 
 
 class TenantExistsError(ProvisioningError):
     code = "tenant_exists"
+    status_code = 409
 
 
 class InvalidTenantError(ProvisioningError):

@@ -14,8 +14,8 @@ from accounts.services.api_key import apikey_create
 from billing.api.formats import instant_parse
 from billing.models import Coupon, CreditEntry, Plan, Subscription
 from billing.services.coupon import coupon_create
+from core.errors import DomainError
 from metering.services.meter import meter_create
-from tenants.errors import DomainError
 from tests.factories import OrganizationFactory, PlanVersionFactory
 from tests.helpers import bearer
 

@@ -76,3 +76,29 @@ def test_refused_request_writes_no_audit_entry(in_a, client_a):
     )
     assert LogEntry.objects.count() == before
     assert not Organization.objects.filter(external_id="x").exists()
+
+
+@pytest.mark.django_db
+def test_services_attribute_their_entries_to_the_actor_they_are_given(in_a):
+    # Outside any request: the actor argument is all the audit log learns of who did it.
+    from accounts.services.api_key import apikey_revoke
+    from billing.services.organization import organization_create, organization_update
+    from metering.models import Meter
+    from metering.services.meter import meter_create, meter_delete
+
+    staff = UserFactory(staff_role="admin")
+    org = organization_create(actor=staff, external_id="aud-3", name="Made", currency="USD")
+    organization_update(actor=staff, organization=org, name="Renamed")
+    meter = meter_create(actor=staff, code="calls", name="Calls", event_type="api_call", aggregation="count")
+    meter_delete(actor=staff, meter=Meter.objects.get(pk=meter.pk))
+    key = apikey_create(name="k", scopes=["read"], actor=staff)
+    apikey_revoke(api_key=key.api_key, actor=staff)
+    entries = [
+        *LogEntry.objects.get_for_object(org),
+        *LogEntry.objects.filter(object_pk=str(meter.pk), content_type__model="meter"),
+        *LogEntry.objects.get_for_object(key.api_key),
+    ]
+    created, updated, deleted = LogEntry.Action.CREATE, LogEntry.Action.UPDATE, LogEntry.Action.DELETE
+    # organization: created, updated; meter: created, deleted; API key: created, revoked
+    assert sorted(e.action for e in entries) == sorted([created, updated, created, deleted, created, updated])
+    assert {e.actor_id for e in entries} == {staff.pk}

@@ -23,6 +23,7 @@ from billing.schedule import (
     next_bill_point,
     previous_bill_point,
 )
+from core.money import Money
 
 D = Decimal
 DAY = 86400
@@ -112,7 +113,7 @@ def usage(st, point, values=None, groups=None, events=None):
 
 
 def summary(bill):
-    return [(line.kind, line.description, line.amount) for line in bill.lines]
+    return [(line.kind, line.description, line.amount.amount) for line in bill.lines]
 
 
 def paid(v, start, end, amount, *, period_start=None, point=None):
@@ -160,7 +161,7 @@ def test_calendar_start_mid_month_prorates_the_first_period_and_bills_usage_in_a
     assert summary(second) == [("usage", "API calls", D("12.34")), ("base_fee", "Basic base fee", D("31.00"))]
     assert second.lines[0].quantity == D(1234) and second.lines[0].unit_amount == D("0.01")
     assert second.lines[1].proration is None
-    assert second.subtotal == D("43.34")
+    assert second.subtotal == Money(D("43.34"), "USD")
 
 
 def test_upgrade_mid_month_bills_usage_so_far_old_prices_and_prorates_both_fees():
@@ -477,7 +478,7 @@ def test_percentage_coupon_on_the_base_fee_and_the_credit_for_unused_time():
     bill = bill_build(
         st, utc(2027, 4, 11), usage=usage(st, utc(2027, 4, 11), {1: 500}), redemptions=[earlier], fees=[discounted]
     )
-    assert [line.amount for line in bill.lines] == [D("5.00"), D("-16.00"), D("40.00"), D("-8.00")]
+    assert [line.amount.amount for line in bill.lines] == [D("5.00"), D("-16.00"), D("40.00"), D("-8.00")]
     # A "once" coupon of April does not touch May's fee
     st = replace(st, billed_through=utc(2027, 4, 11))
     may = bill_build(st, utc(2027, 5, 1), usage=usage(st, utc(2027, 5, 1), {1: 0}), redemptions=[_redemption()])
@@ -508,7 +509,7 @@ def test_fixed_coupon_never_takes_a_line_below_zero_and_spends_the_rest_on_later
     bill = bill_build(
         st, point, usage=usage(st, point, {1: 500}), redemptions=[fixed], coupon_used={(1, utc(2027, 4, 1)): D("7.00")}
     )
-    assert [line.amount for line in bill.lines] == [D("5.00"), D("-3.00"), D("30.00"), D("-10.00")]
+    assert [line.amount.amount for line in bill.lines] == [D("5.00"), D("-3.00"), D("30.00"), D("-10.00")]
 
 
 def test_coupon_on_named_charges_only():
@@ -533,7 +534,7 @@ def test_zero_decimal_currency_rounds_to_whole_yen():
     st = state([(yen, utc(2027, 1, 22), None)], started=utc(2027, 1, 22), cur="JPY")
     # 1000 JPY for 10 of 31 days = 322.58..., rounded to 323
     [line] = bill_build(st, utc(2027, 1, 22), usage={}).lines
-    assert (line.amount, line.currency) == (D("323"), "JPY")
+    assert (line.amount.amount, line.currency) == (D("323"), "JPY")
 
 
 def test_not_a_bill_point_is_refused():
@@ -546,8 +547,8 @@ def test_every_line_is_decimal_and_the_bill_keeps_its_currency():
     st = _upgrade_state()
     bill = bill_build(st, utc(2027, 4, 11), usage=usage(st, utc(2027, 4, 11), {1: 7}))
     assert bill.currency == "USD"
-    assert all(isinstance(line.amount, Decimal) and line.currency == "USD" for line in bill.lines)
-    assert all(line.amount == line.amount.quantize(D("0.01")) for line in bill.lines)
+    assert all(isinstance(line.amount, Money) and line.currency == "USD" for line in bill.lines)
+    assert all(line.amount.amount == line.amount.amount.quantize(D("0.01")) for line in bill.lines)
 
 
 def test_stripe_proration_example_upgrade_halfway():
@@ -562,8 +563,8 @@ def test_stripe_proration_example_upgrade_halfway():
         [(ten, utc(2027, 4, 1), half), (twenty, half, None)], started=utc(2027, 4, 1), billed_through=utc(2027, 4, 1)
     )
     bill = bill_build(st, half, usage={}, fees=[paid(ten, utc(2027, 4, 1), utc(2027, 5, 1), "10")])
-    assert [line.amount for line in bill.lines] == [D("-5.00"), D("10.00")]
-    assert bill.subtotal == D("5.00")
+    assert [line.amount.amount for line in bill.lines] == [D("-5.00"), D("10.00")]
+    assert bill.subtotal == Money(D("5.00"), "USD")
 
 
 @settings(max_examples=200, deadline=None)
@@ -580,7 +581,7 @@ def test_property_proration_lines_match_the_exact_share_and_segments_add_up(fee,
     april = paid(one, utc(2027, 4, 1), utc(2027, 5, 1), fee)
     lines = bill_build(st, change, usage={}, fees=[april]).lines
     remaining = Fraction(30 * DAY - offset, 30 * DAY)
-    by_kind = {line.kind: line.amount for line in lines}
+    by_kind = {line.kind: line.amount.amount for line in lines}
     credit = Fraction(by_kind.get("base_fee_credit", 0))  # none when it rounds to nothing
     # each prorated line is the exact share rounded half-up to the cent, so within half a cent
     assert abs(credit + Fraction(fee) * remaining) <= Fraction(1, 200)
@@ -608,22 +609,22 @@ def test_the_credit_gives_back_the_share_of_each_fee_line_still_billed():
         paid(BASIC, p10, may, "-21.00", period_start=utc(2027, 4, 1)),
         paid(BASIC, p20, may, "11.00", period_start=utc(2027, 4, 1)),
     ]
-    credit = [line for line in bill_build(st, p25, usage=usage(st, p25), fees=fees).lines if line.amount < 0]
-    assert [(x.kind, x.description, x.amount) for x in credit] == [
+    credit = [line for line in bill_build(st, p25, usage=usage(st, p25), fees=fees).lines if line.amount.amount < 0]
+    assert [(x.kind, x.description, x.amount.amount) for x in credit] == [
         ("base_fee_credit", "Unused time on Basic after 2027-04-25", D("-6.00"))
     ]
     assert credit[0].proration == (6 * DAY, 30 * DAY) and credit[0].unit_amount == D("30.00")
     fees[0] = replace(APRIL_BASIC, amount=Fraction(15))
-    [line] = [x for x in bill_build(st, p25, usage=usage(st, p25), fees=fees).lines if x.amount < 0]
-    assert (line.amount, line.quantity, line.unit_amount) == (D("-3.00"), None, None)
-    assert [x for x in bill_build(st, p25, usage=usage(st, p25), fees=fees[1:]).lines if x.amount < 0] == []
+    [line] = [x for x in bill_build(st, p25, usage=usage(st, p25), fees=fees).lines if x.amount.amount < 0]
+    assert (line.amount.amount, line.quantity, line.unit_amount) == (D("-3.00"), None, None)
+    assert [x for x in bill_build(st, p25, usage=usage(st, p25), fees=fees[1:]).lines if x.amount.amount < 0] == []
     # fee lines of later bill points, other versions or other periods do not count
     others = [
         replace(APRIL_BASIC, bill_point=p25),
         replace(APRIL_BASIC, plan_version_id=PRO.id),
         replace(APRIL_BASIC, billing_period_start=utc(2027, 3, 1)),
     ]
-    assert [x for x in bill_build(st, p25, usage=usage(st, p25), fees=others).lines if x.amount < 0] == []
+    assert [x for x in bill_build(st, p25, usage=usage(st, p25), fees=others).lines if x.amount.amount < 0] == []
 
 
 @pytest.mark.parametrize(

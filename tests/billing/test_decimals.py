@@ -7,7 +7,7 @@ import pytest
 
 from billing.decimals import AMOUNT_FRACTION_DIGITS, AMOUNT_INTEGER_DIGITS, decimal_parse
 from billing.models.plan import PRICE_DIGITS
-from tenants.errors import DomainError
+from core.errors import DomainError
 
 D = Decimal
 

@@ -2,9 +2,9 @@ import pytest
 
 from accounts.services.api_key import apikey_create
 from billing.models import Plan, PlanCharge, PlanVersion
+from core.errors import DomainError
 from metering.models import Meter
 from metering.services.meter import meter_create, meter_delete, meter_update
-from tenants.errors import DomainError
 from tests.factories import OrganizationFactory, subscription_create
 from tests.helpers import bearer
 
@@ -144,6 +144,7 @@ def test_price_errors_point_at_the_offending_value(client_a, writer):
     }
     error = post(client_a, "/api/v1/plans", bad, writer).json()["error"]
     assert error["message"].startswith("charges[0].price.tiers[1].up_to")
+    assert (error["code"], error["path"]) == ("invalid_price.tiers_not_ascending", "charges[0].price.tiers[1].up_to")
 
 
 @pytest.mark.django_db

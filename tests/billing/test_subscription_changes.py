@@ -22,11 +22,11 @@ from billing.services.subscription import (
     subscription_create,
     subscription_resume,
 )
+from core.errors import DomainError
 from invoicing.services.billing_run import billing_run
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
 from metering.services.meter import meter_create
-from tenants.errors import DomainError
 from tests.billing.bill_points import bill_point_close
 from tests.factories import OrganizationFactory
 
@@ -80,7 +80,7 @@ def billed_through(subscription, until):
 
 
 def lines(bill):
-    return [(line.kind, line.description, line.amount) for line in bill.lines]
+    return [(line.kind, line.description, line.amount.amount) for line in bill.lines]
 
 
 def phases(subscription):

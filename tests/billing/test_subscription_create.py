@@ -6,7 +6,7 @@ import time_machine
 
 from billing.models import Subscription
 from billing.services.subscription import subscription_create
-from tenants.errors import DomainError
+from core.errors import DomainError
 from tests.factories import OrganizationFactory, PlanVersionFactory
 
 

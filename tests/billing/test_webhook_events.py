@@ -15,9 +15,9 @@ from billing.services.subscription import (
     subscription_create,
     subscription_resume,
 )
+from core.errors import DomainError
 from core.models import OutboxMessage
 from core.services.webhook_endpoint import webhook_endpoint_create
-from tenants.errors import DomainError
 from tests.factories import PlanVersionFactory
 
 

@@ -117,7 +117,7 @@ def test_killed_run_then_rerun_makes_exactly_the_invoices_of_one_run(committed_t
         with schema_context(tenant.schema_name):
             expected = {
                 (Subscription.objects.get(pk=d.subscription_id).organization.external_id, d.point): [
-                    (x.line.kind, x.line.description, x.line.amount, x.tax_amount) for x in d.lines
+                    (x.line.kind, x.line.description, x.line.amount.amount, x.tax_amount.amount) for x in d.lines
                 ]
                 for d in billing_run(at=AT, dry_run=True).drafts
             }

@@ -496,8 +496,8 @@ def test_service_finalization_is_audited(world, api):
 def test_service_refused_finalize_writes_nothing(world):
     """Refused for a tax problem, invoice_finalize writes nothing: not the moved grace period, not
     an audit entry for a held draft re-saved unchanged."""
+    from core.errors import DomainError
     from invoicing.services.finalize import invoice_finalize
-    from tenants.errors import DomainError
 
     nowhere = OrganizationFactory(external_id="nowhere", currency="EUR", country="")
     subscribe(nowhere)
@@ -833,8 +833,8 @@ def test_the_schema_documents_the_invoice_endpoints(world, api, client_a):
 def test_service_refuses_a_line_credited_twice_in_one_note(world):
     """The service itself (the API also refuses a repeated line, `duplicate_line`): two entries of
     20.00 for one 30.00 line are checked together, not each against earlier notes only."""
+    from core.errors import DomainError
     from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
-    from tenants.errors import DomainError
 
     april = april_open(world)
     fee = april.lines.get()

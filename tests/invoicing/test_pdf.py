@@ -20,6 +20,7 @@ from PIL import Image
 from pypdf import PdfReader
 from weasyprint import CSS, HTML
 
+from core.errors import DomainError
 from invoicing import pdf_render
 from invoicing.models import Invoice, InvoiceLine
 from invoicing.pdf_render import invoice_pdf_render
@@ -27,7 +28,6 @@ from invoicing.services.billing_run import billing_run
 from invoicing.services.finalize import customer_snapshot
 from invoicing.services.invoice_email import invoice_email_send
 from invoicing.services.pdf_store import invoice_pdf_store
-from tenants.errors import DomainError
 from tests.factories import OrganizationFactory
 from tests.invoicing.conftest import calls
 

@@ -21,6 +21,7 @@ from billing.models import Organization, PlanVersion, Subscription, Subscription
 from billing.selectors import bill as bill_selectors
 from billing.services.plan import ChargeInput, VersionInput, plan_create
 from billing.services.subscription import subscription_cancel, subscription_create
+from core.money import Money
 from invoicing.models import Invoice, InvoicingSettings
 from invoicing.services.billing_run import billing_run
 from metering.models import Meter, Rollup
@@ -173,7 +174,7 @@ def test_a_percentage_charge_reads_sum_and_values_in_one_snapshot(committed_tena
     assert committed == [True]
     [usage] = [line for line in change.bill.lines if line.kind == "usage"]
     # 10 % of 10 + 10 + 10 + 7 and 0.30 for each of the 4 payments
-    assert (usage.quantity, usage.amount) == (D("37.00"), D("4.90"))
+    assert (usage.quantity, usage.amount) == (D("37.00"), Money(D("4.90"), "EUR"))
 
 
 @pytest.mark.django_db

@@ -20,6 +20,7 @@ from billing.services.coupon import coupon_create, coupon_redeem
 from billing.services.organization import organization_close
 from billing.services.plan import VersionInput, plan_create
 from billing.services.subscription import subscription_cancel, subscription_change_plan, subscription_create
+from core.errors import DomainError
 from invoicing.models import CreditNoteLine, Invoice, InvoiceLine, InvoicingSettings
 from invoicing.services.billing_run import billing_run
 from invoicing.services.invoice import (
@@ -28,7 +29,6 @@ from invoicing.services.invoice import (
     invoice_mark_paid,
     invoice_void,
 )
-from tenants.errors import DomainError
 from tests.factories import OrganizationFactory
 from tests.invoicing.conftest import utc
 
@@ -75,7 +75,7 @@ def fee_line(invoice: Invoice) -> InvoiceLine:
 
 
 def lines(bill):
-    return [(line.kind, line.description, line.amount) for line in bill.lines]
+    return [(line.kind, line.description, line.amount.amount) for line in bill.lines]
 
 
 def cancel_now(sub, at):

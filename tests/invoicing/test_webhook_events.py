@@ -9,12 +9,12 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from core.errors import DomainError
 from core.models import OutboxMessage
 from core.services.webhook_endpoint import webhook_endpoint_create
 from invoicing.models import Invoice
 from invoicing.services.billing_run import billing_run
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create, invoice_mark_paid, invoice_void
-from tenants.errors import DomainError
 from tests.factories import OrganizationFactory
 from tests.invoicing.conftest import subscribe, utc
 

@@ -10,12 +10,12 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from core.errors import DomainError
 from metering.models import Event, LandingBatch, LandingDeadLetter, Meter, Rollup
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
 from metering.services.meter import meter_create
 from metering.services.rollups import rollups_check
-from tenants.errors import DomainError
 from tests.factories import APIKeyFactory
 from tests.helpers import bearer
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import DomainError
 from metering.models import Meter
 from metering.services.meter import meter_create
-from tenants.errors import DomainError
 from tests.factories import APIKeyFactory
 from tests.helpers import bearer
 

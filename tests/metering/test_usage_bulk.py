@@ -14,10 +14,10 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.errors import DomainError
 from metering.selectors import usage_bulk as usage_bulk_module
 from metering.selectors.usage import usage_get
 from metering.selectors.usage_bulk import BulkUsage, UsageWindow, event_values_bulk, usage_bulk
-from tenants.errors import DomainError
 from tests.metering.test_usage_selectors import EU, at, div, meter, statements, store
 
 D = Decimal

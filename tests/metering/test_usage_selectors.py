@@ -11,12 +11,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.errors import DomainError
 from metering.models import Meter, Rollup
 from metering.selectors.usage import usage_for_customer, usage_get
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
 from metering.services.rollups import rollups_rebuild
-from tenants.errors import DomainError
 
 D = Decimal
 

@@ -10,7 +10,7 @@ from core.services.webhook_endpoint import webhook_secrets_reencrypt
 class Command(BaseCommand):
     help = "Re-encrypt stored secrets (webhook endpoints) under the current first encryption key."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: object, **options: object) -> None:
         total = 0
         for tenant in get_tenant_model().objects.exclude(schema_name=get_public_schema_name()):
             with tenant_context(tenant):

@@ -54,6 +54,4 @@ class Command(BaseCommand):
             f"finalized {result.finalized}, held {result.held}, billing problems {result.problems}"
         )
         for draft in result.drafts:
-            self.stdout.write(
-                f"  subscription {draft.subscription_id} at {draft.point.isoformat()}: {draft.total} {draft.currency}"
-            )
+            self.stdout.write(f"  subscription {draft.subscription_id} at {draft.point.isoformat()}: {draft.total}")

@@ -7,7 +7,7 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.money import minor_units, round_money
+from core.money import minor_units, round_money
 from invoicing.tax import RulesTaxProvider, TaxCustomer, TaxLineInput, TaxSettings
 from invoicing.tax.amounts import line_split
 

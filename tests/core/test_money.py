@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import pytest
 
-from billing.money import (
+from core.money import (
     LINE_ROUNDING,
     CurrencyMismatchError,
     Money,

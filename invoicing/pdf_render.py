@@ -35,6 +35,7 @@ from billing.line_json import breakdown_from_json
 from billing.pricing.results import BreakdownItem
 from invoicing.formatting import DEFAULT_COLORS, HEX_COLOR, Fmt, invoice_fmt
 from invoicing.models import FINAL_STATUSES, Invoice, InvoiceLine
+from invoicing.remittance import remittance_rows
 from tenants.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -246,6 +247,7 @@ def _pdf_context(invoice: Invoice, *, has_logo: bool) -> dict[str, Any]:
         "credits_applied": fmt.money(-invoice.credits_applied) if invoice.credits_applied else "",
         "amount_paid": fmt.money(-invoice.amount_paid) if invoice.amount_paid else "",
         "amount_due": fmt.money(invoice.amount_due),
+        "remittance": remittance_rows(invoice),
     }
 
 

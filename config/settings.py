@@ -384,6 +384,12 @@ EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="billing@localhost")
+# Links in emails sent from workers (no request to build them from): "{domain}" is the tenant's
+# primary domain. `make run` serves plain HTTP on PORT.
+TENANT_BASE_URL = env.str(
+    "TENANT_BASE_URL",
+    default="https://{domain}" if PRODUCTION else "http://{domain}:" + env.str("PORT", default="8000"),
+)
 
 # Operations: /metrics needs `Authorization: Bearer <METRICS_TOKEN>`; without a token configured
 # it answers loopback clients only.

@@ -23,6 +23,7 @@ from django.utils.html import format_html
 
 from core.errors import DomainError
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
+from invoicing.remittance import bic_compact, iban_compact, rtn_compact
 from invoicing.selectors.settings import tax_provider, tax_settings_from
 from invoicing.services.finalize import invoice_finalize
 from invoicing.services.invoice import invoice_void
@@ -280,6 +281,19 @@ _SETTINGS_FIELDSETS = [
     ("Seller", {"fields": ["seller_name", "seller_address", "seller_country", "seller_region", "seller_tax_id"]}),
     ("Tax", {"fields": ["tax_registrations", "prices_include_tax", "us_taxability"]}),
     ("Invoices", {"fields": ["grace_hours", "payment_terms_days", "number_prefix", "credit_note_prefix"]}),
+    (
+        "Bank transfer (printed on invoices with each invoice's payment reference)",
+        {
+            "fields": [
+                "bank_account_holder",
+                "bank_name",
+                "bank_iban",
+                "bank_bic",
+                "bank_account_number",
+                "bank_routing_number",
+            ]
+        },
+    ),
 ]
 
 
@@ -294,10 +308,26 @@ class InvoicingSettingsForm(forms.ModelForm):
             raise forms.ValidationError('Use an object of states, e.g. {"TX": false}.', code="invalid")
         return value
 
+    # Stored compact (as validated by python-stdnum); printed grouped.
+    def clean_bank_iban(self):
+        return iban_compact(self.cleaned_data["bank_iban"])
+
+    def clean_bank_bic(self):
+        return bic_compact(self.cleaned_data["bank_bic"])
+
+    def clean_bank_routing_number(self):
+        return rtn_compact(self.cleaned_data["bank_routing_number"])
+
     def clean(self):
         data = super().clean()
         if self.errors:
             return data
+        if bool(data.get("bank_account_number")) != bool(data.get("bank_routing_number")):
+            raise forms.ValidationError(
+                "A US account needs both its account number and its routing number.", code="bank_incomplete"
+            )
+        if (data.get("bank_iban") or data.get("bank_account_number")) and not data.get("bank_account_holder"):
+            raise forms.ValidationError("Give the account holder's name with the bank account.", code="bank_incomplete")
         # The tax engine's own check of the seller's position (origin, registrations, US
         # overrides): a registration it does not know would hold every invoice as a tax problem.
         candidate = copy(self.instance)

@@ -36,6 +36,7 @@ from billing.pricing.results import BreakdownItem
 from core.errors import DomainError
 from invoicing.formatting import DEFAULT_COLORS, HEX_COLOR, Fmt, invoice_fmt
 from invoicing.models import FINAL_STATUSES, Invoice, InvoiceLine
+from invoicing.remittance import remittance_rows
 
 logger = logging.getLogger(__name__)
 
@@ -246,6 +247,7 @@ def _pdf_context(invoice: Invoice, *, has_logo: bool) -> dict[str, Any]:
         "credits_applied": fmt.money(-invoice.credits_applied) if invoice.credits_applied else "",
         "amount_paid": fmt.money(-invoice.amount_paid) if invoice.amount_paid else "",
         "amount_due": fmt.money(invoice.amount_due),
+        "remittance": remittance_rows(invoice),
     }
 
 

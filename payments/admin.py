@@ -169,3 +169,6 @@ class GatewayEventRecordAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from payments import admin_bank  # noqa: E402, F401  (bank transfers and statement imports)

@@ -50,6 +50,9 @@ class Invoice(models.Model):
     voided_at = models.DateTimeField(null=True, blank=True)
     seller = models.JSONField(default=dict, blank=True)
     customer = models.JSONField(default=dict, blank=True)
+    # The ISO 11649 creditor reference a bank transfer quotes (invoicing.remittance), set with the
+    # number at finalization.
+    payment_reference = models.CharField(max_length=25, unique=True, null=True, blank=True)
     pdf = models.FileField(upload_to="invoices/", blank=True)
     pdf_sha256 = models.CharField(max_length=64, blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True)

@@ -4,6 +4,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 
+from invoicing.remittance import validate_bic, validate_iban, validate_routing_number
+
 COUNTRY = RegexValidator(r"^[A-Z]{2}$", "Use an ISO 3166-1 alpha-2 country code, e.g. DE.")
 
 
@@ -37,6 +39,21 @@ class InvoicingSettings(models.Model):
         default=24, validators=[MaxValueValidator(24 * 31)], help_text="Drafts wait this long for late events"
     )
     payment_terms_days = models.PositiveIntegerField(default=14, validators=[MaxValueValidator(365)])
+    # Where payers send a bank transfer, printed on every invoice (snapshotted into `seller`):
+    # an IBAN (with its BIC) and/or a US account with its ABA routing number.
+    bank_account_holder = models.CharField(max_length=140, blank=True)
+    bank_name = models.CharField(max_length=140, blank=True)
+    bank_iban = models.CharField(max_length=34, blank=True, validators=[validate_iban], verbose_name="IBAN")
+    bank_bic = models.CharField(max_length=11, blank=True, validators=[validate_bic], verbose_name="BIC")
+    bank_account_number = models.CharField(
+        max_length=17,
+        blank=True,
+        validators=[RegexValidator(r"^[0-9]{4,17}$", "A US account number has 4 to 17 digits.")],
+        verbose_name="US account number",
+    )
+    bank_routing_number = models.CharField(
+        max_length=9, blank=True, validators=[validate_routing_number], verbose_name="US routing number (ABA)"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

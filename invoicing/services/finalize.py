@@ -28,6 +28,7 @@ from core.faults import fault_point
 from invoicing.compose import InvoiceDraft
 from invoicing.hooks import finalized_hooks_run
 from invoicing.models import Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
+from invoicing.remittance import payment_reference
 from invoicing.selectors.drafts import compose_due
 from invoicing.selectors.settings import invoicing_settings_get
 from invoicing.services.billing_problems import FINALIZING, NOT_ISOLATED, billing_problem_record
@@ -92,7 +93,21 @@ def seller_snapshot(settings: InvoicingSettings) -> dict:
         "accent_color": getattr(tenant, "brand_accent_color", "#f2a900"),
         "logo": tenant.brand_logo.name if getattr(tenant, "brand_logo", None) else "",
         "prices_include_tax": settings.prices_include_tax,
+        "bank": bank_snapshot(settings),
     }
+
+
+def bank_snapshot(settings: InvoicingSettings) -> dict:
+    """Where to send a transfer, as printed on the invoice (empty: no transfer instructions)."""
+    bank = {
+        "account_holder": settings.bank_account_holder,
+        "bank_name": settings.bank_name,
+        "iban": settings.bank_iban,
+        "bic": settings.bank_bic,
+        "account_number": settings.bank_account_number,
+        "routing_number": settings.bank_routing_number,
+    }
+    return bank if bank["iban"] or bank["account_number"] else {}
 
 
 def customer_snapshot(organization: Organization) -> dict:
@@ -216,6 +231,7 @@ def _finalize_chunk(
             for invoice, number in zip(ready, numbers, strict=True):
                 invoice.updated_at = now  # rows_update writes fields as they are, auto_now included
                 invoice.number = number
+                invoice.payment_reference = payment_reference(number)
                 invoice.status = InvoiceStatus.OPEN
                 invoice.issued_at = at
                 invoice.due_at = at + timedelta(days=settings.payment_terms_days)
@@ -230,6 +246,7 @@ def _finalize_chunk(
                 ready,
                 [
                     "number",
+                    "payment_reference",
                     "status",
                     "issued_at",
                     "due_at",

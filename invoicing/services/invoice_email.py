@@ -24,6 +24,7 @@ from core.errors import DomainError
 from core.faults import fault_point
 from invoicing.formatting import DEFAULT_COLORS, HEX_COLOR, invoice_fmt
 from invoicing.models import Invoice, InvoiceStatus
+from invoicing.remittance import remittance_rows
 from invoicing.services.pdf_store import invoice_pdf_path, invoice_pdf_store
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def _email_message(invoice: Invoice, *, recipient: str) -> EmailMultiAlternative
         "is_paid": invoice.amount_due == 0,
         "primary_color": color if HEX_COLOR.match(str(color or "")) else DEFAULT_COLORS[0],
         "legal_text": seller.get("legal_text") or "",
+        "remittance": remittance_rows(invoice),
     }
     subject = f"Invoice {invoice.number} from {seller_name}" if seller_name else f"Invoice {invoice.number}"
     message = EmailMultiAlternatives(

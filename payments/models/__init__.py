@@ -1,3 +1,4 @@
+from payments.models.bank import BankTransfer, LineOutcome, PaymentEmail, StatementImport, StatementLine
 from payments.models.event import GatewayEventRecord
 from payments.models.ledger import (
     CollectionMethod,
@@ -10,12 +11,17 @@ from payments.models.ledger import (
 from payments.models.settings import GatewaySettings
 
 __all__ = [
+    "BankTransfer",
     "CollectionMethod",
     "GatewayEventRecord",
     "GatewaySettings",
+    "LineOutcome",
     "Payment",
     "PaymentAttempt",
     "PaymentCustomer",
+    "PaymentEmail",
     "PaymentStatus",
     "Refund",
+    "StatementImport",
+    "StatementLine",
 ]

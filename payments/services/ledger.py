@@ -29,6 +29,7 @@ from invoicing.services.invoice import invoice_lock
 from invoicing.webhooks import invoice_emit
 from payments.gateways.base import ChargeResult, ChargeStatus
 from payments.models import Payment, PaymentStatus
+from payments.services.emails import payment_action_enqueue, payment_receipt_enqueue
 from payments.webhooks import payment_emit
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ def payment_result_record(*, payment_id: int, result: ChargeResult, gateway_at: 
             )
             if status == PaymentStatus.FAILED:
                 payment_emit("payment.failed", payment)
+            if status == PaymentStatus.REQUIRES_ACTION:
+                payment_action_enqueue(payment)
         if status == PaymentStatus.SUCCEEDED:
             _apply(invoice=invoice, payment=payment, at=now)
         return changed
@@ -143,5 +146,6 @@ def _apply(*, invoice: Invoice, payment: Payment, at: datetime) -> None:
             at=at,
         )
     payment_emit("payment.succeeded", payment)
+    payment_receipt_enqueue(payment)
     if invoice.status == InvoiceStatus.PAID and payment.settled_invoice:
         invoice_emit("invoice.paid", invoice)

@@ -111,6 +111,9 @@ class ChargeResult:
     payment_method_id: str = ""
     failure: Failure | None = None
     charge_id: str = ""  # the underlying charge, where the gateway has one (refunds need it)
+    # What the gateway's own browser UI needs to finish a charge that requires action (Stripe.js
+    # confirmCardPayment): scoped to this one charge, never a key.
+    client_secret: str = ""
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,9 @@ class Gateway(Protocol):
     def payment_methods_list(self, *, customer_id: str) -> list[PaymentMethodInfo]: ...
 
     def payment_method_get(self, *, payment_method_id: str) -> PaymentMethodInfo: ...
+
+    def payment_method_detach(self, *, payment_method_id: str) -> None:
+        """Remove a saved method from its customer at the gateway (it can no longer be charged)."""
 
     def charge_create(self, request: ChargeRequest) -> ChargeResult:
         """Step one of a charge: the gateway object, not yet confirmed (moves no money). The same

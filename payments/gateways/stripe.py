@@ -155,6 +155,7 @@ def charge_result(intent) -> ChargeResult:
         payment_method_id=method_id,
         failure=failure,
         charge_id=charge_id or "",
+        client_secret=_get(intent, "client_secret", "") if normalized == ChargeStatus.REQUIRES_ACTION else "",
     )
 
 
@@ -249,6 +250,12 @@ class StripeGateway:
     def payment_method_get(self, *, payment_method_id: str) -> PaymentMethodInfo:
         try:
             return _method_info(self._call(self.client.v1.payment_methods.retrieve, payment_method_id))
+        except stripe.InvalidRequestError as error:
+            raise GatewayError(str(error.user_message or error), code="unknown_payment_method") from error
+
+    def payment_method_detach(self, *, payment_method_id: str) -> None:
+        try:
+            self._call(self.client.v1.payment_methods.detach, payment_method_id)
         except stripe.InvalidRequestError as error:
             raise GatewayError(str(error.user_message or error), code="unknown_payment_method") from error
 

@@ -59,6 +59,31 @@ def payment_method_default_set(*, actor, organization: Organization, payment_met
     return locked
 
 
+def payment_method_owned_get(*, organization: Organization, payment_method_id: str) -> PaymentMethodInfo:
+    """A method the gateway holds for this organization's customer (asked at the gateway: an id
+    from a browser is only a claim), else DomainError `unknown_payment_method`."""
+    payer = PaymentCustomer.objects.filter(organization=organization).first()
+    if payer is not None and payer.gateway_customer_id and payment_method_id:
+        for method in gateway_get(payer.gateway).payment_methods_list(customer_id=payer.gateway_customer_id):
+            if method.id == payment_method_id:
+                return method
+    raise DomainError("No such payment method for this organization.", code="unknown_payment_method")
+
+
+def payment_method_remove(*, actor, organization: Organization, payment_method_id: str) -> None:
+    """Detach a saved method at the gateway; when it was the default, the organization has no
+    default any more (automatic collection then waits for the customer to pay from the portal)."""
+    method = payment_method_owned_get(organization=organization, payment_method_id=payment_method_id)
+    payer = PaymentCustomer.objects.get(organization=organization)
+    gateway_get(payer.gateway).payment_method_detach(payment_method_id=method.id)
+    with audit_actor(actor), transaction.atomic():
+        locked = PaymentCustomer.objects.select_for_update().get(pk=payer.pk)
+        if locked.default_payment_method_id == method.id:
+            locked.default_payment_method_id = locked.default_method_type = locked.default_method_label = ""
+            locked.save()
+        audit_event(locked, event="payment_method.removed", method=method.label)
+
+
 def collection_method_set(*, actor, organization: Organization, method: str) -> PaymentCustomer:
     if method not in CollectionMethod.values:
         raise DomainError(

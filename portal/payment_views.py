@@ -3,8 +3,8 @@ flows 2 and 6).
 
 Card details are typed only into the gateway's own element (Stripe.js, loaded from
 `STRIPE_JS_URL` with the tenant's publishable key): the browser confirms a SetupIntent with the
-gateway directly, and only the resulting method's id (`pm_...`) ever reaches these views, which
-then ask the gateway whether that method belongs to the organization. No form here has a card
+gateway directly, and only the setup's id (`seti_...`) ever reaches these views, which then ask
+the gateway what it saved and for whom. No form here has a card
 field (PCI DSS SAQ-A).
 
 Looking is for every member; changing anything (methods, collection, paying) is for members with
@@ -31,7 +31,7 @@ from payments.services.collection import invoice_pay, payment_action_get, paymen
 from payments.services.methods import (
     collection_method_set,
     payment_method_default_set,
-    payment_method_owned_get,
+    payment_method_from_setup,
     payment_method_remove,
     payment_method_setup_start,
     payment_methods_list,
@@ -162,20 +162,24 @@ def payment_method_default(request, external_id: str):
 @login_required
 @require_POST
 def payment_method_added(request, external_id: str):
-    """After the element saved a card: it becomes the default when there is none yet."""
-
-    def added(*, organization, method_id):
-        payment_method_owned_get(organization=organization, payment_method_id=method_id)
+    """After the element saved a card (the browser reports the setup's id, the gateway says what
+    was saved): it becomes the default when there is none yet."""
+    context = _billing_context(request, external_id, "payment_methods")
+    organization = context["organization"]
+    try:
+        method = payment_method_from_setup(organization=organization, setup_id=request.POST.get("setup", ""))
         payer = PaymentCustomer.objects.filter(organization=organization).first()
         if payer is None or not payer.default_payment_method_id:
             payer = payment_method_default_set(
-                actor=request.user, organization=organization, payment_method_id=method_id
+                actor=request.user, organization=organization, payment_method_id=method.id
             )
             messages.success(request, f"Card added: {payer.default_method_label}, now your default payment method.")
         else:
-            messages.success(request, "Card added.")
-
-    _method_action(request, external_id, added)
+            messages.success(request, f"Card added: {method.label}.")
+    except DomainError as error:
+        messages.error(request, str(error))
+    except GatewayError:
+        messages.error(request, FAILURE_MESSAGES[FailureCode.GATEWAY_DOWN])
     return redirect("portal:payment_methods", external_id=external_id)
 
 
@@ -224,8 +228,12 @@ def invoice_pay_now(request, external_id: str, invoice_id: int):
     context = _billing_context(request, external_id, "billing")
     invoice = _open_invoice(context["organization"], invoice_id)
     if request.method == "POST":
+        # `setup`: a card the element just saved; `method`: "default" or a saved method's id.
         method = request.POST.get("method", "")
         try:
+            if request.POST.get("setup"):
+                saved = payment_method_from_setup(organization=context["organization"], setup_id=request.POST["setup"])
+                method = saved.id
             payment = invoice_pay(
                 actor=request.user, invoice=invoice, payment_method_id="" if method == "default" else method
             )

@@ -154,6 +154,11 @@ class Gateway(Protocol):
     def setup_start(self, *, customer_id: str, method_types: list[str]) -> SetupSession:
         """Begin saving a method through the gateway's own UI (off-session use allowed)."""
 
+    def setup_method_get(self, *, setup_id: str, customer_id: str) -> PaymentMethodInfo:
+        """The method a finished setup saved, made sure to be the customer's. The browser only
+        reports the setup's id: the gateway says whether it succeeded and for whom (GatewayError
+        `setup_incomplete` otherwise)."""
+
     def payment_methods_list(self, *, customer_id: str) -> list[PaymentMethodInfo]: ...
 
     def payment_method_get(self, *, payment_method_id: str) -> PaymentMethodInfo: ...

@@ -237,6 +237,25 @@ class StripeGateway:
             raise GatewayError(str(error.user_message or error)) from error
         return SetupSession(id=intent.id, client_secret=intent.client_secret, publishable_key=self.publishable_key)
 
+    def setup_method_get(self, *, setup_id: str, customer_id: str) -> PaymentMethodInfo:
+        try:
+            intent = self._call(self.client.v1.setup_intents.retrieve, setup_id)
+        except stripe.InvalidRequestError as error:
+            raise GatewayError(str(error.user_message or error), code="setup_incomplete") from error
+        method = _get(intent, "payment_method", "")
+        method_id = method if isinstance(method, str) else _get(method, "id", "")
+        if _get(intent, "customer") != customer_id or _get(intent, "status") != "succeeded" or not method_id:
+            raise GatewayError("The card was not saved for this customer.", code="setup_incomplete")
+        try:
+            found = self._call(self.client.v1.payment_methods.retrieve, method_id)
+            if _get(found, "customer") != customer_id:
+                # Stripe attaches the method of a customer's SetupIntent itself; asking again is
+                # harmless, and a gateway that did not (localstripe) gets it attached here.
+                found = self._call(self.client.v1.payment_methods.attach, method_id, params={"customer": customer_id})
+        except stripe.StripeError as error:
+            raise GatewayError(str(error.user_message or error), code="setup_incomplete") from error
+        return _method_info(found)
+
     def payment_methods_list(self, *, customer_id: str) -> list[PaymentMethodInfo]:
         found = []
         for kind in ("card", "sepa_debit", "us_bank_account"):

@@ -34,6 +34,20 @@ def payment_method_setup_start(*, organization: Organization, method_types: list
     return gateway_get(payer.gateway).setup_start(customer_id=payer.gateway_customer_id, method_types=method_types)
 
 
+def payment_method_from_setup(*, organization: Organization, setup_id: str) -> PaymentMethodInfo:
+    """The method the gateway's element just saved for this organization (the browser reports
+    only the setup's id; the gateway is asked what it saved and for whom)."""
+    payer = PaymentCustomer.objects.filter(organization=organization).first()
+    if payer is None or not payer.gateway_customer_id or not setup_id:
+        raise DomainError("The card was not saved.", code="setup_incomplete")
+    try:
+        return gateway_get(payer.gateway).setup_method_get(setup_id=setup_id, customer_id=payer.gateway_customer_id)
+    except GatewayError as error:
+        if error.code == "setup_incomplete":
+            raise DomainError("The card was not saved.", code="setup_incomplete") from error
+        raise
+
+
 def payment_methods_list(*, organization: Organization) -> tuple[PaymentCustomer | None, list[PaymentMethodInfo]]:
     payer = PaymentCustomer.objects.filter(organization=organization).first()
     if payer is None or not payer.gateway_customer_id:

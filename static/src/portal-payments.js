@@ -1,7 +1,7 @@
 // Payment pages of the portal (templates/portal/payment_methods.html, pay.html). Card details
 // are typed only into the gateway's own element (Stripe.js, loaded from the configured URL with
 // the tenant's publishable key): the browser confirms a SetupIntent with the gateway directly,
-// and the only thing posted to our server is the saved method's id. A payment that needs 3-D
+// and the only thing posted to our server is the setup's id (the server asks the gateway). A payment that needs 3-D
 // Secure is finished with the gateway's confirmCardPayment, then the server asks the gateway.
 (function () {
   "use strict";
@@ -18,7 +18,7 @@
     const errors = box.querySelector("[data-card-errors]");
     const button = box.querySelector("[data-card-submit]");
     done.addEventListener("submit", async (event) => {
-      if (done.elements.method.value) return; // the method is saved: post its id
+      if (done.elements.setup.value) return; // the card is saved: post the setup's id
       event.preventDefault();
       errors.textContent = "";
       button.setAttribute("aria-busy", "true");
@@ -33,8 +33,7 @@
         if (!response.ok) throw new Error(body.error ? body.error.message : "The card could not be saved.");
         const result = await stripe.confirmCardSetup(body.client_secret, { payment_method: { card: card } });
         if (result.error) throw new Error(result.error.message || "The card could not be saved.");
-        const method = result.setupIntent.payment_method;
-        done.elements.method.value = typeof method === "string" ? method : method.id;
+        done.elements.setup.value = result.setupIntent.id;
         done.submit();
       } catch (error) {
         errors.textContent = error.message;

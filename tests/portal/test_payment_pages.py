@@ -69,6 +69,15 @@ def attach(proxy, organization, card: str) -> str:
     return method
 
 
+def element_saves(client, proxy, card: str) -> str:
+    """What the page's script and Stripe.js's confirmCardSetup do: a SetupIntent from our view,
+    confirmed at the gateway with the typed card. Returns the setup's id (all the page posts)."""
+    secret = client.post(METHODS + "setup/").json()["client_secret"]
+    setup_id = secret.split("_secret_")[0]
+    sdk(proxy).v1.setup_intents.confirm(setup_id, params={"payment_method": method_create(proxy, card=card)})
+    return setup_id
+
+
 # --- payment methods ----------------------------------------------------------------------------
 
 
@@ -80,7 +89,7 @@ def test_methods_page_lists_brand_last4_expiry_and_the_default(acme, client_a, c
     assert "<strong>visa •••• 0341</strong>" in page
     assert page.count('<span class="status status-paid">Default</span>') == 1
     assert f'name="method" value="{second}"><button type="submit" class="secondary outline" ' in page
-    assert 'aria-label="Make visa •••• 0341 the default">Make default</button>' in page
+    assert 'aria-label="Make default: visa •••• 0341">Make default</button>' in page
     assert CARD_OK not in page and "424242" not in page
     # the gateway's element from configuration, with the tenant's publishable key
     assert '<script src="http://127.0.0.1:' in page or "js.stripe.com/v3/" in page
@@ -118,21 +127,37 @@ def test_a_viewer_sees_methods_but_cannot_change_or_pay(acme, tenant_a, connecte
 
 
 def test_added_card_becomes_default_only_when_there_is_none(acme, client_a, connected):
-    first = attach(connected, acme["organization"], CARD_OK)
-    response = client_a.post(METHODS + "added/", {"method": first}, follow=True)
+    response = client_a.post(METHODS + "added/", {"setup": element_saves(client_a, connected, CARD_OK)}, follow=True)
     assert messages_of(response) == ["Card added: visa •••• 4242, now your default payment method."]
     payer = PaymentCustomer.objects.get(organization=acme["organization"])
-    assert (payer.default_payment_method_id, payer.default_method_label) == (first, "visa •••• 4242")
-    second = attach(connected, acme["organization"], CARD_DECLINED)
-    response = client_a.post(METHODS + "added/", {"method": second}, follow=True)
-    assert messages_of(response) == ["Card added."]
+    first = payer.default_payment_method_id
+    assert first.startswith("pm_") and payer.default_method_label == "visa •••• 4242"
+    setup = element_saves(client_a, connected, CARD_DECLINED)
+    response = client_a.post(METHODS + "added/", {"setup": setup}, follow=True)
+    assert messages_of(response) == ["Card added: visa •••• 0341."]
     assert PaymentCustomer.objects.get(pk=payer.pk).default_payment_method_id == first
+    page = response.content.decode()
+    assert "<strong>visa •••• 4242</strong>" in page and "<strong>visa •••• 0341</strong>" in page
     # set default, audited with the actor
+    second = next(m for m in page.split('name="method" value="')[1:] if not m.startswith(first)).split('"')[0]
     response = client_a.post(METHODS + "default/", {"method": second}, follow=True)
     assert messages_of(response) == ["visa •••• 0341 is now your default payment method."]
     assert PaymentCustomer.objects.get(pk=payer.pk).default_payment_method_id == second
     entry = LogEntry.objects.filter(object_pk=str(payer.pk)).order_by("-pk").first()
     assert entry.actor == acme["user"]
+
+
+def test_a_setup_that_is_not_the_organizations_or_not_finished_adds_nothing(acme, client_a, connected):
+    payer_with(acme["organization"], connected, card=CARD_OK)
+    unfinished = client_a.post(METHODS + "setup/").json()["client_secret"].split("_secret_")[0]
+    stranger_customer = sdk(connected).v1.customers.create(params={"name": "Other"}).id
+    stranger = sdk(connected).v1.setup_intents.create(params={"customer": stranger_customer}).id
+    sdk(connected).v1.setup_intents.confirm(stranger, params={"payment_method": method_create(connected, card=CARD_OK)})
+    for setup in (unfinished, stranger, "seti_nope", ""):
+        response = client_a.post(METHODS + "added/", {"setup": setup}, follow=True)
+        assert messages_of(response) == ["The card was not saved."], setup
+    assert PaymentCustomer.objects.get(organization=acme["organization"]).default_method_label == "visa •••• 4242"
+    assert response.content.decode().count("<strong>visa") == 1
 
 
 def test_remove_detaches_at_the_gateway_and_clears_the_default(acme, client_a, connected):
@@ -149,7 +174,7 @@ def test_remove_detaches_at_the_gateway_and_clears_the_default(acme, client_a, c
 def test_another_customers_method_cannot_be_removed_or_made_default(acme, client_a, connected):
     payer_with(acme["organization"], connected, card=CARD_OK)
     stranger = method_create(connected, card=CARD_OK)  # exists at the gateway, not Acme's
-    for action in ("remove/", "default/", "added/"):
+    for action in ("remove/", "default/"):
         response = client_a.post(METHODS + action, {"method": stranger}, follow=True)
         assert messages_of(response) == ["No such payment method for this organization."]
     assert not any("detach" in key for key in connected.requests)
@@ -178,7 +203,7 @@ def test_billing_history_links_pay_now_for_the_open_invoice(acme, client_a):
     page = client_a.get("/organizations/acme/billing/").content.decode()
     invoice = acme["invoice"]
     assert (
-        f'<a href="{pay_url(invoice)}" role="button" class="pay-now" aria-label="Pay invoice {invoice.number} now">'
+        f'<a href="{pay_url(invoice)}" role="button" class="pay-now" aria-label="Pay now: invoice {invoice.number}">'
         in page
     )
 
@@ -214,14 +239,14 @@ def test_pay_now_decline_shows_a_human_message_and_leaves_the_invoice_open(acme,
     assert (invoice.status, invoice.amount_due) == ("open", D("10.00"))
     [payment] = Payment.objects.all()
     assert (payment.status, payment.failure_code) == ("failed", "soft_decline")
-    # a new card then pays it (payment 2, with that card, which is not made the default)
-    good = attach(connected, acme["organization"], CARD_OK)
-    response = client_a.post(pay_url(invoice), {"method": good}, follow=True)
+    # a new card through the element then pays it (payment 2, with that card; not made the default)
+    response = client_a.post(pay_url(invoice), {"setup": element_saves(client_a, connected, CARD_OK)}, follow=True)
     assert messages_of(response) == [f"Thank you: invoice {invoice.number} is paid."]
-    assert list(Payment.objects.order_by("number").values_list("number", "status", "payment_method_id")) == [
-        (1, "failed", payment.payment_method_id),
-        (2, "succeeded", good),
-    ]
+    rows = list(Payment.objects.order_by("number").values_list("number", "status", "payment_method_id"))
+    assert rows[0] == (1, "failed", payment.payment_method_id)
+    assert rows[1][:2] == (2, "succeeded") and rows[1][2] not in ("", payment.payment_method_id)
+    payer = PaymentCustomer.objects.get(organization=acme["organization"])
+    assert payer.default_payment_method_id == payment.payment_method_id
 
 
 def test_pay_now_with_a_method_that_is_not_the_organizations_charges_nothing(acme, client_a, connected):

@@ -45,6 +45,7 @@ class Services:
     # Objects that must stay referenced for the servers to keep running.
     handles: tuple
     stripe_api_base: str = ""
+    stripe_js_url: str = ""  # set with a localstripe started here: the Stripe.js it serves
 
 
 def localstripe_start(*, data_dir: Path) -> tuple[str, subprocess.Popen]:
@@ -131,12 +132,18 @@ def services_start(*, data_dir: Path, with_stripe: bool = False) -> Services:
             handles.append(rd)
 
     stripe_api_base = os.environ.get("STRIPE_API_BASE", "")
+    stripe_js_url = ""
     if not stripe_api_base and with_stripe:
         stripe_api_base, stripe_proc = localstripe_start(data_dir=data_dir)
+        stripe_js_url = f"{stripe_api_base}/js.stripe.com/v3/"
         handles.append(stripe_proc)
 
     return Services(
-        database_url=database_url, redis_url=redis_url, handles=tuple(handles), stripe_api_base=stripe_api_base
+        database_url=database_url,
+        redis_url=redis_url,
+        handles=tuple(handles),
+        stripe_api_base=stripe_api_base,
+        stripe_js_url=stripe_js_url,
     )
 
 
@@ -172,6 +179,8 @@ def _env_with(services: Services) -> dict[str, str]:
     env["REDIS_URL"] = services.redis_url
     if services.stripe_api_base:
         env["STRIPE_API_BASE"] = services.stripe_api_base
+    if services.stripe_js_url:
+        env["STRIPE_JS_URL"] = services.stripe_js_url
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env

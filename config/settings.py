@@ -310,6 +310,9 @@ STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
 # Where Stripe's API answers: Stripe itself, or localstripe (config.embedded starts one for `make run`
 # and the tests and sets this). The gateway code reaches whichever by this setting alone.
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="https://api.stripe.com")
+# Where the portal loads Stripe.js from (its card element): Stripe's own, or the one localstripe
+# serves (config.embedded sets it beside STRIPE_API_BASE). Pages use this setting alone.
+STRIPE_JS_URL = env("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import views
+from portal import payment_views, views
 
 app_name = "portal"
 urlpatterns = [
@@ -9,4 +9,40 @@ urlpatterns = [
     path("organizations/<str:external_id>/billing/", views.billing_history, name="billing"),
     path("organizations/<str:external_id>/invoices/<int:invoice_id>/pdf/", views.invoice_pdf, name="invoice_pdf"),
     path("organizations/<str:external_id>/projection/", views.projection, name="projection"),
+    path("organizations/<str:external_id>/payment-methods/", payment_views.payment_methods, name="payment_methods"),
+    path(
+        "organizations/<str:external_id>/payment-methods/setup/",
+        payment_views.payment_method_setup,
+        name="payment_method_setup",
+    ),
+    path(
+        "organizations/<str:external_id>/payment-methods/added/",
+        payment_views.payment_method_added,
+        name="payment_method_added",
+    ),
+    path(
+        "organizations/<str:external_id>/payment-methods/default/",
+        payment_views.payment_method_default,
+        name="payment_method_default",
+    ),
+    path(
+        "organizations/<str:external_id>/payment-methods/remove/",
+        payment_views.payment_method_delete,
+        name="payment_method_remove",
+    ),
+    path(
+        "organizations/<str:external_id>/payment-methods/collection/",
+        payment_views.collection_method,
+        name="collection_method",
+    ),
+    path(
+        "organizations/<str:external_id>/invoices/<int:invoice_id>/pay/",
+        payment_views.invoice_pay_now,
+        name="invoice_pay",
+    ),
+    path(
+        "organizations/<str:external_id>/invoices/<int:invoice_id>/payments/<int:payment_id>/refresh/",
+        payment_views.payment_refreshed,
+        name="payment_refresh",
+    ),
 ]

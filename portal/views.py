@@ -10,8 +10,10 @@ from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from billing.models import Membership
 from billing.selectors.organization import organization_list_for_user
 from portal import selectors
+from portal.payment_views import BILLING_ROLES
 from portal.projection import BACKTEST_NOTE
 
 
@@ -58,6 +60,9 @@ def organization_detail(request, external_id: str):
 def billing_history(request, external_id: str):
     context = _base(request, external_id, "billing")
     context["rows"] = selectors.billing_history_list(organization=context["organization"])
+    context["can_pay"] = (
+        Membership.objects.filter(user=request.user, organization=context["organization"], role__in=BILLING_ROLES)
+    ).exists()
     return render(request, "portal/billing.html", context)
 
 
@@ -66,7 +71,7 @@ def billing_history(request, external_id: str):
 def invoice_pdf(request, external_id: str, invoice_id: int):
     """The invoice as issued (the stored PDF; a void one with its VOID stamp), for members of its
     organization only; drafts have none."""
-    from invoicing.services.pdf import invoice_pdf_open
+    from invoicing.services.pdf_store import invoice_pdf_open
 
     context = _base(request, external_id, "billing")
     invoice = selectors.invoice_for_download_get(organization=context["organization"], invoice_id=invoice_id)

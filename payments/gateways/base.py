@@ -111,6 +111,9 @@ class ChargeResult:
     payment_method_id: str = ""
     failure: Failure | None = None
     charge_id: str = ""  # the underlying charge, where the gateway has one (refunds need it)
+    # What the gateway's own browser UI needs to finish a charge that requires action (Stripe.js
+    # confirmCardPayment): scoped to this one charge, never a key.
+    client_secret: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,9 +154,17 @@ class Gateway(Protocol):
     def setup_start(self, *, customer_id: str, method_types: list[str]) -> SetupSession:
         """Begin saving a method through the gateway's own UI (off-session use allowed)."""
 
+    def setup_method_get(self, *, setup_id: str, customer_id: str) -> PaymentMethodInfo:
+        """The method a finished setup saved, made sure to be the customer's. The browser only
+        reports the setup's id: the gateway says whether it succeeded and for whom (GatewayError
+        `setup_incomplete` otherwise)."""
+
     def payment_methods_list(self, *, customer_id: str) -> list[PaymentMethodInfo]: ...
 
     def payment_method_get(self, *, payment_method_id: str) -> PaymentMethodInfo: ...
+
+    def payment_method_detach(self, *, payment_method_id: str) -> None:
+        """Remove a saved method from its customer at the gateway (it can no longer be charged)."""
 
     def charge_create(self, request: ChargeRequest) -> ChargeResult:
         """Step one of a charge: the gateway object, not yet confirmed (moves no money). The same

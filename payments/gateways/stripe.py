@@ -155,6 +155,7 @@ def charge_result(intent) -> ChargeResult:
         payment_method_id=method_id,
         failure=failure,
         charge_id=charge_id or "",
+        client_secret=_get(intent, "client_secret", "") if normalized == ChargeStatus.REQUIRES_ACTION else "",
     )
 
 
@@ -236,6 +237,25 @@ class StripeGateway:
             raise GatewayError(str(error.user_message or error)) from error
         return SetupSession(id=intent.id, client_secret=intent.client_secret, publishable_key=self.publishable_key)
 
+    def setup_method_get(self, *, setup_id: str, customer_id: str) -> PaymentMethodInfo:
+        try:
+            intent = self._call(self.client.v1.setup_intents.retrieve, setup_id)
+        except stripe.InvalidRequestError as error:
+            raise GatewayError(str(error.user_message or error), code="setup_incomplete") from error
+        method = _get(intent, "payment_method", "")
+        method_id = method if isinstance(method, str) else _get(method, "id", "")
+        if _get(intent, "customer") != customer_id or _get(intent, "status") != "succeeded" or not method_id:
+            raise GatewayError("The card was not saved for this customer.", code="setup_incomplete")
+        try:
+            found = self._call(self.client.v1.payment_methods.retrieve, method_id)
+            if _get(found, "customer") != customer_id:
+                # Stripe attaches the method of a customer's SetupIntent itself; asking again is
+                # harmless, and a gateway that did not (localstripe) gets it attached here.
+                found = self._call(self.client.v1.payment_methods.attach, method_id, params={"customer": customer_id})
+        except stripe.StripeError as error:
+            raise GatewayError(str(error.user_message or error), code="setup_incomplete") from error
+        return _method_info(found)
+
     def payment_methods_list(self, *, customer_id: str) -> list[PaymentMethodInfo]:
         found = []
         for kind in ("card", "sepa_debit", "us_bank_account"):
@@ -249,6 +269,12 @@ class StripeGateway:
     def payment_method_get(self, *, payment_method_id: str) -> PaymentMethodInfo:
         try:
             return _method_info(self._call(self.client.v1.payment_methods.retrieve, payment_method_id))
+        except stripe.InvalidRequestError as error:
+            raise GatewayError(str(error.user_message or error), code="unknown_payment_method") from error
+
+    def payment_method_detach(self, *, payment_method_id: str) -> None:
+        try:
+            self._call(self.client.v1.payment_methods.detach, payment_method_id)
         except stripe.InvalidRequestError as error:
             raise GatewayError(str(error.user_message or error), code="unknown_payment_method") from error
 

@@ -34,7 +34,14 @@ from core.services.outbox import OutboxGiveUp, OutboxItem, outbox_add_bulk, outb
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.invoice import invoice_lock
 from payments.gateways import gateway_get
-from payments.gateways.base import ChargeRequest, ChargeStatus, GatewayDown, GatewayError
+from payments.gateways.base import (
+    ChargeRequest,
+    ChargeResult,
+    ChargeStatus,
+    GatewayDown,
+    GatewayError,
+    PaymentMethodInfo,
+)
 from payments.models import CollectionMethod, Payment, PaymentAttempt, PaymentCustomer, PaymentStatus
 from payments.services.ledger import payment_result_record
 
@@ -84,15 +91,17 @@ def _payment_open(invoice_id: int, *, payer: PaymentCustomer) -> Payment | None:
         return _payment_new(invoice=invoice, payer=payer, number=1, amount=invoice.amount_due)
 
 
-def _payment_new(*, invoice: Invoice, payer: PaymentCustomer, number: int, amount: Decimal) -> Payment:
+def _payment_new(
+    *, invoice: Invoice, payer: PaymentCustomer, number: int, amount: Decimal, method: PaymentMethodInfo | None = None
+) -> Payment:
     payment = Payment.objects.create(
         invoice=invoice,
         organization_id=invoice.organization_id,
         number=number,
         idempotency_key=f"inv{invoice.pk}-{number}",
         gateway=payer.gateway,
-        payment_method_id=payer.default_payment_method_id,
-        method_type=payer.default_method_type,
+        payment_method_id=method.id if method else payer.default_payment_method_id,
+        method_type=str(method.type) if method else payer.default_method_type,
         amount=amount,
         currency=invoice.currency,
     )
@@ -211,11 +220,18 @@ def invoice_collect(*, invoice_id: int) -> Payment | None:
     return payment_drive(payment_id=payment.pk)
 
 
-def invoice_pay(*, actor, invoice: Invoice) -> Payment:
-    """Pay an open invoice now with the default method (the API's `invoices/<id>/pay`): the
-    payment in flight if there is one, else a new one after failed ones."""
+def invoice_pay(*, actor, invoice: Invoice, payment_method_id: str = "") -> Payment:
+    """Pay an open invoice now (the API's `invoices/<id>/pay`, the portal's pay-now): the payment
+    in flight if there is one, else a new one after failed ones, charging the default method or
+    `payment_method_id`, a method the gateway holds for this organization (just saved through the
+    gateway's element, say)."""
+    from payments.services.methods import payment_method_owned_get
+
     payer = PaymentCustomer.objects.filter(organization_id=invoice.organization_id).first()
-    if payer is None or not payer.default_payment_method_id or not payer.gateway_customer_id:
+    method = None
+    if payment_method_id:
+        method = payment_method_owned_get(organization=invoice.organization, payment_method_id=payment_method_id)
+    elif payer is None or not payer.default_payment_method_id or not payer.gateway_customer_id:
         raise DomainError("The organization has no default payment method.", code="no_payment_method", status_code=409)
     with audit_actor(actor), transaction.atomic():
         locked = invoice_lock(invoice.pk)
@@ -228,9 +244,29 @@ def invoice_pay(*, actor, invoice: Invoice) -> Payment:
             )
         else:
             payment = _payment_new(
-                invoice=locked, payer=payer, number=(last.number + 1 if last else 1), amount=locked.amount_due
+                invoice=locked,
+                payer=payer,
+                number=(last.number + 1 if last else 1),
+                amount=locked.amount_due,
+                method=method,
             )
     return payment_drive(payment_id=payment.pk)
+
+
+def payment_action_get(*, payment: Payment) -> ChargeResult:
+    """The gateway's state of a payment waiting for the customer (3-D Secure), with what its own
+    browser UI needs to finish it (the charge's client secret)."""
+    return gateway_get(payment.gateway).charge_get(charge_id=payment.gateway_payment_id)
+
+
+def payment_refresh(*, payment_id: int) -> Payment:
+    """After the customer acted in the gateway's UI: ask the gateway and record what it says (the
+    browser's word is never taken; the webhook, if it comes first or later, changes nothing)."""
+    payment = Payment.objects.get(pk=payment_id)
+    if payment.status in IN_FLIGHT and payment.gateway_payment_id:
+        payment_result_record(payment_id=payment.pk, result=payment_action_get(payment=payment))
+        payment.refresh_from_db()
+    return payment
 
 
 def _handle(message: OutboxMessage) -> None:

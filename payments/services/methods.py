@@ -34,6 +34,20 @@ def payment_method_setup_start(*, organization: Organization, method_types: list
     return gateway_get(payer.gateway).setup_start(customer_id=payer.gateway_customer_id, method_types=method_types)
 
 
+def payment_method_from_setup(*, organization: Organization, setup_id: str) -> PaymentMethodInfo:
+    """The method the gateway's element just saved for this organization (the browser reports
+    only the setup's id; the gateway is asked what it saved and for whom)."""
+    payer = PaymentCustomer.objects.filter(organization=organization).first()
+    if payer is None or not payer.gateway_customer_id or not setup_id:
+        raise DomainError("The card was not saved.", code="setup_incomplete")
+    try:
+        return gateway_get(payer.gateway).setup_method_get(setup_id=setup_id, customer_id=payer.gateway_customer_id)
+    except GatewayError as error:
+        if error.code == "setup_incomplete":
+            raise DomainError("The card was not saved.", code="setup_incomplete") from error
+        raise
+
+
 def payment_methods_list(*, organization: Organization) -> tuple[PaymentCustomer | None, list[PaymentMethodInfo]]:
     payer = PaymentCustomer.objects.filter(organization=organization).first()
     if payer is None or not payer.gateway_customer_id:
@@ -57,6 +71,31 @@ def payment_method_default_set(*, actor, organization: Organization, payment_met
         locked.save()
         audit_event(locked, event="payment_method.default_set", method=(before, method.label))
     return locked
+
+
+def payment_method_owned_get(*, organization: Organization, payment_method_id: str) -> PaymentMethodInfo:
+    """A method the gateway holds for this organization's customer (asked at the gateway: an id
+    from a browser is only a claim), else DomainError `unknown_payment_method`."""
+    payer = PaymentCustomer.objects.filter(organization=organization).first()
+    if payer is not None and payer.gateway_customer_id and payment_method_id:
+        for method in gateway_get(payer.gateway).payment_methods_list(customer_id=payer.gateway_customer_id):
+            if method.id == payment_method_id:
+                return method
+    raise DomainError("No such payment method for this organization.", code="unknown_payment_method")
+
+
+def payment_method_remove(*, actor, organization: Organization, payment_method_id: str) -> None:
+    """Detach a saved method at the gateway; when it was the default, the organization has no
+    default any more (automatic collection then waits for the customer to pay from the portal)."""
+    method = payment_method_owned_get(organization=organization, payment_method_id=payment_method_id)
+    payer = PaymentCustomer.objects.get(organization=organization)
+    gateway_get(payer.gateway).payment_method_detach(payment_method_id=method.id)
+    with audit_actor(actor), transaction.atomic():
+        locked = PaymentCustomer.objects.select_for_update().get(pk=payer.pk)
+        if locked.default_payment_method_id == method.id:
+            locked.default_payment_method_id = locked.default_method_type = locked.default_method_label = ""
+            locked.save()
+        audit_event(locked, event="payment_method.removed", method=method.label)
 
 
 def collection_method_set(*, actor, organization: Organization, method: str) -> PaymentCustomer:

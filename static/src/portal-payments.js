@@ -1,0 +1,62 @@
+// Payment pages of the portal (templates/portal/payment_methods.html, pay.html). Card details
+// are typed only into the gateway's own element (Stripe.js, loaded from the configured URL with
+// the tenant's publishable key): the browser confirms a SetupIntent with the gateway directly,
+// and the only thing posted to our server is the setup's id (the server asks the gateway). A payment that needs 3-D
+// Secure is finished with the gateway's confirmCardPayment, then the server asks the gateway.
+(function () {
+  "use strict";
+
+  function csrf(form) {
+    return form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  }
+
+  function cardForm(box) {
+    const stripe = Stripe(box.dataset.publishableKey);
+    const card = stripe.elements().create("card");
+    card.mount(box.querySelector("[data-card-element]"));
+    const done = box.querySelector("[data-card-done]");
+    const errors = box.querySelector("[data-card-errors]");
+    const button = box.querySelector("[data-card-submit]");
+    done.addEventListener("submit", async (event) => {
+      if (done.elements.setup.value) return; // the card is saved: post the setup's id
+      event.preventDefault();
+      errors.textContent = "";
+      button.setAttribute("aria-busy", "true");
+      button.disabled = true;
+      try {
+        const response = await fetch(box.dataset.setupUrl, {
+          method: "POST",
+          headers: { "X-CSRFToken": csrf(done) },
+          credentials: "same-origin",
+        });
+        const body = await response.json();
+        if (!response.ok) throw new Error(body.error ? body.error.message : "The card could not be saved.");
+        const result = await stripe.confirmCardSetup(body.client_secret, { payment_method: { card: card } });
+        if (result.error) throw new Error(result.error.message || "The card could not be saved.");
+        done.elements.setup.value = result.setupIntent.id;
+        done.submit();
+      } catch (error) {
+        errors.textContent = error.message;
+        button.removeAttribute("aria-busy");
+        button.disabled = false;
+      }
+    });
+  }
+
+  function action(box) {
+    const stripe = Stripe(box.dataset.publishableKey);
+    const done = box.querySelector("[data-action-done]");
+    let finished = false;
+    done.addEventListener("submit", async (event) => {
+      if (finished) return;
+      event.preventDefault();
+      // Whatever the gateway's UI answers, the server asks the gateway for the outcome.
+      await stripe.confirmCardPayment(box.dataset.actionSecret);
+      finished = true;
+      done.submit();
+    });
+  }
+
+  document.querySelectorAll("[data-card-form]").forEach(cardForm);
+  document.querySelectorAll("[data-action]").forEach(action);
+})();

@@ -1,0 +1,162 @@
+"""The payment pages in a real browser: Debian's Chromium driven by Playwright against uvicorn on
+the test database, with localstripe (started by `config.embedded exec`) as Stripe's API and as
+Stripe.js: the card is typed into the gateway's own element, which talks to the gateway directly.
+Add a card and see it listed, a declined card's message, pay an open invoice (a declined card,
+then the default one) and see it paid; no request to our server carries a card number; axe-core
+reports 0 serious or critical violations on the new pages at desktop and phone width.
+
+Set PORTAL_SHOTS_DIR to keep screenshots."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from tests.factories import PASSWORD
+from tests.live import web_server
+from tests.portal.test_browser_portal import AXE, CHROMIUM, shoot
+from tests.support.stripe_proxy import stripe_proxy
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("django_db_setup")]
+SECRET_KEY = "sk_test_" + "b" * 24
+PUBLISHABLE_KEY = "pk_test_" + "b" * 24
+CARDS = {"ok": "4242424242424242", "declined_at_setup": "4000000000000002", "declined_on_charge": "4000000000000341"}
+
+
+@pytest.fixture
+def shop(committed_tenant, django_db_blocker):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/system_deps.sh)")
+    if not AXE.exists():
+        pytest.skip("node_modules/axe-core is missing (scripts/assets.sh)")
+    if not os.environ.get("STRIPE_JS_URL", "").startswith("http://127.0.0.1"):
+        pytest.skip("needs the localstripe that `config.embedded exec` starts (STRIPE_JS_URL)")
+    from payments.models import GatewaySettings
+    from tests.portal.scenario import BERLIN, seed
+
+    tenant, _ = committed_tenant
+    now = datetime.now(UTC)
+    local = now.astimezone(BERLIN)
+    start = datetime(local.year, local.month, 1, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(UTC)
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        seeded = seed(email="owner@acme.example", start=start, now=now)
+        row = GatewaySettings(stripe_publishable_key=PUBLISHABLE_KEY)
+        row.stripe_secret_key_set(SECRET_KEY)
+        row.save()
+    connection.set_schema_to_public()
+    host = tenant.get_primary_domain().domain
+    # The server reaches localstripe through the tests' gap-closing proxy (off-session confirms);
+    # the browser's Stripe.js talks to localstripe itself, as it would to Stripe.
+    with stripe_proxy(os.environ["STRIPE_API_BASE"]) as proxy, web_server(STRIPE_API_BASE=proxy.url) as base:
+        port = base.rsplit(":", 1)[1]
+        yield {"origin": f"http://{host}:{port}", **seeded}
+
+
+def axe_serious(page) -> list[str]:
+    """axe-core on the page, leaving out the gateway's own element (Stripe's is an iframe of
+    theirs; localstripe's stand-in is bare inputs): we do not control its markup."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async () => (await axe.run({include: [document], exclude: [['[data-card-element]']]})).violations"
+    )
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])})" for v in result if v["impact"] in ("serious", "critical")]
+
+
+def type_card(page, number: str) -> None:
+    """Into the gateway's element, as a customer would."""
+    element = page.locator("[data-card-element]")
+    element.locator("input[placeholder=number]").fill(number)
+    element.locator("input[placeholder=exp_month]").fill("12")
+    element.locator("input[placeholder=exp_year]").fill("34")
+    element.locator("input[placeholder=cvc]").fill("123")
+    element.locator("input[placeholder=postal_code]").fill("10115")
+
+
+def test_add_a_card_pay_an_invoice_and_see_a_decline_in_chromium(shop):
+    origin = shop["origin"]
+    methods_url = f"{origin}/organizations/acme/payment-methods/"
+    number = shop["invoice"].number
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            to_us: list[str] = []  # every request body our own server received
+            page.on("request", lambda r: to_us.append(r.post_data or "") if r.url.startswith(origin) else None)
+            page.goto(f"{origin}/accounts/login/")
+            page.fill("input[name=login]", "owner@acme.example")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{origin}/organizations/acme/")
+
+            # payment methods: none yet; a card that the issuer refuses shows its message
+            page.click("text=Payment methods")
+            assert "No saved payment methods yet." in page.content()
+            page.wait_for_function("() => document.querySelector('[data-card-element] input')")
+            type_card(page, CARDS["declined_at_setup"])
+            page.click("[data-card-submit]")
+            page.wait_for_function("() => document.querySelector('[data-card-errors]').textContent.trim() !== ''")
+            assert page.locator("[data-card-errors]").inner_text() == "Your card was declined."
+            assert page.url == methods_url
+
+            # a working card: saved at the gateway, listed with brand, last four and expiry
+            type_card(page, CARDS["ok"])
+            page.click("[data-card-submit]")
+            page.wait_for_selector("[data-methods]")
+            assert page.locator("p.message").inner_text() == (
+                "Card added: visa •••• 4242, now your default payment method."
+            )
+            listed = page.locator("[data-methods] li").inner_text()
+            assert "visa •••• 4242" in listed and "expires 12/2034" in listed and "Default" in listed
+            assert axe_serious(page) == []
+            shoot(page, "payment-methods-desktop")
+
+            # pay now: first with a new card the issuer declines, then with the default card
+            page.click("text=Billing history")
+            row = page.locator("tr", has_text=f"Invoice {number}")
+            row.get_by_role("button", name=f"Pay now: invoice {number}").click()
+            page.wait_for_selector("[data-pay-default]")
+            assert page.locator("[data-amount-due]").inner_text() == "€10.00"
+            assert axe_serious(page) == []
+            shoot(page, "pay-desktop")
+            page.wait_for_function("() => document.querySelector('[data-card-element] input')")
+            type_card(page, CARDS["declined_on_charge"])
+            page.click("[data-card-submit]")
+            page.wait_for_selector("p.message")
+            assert page.locator("p.message").inner_text() == (
+                "Your card was declined. Please try again later or use another card."
+            )
+            shoot(page, "pay-declined-desktop")
+            page.click("[data-pay-default]")
+            page.wait_for_url(f"{origin}/organizations/acme/billing/")
+            assert page.locator("p.message").inner_text() == f"Thank you: invoice {number} is paid."
+            row = page.locator("tr", has_text=f"Invoice {number}")
+            assert "Paid" in row.inner_text() and "Pay now" not in row.inner_text()
+            assert axe_serious(page) == []
+            shoot(page, "billing-paid-desktop")
+
+            # SAQ-A: no request to our server carried a card number
+            for card in CARDS.values():
+                assert not any(card in body for body in to_us), card
+            assert any("setup=seti_" in body for body in to_us)
+
+            # phone width: no sideways scroll, axe clean
+            phone = browser.new_context(viewport={"width": 390, "height": 844}, storage_state=context.storage_state())
+            small = phone.new_page()
+            invoice_path = f"/organizations/acme/invoices/{shop['invoice'].pk}/pay/"
+            for name, path in {"payment-methods": "/organizations/acme/payment-methods/", "pay": invoice_path}.items():
+                small.goto(origin + path)
+                width = small.evaluate("() => document.documentElement.scrollWidth")
+                assert width <= 390, (name, width)
+                assert axe_serious(small) == []
+                shoot(small, f"{name}-phone")
+        finally:
+            browser.close()

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context, tenant_context
 
-from tests.factories import TENANT_SLUGS, UserFactory, totp_enable
+from tests.factories import TENANT_SLUGS, APIKeyFactory, UserFactory, totp_enable
 from tests.helpers import staff_login
 
 
@@ -85,15 +85,21 @@ def client_a(tenant_a) -> Client:
 
 @pytest.fixture
 def staff(client_a, in_a):
-    """`staff(role)`: a new staff user of that role, signed in on client_a with a passed second
-    factor (staff have no power without one)."""
+    """`staff(role, **user_fields)`: a new staff user of that role, signed in on client_a with a
+    passed second factor (staff have no power without one)."""
 
-    def login(role="admin"):
-        user = UserFactory(staff_role=role)
+    def login(role="admin", **fields):
+        user = UserFactory(staff_role=role, **fields)
         staff_login(client_a, email=user.email, totp_secret=totp_enable(user))
         return user
 
     return login
+
+
+@pytest.fixture
+def writer(in_a) -> str:
+    """The secret of a new read/write API key of tenant A."""
+    return APIKeyFactory(scopes=["read", "write"]).secret
 
 
 @pytest.fixture

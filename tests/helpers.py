@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.test import Client
 
 from tests.factories import PASSWORD, totp_now
+
+
+def utc(*args: int) -> datetime:
+    """`utc(2027, 4, 1)`: an aware datetime in UTC."""
+    return datetime(*args, tzinfo=UTC)
 
 
 def staff_login(client: Client, *, email: str, totp_secret: str) -> None:
@@ -25,6 +32,11 @@ def jwt_login(client: Client, *, email: str) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+def api_post(client: Client, path: str, body, key: str):
+    """POST `body` as JSON with `key` as the bearer token."""
+    return client.post(path, body, content_type="application/json", **bearer(key))
 
 
 def jwt_login_mfa(client: Client, *, email: str, totp_secret: str) -> str:

@@ -14,9 +14,8 @@ QUERIES = ("acme", "2027-04-01", "1", "a'b\"c%_\\ x", "ü" * 300)
 
 
 @pytest.fixture
-def owner_client(client_a, in_a):
-    owner = UserFactory(staff_role="owner")
-    staff_login(client_a, email=owner.email, totp_secret=totp_enable(owner))
+def owner_client(client_a, staff):
+    staff("owner")
     client_a.raise_request_exception = False  # collect every failure, not only the first
     return client_a
 

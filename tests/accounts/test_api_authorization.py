@@ -10,23 +10,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-import time_machine
 from auditlog.models import LogEntry
 from django.conf import settings
 
-from billing.models import Coupon, CouponRedemption, CreditEntry, Organization, Plan, PlanVersion
+from billing.models import Coupon, CouponRedemption, CreditEntry, Organization, Plan
 from billing.services.coupon import coupon_create
-from billing.services.plan import ChargeInput, VersionInput, plan_create, plan_update
-from billing.services.subscription import subscription_create
+from billing.services.plan import plan_update
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.billing_run import billing_run
 from metering.models import Meter
-from metering.services.meter import meter_create
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, totp_enable
+from tests.factories import (
+    MembershipFactory,
+    MeterFactory,
+    OrganizationFactory,
+    PlanFactory,
+    SubscriptionFactory,
+    UserFactory,
+    totp_enable,
+)
 from tests.helpers import (
     bearer,
     jwt_login,
@@ -34,29 +38,17 @@ from tests.helpers import (
     oauth_authorization_code_token,
     oauth_client_create,
     staff_login,
+    utc,
 )
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
 
 
 @pytest.fixture
 def seller(in_a):
     """Acme on the Basic plan with an open April invoice; a 100 % forever coupon exists."""
-    meter_create(actor=None, code="calls", name="API calls", event_type="api_call", aggregation="count")
-    charges = [ChargeInput(meter="calls", price={"model": "per_unit", "unit_amount": "0.01"})]
-    plan_create(
-        actor=None,
-        code="basic",
-        name="Basic",
-        currency="USD",
-        interval="month",
-        version=VersionInput(base_fee="30.00", charges=charges),
-    )
+    MeterFactory()
+    PlanFactory(code="basic", name="Basic", currency="USD", base_fee="30.00", per_call=True)
     acme = OrganizationFactory(external_id="acme", currency="USD")
-    with time_machine.travel(utc(2027, 4, 1), tick=False):
-        subscription_create(actor=None, organization=acme, plan_version=PlanVersion.objects.get())
+    SubscriptionFactory(organization=acme, at=utc(2027, 4, 1))
     billing_run(at=utc(2027, 4, 1))
     billing_run(at=utc(2027, 4, 2))
     coupon_create(
@@ -267,9 +259,7 @@ def test_the_role_matrix_decides_what_staff_change_over_the_api(seller, client_a
 @pytest.mark.django_db
 def test_members_see_no_coupons_meters_or_other_plans(seller, client_a):
     for code, active in (("legacy", False), ("secret-beta", False), ("pro", True)):
-        plan_create(
-            actor=None, code=code, name=code, currency="USD", interval="month", version=VersionInput(base_fee="1")
-        )
+        PlanFactory(code=code, name=code, currency="USD", base_fee="1")
         if not active:
             plan_update(actor=None, plan=Plan.objects.get(code=code), is_active=False)
     # Acme's own plan is retired: its members still see it

@@ -28,11 +28,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-import time_machine
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
@@ -42,18 +40,22 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django_tenants.utils import tenant_context
 
-from accounts.services.api_key import apikey_create
-from billing.models import PlanVersion
 from billing.services.coupon import coupon_create
 from billing.services.credit import credit_grant
 from billing.services.organization import organization_close
-from billing.services.plan import ChargeInput, VersionInput, plan_create
-from billing.services.subscription import subscription_create
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.billing_run import billing_run
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
-from metering.services.meter import meter_create
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, totp_enable
+from tests.factories import (
+    APIKeyFactory,
+    MembershipFactory,
+    MeterFactory,
+    OrganizationFactory,
+    PlanFactory,
+    SubscriptionFactory,
+    UserFactory,
+    totp_enable,
+)
 from tests.helpers import (
     bearer,
     jwt_login,
@@ -62,6 +64,7 @@ from tests.helpers import (
     oauth_client_create,
     oauth_client_credentials_token,
     staff_login,
+    utc,
 )
 
 ROLES = ("owner", "admin", "finance", "support", "viewer")
@@ -235,22 +238,15 @@ def test_every_route_and_method_has_a_row():
 # -- the world and the principals ---------------------------------------------------------------
 
 
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
-
-
 def build_world() -> dict:
     """Acme (on Basic, an open April invoice with a credit note and a stored PDF, a May draft, a
     credit grant), Acme Closed, Globex; the FREE coupon; the `calls` meter, used by Basic."""
-    meter_create(actor=None, code="calls", name="API calls", event_type="api_call", aggregation="count")
-    charges = [ChargeInput(meter="calls", price={"model": "per_unit", "unit_amount": "0.01"})]
-    version = VersionInput(base_fee="30.00", charges=charges)
-    plan_create(actor=None, code="basic", name="Basic", currency="USD", interval="month", version=version)
+    MeterFactory()
+    PlanFactory(code="basic", name="Basic", currency="USD", base_fee="30.00", per_call=True)
     acme = OrganizationFactory(external_id="acme", currency="USD")
     closed = OrganizationFactory(external_id="acme-closed", currency="USD")
     globex = OrganizationFactory(external_id="globex", currency="USD")
-    with time_machine.travel(utc(2027, 4, 1), tick=False):
-        subscription = subscription_create(actor=None, organization=acme, plan_version=PlanVersion.objects.get())
+    subscription = SubscriptionFactory(organization=acme, at=utc(2027, 4, 1))
     billing_run(at=utc(2027, 4, 1))
     billing_run(at=utc(2027, 4, 2))
     billing_run(at=utc(2027, 5, 1))
@@ -306,7 +302,7 @@ def build_principals(tenant_a, tenant_b, world: dict) -> list[Principal]:
     signin = browser()  # for the headless and OAuth sign-ins (their sessions are not kept)
     principals = [Principal("anonymous", "anonymous")]
     for scope in ("ingest", "read", "write"):
-        secret = apikey_create(name=f"key-{scope}", scopes=[scope], actor=None).secret
+        secret = APIKeyFactory(name=f"key-{scope}", scopes=[scope]).secret
         principals.append(Principal(f"api key {scope}", "machine", scope=scope, token=secret))
     for scope in ("read", "write"):
         oauth_client_create(client_id=f"machine-{scope}", scopes=[scope], grant_types=["client_credentials"])
@@ -350,7 +346,7 @@ def build_principals(tenant_a, tenant_b, world: dict) -> list[Principal]:
         principals.append(Principal(f"{role} with mfa (session)", "staff_mfa", role=role, client=session))
 
     with tenant_context(tenant_b):
-        b_key = apikey_create(name="b", scopes=["ingest", "read", "write"], actor=None).secret
+        b_key = APIKeyFactory(name="b", scopes=["ingest", "read", "write"]).secret
         b_owner = UserFactory(staff_role="owner")
         b_token = jwt_login_mfa(
             Client(HTTP_HOST=tenant_b.get_primary_domain().domain),
@@ -530,7 +526,7 @@ def _code_of(response, want_code: str | None) -> str | None:
 def test_the_write_detector_sees_a_write(tenant_a, client_a):
     """The matrix's "nothing written" check can fail: an allowed write moves it."""
     with tenant_context(tenant_a):
-        secret = apikey_create(name="w", scopes=["write"], actor=None).secret
+        secret = APIKeyFactory(name="w", scopes=["write"]).secret
     before = writes_so_far(tenant_a.schema_name)
     assert client_a.get("/api/v1/organizations", **bearer(secret)).status_code == 403
     assert writes_so_far(tenant_a.schema_name) == before
@@ -546,7 +542,7 @@ def test_head_and_options_answer_every_api_route(tenant_a, _quiet_request_log):
     allowed methods and no data (never 403), anonymous callers 401."""
     with tenant_context(tenant_a):
         world = build_world()
-        reader = apikey_create(name="r", scopes=["read"], actor=None).secret
+        reader = APIKeyFactory(name="r", scopes=["read"]).secret
         member = UserFactory()
         MembershipFactory(user=member, organization=world["acme_org"])
     client = Client(HTTP_HOST=tenant_a.get_primary_domain().domain)

@@ -21,9 +21,8 @@ LINK = re.compile(r"http://[^/\s]+(/accounts/password/reset/key/[^\s]+/)")
 
 
 @pytest.fixture
-def owner_client(client_a, in_a):
-    owner = UserFactory(staff_role="owner", name="Olga Owner")
-    staff_login(client_a, email=owner.email, totp_secret=totp_enable(owner))
+def owner_client(client_a, staff):
+    staff("owner", name="Olga Owner")
     return client_a
 
 

@@ -10,13 +10,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from auditlog.models import LogEntry
 
-from accounts.services.api_key import apikey_create
 from billing.api.formats import instant_parse
 from billing.models import Coupon, CreditEntry, Plan, Subscription
 from billing.services.coupon import coupon_create
 from core.errors import DomainError
-from metering.services.meter import meter_create
-from tests.factories import OrganizationFactory, PlanVersionFactory
+from tests.factories import APIKeyFactory, MeterFactory, OrganizationFactory, PlanVersionFactory
 from tests.helpers import bearer
 
 
@@ -24,10 +22,8 @@ from tests.helpers import bearer
 def api(in_a, client_a):
     OrganizationFactory(external_id="acme", currency="USD", timezone="UTC")
     PlanVersionFactory(plan__code="pro", plan__currency="USD", version=1)
-    meter_create(
-        actor=None, code="volume", name="Volume", event_type="payment", aggregation="sum", value_property="amount"
-    )
-    key = apikey_create(name="w", scopes=["read", "write"], actor=None).secret
+    MeterFactory(code="volume", name="Volume", event_type="payment", aggregation="sum", value_property="amount")
+    key = APIKeyFactory(name="w", scopes=["read", "write"]).secret
 
     def post(path, body):
         return client_a.post(path, body, content_type="application/json", **bearer(key))

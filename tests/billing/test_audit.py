@@ -1,15 +1,14 @@
 import pytest
 from auditlog.models import LogEntry
 
-from accounts.services.api_key import apikey_create
 from billing.models import Organization
-from tests.factories import OrganizationFactory, UserFactory, totp_enable
+from tests.factories import APIKeyFactory, OrganizationFactory, UserFactory, totp_enable
 from tests.helpers import bearer, staff_login
 
 
 @pytest.mark.django_db
 def test_api_change_is_audited_with_the_api_key_as_origin(in_a, client_a):
-    key = apikey_create(name="crm-sync", scopes=["read", "write"], actor=None)
+    key = APIKeyFactory(name="crm-sync", scopes=["read", "write"])
     body = {"external_id": "aud-1", "name": "Audited", "currency": "USD"}
     assert (
         client_a.post("/api/v1/organizations", body, content_type="application/json", **bearer(key.secret)).status_code
@@ -66,7 +65,7 @@ def test_admin_change_is_audited_with_the_staff_user(in_a, client_a):
 
 @pytest.mark.django_db
 def test_refused_request_writes_no_audit_entry(in_a, client_a):
-    key = apikey_create(name="reader", scopes=["read"], actor=None)
+    key = APIKeyFactory(name="reader", scopes=["read"])
     before = LogEntry.objects.count()
     client_a.post(
         "/api/v1/organizations",
@@ -91,7 +90,7 @@ def test_services_attribute_their_entries_to_the_actor_they_are_given(in_a):
     organization_update(actor=staff, organization=org, name="Renamed")
     meter = meter_create(actor=staff, code="calls", name="Calls", event_type="api_call", aggregation="count")
     meter_delete(actor=staff, meter=Meter.objects.get(pk=meter.pk))
-    key = apikey_create(name="k", scopes=["read"], actor=staff)
+    key = APIKeyFactory(name="k", scopes=["read"], actor=staff)
     apikey_revoke(api_key=key.api_key, actor=staff)
     entries = [
         *LogEntry.objects.get_for_object(org),

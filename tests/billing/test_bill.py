@@ -3,7 +3,7 @@
 Every amount below is worked out by hand in the comment beside it."""
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 
@@ -24,13 +24,10 @@ from billing.schedule import (
     previous_bill_point,
 )
 from core.money import Money
+from tests.helpers import utc
 
 D = Decimal
 DAY = 86400
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
 
 
 CALLS = ChargeState(

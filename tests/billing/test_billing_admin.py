@@ -1,7 +1,6 @@
 """Staff change subscriptions, coupons and credit in the Django admin through the services: a
 preview first, then the confirmed change, audited with the staff user."""
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -9,43 +8,18 @@ import time_machine
 from auditlog.models import LogEntry
 
 from billing.models import Coupon, CreditEntry, PlanVersion, Subscription, SubscriptionPhase
-from billing.services.plan import VersionInput, plan_create
-from billing.services.subscription import subscription_create
 from invoicing.services.billing_run import billing_run
-from tests.factories import OrganizationFactory, UserFactory, totp_enable
-from tests.helpers import staff_login
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
-
-
-@pytest.fixture
-def staff(client_a, in_a):
-    def login(role):
-        user = UserFactory(staff_role=role)
-        staff_login(client_a, email=user.email, totp_secret=totp_enable(user))
-        return user
-
-    return login
+from tests.factories import OrganizationFactory, PlanFactory, SubscriptionFactory
+from tests.helpers import utc
 
 
 @pytest.fixture
 def subscription(in_a):
     org = OrganizationFactory(external_id="acme", currency="USD")
     for code, fee in (("basic", "30.00"), ("pro", "60.00")):
-        plan_create(
-            actor=None,
-            code=code,
-            name=code.title(),
-            currency="USD",
-            interval="month",
-            version=VersionInput(base_fee=fee),
-        )
+        PlanFactory(code=code, currency="USD", base_fee=fee)
     with time_machine.travel(utc(2027, 4, 1), tick=False):
-        sub = subscription_create(
-            actor=None, organization=org, plan_version=PlanVersion.objects.get(plan__code="basic")
-        )
+        sub = SubscriptionFactory(organization=org, plan="basic")
         billing_run(at=utc(2027, 4, 1))  # April's fee invoiced: what a credit can give back
     return sub
 

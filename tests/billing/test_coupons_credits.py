@@ -1,43 +1,32 @@
 """Coupons (creation, redemption limits, what periods they cover, discounts on real bills) and
 the credit ledger (grants, soonest-expiring first, expiry, voids, the API)."""
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 import time_machine
 from auditlog.models import LogEntry
 
-from accounts.services.api_key import apikey_create
-from billing.models import Coupon, CouponRedemption, CreditEntry, PlanVersion
+from billing.models import Coupon, CouponRedemption, CreditEntry
 from billing.selectors.bill import bill_get
 from billing.selectors.credit import credit_balance_get
 from billing.selectors.subscription_state import subscription_state_get
 from billing.services.coupon import coupon_create, coupon_redeem, coupon_redemption_remove
 from billing.services.credit import credit_apply, credit_grant, credit_void
-from billing.services.plan import VersionInput, plan_create
-from billing.services.subscription import subscription_create
 from core.errors import DomainError
 from core.money import Money
 from tests.billing.bill_points import bill_point_close
-from tests.factories import OrganizationFactory
-from tests.helpers import bearer
+from tests.factories import APIKeyFactory, OrganizationFactory, PlanFactory, SubscriptionFactory
+from tests.helpers import bearer, utc
 
 D = Decimal
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
 
 
 @pytest.fixture
 def subscribed(in_a):
     org = OrganizationFactory(external_id="acme", currency="USD", timezone="Europe/Berlin")
-    plan_create(
-        actor=None, code="basic", name="Basic", currency="USD", interval="month", version=VersionInput(base_fee="30.00")
-    )
-    with time_machine.travel(utc(2027, 3, 31, 22), tick=False):  # Apr 1 00:00 in Berlin
-        sub = subscription_create(actor=None, organization=org, plan_version=PlanVersion.objects.get())
+    PlanFactory(code="basic", currency="USD", base_fee="30.00")
+    sub = SubscriptionFactory(organization=org, at=utc(2027, 3, 31, 22))  # Apr 1 00:00 in Berlin
     return org, sub
 
 
@@ -203,7 +192,7 @@ def test_credit_refusals_and_void(subscribed):
 @pytest.mark.django_db
 def test_coupon_and_credit_api(client_a, subscribed):
     org, _ = subscribed
-    key = apikey_create(name="crm", scopes=["read", "write"], actor=None).secret
+    key = APIKeyFactory(name="crm", scopes=["read", "write"]).secret
     made = client_a.post(
         "/api/v1/coupons",
         {

@@ -8,20 +8,9 @@ import pytest
 from auditlog.models import LogEntry
 
 from billing.models import LIVE_STATUSES, Membership, Organization, Subscription
-from tests.factories import OrganizationFactory, PlanVersionFactory, UserFactory, subscription_create, totp_enable
-from tests.helpers import staff_login
+from tests.factories import OrganizationFactory, PlanVersionFactory, UserFactory, subscription_create
 
 LIST = "/admin/billing/organization/"
-
-
-@pytest.fixture
-def staff(client_a, in_a):
-    def login(role="admin"):
-        user = UserFactory(staff_role=role)
-        staff_login(client_a, email=user.email, totp_secret=totp_enable(user))
-        return user
-
-    return login
 
 
 @pytest.fixture

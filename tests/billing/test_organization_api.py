@@ -1,14 +1,13 @@
 import pytest
 
-from accounts.services.api_key import apikey_create
 from billing.models import Organization
-from tests.factories import MembershipFactory, OrganizationFactory, PlanVersionFactory, subscription_create
+from tests.factories import (
+    MembershipFactory,
+    OrganizationFactory,
+    PlanVersionFactory,
+    subscription_create,
+)
 from tests.helpers import bearer, jwt_login
-
-
-@pytest.fixture
-def writer(in_a):
-    return apikey_create(name="backend", scopes=["read", "write"], actor=None).secret
 
 
 @pytest.mark.django_db

@@ -6,16 +6,10 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from accounts.services.api_key import apikey_create
 from billing.models import Organization
 from billing.services.organization import organization_create, organization_update
 from tests.factories import OrganizationFactory
 from tests.helpers import bearer
-
-
-@pytest.fixture
-def writer(in_a):
-    return apikey_create(name="backend", scopes=["read", "write"], actor=None).secret
 
 
 @pytest.mark.django_db

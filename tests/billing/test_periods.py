@@ -1,6 +1,6 @@
 """Billing periods: exact UTC bounds across month ends, leap years, anchors 29/30/31 and DST."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,10 +10,7 @@ from billing.periods import (
     anniversary_period_start,
     calendar_period_containing,
 )
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
+from tests.helpers import utc
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,7 @@ from django.test import Client
 from django.utils.html import escape
 
 from billing.models import Plan, PlanCharge, PlanVersion
-from metering.services.meter import meter_create
-from tests.factories import PASSWORD, UserFactory, totp_enable
+from tests.factories import PASSWORD, MeterFactory, UserFactory, totp_enable
 from tests.helpers import staff_login
 
 ADD_URL = "/admin/billing/plan/add/"
@@ -47,16 +46,8 @@ def line(quantity: str, unit_amount: str, flat_amount: str, amount: str) -> str:
 
 @pytest.fixture
 def meters(in_a):
-    meter_create(actor=None, code="calls", name="API calls", event_type="api_call", aggregation="count")
-    meter_create(
-        actor=None,
-        code="bytes",
-        name="Bytes",
-        event_type="api_call",
-        aggregation="sum",
-        value_property="bytes",
-        group_by=["region"],
-    )
+    MeterFactory()
+    MeterFactory(code="bytes", name="Bytes", aggregation="sum", value_property="bytes", group_by=["region"])
 
 
 def signed_in(client: Client, role: str):

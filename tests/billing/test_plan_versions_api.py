@@ -3,16 +3,15 @@ free version that new subscriptions then took (issue 9)."""
 
 import pytest
 
-from accounts.services.api_key import apikey_create
 from billing.models import PlanCharge, PlanVersion
-from billing.services.plan import VersionInput, plan_create
+from tests.factories import APIKeyFactory, PlanFactory
 from tests.helpers import bearer
 
 
 @pytest.fixture
 def key(in_a):
-    plan_create(actor=None, code="pro", name="Pro", currency="EUR", interval="month", version=VersionInput("49.00"))
-    return apikey_create(name="w", scopes=["read", "write"], actor=None).secret
+    PlanFactory(code="pro", currency="EUR", base_fee="49.00")
+    return APIKeyFactory(name="w", scopes=["read", "write"]).secret
 
 
 def post(client, body, key):

@@ -1,12 +1,11 @@
 import pytest
 
-from accounts.services.api_key import apikey_create
 from billing.models import Plan, PlanCharge, PlanVersion
 from core.errors import DomainError
 from metering.models import Meter
-from metering.services.meter import meter_create, meter_delete, meter_update
-from tests.factories import OrganizationFactory, subscription_create
-from tests.helpers import bearer
+from metering.services.meter import meter_delete, meter_update
+from tests.factories import APIKeyFactory, MeterFactory, OrganizationFactory, subscription_create
+from tests.helpers import api_post, bearer
 
 GRADUATED = {
     "model": "graduated",
@@ -16,21 +15,9 @@ GRADUATED = {
 
 @pytest.fixture
 def writer(in_a):
-    meter_create(actor=None, code="calls", name="API calls", event_type="api_call", aggregation="count")
-    meter_create(
-        actor=None,
-        code="bytes",
-        name="Bytes",
-        event_type="api_call",
-        aggregation="sum",
-        value_property="bytes",
-        group_by=["region"],
-    )
-    return apikey_create(name="w", scopes=["read", "write"], actor=None).secret
-
-
-def post(client, path, body, key):
-    return client.post(path, body, content_type="application/json", **bearer(key))
+    MeterFactory()
+    MeterFactory(code="bytes", name="Bytes", aggregation="sum", value_property="bytes", group_by=["region"])
+    return APIKeyFactory(name="w", scopes=["read", "write"]).secret
 
 
 PLAN = {
@@ -53,7 +40,7 @@ PLAN = {
 
 @pytest.mark.django_db
 def test_plan_with_charges_is_created_as_version_1(client_a, writer):
-    response = post(client_a, "/api/v1/plans", PLAN, writer)
+    response = api_post(client_a, "/api/v1/plans", PLAN, writer)
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["code"] == "pro" and body["current_version"]["version"] == 1
@@ -62,7 +49,7 @@ def test_plan_with_charges_is_created_as_version_1(client_a, writer):
     assert charges[0]["price"]["tiers"][1] == {"up_to": None, "unit_amount": "0.002", "flat_amount": "0"}
     assert charges[1]["group_prices"]["eu"]["unit_amount"] == "0.00008"
     assert PlanCharge.objects.count() == 2
-    round_fee = post(
+    round_fee = api_post(
         client_a,
         "/api/v1/plans",
         {**PLAN, "code": "round", "base_fee": "100.00", "minimum_commitment": "250.50"},
@@ -74,10 +61,10 @@ def test_plan_with_charges_is_created_as_version_1(client_a, writer):
 
 @pytest.mark.django_db
 def test_price_change_makes_a_new_version_and_subscriptions_keep_theirs(client_a, writer):
-    post(client_a, "/api/v1/plans", PLAN, writer)
+    api_post(client_a, "/api/v1/plans", PLAN, writer)
     v1 = PlanVersion.objects.get(plan__code="pro", version=1)
     subscription = subscription_create(organization=OrganizationFactory(currency="EUR"), plan_version=v1)
-    response = post(
+    response = api_post(
         client_a,
         "/api/v1/plans/pro/versions",
         {"base_fee": "59.00", "charges": [{"meter": "calls", "price": GRADUATED}]},
@@ -118,7 +105,7 @@ def test_price_change_makes_a_new_version_and_subscriptions_keep_theirs(client_a
     ],
 )
 def test_invalid_plans_are_refused_and_nothing_is_written(client_a, writer, change, code):
-    response = post(client_a, "/api/v1/plans", {**PLAN, **change}, writer)
+    response = api_post(client_a, "/api/v1/plans", {**PLAN, **change}, writer)
     assert response.status_code == 400, response.content
     assert response.json()["error"]["code"] == code, response.json()
     assert not Plan.objects.exists() and not PlanVersion.objects.exists() and not PlanCharge.objects.exists()
@@ -142,14 +129,14 @@ def test_price_errors_point_at_the_offending_value(client_a, writer):
             }
         ],
     }
-    error = post(client_a, "/api/v1/plans", bad, writer).json()["error"]
+    error = api_post(client_a, "/api/v1/plans", bad, writer).json()["error"]
     assert error["message"].startswith("charges[0].price.tiers[1].up_to")
     assert (error["code"], error["path"]) == ("invalid_price.tiers_not_ascending", "charges[0].price.tiers[1].up_to")
 
 
 @pytest.mark.django_db
 def test_a_meter_a_plan_uses_cannot_change_aggregation_or_be_deleted(client_a, writer):
-    post(client_a, "/api/v1/plans", PLAN, writer)
+    api_post(client_a, "/api/v1/plans", PLAN, writer)
     meter = Meter.objects.get(code="calls")
     with pytest.raises(DomainError) as err:
         meter_update(actor=None, meter=meter, aggregation="sum", value_property="n")
@@ -159,13 +146,13 @@ def test_a_meter_a_plan_uses_cannot_change_aggregation_or_be_deleted(client_a, w
     meter.refresh_from_db()
     assert meter.aggregation == "count"
     assert meter_update(actor=None, meter=meter, name="Calls (renamed)").name == "Calls (renamed)"
-    unused = meter_create(actor=None, code="free", name="Free", event_type="x", aggregation="count")
+    unused = MeterFactory(code="free", name="Free", event_type="x")
     assert meter_update(actor=None, meter=unused, aggregation="max", value_property="v").aggregation == "max"
 
 
 @pytest.mark.django_db
 def test_read_only_credentials_cannot_write_plans(client_a, writer, in_a):
-    reader = apikey_create(name="r", scopes=["read"], actor=None).secret
-    assert post(client_a, "/api/v1/plans", PLAN, reader).status_code == 403
+    reader = APIKeyFactory(name="r", scopes=["read"]).secret
+    assert api_post(client_a, "/api/v1/plans", PLAN, reader).status_code == 403
     assert client_a.get("/api/v1/plans", **bearer(reader)).status_code == 200
     assert not Plan.objects.exists()

@@ -3,9 +3,8 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
-from accounts.services.api_key import apikey_create
 from billing.models import Subscription
-from tests.factories import MembershipFactory, OrganizationFactory, PlanVersionFactory
+from tests.factories import APIKeyFactory, MembershipFactory, OrganizationFactory, PlanVersionFactory
 from tests.helpers import bearer, jwt_login
 
 
@@ -14,7 +13,7 @@ def setup(in_a):
     OrganizationFactory(external_id="acme", currency="USD", timezone="UTC")
     PlanVersionFactory(plan__code="starter", plan__currency="USD", version=1)
     PlanVersionFactory(plan=PlanVersionFactory(plan__code="pro", plan__currency="USD").plan, version=2)
-    return apikey_create(name="w", scopes=["read", "write"], actor=None).secret
+    return APIKeyFactory(name="w", scopes=["read", "write"]).secret
 
 
 def post(client, body, key):

@@ -15,7 +15,7 @@ from billing.schedule import next_bill_point
 from billing.selectors.bill import bill_get
 from billing.selectors.subscription_state import subscription_state_get
 from billing.services.organization import organization_close
-from billing.services.plan import ChargeInput, VersionInput, plan_create
+from billing.services.plan import ChargeInput
 from billing.services.subscription import (
     subscription_cancel,
     subscription_change_plan,
@@ -26,15 +26,11 @@ from core.errors import DomainError
 from invoicing.services.billing_run import billing_run
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
-from metering.services.meter import meter_create
 from tests.billing.bill_points import bill_point_close
-from tests.factories import OrganizationFactory
+from tests.factories import MeterFactory, OrganizationFactory, PlanFactory
+from tests.helpers import utc
 
 D = Decimal
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
 
 
 def calls(customer, *timestamps):
@@ -52,7 +48,7 @@ def spread(start, count, step=timedelta(minutes=1)):
 
 @pytest.fixture
 def plans(in_a):
-    meter_create(actor=None, code="calls", name="API calls", event_type="api_call", aggregation="count")
+    MeterFactory()
     per_unit = {"model": "per_unit", "unit_amount": "0.01"}
     graduated = {
         "model": "graduated",
@@ -60,9 +56,10 @@ def plans(in_a):
     }
 
     def make(code, name, fee, price, currency="USD", **extra):
-        version = VersionInput(base_fee=fee, charges=[ChargeInput(meter="calls", price=price)], **extra)
-        plan = plan_create(actor=None, code=code, name=name, currency=currency, interval="month", version=version)
-        return plan.versions.get()
+        charges = [ChargeInput(meter="calls", price=price)]
+        return PlanFactory(
+            code=code, name=name, currency=currency, base_fee=fee, charges=charges, **extra
+        ).versions.get()
 
     return {
         "basic": make("basic", "Basic", "30.00", per_unit),

@@ -1,38 +1,22 @@
-from datetime import UTC, datetime
-
 import pytest
 import time_machine
 from auditlog.models import LogEntry
 
-from accounts.services.api_key import apikey_create
 from billing.models import Subscription, SubscriptionPhase
-from billing.services.plan import VersionInput, plan_create
-from billing.services.subscription import subscription_create
 from invoicing.services.billing_run import billing_run
-from tests.factories import MembershipFactory, OrganizationFactory
-from tests.helpers import bearer, jwt_login
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
+from tests.factories import APIKeyFactory, MembershipFactory, OrganizationFactory, PlanFactory, SubscriptionFactory
+from tests.helpers import api_post, bearer, jwt_login, utc
 
 
 @pytest.fixture
 def setup(in_a):
     org = OrganizationFactory(external_id="acme", currency="USD")
     for code, fee in (("basic", "30.00"), ("pro", "60.00")):
-        plan_create(
-            actor=None,
-            code=code,
-            name=code.title(),
-            currency="USD",
-            interval="month",
-            version=VersionInput(base_fee=fee),
-        )
+        PlanFactory(code=code, currency="USD", base_fee=fee)
     with time_machine.travel(utc(2027, 4, 1), tick=False):
-        sub = subscription_create(actor=None, organization=org, plan_version=org_plan("basic"))
+        sub = SubscriptionFactory(organization=org, plan="basic")
         billing_run(at=utc(2027, 4, 1))  # April's fee invoiced: what a credit can give back
-    key = apikey_create(name="crm", scopes=["read", "write"], actor=None).secret
+    key = APIKeyFactory(name="crm", scopes=["read", "write"]).secret
     return sub, key
 
 
@@ -42,16 +26,12 @@ def org_plan(code):
     return PlanVersion.objects.select_related("plan").get(plan__code=code)
 
 
-def post(client, path, body, key):
-    return client.post(path, body, content_type="application/json", **bearer(key))
-
-
 @pytest.mark.django_db
 def test_change_plan_preview_then_change(client_a, setup):
     sub, key = setup
     with time_machine.travel(utc(2027, 4, 11), tick=False):
         entries = LogEntry.objects.count()
-        preview = post(client_a, f"/api/v1/subscriptions/{sub.pk}/change-plan/preview", {"plan": "pro"}, key)
+        preview = api_post(client_a, f"/api/v1/subscriptions/{sub.pk}/change-plan/preview", {"plan": "pro"}, key)
         assert preview.status_code == 200, preview.content
         assert LogEntry.objects.count() == entries and SubscriptionPhase.objects.count() == 1
         body = preview.json()
@@ -63,7 +43,7 @@ def test_change_plan_preview_then_change(client_a, setup):
         assert body["bill"]["subtotal"] == "20.00"
         assert body["bill"]["lines"][0]["proration"] == {"seconds": 20 * 86400, "of": 30 * 86400}
         assert body["subscription"]["plan"] == "basic"
-        done = post(client_a, f"/api/v1/subscriptions/{sub.pk}/change-plan", {"plan": "pro"}, key).json()
+        done = api_post(client_a, f"/api/v1/subscriptions/{sub.pk}/change-plan", {"plan": "pro"}, key).json()
     assert done["bill"] == body["bill"] and done["preview"] is False
     assert done["subscription"]["plan"] == "pro" and done["subscription"]["next_bill_at"] == "2027-04-11T00:00:00+00:00"
     entry = (
@@ -80,7 +60,7 @@ def test_downgrade_is_scheduled_and_shown(client_a, setup):
     Subscription.objects.filter(pk=sub.pk).update(plan_version=org_plan("pro"))
     SubscriptionPhase.objects.filter(subscription=sub).update(plan_version=org_plan("pro"))
     with time_machine.travel(utc(2027, 4, 11), tick=False):
-        body = post(client_a, f"/api/v1/subscriptions/{sub.pk}/change-plan", {"plan": "basic"}, key).json()
+        body = api_post(client_a, f"/api/v1/subscriptions/{sub.pk}/change-plan", {"plan": "basic"}, key).json()
         assert body["kind"] == "downgrade" and body["effective_at"] == "2027-05-01T00:00:00+00:00"
         assert body["subscription"]["plan"] == "pro"
         assert body["subscription"]["scheduled_change"] == {
@@ -94,17 +74,19 @@ def test_downgrade_is_scheduled_and_shown(client_a, setup):
 def test_cancel_preview_cancel_and_resume(client_a, setup):
     sub, key = setup
     with time_machine.travel(utc(2027, 4, 21), tick=False):
-        preview = post(client_a, f"/api/v1/subscriptions/{sub.pk}/cancel/preview", {"at_period_end": False}, key).json()
+        preview = api_post(
+            client_a, f"/api/v1/subscriptions/{sub.pk}/cancel/preview", {"at_period_end": False}, key
+        ).json()
         assert [(x["kind"], x["amount"]) for x in preview["bill"]["lines"]] == [("base_fee_credit", "-10.00")]
         assert Subscription.objects.get().status == "active"
-        scheduled = post(client_a, f"/api/v1/subscriptions/{sub.pk}/cancel", {}, key).json()
+        scheduled = api_post(client_a, f"/api/v1/subscriptions/{sub.pk}/cancel", {}, key).json()
         assert scheduled["subscription"]["cancel_at_period_end"] is True
         assert scheduled["subscription"]["ended_at"] == "2027-05-01T00:00:00+00:00"
-        resumed = post(client_a, f"/api/v1/subscriptions/{sub.pk}/resume", {}, key)
+        resumed = api_post(client_a, f"/api/v1/subscriptions/{sub.pk}/resume", {}, key)
         assert resumed.status_code == 200 and resumed.json()["ended_at"] is None
-        again = post(client_a, f"/api/v1/subscriptions/{sub.pk}/resume", {}, key)
+        again = api_post(client_a, f"/api/v1/subscriptions/{sub.pk}/resume", {}, key)
         assert again.status_code == 400 and again.json()["error"]["code"] == "not_resumable"
-        now = post(client_a, f"/api/v1/subscriptions/{sub.pk}/cancel", {"at_period_end": False}, key).json()
+        now = api_post(client_a, f"/api/v1/subscriptions/{sub.pk}/cancel", {"at_period_end": False}, key).json()
     assert now["bill"] == preview["bill"]
     assert now["subscription"]["status"] == "canceled"
 
@@ -125,7 +107,7 @@ def test_bad_change_requests_write_nothing(client_a, setup, path, body, status, 
     sub, key = setup
     entries = LogEntry.objects.count()
     with time_machine.travel(utc(2027, 4, 10), tick=False):
-        response = post(client_a, f"/api/v1/subscriptions/{sub.pk}/{path}", body, key)
+        response = api_post(client_a, f"/api/v1/subscriptions/{sub.pk}/{path}", body, key)
     assert response.status_code == status, response.content
     assert response.json()["error"]["code"] == code
     assert LogEntry.objects.count() == entries
@@ -138,7 +120,7 @@ def test_customer_members_read_but_cannot_change(client_a, setup):
     member = MembershipFactory(organization=sub.organization, role="owner").user
     token = jwt_login(client_a, email=member.email)
     assert client_a.get(f"/api/v1/subscriptions/{sub.pk}", **bearer(token)).status_code == 200
-    response = post(client_a, f"/api/v1/subscriptions/{sub.pk}/cancel", {}, token)
+    response = api_post(client_a, f"/api/v1/subscriptions/{sub.pk}/cancel", {}, token)
     assert response.status_code == 403 and response.json()["error"]["code"] == "permission_denied"
     outsider = MembershipFactory(role="owner").user
     other = jwt_login(client_a, email=outsider.email)

@@ -1,4 +1,3 @@
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -8,10 +7,7 @@ from billing.models import Subscription
 from billing.services.subscription import subscription_create
 from core.errors import DomainError
 from tests.factories import OrganizationFactory, PlanVersionFactory
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
+from tests.helpers import utc
 
 
 @pytest.mark.django_db

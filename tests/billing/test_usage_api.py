@@ -12,13 +12,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import tenant_context
 
-from accounts.services.api_key import apikey_create
 from billing.models import Subscription
 from billing.services.subscription import subscription_create
 from metering.models import Meter
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
-from tests.factories import MembershipFactory, OrganizationFactory, PlanVersionFactory
+from tests.factories import APIKeyFactory, MembershipFactory, OrganizationFactory, PlanVersionFactory
 from tests.helpers import bearer, jwt_login
 
 PERIOD = (datetime(2026, 3, 5, tzinfo=UTC), datetime(2026, 4, 5, tzinfo=UTC))
@@ -51,7 +50,7 @@ def subscribe(organization, start: datetime, end: datetime) -> Subscription:
 
 @pytest.fixture
 def reader(in_a):
-    return apikey_create(name="reader", scopes=["read"], actor=None).secret
+    return APIKeyFactory(name="reader", scopes=["read"]).secret
 
 
 @pytest.fixture
@@ -184,7 +183,7 @@ def test_tenant_isolation(tenant_a, tenant_b, client_a, client_b, usage, reader)
     assert get(client_b, reader, path="/api/v1/customers/acme/usage").status_code == 401
     # B's own key on B sees B's (empty) world: no such meter there
     with tenant_context(tenant_b):
-        b_key = apikey_create(name="b", scopes=["read"], actor=None).secret
+        b_key = APIKeyFactory(name="b", scopes=["read"]).secret
     other = get(client_b, b_key, customer="acme", meter="bytes")
     assert other.status_code == 400
     assert other.json()["error"]["code"] == "unknown_meter"
@@ -194,7 +193,7 @@ def test_tenant_isolation(tenant_a, tenant_b, client_a, client_b, usage, reader)
 def test_authentication_and_scope_are_required(client_a, usage):
     anonymous = client_a.get("/api/v1/usage", {"customer": "acme", "meter": "bytes"})
     assert anonymous.status_code == 401
-    ingest_only = apikey_create(name="ingest", scopes=["ingest"], actor=None).secret
+    ingest_only = APIKeyFactory(name="ingest", scopes=["ingest"]).secret
     refused = get(client_a, ingest_only, customer="acme", meter="bytes")
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "permission_denied"

@@ -12,12 +12,11 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import UnreadablePostError
 from django.test import Client, override_settings
 
-from accounts.services.api_key import apikey_create
 from billing.api.coupons import CouponsView
 from billing.models import Organization
 from config.api_parsers import MAX_DEPTH
 from metering.models import LandingBatch
-from tests.factories import OrganizationFactory
+from tests.factories import APIKeyFactory, OrganizationFactory
 from tests.helpers import bearer
 
 DEBUG_ON_AND_OFF = pytest.mark.parametrize("debug", [False, True], ids=["DEBUG=False", "DEBUG=True"])
@@ -25,7 +24,7 @@ DEBUG_ON_AND_OFF = pytest.mark.parametrize("debug", [False, True], ids=["DEBUG=F
 
 @pytest.fixture
 def key(in_a):
-    return apikey_create(name="backend", scopes=["read", "write", "ingest"], actor=None).secret
+    return APIKeyFactory(name="backend", scopes=["read", "write", "ingest"]).secret
 
 
 @pytest.fixture

@@ -45,21 +45,15 @@ from schemathesis import GenerationMode
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.transport import Response as SchemathesisResponse
 
-from accounts.services.api_key import apikey_create
-from billing.models import PlanVersion
 from billing.services.coupon import coupon_create, coupon_redeem
 from billing.services.credit import credit_grant
-from billing.services.plan import ChargeInput, VersionInput, plan_create
-from billing.services.subscription import subscription_create
 from core.models import WebhookDelivery
 from core.services.webhook_endpoint import webhook_endpoint_create
 from invoicing.models import Invoice, InvoicingSettings
 from invoicing.services.billing_run import billing_run
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
-from metering.services.meter import meter_create
-from tests.factories import OrganizationFactory
-from tests.helpers import bearer
-from tests.invoicing.conftest import utc
+from tests.factories import APIKeyFactory, MeterFactory, OrganizationFactory, PlanFactory, SubscriptionFactory
+from tests.helpers import bearer, utc
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_EXAMPLES = 25  # schemathesis cases per endpoint
@@ -179,22 +173,11 @@ def _world(tenant_a) -> World:
     InvoicingSettings.objects.update_or_create(
         pk=1, defaults={"seller_country": "DE", "tax_registrations": ["DE"], "seller_name": "Seller GmbH"}
     )
-    meter_create(actor=None, code="calls", name="API calls", event_type="api_call", aggregation="count")
-    per_call = [ChargeInput(meter="calls", price={"model": "per_unit", "unit_amount": "0.01"})]
-    plan_create(
-        actor=None,
-        code="basic",
-        name="Basic",
-        currency="EUR",
-        interval="month",
-        version=VersionInput(base_fee="30.00", charges=per_call),
-    )
-    plan_create(actor=None, code="pro", name="Pro", currency="EUR", interval="month", version=VersionInput("90.00"))
+    MeterFactory()
+    PlanFactory(code="basic", name="Basic", currency="EUR", base_fee="30.00", per_call=True)
+    PlanFactory(code="pro", name="Pro", currency="EUR", base_fee="90.00")
     org = OrganizationFactory(external_id="acme", currency="EUR", country="DE", name="Acme GmbH")
-    with time_machine.travel(utc(2027, 4, 1), tick=False):
-        subscription = subscription_create(
-            actor=None, organization=org, plan_version=PlanVersion.objects.get(plan__code="basic")
-        )
+    subscription = SubscriptionFactory(organization=org, plan="basic", at=utc(2027, 4, 1))
     billing_run(at=utc(2027, 4, 1))
     billing_run(at=utc(2027, 4, 2))
     invoice = Invoice.objects.get(organization=org, bill_point=utc(2027, 4, 1))
@@ -214,7 +197,7 @@ def _world(tenant_a) -> World:
     models = [m for app in ("billing", "metering", "invoicing") for m in apps.get_app_config(app).get_models()]
     return World(
         client=Client(HTTP_HOST=tenant_a.get_primary_domain().domain, raise_request_exception=False),
-        key=apikey_create(name="fuzz", scopes=["read", "write", "ingest"], actor=None).secret,
+        key=APIKeyFactory(name="fuzz", scopes=["read", "write", "ingest"]).secret,
         ids={
             "organizations": "acme",
             "coupons": "SPRING",

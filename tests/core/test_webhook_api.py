@@ -13,11 +13,6 @@ BASE = "/api/v1/webhook-endpoints"
 
 
 @pytest.fixture
-def writer(in_a):
-    return APIKeyFactory(scopes=["read", "write"]).secret
-
-
-@pytest.fixture
 def reader(in_a):
     return APIKeyFactory(scopes=["read"]).secret
 

@@ -5,20 +5,13 @@ from datetime import UTC, datetime
 
 import msgspec
 import pytest
-import time_machine
+from django.core.files.storage import FileSystemStorage
 
-from billing.models import PlanVersion
-from billing.services.plan import ChargeInput, VersionInput, plan_create
-from billing.services.subscription import subscription_create
-from invoicing.models import InvoicingSettings
+from invoicing.models import Invoice, InvoicingSettings
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
-from metering.services.meter import meter_create
-from tests.factories import OrganizationFactory
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
+from tests.factories import MeterFactory, OrganizationFactory, PlanFactory, SubscriptionFactory
+from tests.helpers import utc
 
 
 def calls(customer, *timestamps, prefix="e"):
@@ -31,26 +24,21 @@ def calls(customer, *timestamps, prefix="e"):
     assert drain_once(max_events=100_000).inserted == len(rows)
 
 
-def subscribe(org, at=utc(2027, 4, 1)):
-    with time_machine.travel(at, tick=False):
-        return subscription_create(actor=None, organization=org, plan_version=PlanVersion.objects.get())
-
-
 @pytest.fixture
 def world(in_a):
     InvoicingSettings.objects.update_or_create(
         pk=1, defaults={"seller_country": "DE", "tax_registrations": ["DE"], "seller_name": "Seller GmbH"}
     )
-    meter_create(actor=None, code="calls", name="API calls", event_type="api_call", aggregation="count")
-    plan_create(
-        actor=None,
-        code="basic",
-        name="Basic",
-        currency="EUR",
-        interval="month",
-        version=VersionInput(
-            base_fee="30.00", charges=[ChargeInput(meter="calls", price={"model": "per_unit", "unit_amount": "0.01"})]
-        ),
-    )
+    MeterFactory()
+    PlanFactory(code="basic", name="Basic", currency="EUR", base_fee="30.00", per_call=True)
     org = OrganizationFactory(external_id="acme", currency="EUR", country="DE", name="Acme GmbH")
-    return org, subscribe(org)
+    return org, SubscriptionFactory(organization=org, at=utc(2027, 4, 1))
+
+
+@pytest.fixture
+def storage(tmp_path, monkeypatch):
+    """Invoice PDFs in a directory of this test's own (the default storage is the shared
+    MEDIA_ROOT)."""
+    fs = FileSystemStorage(location=tmp_path / "media")
+    monkeypatch.setattr(Invoice._meta.get_field("pdf"), "storage", fs)
+    return fs

@@ -20,7 +20,8 @@ from invoicing.models import Invoice, InvoicingSettings
 from invoicing.services.billing_run import billing_run
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
-from metering.services.meter import meter_create
+from tests.factories import MeterFactory
+from tests.helpers import utc
 from tests.live import ROOT, process_env
 
 pytestmark = [pytest.mark.usefixtures("django_db_setup"), pytest.mark.slow]
@@ -29,14 +30,10 @@ SUBSCRIPTIONS = 20
 AT = datetime(2027, 3, 15, tzinfo=UTC)
 
 
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
-
-
 def seed(schema: str) -> None:
     with schema_context(schema):
         InvoicingSettings.objects.update_or_create(pk=1, defaults={"seller_country": "DE", "tax_registrations": ["DE"]})
-        meter_create(actor=None, code="calls", name="API calls", event_type="api_call", aggregation="count")
+        MeterFactory()
         graduated = {
             "model": "graduated",
             "tiers": [{"up_to": "10", "unit_amount": "0"}, {"up_to": None, "unit_amount": "0.5"}],

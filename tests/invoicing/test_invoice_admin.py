@@ -12,34 +12,15 @@ import pytest
 import time_machine
 from auditlog.models import LogEntry
 from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage
 
 from invoicing.models import CreditNote, Invoice, InvoicingSettings, NumberSequence
 from invoicing.services.billing_run import billing_run
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
-from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory, totp_enable
-from tests.helpers import staff_login
-from tests.invoicing.conftest import subscribe, utc
+from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, SubscriptionFactory
+from tests.helpers import utc
 from tests.invoicing.test_invoice_api import may_draft
 
 LIST = "/admin/invoicing/invoice/"
-
-
-@pytest.fixture
-def staff(client_a, in_a):
-    def login(role):
-        user = UserFactory(staff_role=role)
-        staff_login(client_a, email=user.email, totp_secret=totp_enable(user))
-        return user
-
-    return login
-
-
-@pytest.fixture
-def storage(tmp_path, monkeypatch):
-    fs = FileSystemStorage(location=tmp_path / "media")
-    monkeypatch.setattr(Invoice._meta.get_field("pdf"), "storage", fs)
-    return fs
 
 
 @pytest.fixture
@@ -48,7 +29,7 @@ def invoices(world):
     invoice finalized on 16 April (INV-000002)."""
     may = may_draft(world)
     globex = OrganizationFactory(external_id="globex", name="Globex Corp", currency="EUR", country="DE")
-    subscribe(globex, at=utc(2027, 4, 15))
+    SubscriptionFactory(organization=globex, at=utc(2027, 4, 15))
     billing_run(at=utc(2027, 4, 16))  # made and, its grace over, finalized
     return {
         "april": Invoice.objects.get(number="INV-000001"),
@@ -182,7 +163,7 @@ def test_finalize_now_action(client_a, staff, invoices):
 @pytest.mark.django_db
 def test_finalize_now_reports_a_tax_problem(client_a, staff, world):
     nowhere = OrganizationFactory(external_id="nowhere", currency="EUR", country="")
-    subscribe(nowhere)
+    SubscriptionFactory(organization=nowhere, at=utc(2027, 4, 1))
     billing_run(at=utc(2027, 4, 3))
     held = Invoice.objects.get(organization=nowhere)
     assert held.status == "draft"

@@ -14,16 +14,14 @@ import pytest
 import time_machine
 from auditlog.models import LogEntry
 from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage
 
-from accounts.services.api_key import apikey_create
 from billing.models import CreditEntry
 from billing.services.credit import credit_grant
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, NumberSequence
 from invoicing.services.billing_run import billing_run
-from tests.factories import MembershipFactory, OrganizationFactory
-from tests.helpers import bearer, jwt_login
-from tests.invoicing.conftest import calls, subscribe, utc
+from tests.factories import APIKeyFactory, MembershipFactory, OrganizationFactory, SubscriptionFactory
+from tests.helpers import bearer, jwt_login, utc
+from tests.invoicing.conftest import calls
 
 D = Decimal
 STANDARD = "VAT at the standard rate of DE"
@@ -31,7 +29,7 @@ STANDARD = "VAT at the standard rate of DE"
 
 @pytest.fixture
 def key(in_a):
-    return apikey_create(name="erp", scopes=["read", "write"], actor=None)
+    return APIKeyFactory(name="erp", scopes=["read", "write"])
 
 
 @pytest.fixture
@@ -46,13 +44,6 @@ def api(client_a, key):
             return client_a.post(path, body or {}, content_type="application/json", **bearer(token))
 
     return Api()
-
-
-@pytest.fixture
-def storage(tmp_path, monkeypatch):
-    fs = FileSystemStorage(location=tmp_path / "media")
-    monkeypatch.setattr(Invoice._meta.get_field("pdf"), "storage", fs)
-    return fs
 
 
 def april_open(world) -> Invoice:
@@ -262,7 +253,7 @@ def test_list_filters_and_pagination(world, api):
     may = may_draft(world)
     april = Invoice.objects.get(number="INV-000001")
     other = OrganizationFactory(external_id="globex", currency="EUR", country="DE")
-    subscribe(other)
+    SubscriptionFactory(organization=other, at=utc(2027, 4, 1))
     billing_run(at=utc(2027, 5, 1))  # globex: April's (finalized: its grace is over) and May's draft
     globex_may, globex_april = Invoice.objects.filter(organization=other).order_by("-bill_point")
     assert (globex_may.status, globex_april.status) == ("draft", "open")
@@ -326,8 +317,8 @@ def test_bad_or_unknown_ids_are_404(world, api, path):
 @pytest.mark.django_db
 def test_scopes(world, api, in_a):
     invoice = april_open(world)
-    reader = apikey_create(name="reader", scopes=["read"], actor=None).secret
-    ingest = apikey_create(name="ingest", scopes=["ingest"], actor=None).secret
+    reader = APIKeyFactory(name="reader", scopes=["read"]).secret
+    ingest = APIKeyFactory(name="ingest", scopes=["ingest"]).secret
     assert api.get("/api/v1/invoices", token=reader).status_code == 200
     assert error(api.get("/api/v1/invoices", token=ingest)) == (403, "permission_denied")
     nothing = Nothing()
@@ -345,7 +336,7 @@ def test_members_see_their_finalized_invoices_only(world, api, client_a, storage
     may = may_draft(world)  # acme: April open, May draft
     april = Invoice.objects.get(number="INV-000001")
     globex = OrganizationFactory(external_id="globex", currency="EUR", country="DE")
-    subscribe(globex)
+    SubscriptionFactory(organization=globex, at=utc(2027, 4, 1))
     billing_run(at=utc(2027, 5, 3))  # globex's April and May finalized, acme's May too
     may.refresh_from_db()
     assert may.status == "open"
@@ -380,7 +371,7 @@ def test_members_see_their_finalized_invoices_only(world, api, client_a, storage
 def test_members_see_credit_notes_of_their_invoices_only(world, api, client_a):
     april = april_open(world)
     globex = OrganizationFactory(external_id="globex", currency="EUR", country="DE")
-    subscribe(globex)
+    SubscriptionFactory(organization=globex, at=utc(2027, 4, 1))
     billing_run(at=utc(2027, 4, 2))
     theirs = Invoice.objects.get(organization=globex)
     notes = []
@@ -469,7 +460,7 @@ def test_finalize_a_draft_now_and_refusals(world, api):
 @pytest.mark.django_db
 def test_finalize_refused_for_a_tax_problem_takes_no_number(world, api):
     nowhere = OrganizationFactory(external_id="nowhere", currency="EUR", country="")
-    subscribe(nowhere)
+    SubscriptionFactory(organization=nowhere, at=utc(2027, 4, 1))
     april_open(world)  # acme's April: INV-000001
     held = Invoice.objects.get(organization=nowhere)
     assert NumberSequence.objects.get(prefix="INV-").last_value == 1
@@ -500,7 +491,7 @@ def test_service_refused_finalize_writes_nothing(world):
     from invoicing.services.finalize import invoice_finalize
 
     nowhere = OrganizationFactory(external_id="nowhere", currency="EUR", country="")
-    subscribe(nowhere)
+    SubscriptionFactory(organization=nowhere, at=utc(2027, 4, 1))
     billing_run(at=utc(2027, 4, 1))
     held = Invoice.objects.get(organization=nowhere)
     before = (held.grace_until, LogEntry.objects.count())
@@ -883,7 +874,7 @@ def test_list_and_detail_queries_do_not_grow_with_rows(world, api):
     few, one = queries("/api/v1/invoices"), queries(f"/api/v1/invoices/{invoice.pk}")
     for n in range(5):
         org = OrganizationFactory(external_id=f"more-{n}", currency="EUR", country="DE")
-        subscribe(org)
+        SubscriptionFactory(organization=org, at=utc(2027, 4, 1))
     calls("acme", *[utc(2027, 4, 3, 0, i) for i in range(5)])
     billing_run(at=utc(2027, 6, 2))
     assert Invoice.objects.count() == 18

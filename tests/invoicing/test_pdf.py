@@ -8,13 +8,11 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from unittest import mock
 
 import pytest
 from django.core import mail
-from django.core.files.storage import FileSystemStorage
 from django.db import connection
 from PIL import Image
 from pypdf import PdfReader
@@ -29,6 +27,7 @@ from invoicing.services.finalize import customer_snapshot
 from invoicing.services.invoice_email import invoice_email_send
 from invoicing.services.pdf_store import invoice_pdf_store
 from tests.factories import OrganizationFactory
+from tests.helpers import utc
 from tests.invoicing.conftest import calls
 
 D = Decimal
@@ -50,10 +49,6 @@ SELLER = {
 }
 
 
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
-
-
 APRIL_TEXT = "1 Apr 2027 \u2013 30 Apr 2027"  # how the PDF prints APRIL (an en dash)
 LENGTHS = range(20, 29)  # around a full first page: 21-27 put the totals alone without the rule
 
@@ -62,15 +57,12 @@ APRIL = (utc(2027, 3, 31, 22), utc(2027, 4, 30, 22))
 
 
 @pytest.fixture
-def storage(tmp_path, monkeypatch):
-    """Invoice PDFs and logos in a directory of this test's own (the default storage is the
-    shared MEDIA_ROOT)."""
+def storage(storage, monkeypatch):
+    """The invoicing tests' storage for logos too."""
     from tenants.models import Tenant
 
-    fs = FileSystemStorage(location=tmp_path / "media")
-    monkeypatch.setattr(Invoice._meta.get_field("pdf"), "storage", fs)
-    monkeypatch.setattr(Tenant._meta.get_field("brand_logo"), "storage", fs)
-    return fs
+    monkeypatch.setattr(Tenant._meta.get_field("brand_logo"), "storage", storage)
+    return storage
 
 
 def line(description, amount, *, kind="usage", rate="19", reason=STANDARD, discount_of=None, **extra):

@@ -16,10 +16,9 @@ from auditlog.models import LogEntry
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from accounts.services.api_key import apikey_create
 from billing.models import Organization, PlanVersion, Subscription, SubscriptionPhase
 from billing.selectors import bill as bill_selectors
-from billing.services.plan import ChargeInput, VersionInput, plan_create
+from billing.services.plan import ChargeInput
 from billing.services.subscription import subscription_cancel, subscription_create
 from core.money import Money
 from invoicing.models import Invoice, InvoicingSettings
@@ -27,7 +26,7 @@ from invoicing.services.billing_run import billing_run
 from metering.models import Meter, Rollup
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
-from metering.services.meter import meter_create
+from tests.factories import APIKeyFactory, MeterFactory, OrganizationFactory, PlanFactory, SubscriptionFactory
 from tests.helpers import bearer
 
 D = Decimal
@@ -40,32 +39,22 @@ MESSAGE = (
 
 
 def plans_and_meter(*, percentage: bool = False) -> None:
-    meter_create(actor=None, code="bytes", name="Bytes", event_type="upload", aggregation="sum", value_property="bytes")
+    MeterFactory(code="bytes", name="Bytes", event_type="upload", aggregation="sum", value_property="bytes")
     price = (
         {"model": "percentage", "rate": "10", "fixed_amount": "0.30"}
         if percentage
         else {"model": "per_unit", "unit_amount": "0.01"}
     )
     for code, fee in (("basic", "10.00"), ("pro", "20.00")):
-        plan_create(
-            actor=None,
-            code=code,
-            name=code.title(),
-            currency="EUR",
-            interval="month",
-            version=VersionInput(base_fee=fee, charges=[ChargeInput(meter="bytes", price=price)]),
-        )
+        PlanFactory(code=code, currency="EUR", base_fee=fee, charges=[ChargeInput(meter="bytes", price=price)])
 
 
 @pytest.fixture
 def poisoned(in_a):
     InvoicingSettings.objects.update_or_create(pk=1, defaults={"seller_name": "Seller GmbH"})
     plans_and_meter()
-    org = Organization.objects.create(external_id="acme", name="Acme", currency="EUR")
-    with time_machine.travel(APRIL, tick=False):
-        sub = subscription_create(
-            actor=None, organization=org, plan_version=PlanVersion.objects.get(plan__code="basic")
-        )
+    org = OrganizationFactory(external_id="acme", name="Acme", currency="EUR", timezone="UTC")
+    sub = SubscriptionFactory(organization=org, plan="basic", at=APRIL)
     billing_run(at=APRIL)
     Rollup.objects.create(
         meter=Meter.objects.get(),
@@ -76,7 +65,7 @@ def poisoned(in_a):
         value_min=D(-5),
         value_max=D(-5),
     )
-    return sub, apikey_create(name="crm", scopes=["read", "write"], actor=None).secret
+    return sub, APIKeyFactory(name="crm", scopes=["read", "write"]).secret
 
 
 def written(sub) -> tuple:

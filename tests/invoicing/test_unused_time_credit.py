@@ -18,7 +18,6 @@ from billing.models import Organization, PlanVersion
 from billing.selectors.credit import credit_balance_get
 from billing.services.coupon import coupon_create, coupon_redeem
 from billing.services.organization import organization_close
-from billing.services.plan import VersionInput, plan_create
 from billing.services.subscription import subscription_cancel, subscription_change_plan, subscription_create
 from core.errors import DomainError
 from invoicing.models import CreditNoteLine, Invoice, InvoiceLine, InvoicingSettings
@@ -29,7 +28,7 @@ from invoicing.services.invoice import (
     invoice_mark_paid,
     invoice_void,
 )
-from tests.factories import OrganizationFactory
+from tests.factories import OrganizationFactory, PlanFactory, SubscriptionFactory
 from tests.invoicing.conftest import utc
 
 D = Decimal
@@ -44,21 +43,13 @@ def version(code: str) -> PlanVersion:
 def plans(in_a):
     InvoicingSettings.objects.update_or_create(pk=1, defaults={"seller_name": "Seller GmbH", "grace_hours": 0})
     for code, fee in (("flat", "100.00"), ("pro", "200.00"), ("lite", "50.00")):
-        plan_create(
-            actor=None,
-            code=code,
-            name=code.title(),
-            currency="EUR",
-            interval="month",
-            version=VersionInput(base_fee=fee),
-        )
+        PlanFactory(code=code, currency="EUR", base_fee=fee)
 
 
 def april_billed():
     """Acme on Flat since April 1st, April's fee invoiced and open."""
     org = OrganizationFactory(external_id="acme", currency="EUR", country="DE", name="Acme GmbH")
-    with time_machine.travel(APRIL, tick=False):
-        sub = subscription_create(actor=None, organization=org, plan_version=version("flat"))
+    sub = SubscriptionFactory(organization=org, plan="flat", at=APRIL)
     billing_run(at=APRIL)
     invoice = Invoice.objects.get()
     assert (invoice.status, invoice.subtotal) == ("open", D("100.00"))

@@ -15,8 +15,8 @@ from core.services.webhook_endpoint import webhook_endpoint_create
 from invoicing.models import Invoice
 from invoicing.services.billing_run import billing_run
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create, invoice_mark_paid, invoice_void
-from tests.factories import OrganizationFactory
-from tests.invoicing.conftest import subscribe, utc
+from tests.factories import OrganizationFactory, SubscriptionFactory
+from tests.helpers import utc
 
 
 def events(event_type=None) -> list[tuple[str, dict]]:
@@ -34,7 +34,9 @@ def endpoints(world):
 def test_the_run_drafts_and_finalizes_with_bulk_outbox_writes(world, endpoints):
     org, _ = world
     for n in range(3):
-        subscribe(OrganizationFactory(external_id=f"c{n}", currency="EUR", country="DE"))
+        SubscriptionFactory(
+            organization=OrganizationFactory(external_id=f"c{n}", currency="EUR", country="DE"), at=utc(2027, 4, 1)
+        )
     with CaptureQueriesContext(connection) as queries:
         result = billing_run(at=utc(2027, 4, 1), chunk_size=500)
     assert result.invoices_created == 4

@@ -55,7 +55,7 @@ from invoicing.services.billing_run import billing_run
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
 from metering.services.meter import meter_create
-from tests.factories import TENANT_SLUGS, OrganizationFactory
+from tests.factories import TENANT_SLUGS, MeterFactory, OrganizationFactory
 
 D = Decimal
 ZERO = Decimal("0.00")
@@ -348,7 +348,7 @@ def world() -> None:
         pk=1,
         defaults={"seller_country": "DE", "tax_registrations": ["DE", "EU-OSS", "US-NY"], "seller_name": "Seller GmbH"},
     )
-    meter_create(actor=None, code="calls", name="API calls", event_type="api_call", aggregation="count")
+    MeterFactory()
     meter_create(actor=None, code="emails", name="Emails", event_type="email_sent", aggregation="count")
     meter_create(
         actor=None, code="payments", name="Payments", event_type="payment", aggregation="sum", value_property="amount"

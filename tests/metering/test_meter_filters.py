@@ -10,15 +10,9 @@ import pytest
 from core.errors import DomainError
 from metering.models import Meter
 from metering.services.meter import meter_create
-from tests.factories import APIKeyFactory
 from tests.helpers import bearer
 
 URL = "/api/v1/meters"
-
-
-@pytest.fixture
-def writer(in_a):
-    return APIKeyFactory(scopes=["read", "write"]).secret
 
 
 def meter_body(filters) -> dict:

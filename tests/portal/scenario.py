@@ -13,16 +13,19 @@ from zoneinfo import ZoneInfo
 import msgspec
 import time_machine
 
-from billing.models import Membership, Organization, PlanVersion
-from billing.services.plan import ChargeInput, VersionInput, plan_create
-from billing.services.subscription import subscription_create
 from invoicing.models import Invoice, InvoicingSettings
 from invoicing.services.billing_run import billing_run
 from invoicing.services.finalize import invoice_finalize
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
-from metering.services.meter import meter_create
-from tests.factories import UserFactory
+from tests.factories import (
+    MembershipFactory,
+    MeterFactory,
+    OrganizationFactory,
+    PlanFactory,
+    SubscriptionFactory,
+    UserFactory,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 START = datetime(2027, 4, 1, tzinfo=BERLIN).astimezone(UTC)  # 2027-03-31 22:00 UTC
@@ -50,26 +53,14 @@ def seed(
     """Create everything in the current tenant schema; returns the objects tests look at. `start`
     (a local midnight in Berlin) and `now` move the story (the browser tests use this month)."""
     InvoicingSettings.objects.update_or_create(pk=1, defaults={"seller_name": "Seller GmbH"})
-    meter_create(
-        actor=None, code="calls", name="API calls", event_type="call", aggregation="count", group_by=["region"]
-    )
-    plan_create(
-        actor=None,
-        code="basic",
-        name="Basic",
-        currency="EUR",
-        interval="month",
-        version=VersionInput(
-            base_fee="10.00", charges=[ChargeInput(meter="calls", price={"model": "per_unit", "unit_amount": "0.01"})]
-        ),
-    )
-    org = Organization.objects.create(
+    MeterFactory(event_type="call", group_by=["region"])
+    PlanFactory(code="basic", name="Basic", currency="EUR", base_fee="10.00", per_call=True)
+    org = OrganizationFactory(
         external_id="acme", name="Acme GmbH", currency="EUR", timezone="Europe/Berlin", country="DE"
     )
     user = UserFactory(email=email, **({"password": password} if password else {}))
-    Membership.objects.create(user=user, organization=org, role="owner")
-    with time_machine.travel(start, tick=False):
-        subscription = subscription_create(actor=None, organization=org, plan_version=PlanVersion.objects.get())
+    MembershipFactory(user=user, organization=org, role="owner")
+    subscription = SubscriptionFactory(organization=org, at=start)
     with time_machine.travel(start + timedelta(minutes=5), tick=False):
         billing_run(at=start)
         invoice = Invoice.objects.get(organization=org)

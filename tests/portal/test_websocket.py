@@ -17,8 +17,7 @@ from config.asgi import application
 from metering.live import live_watched, usage_group_name
 from metering.services.drain import drain_once
 from metering.services.landing import landing_store
-from metering.services.meter import meter_create
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, totp_enable
+from tests.factories import MembershipFactory, MeterFactory, OrganizationFactory, UserFactory, totp_enable
 from tests.helpers import staff_login
 
 
@@ -57,7 +56,7 @@ async def _connect(host: str, cookie: str | None, query: str = "", origin: str |
 @pytest.mark.django_db
 def test_member_receives_updates_for_their_organization_only(tenant_a, client_a):
     with tenant_context(tenant_a):
-        meter_create(actor=None, code="calls", name="Calls", event_type="call", aggregation="count")
+        MeterFactory(name="Calls", event_type="call")
         mine = MembershipFactory(organization__external_id="ws-mine")
         OrganizationFactory(external_id="ws-other")
         cookie = _session_cookie(client_a, mine.user)
@@ -146,7 +145,7 @@ def _revoke(tenant, how: str, user, client) -> None:
 @pytest.mark.parametrize("how", ["logout", "deactivation", "membership"])
 def test_streaming_stops_when_the_user_may_no_longer_watch(tenant_a, client_a, how):
     with tenant_context(tenant_a):
-        meter_create(actor=None, code="calls", name="Calls", event_type="call", aggregation="count")
+        MeterFactory(name="Calls", event_type="call")
         member = MembershipFactory(organization__external_id="ws-live").user
         cookie = _session_cookie(client_a, member)
     host = tenant_a.get_primary_domain().domain

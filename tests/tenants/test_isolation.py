@@ -5,9 +5,8 @@ from allauth.idp.oidc.models import Client as OIDCClient
 from django.conf import settings
 from django_tenants.utils import tenant_context
 
-from accounts.services.api_key import apikey_create
 from billing.models import Organization
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, totp_enable
+from tests.factories import APIKeyFactory, MembershipFactory, OrganizationFactory, UserFactory, totp_enable
 from tests.helpers import bearer, jwt_login, staff_login
 
 
@@ -25,7 +24,7 @@ def test_same_external_id_in_two_tenants_is_two_organizations(tenant_a, tenant_b
 @pytest.mark.django_db
 def test_api_key_of_a_is_refused_on_b(tenant_a, tenant_b, client_a, client_b):
     with tenant_context(tenant_a):
-        secret = apikey_create(name="a", scopes=["read", "write"], actor=None).secret
+        secret = APIKeyFactory(name="a", scopes=["read", "write"]).secret
     assert client_a.get("/api/v1/organizations", **bearer(secret)).status_code == 200
     response = client_b.get("/api/v1/organizations", **bearer(secret))
     assert response.status_code == 401

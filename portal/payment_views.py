@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.models import MemberRole, Membership
+from core.errors import DomainError
 from invoicing.models import InvoiceStatus
 from payments.gateways import gateway_settings_get
 from payments.gateways.base import FailureCode, GatewayDown, GatewayError
@@ -38,7 +39,6 @@ from payments.services.methods import (
 )
 from portal import selectors
 from portal.models import PortalSettings
-from tenants.errors import DomainError
 
 BILLING_ROLES = frozenset({MemberRole.OWNER, MemberRole.ADMIN, MemberRole.BILLING})
 

@@ -23,16 +23,29 @@ The contract:
   imports none of them. A worker claims only kinds it has a handler for.
 - A handler may return an `OutboxRecord`: a row of its own (a webhook's attempt log) written by
   the same statement as the done mark, so a delivery costs one commit after its send, not two.
+- A handler may instead return an `OutboxSend`: its network step (no database) and what to record
+  after it. A kind registered with `concurrency` > 1 (webhooks) has a task's claimed messages sent
+  that many at a time by this process's sender threads, once the task's first message went alone
+  (it proves the target answers: an endpoint that answers 410 is disabled before more are sent).
+  The database stays on the task's thread: each message's outcome is still its own conditional
+  UPDATE, written as soon as its send is over; the done marks of the sends that finished while the
+  previous marks were being written go in one transaction (one commit for several). A worker killed
+  mid-batch therefore leaves every message either done (marked), or claimed and sent (posted again
+  after the lease: the at-least-once case, which `webhook-id` deduplicates), or claimed and not
+  sent (sent once after the lease).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from threading import Lock
 from typing import Any
 
 from celery import current_app
@@ -75,19 +88,41 @@ class OutboxRecord:
 
 
 @dataclass(frozen=True)
+class OutboxSend:
+    """What a handler returns when its effect is a network call: `send` makes it (in a sender
+    thread for a concurrent kind: it must not touch the database) and returns what `then` needs;
+    `then` runs on the task's thread, records whatever the send's outcome needs and returns like a
+    handler (an OutboxRecord or None), or raises to have the message retried."""
+
+    send: Callable[[], Any]
+    then: Callable[[Any], OutboxRecord | None]
+
+
+Handler = Callable[[OutboxMessage], "OutboxRecord | OutboxSend | None"]
+
+
+@dataclass(frozen=True)
 class OutboxKind:
     name: str
-    handler: Callable[[OutboxMessage], OutboxRecord | None]
+    handler: Handler
     retry_delays: tuple[timedelta, ...]
     lease: timedelta = DEFAULT_LEASE
     batch: int = DISPATCH_BATCH  # messages per dispatch task (small where one slow send must not hold many)
     # Claim a task's messages of this kind in one statement (the lease then covers them all, so
     # only for kinds whose batch x worst-case run time stays well inside the lease).
     claim_together: bool = False
+    # Sends of a task's claimed messages at once (OutboxSend handlers of claim_together kinds).
+    concurrency: int = 1
 
     @property
     def max_attempts(self) -> int:
         return len(self.retry_delays) + 1
+
+    @property
+    def rounds(self) -> int:
+        """Handler runs one after another in a task at worst: the first message alone, then the
+        rest `concurrency` at a time."""
+        return 1 + math.ceil((self.batch - 1) / self.concurrency)
 
 
 _kinds: dict[str, OutboxKind] = {}
@@ -96,18 +131,23 @@ _kinds: dict[str, OutboxKind] = {}
 def outbox_register(
     kind: str,
     *,
-    handler: Callable[[OutboxMessage], OutboxRecord | None],
+    handler: Handler,
     retry_delays: Sequence[timedelta],
     lease: timedelta = DEFAULT_LEASE,
     batch: int = DISPATCH_BATCH,
     claim_together: bool = False,
+    concurrency: int = 1,
 ) -> None:
     """Register the handler of `kind` (from an AppConfig.ready()). `lease` must exceed the
     handler's worst-case run time (its network timeouts): a claim older than that is taken as
-    abandoned by a dead worker and claimed again."""
-    if claim_together and batch * 30 > lease.total_seconds():
+    abandoned by a dead worker and claimed again. Messages claimed together share one lease, so
+    it must cover the task's runs one after another (30 s each at worst)."""
+    if concurrency < 1 or (concurrency > 1 and not claim_together):
+        raise ValueError(f"{kind}: concurrent sends are for kinds claimed together")
+    registered = OutboxKind(kind, handler, tuple(retry_delays), lease, batch, claim_together, concurrency)
+    if claim_together and registered.rounds * 30 > lease.total_seconds():
         raise ValueError(f"{kind}: a lease of {lease} is too short for {batch} messages claimed together")
-    _kinds[kind] = OutboxKind(kind, handler, tuple(retry_delays), lease, batch, claim_together)
+    _kinds[kind] = registered
 
 
 def outbox_kind_get(kind: str) -> OutboxKind | None:
@@ -273,19 +313,17 @@ def _claim(ids: Sequence[int], *, kinds: list[str], now: datetime | None = None)
     ]
 
 
-def _finish(
+def _finish_statement(
     message: OutboxMessage,
     *,
     status: str,
     last_error: str,
-    done_at: datetime | None = None,
-    available_at: datetime | None = None,
-    record: OutboxRecord | None = None,
-) -> bool:
-    """Record the outcome of this worker's claim, if the claim still holds (and the handler's
-    record with it)."""
-    statement: sql.Composable = sql.SQL(_FINISH_SQL).format(table=tenant_table(OutboxMessage._meta.db_table))
-    params = {
+    done_at: datetime | None,
+    available_at: datetime | None,
+    record: OutboxRecord | None,
+) -> tuple[sql.Composable, dict[str, Any]]:
+    statement: sql.Composable = _finish_sql()
+    params: dict[str, Any] = {
         "status": status,
         "last_error": last_error,
         "done_at": done_at,
@@ -298,72 +336,198 @@ def _finish(
             raise ValueError(f"an outbox record may not use the parameter names {sorted(params)}")
         statement = sql.SQL("WITH record AS ({record}) {finish}").format(record=record.statement, finish=statement)
         params |= record.params
+    return statement, params
+
+
+def _finish_sql() -> sql.Composable:
+    return sql.SQL(_FINISH_SQL).format(table=tenant_table(OutboxMessage._meta.db_table))
+
+
+def _finish(
+    message: OutboxMessage,
+    *,
+    status: str,
+    last_error: str,
+    done_at: datetime | None = None,
+    available_at: datetime | None = None,
+    record: OutboxRecord | None = None,
+) -> bool:
+    """Record the outcome of this worker's claim, if the claim still holds (and the handler's
+    record with it)."""
+    statement, params = _finish_statement(
+        message, status=status, last_error=last_error, done_at=done_at, available_at=available_at, record=record
+    )
     return bool(raw_execute(statement, params))
 
 
-def outbox_run(message: OutboxMessage, *, result: ProcessResult | None = None) -> str:
-    """Run the handler of a claimed message and record the outcome; the new status."""
-    result = result if result is not None else ProcessResult()
-    kind = _kinds[message.kind]
+def _outside_transactions() -> None:
     if connection.atomic_blocks and not getattr(connection.atomic_blocks[0], "_from_testcase", False):
         # (The one outer block a test case wraps everything in is allowed, as Django allows it for durable blocks.)
         raise RuntimeError("outbox handlers act outside transactions (no row lock is held while they send)")
+
+
+def outbox_run(message: OutboxMessage, *, result: ProcessResult | None = None) -> str:
+    """Run the handler of a claimed message (its send, if it returns one, inline) and record the
+    outcome; the new status."""
+    result = result if result is not None else ProcessResult()
+    kind = _kinds[message.kind]
+    _outside_transactions()
     try:
-        record = kind.handler(message)
-    except OutboxGiveUp as exc:
-        _finish(message, status=OutboxStatus.DEAD, last_error=_error_text(exc), done_at=timezone.now())
+        outcome = kind.handler(message)
+        if isinstance(outcome, OutboxSend):
+            outcome = outcome.then(outcome.send())
+    except Exception as exc:  # noqa: BLE001 (any failure of a handler is retried on its schedule)
+        return _failed(message, kind, exc, result)
+    fault_point("outbox.after_handle")
+    _finish(message, status=OutboxStatus.DONE, last_error="", done_at=timezone.now(), record=outcome)
+    result.done += 1
+    return OutboxStatus.DONE
+
+
+def _failed(message: OutboxMessage, kind: OutboxKind, exc: Exception, result: ProcessResult) -> str:
+    """Record a failed run: dead at once (OutboxGiveUp), after the last attempt, or retried on the
+    kind's schedule."""
+    now = timezone.now()
+    if isinstance(exc, OutboxGiveUp):
+        _finish(message, status=OutboxStatus.DEAD, last_error=_error_text(exc), done_at=now)
         result.dead += 1
         logger.warning("outbox: message given up", extra={"outbox_id": message.pk, "kind": message.kind})
         return OutboxStatus.DEAD
-    except Exception as exc:  # noqa: BLE001 (any failure of a handler is retried on its schedule)
-        now = timezone.now()
-        if message.attempts >= kind.max_attempts:
-            _finish(message, status=OutboxStatus.DEAD, last_error=_error_text(exc), done_at=now)
-            result.dead += 1
-            logger.warning(
-                "outbox: message dead after its last attempt",
-                extra={"outbox_id": message.pk, "kind": message.kind, "attempts": message.attempts},
-            )
-            return OutboxStatus.DEAD
-        delay = kind.retry_delays[message.attempts - 1]
-        _finish(message, status=OutboxStatus.FAILED, last_error=_error_text(exc), available_at=now + delay)
-        result.failed += 1
-        if delay <= COUNTDOWN_MAX:
-            result.retry_ids[delay.total_seconds()].append((message.pk, message.kind))
-        logger.info(
-            "outbox: attempt failed, retry scheduled",
-            extra={"outbox_id": message.pk, "kind": message.kind, "attempt": message.attempts, "in": str(delay)},
+    if message.attempts >= kind.max_attempts:
+        _finish(message, status=OutboxStatus.DEAD, last_error=_error_text(exc), done_at=now)
+        result.dead += 1
+        logger.warning(
+            "outbox: message dead after its last attempt",
+            extra={"outbox_id": message.pk, "kind": message.kind, "attempts": message.attempts},
         )
-        return OutboxStatus.FAILED
-    fault_point("outbox.after_handle")
-    _finish(message, status=OutboxStatus.DONE, last_error="", done_at=timezone.now(), record=record)
-    result.done += 1
-    return OutboxStatus.DONE
+        return OutboxStatus.DEAD
+    delay = kind.retry_delays[message.attempts - 1]
+    _finish(message, status=OutboxStatus.FAILED, last_error=_error_text(exc), available_at=now + delay)
+    result.failed += 1
+    if delay <= COUNTDOWN_MAX:
+        result.retry_ids[delay.total_seconds()].append((message.pk, message.kind))
+    logger.info(
+        "outbox: attempt failed, retry scheduled",
+        extra={"outbox_id": message.pk, "kind": message.kind, "attempt": message.attempts, "in": str(delay)},
+    )
+    return OutboxStatus.FAILED
 
 
 def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
+_senders: ThreadPoolExecutor | None = None
+_senders_size = 0
+_senders_lock = Lock()
+
+
+def _sender_pool(size: int) -> ThreadPoolExecutor:
+    """This process's sender threads, started on first use (so after a prefork worker's fork)."""
+    global _senders, _senders_size
+    with _senders_lock:
+        if _senders is None or _senders_size < size:
+            _senders = ThreadPoolExecutor(max_workers=size, thread_name_prefix="outbox-send")
+            _senders_size = size
+        return _senders
+
+
+def _run_concurrently(messages: list[OutboxMessage], kind: OutboxKind, result: ProcessResult) -> None:
+    """Run claimed messages of a concurrent kind: each handler on this thread, the sends it returns
+    `kind.concurrency` at a time on sender threads; each outcome recorded here as its send ends,
+    the done marks of the sends that ended together in one transaction."""
+    pool = _sender_pool(kind.concurrency)
+    sending: dict[Future[Any], tuple[OutboxMessage, OutboxSend]] = {}
+    ready: list[tuple[OutboxMessage, OutboxRecord | None]] = []
+    try:
+        for message in messages:
+            try:
+                outcome = kind.handler(message)
+            except Exception as exc:  # noqa: BLE001 (retried on its schedule)
+                _failed(message, kind, exc, result)
+                continue
+            if isinstance(outcome, OutboxSend):
+                sending[pool.submit(outcome.send)] = (message, outcome)
+            else:
+                ready.append((message, outcome))
+        _done_many(ready, result)
+        while sending:
+            ended, _ = wait(sending, return_when=FIRST_COMPLETED)
+            ready = []
+            for future in ended:
+                message, outcome = sending.pop(future)
+                try:
+                    ready.append((message, outcome.then(future.result())))
+                except Exception as exc:  # noqa: BLE001 (retried on its schedule)
+                    _failed(message, kind, exc, result)
+                    continue
+                fault_point("outbox.after_handle")
+            _done_many(ready, result)
+    finally:
+        # Interrupted (a time limit, a lost database): sends not yet started are not made, those
+        # running end unrecorded; their claims run out and the sweep takes the messages over.
+        for future in sending:
+            future.cancel()
+
+
+def _done_many(finished: list[tuple[OutboxMessage, OutboxRecord | None]], result: ProcessResult) -> None:
+    """The done marks (with their records) of handlers that succeeded: each its own conditional
+    UPDATE as `_finish` writes it, sent together (one round trip) in one transaction."""
+    if len(finished) == 1:
+        message, record = finished[0]
+        _finish(message, status=OutboxStatus.DONE, last_error="", done_at=timezone.now(), record=record)
+        result.done += 1
+        return
+    groups: list[tuple[sql.Composable, list[dict[str, Any]]]] = []
+    now = timezone.now()
+    for message, record in finished:
+        statement, params = _finish_statement(
+            message, status=OutboxStatus.DONE, last_error="", done_at=now, available_at=None, record=record
+        )
+        for known, params_list in groups:
+            if known == statement:
+                params_list.append(params)
+                break
+        else:
+            groups.append((statement, [params]))
+    if groups:
+        connection.ensure_connection()
+        with transaction.atomic(), connection.connection.cursor() as cursor:
+            for statement, params_list in groups:
+                cursor.executemany(statement, params_list)
+    result.done += len(finished)
+
+
 def outbox_process(*, ids: Sequence[int]) -> ProcessResult:
     """Claim and run each of `ids` in turn: the messages of kinds that say so together (one
-    statement for the task's batch: a dispatch task carries one kind), then the others one claim
-    at a time (a lease then covers one handler run). Retries due within COUNTDOWN_MAX are
-    enqueued with a countdown."""
+    statement for the task's batch: a dispatch task carries one kind; sent concurrently after the
+    first if the kind says so), then the others one claim at a time (a lease then covers one
+    handler run). Retries due within COUNTDOWN_MAX are enqueued with a countdown."""
     result = ProcessResult()
     pending = list(ids)
     together_kinds = [name for name, kind in _kinds.items() if kind.claim_together]
     if together_kinds and len(pending) > 1:
         together = {m.pk: m for m in _claim(pending, kinds=together_kinds)}
-        for pk in [pk for pk in pending if pk in together]:  # in the task's order
-            outbox_run(together[pk], result=result)
+        claimed = [together[pk] for pk in pending if pk in together]  # in the task's order
+        by_kind: dict[str, list[OutboxMessage]] = defaultdict(list)
+        for message in claimed:
+            by_kind[message.kind].append(message)
+        for name, messages in by_kind.items():
+            kind = _kinds[name]
+            outbox_run(messages[0], result=result)  # alone: it proves the target answers
+            if kind.concurrency > 1 and len(messages) > 2:
+                _outside_transactions()
+                _run_concurrently(messages[1:], kind, result)
+            else:
+                for message in messages[1:]:
+                    outbox_run(message, result=result)
         pending = [pk for pk in pending if pk not in together]  # tried one by one (skipped if not due)
     while pending:
-        message = outbox_claim(pending.pop(0))
-        if message is None:
+        claimed_one = outbox_claim(pending.pop(0))
+        if claimed_one is None:
             result.skipped += 1
             continue
-        outbox_run(message, result=result)
+        outbox_run(claimed_one, result=result)
     for seconds, retry in result.retry_ids.items():
         outbox_dispatch_enqueue(retry, schema=current_schema(), countdown=seconds)
     return result

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Q
@@ -28,9 +29,9 @@ from core import crypto
 from core.db import current_schema, raw_execute, tenant_table
 from core.faults import fault_point
 from core.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
-from core.services.outbox import OutboxGiveUp, OutboxRecord, outbox_register
+from core.services.outbox import OutboxGiveUp, OutboxRecord, OutboxSend, outbox_register
 from core.services.webhook_emit import WEBHOOK_KIND
-from core.services.webhook_http import TargetRefused, webhook_post
+from core.services.webhook_http import CONNECTIONS_PER_TARGET, TargetRefused, webhook_post
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +46,11 @@ RETRY_DELAYS = (
     timedelta(hours=10),
 )
 DISABLE_AFTER = timedelta(days=5)
-# Messages per dispatch task, claimed together: sends in a task are sequential, so a slow endpoint
-# holds few others; the lease covers all of them at the longest timeouts (10 x 13 s), with room.
-BATCH = 10
+# Messages per dispatch task, claimed together (one task per emitting transaction of up to 50),
+# sent SEND_CONCURRENCY at a time after the first: a task holds one lease for all of them, which
+# covers its sends one after another at the longest timeouts (1 + 7 rounds x 13 s), with room.
+BATCH = 50
+SEND_CONCURRENCY = CONNECTIONS_PER_TARGET
 LEASE = timedelta(minutes=5)
 # A worker reads an endpoint at most this often (a change or disabling reaches it within this).
 ENDPOINT_CACHE_SECONDS = 2.0
@@ -96,14 +99,32 @@ def _forget(endpoint: WebhookEndpoint) -> None:
     _endpoints.pop((current_schema(), endpoint.pk), None)
 
 
-def webhook_deliver(message: OutboxMessage) -> OutboxRecord | None:
-    """Send the message's event to its endpoint once (this attempt); raises to have it retried.
-    A success's attempt log row is returned, written with the done mark (one commit)."""
+def webhook_deliver(message: OutboxMessage) -> OutboxSend:
+    """Read the message's endpoint; the send of its event to it (this attempt), which a worker
+    makes inline or on a sender thread, and then records: a success's attempt log row is written
+    with the done mark (one commit); a failure raises to have the message retried."""
     endpoint = _endpoint(message.payload["endpoint_id"])
     if endpoint is None:
         raise OutboxGiveUp("the endpoint was deleted")
     if not endpoint.enabled:
         raise OutboxGiveUp(f"the endpoint is disabled: {endpoint.disabled_reason or 'by hand'}")
+    endpoint_secrets(endpoint, at=timezone.now())  # decrypted here, once per endpoint read
+    return OutboxSend(send=lambda: _send(message, endpoint), then=lambda sent: _record(message, endpoint, sent))
+
+
+@dataclass(frozen=True)
+class _Sent:
+    at: datetime
+    status_code: int | None
+    latency_ms: int
+    excerpt: str
+    error: str
+    succeeded: bool
+
+
+def _send(message: OutboxMessage, endpoint: WebhookEndpoint) -> _Sent:
+    """Sign and POST (no database: it may run on a sender thread). Signed when sent, so the
+    timestamp is the attempt's however long the message waited for a sender."""
     event = message.payload["event"]
     body = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
     now = timezone.now().replace(microsecond=0)
@@ -118,18 +139,27 @@ def webhook_deliver(message: OutboxMessage) -> OutboxRecord | None:
     fault_point("webhook.before_send")
     try:
         result = webhook_post(endpoint.url, body=body.encode(), headers=headers)
-        status_code, latency, excerpt, error = result.status_code, result.latency_ms, result.excerpt, result.error
-        succeeded = result.succeeded
+        sent = _Sent(now, result.status_code, result.latency_ms, result.excerpt, result.error, result.succeeded)
     except TargetRefused as exc:
-        status_code, latency, excerpt, error, succeeded = None, 0, "", f"refused: {exc}"[:500], False
+        sent = _Sent(now, None, 0, "", f"refused: {exc}"[:500], False)
     fault_point("webhook.after_send")  # the worst moment to die: sent, nothing recorded (tests)
-    log = _log_row(message, endpoint, event["type"], status_code, latency, excerpt, error, succeeded, now)
-    if succeeded:
+    return sent
+
+
+def _record(message: OutboxMessage, endpoint: WebhookEndpoint, sent: _Sent) -> OutboxRecord:
+    """After the send, on the task's thread: the attempt log, the endpoint's run of failures."""
+    now, status_code = sent.at, sent.status_code
+    event_type = message.payload["event"]["type"]
+    log = _log_row(
+        message, endpoint, event_type, status_code, sent.latency_ms, sent.excerpt, sent.error, sent.succeeded, now
+    )
+    if sent.succeeded:
         if endpoint.failing_since is not None:  # a success ends the run of failures
             WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+            _forget(endpoint)
         return log  # written with the done mark
     raw_execute(log.statement, log.params)
-    what = f"HTTP {status_code}" if status_code is not None else error
+    what = f"HTTP {status_code}" if status_code is not None else sent.error
     _forget(endpoint)  # its failure state changes below: the next message reads it afresh
     if status_code == 410:
         _disable(endpoint, reason="The endpoint answered 410 Gone.", at=now)
@@ -189,5 +219,11 @@ def _disable(endpoint: WebhookEndpoint, *, reason: str, at: datetime) -> None:
 
 def webhook_handler_register() -> None:
     outbox_register(
-        WEBHOOK_KIND, handler=webhook_deliver, retry_delays=RETRY_DELAYS, lease=LEASE, batch=BATCH, claim_together=True
+        WEBHOOK_KIND,
+        handler=webhook_deliver,
+        retry_delays=RETRY_DELAYS,
+        lease=LEASE,
+        batch=BATCH,
+        claim_together=True,
+        concurrency=SEND_CONCURRENCY,
     )

@@ -26,6 +26,9 @@ from core.errors import DomainError
 
 EXCERPT_BYTES = 1024
 _POOLS_MAX = 256
+# Kept-alive connections per target and process: one per sender thread (the outbox sends up to
+# this many webhooks of a task at once); with fewer, the extra ones would be opened and dropped.
+CONNECTIONS_PER_TARGET = 8
 
 
 class TargetRefused(DomainError):
@@ -101,10 +104,15 @@ def _pool(scheme: str, address: str, port: int, host: str) -> urllib3.HTTPConnec
             return pool
         if scheme == "https":
             pool = urllib3.HTTPSConnectionPool(
-                address, port, maxsize=4, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED"
+                address,
+                port,
+                maxsize=CONNECTIONS_PER_TARGET,
+                server_hostname=host,
+                assert_hostname=host,
+                cert_reqs="CERT_REQUIRED",
             )
         else:
-            pool = urllib3.HTTPConnectionPool(address, port, maxsize=4)
+            pool = urllib3.HTTPConnectionPool(address, port, maxsize=CONNECTIONS_PER_TARGET)
         _pools[key] = pool
         while len(_pools) > _POOLS_MAX:
             _, old = _pools.popitem(last=False)

@@ -2,12 +2,14 @@
 retried on its kind's schedule, dead after the last attempt, fenced against a worker whose lease
 ran out, swept when its dispatch was lost, revived by "Retry now"."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
 import time_machine
 from django.db import connection, connections, transaction
+from django.utils import timezone
 from psycopg import sql
 
 from core import crypto
@@ -16,6 +18,7 @@ from core.services import outbox as outbox_service
 from core.services.outbox import (
     OutboxGiveUp,
     OutboxRecord,
+    OutboxSend,
     outbox_add,
     outbox_claim,
     outbox_process,
@@ -271,3 +274,96 @@ def test_a_handlers_record_is_written_with_the_done_mark_even_when_the_claim_was
             )
     finally:
         outbox_service._kinds.pop("test.record", None)
+
+
+@pytest.mark.django_db
+def test_a_concurrent_kind_sends_the_first_alone_then_at_once_and_records_on_the_tasks_thread(in_a):
+    task_thread = threading.get_ident()
+    sends: list[int] = []
+    threads = {"handler": set(), "then": set(), "send": set()}
+    at_once = threading.Barrier(3, timeout=10)  # broken (the sends fail) unless 3 are in flight together
+
+    def handler(message):
+        threads["handler"].add(threading.get_ident())
+        n = message.payload["n"]
+
+        def send():
+            threads["send"].add(threading.get_ident())
+            sends.append(n)
+            if n == 3:
+                raise ConnectionError("refused")
+            if n:
+                at_once.wait()
+            return f"sent {n}"
+
+        def then(sent):
+            threads["then"].add(threading.get_ident())
+            return OutboxRecord(
+                statement=sql.SQL("INSERT INTO pg_temp.sent_probe VALUES (%(probe_id)s, %(probe_note)s)"),
+                params={"probe_id": message.pk, "probe_note": sent},
+            )
+
+        return OutboxSend(send=send, then=then)
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE sent_probe (message_id bigint, note text)")
+    outbox_register(
+        "test.concurrent", handler=handler, retry_delays=DELAYS, batch=5, claim_together=True, concurrency=4
+    )
+    try:
+        with time_machine.travel(T0, tick=False):
+            ids = [outbox_add(kind="test.concurrent", payload={"n": n}) for n in range(5)]
+            with mock.patch.object(outbox_service, "outbox_dispatch_enqueue"):
+                result = outbox_process(ids=ids)
+    finally:
+        outbox_service._kinds.pop("test.concurrent", None)
+    assert (result.done, result.failed) == (4, 1)
+    assert sends[0] == 0 and sorted(sends) == [0, 1, 2, 3, 4]  # the first went alone
+    assert threads["handler"] == threads["then"] == {task_thread}  # the database stays on the task's thread
+    assert len(threads["send"] - {task_thread}) >= 3  # the barrier's three, on sender threads
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT message_id, note FROM pg_temp.sent_probe ORDER BY message_id")
+        assert cursor.fetchall() == [(ids[n], f"sent {n}") for n in (0, 1, 2, 4)]
+    assert [status(pk)[:2] for pk in ids] == [("done", 1)] * 3 + [("failed", 1), ("done", 1)]
+    assert status(ids[3])[2:] == (T0 + DELAYS[0], "ConnectionError: refused")
+
+
+@pytest.mark.django_db
+def test_in_a_concurrent_batch_each_done_mark_is_fenced_by_its_own_claim(in_a):
+    def handler(message):
+        def then(sent):
+            if message.payload["n"] == 2:  # meanwhile its lease ran out and another worker claimed it
+                assert outbox_claim(message.pk, now=timezone.now() + timedelta(minutes=2)) is not None
+            return None
+
+        return OutboxSend(send=lambda: None, then=then)
+
+    lease = timedelta(minutes=1)
+    outbox_register(
+        "test.concurrent",
+        handler=handler,
+        retry_delays=DELAYS,
+        lease=lease,
+        batch=4,
+        claim_together=True,
+        concurrency=3,
+    )
+    try:
+        ids = [outbox_add(kind="test.concurrent", payload={"n": n}) for n in range(4)]
+        outbox_process(ids=ids)
+    finally:
+        outbox_service._kinds.pop("test.concurrent", None)
+    assert [status(pk)[:2] for pk in ids] == [("done", 1), ("done", 1), ("claimed", 2), ("done", 1)]
+
+
+def test_concurrent_sends_are_for_kinds_claimed_together_within_their_lease():
+    def handler(message):
+        return None
+
+    with pytest.raises(ValueError, match="claimed together"):
+        outbox_register("test.bad", handler=handler, retry_delays=DELAYS, concurrency=4)
+    with pytest.raises(ValueError, match="too short"):  # 1 + 25 rounds of 30 s > 5 minutes
+        outbox_register("test.bad", handler=handler, retry_delays=DELAYS, batch=50, claim_together=True, concurrency=2)
+    outbox_register("test.ok", handler=handler, retry_delays=DELAYS, batch=50, claim_together=True, concurrency=8)
+    outbox_service._kinds.pop("test.ok")
+    assert "test.bad" not in outbox_service._kinds

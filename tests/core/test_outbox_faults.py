@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from celery import current_app
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from standardwebhooks import Webhook
@@ -29,7 +29,8 @@ from standardwebhooks import Webhook
 from billing.models import Organization, PlanVersion
 from billing.services.plan import VersionInput, plan_create
 from billing.services.subscription import subscription_create
-from core.models import OutboxMessage
+from core.models import OutboxMessage, WebhookDelivery
+from core.services.webhook_emit import webhook_emit_bulk
 from core.services.webhook_endpoint import webhook_endpoint_create
 from invoicing.models import Invoice, InvoicingSettings
 from tests.live import ROOT, celery_worker, process_env
@@ -159,3 +160,51 @@ def test_broker_down_at_commit_and_workers_killed_mid_send_every_effect_once(
     assert Counter((e["type"], e["data"]["id"]) for e in events.values()) == {
         (t, pk): 1 for t in ("invoice.created", "invoice.finalized") for pk in invoices
     }
+
+
+@pytest.mark.parametrize("fault", ["webhook.before_send:6", "webhook.after_send:6"])
+def test_a_worker_killed_during_a_concurrent_batch_leaves_every_webhook_delivered_once(
+    committed_tenant, django_db_blocker, tmp_path, fault
+):
+    """A task's 30 webhooks go out 8 at a time after the first; the worker dies at the 6th send
+    (before it, or right after its answer) while others are in flight. After recovery every
+    message is done with one logged success, and the only ids posted twice are those that had
+    reached the receiver but whose done mark had not been written when the worker died."""
+    tenant, _ = committed_tenant
+    schema = tenant.schema_name
+    with django_db_blocker.unblock(), receiver() as hooks:
+        with schema_context(schema):
+            secret = webhook_endpoint_create(url=hooks.url).secret
+            with transaction.atomic():
+                ids = webhook_emit_bulk([("invoice.paid", {"id": n}) for n in range(30)])
+        connection.set_schema_to_public()
+        killed_at(fault, schema, tmp_path)
+        posted_before = set(hooks.webhook_ids())
+        with schema_context(schema):
+            done_before = {
+                f"msg_{pk}" for pk in OutboxMessage.objects.filter(status="done").values_list("id", flat=True)
+            }
+        connection.set_schema_to_public()
+        assert done_before and done_before <= posted_before < {f"msg_{pk}" for pk in ids}
+
+        current_app.control.purge()
+        with celery_worker(OUTBOX_SWEEP_GRACE_SECONDS="0", DATA_DIR=str(tmp_path)):
+            sweep(schema)
+            deadline = time.monotonic() + 120
+            while statuses(schema) != {"done": 30} and time.monotonic() < deadline:
+                time.sleep(0.3)
+        assert statuses(schema) == {"done": 30}
+        with schema_context(schema):
+            successes = Counter(WebhookDelivery.objects.filter(succeeded=True).values_list("message_id", flat=True))
+            failures = WebhookDelivery.objects.filter(succeeded=False).count()
+        connection.set_schema_to_public()
+
+    assert successes == dict.fromkeys(ids, 1) and failures == 0
+    posts = Counter(hooks.webhook_ids())
+    assert posts == {f"msg_{pk}": 2 if f"msg_{pk}" in posted_before - done_before else 1 for pk in ids}
+    if fault.startswith("webhook.after_send"):
+        assert posted_before - done_before  # at least the 6th: answered, never marked
+    verifier = Webhook(secret)
+    assert sorted(verifier.verify(r.body, r.headers)["data"]["id"] for r in hooks.requests) == sorted(
+        n for n in range(30) for _ in range(posts[f"msg_{ids[n]}"])
+    )

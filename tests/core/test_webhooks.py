@@ -13,7 +13,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from core.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
 from core.services.outbox import outbox_process
 from core.services.webhook_delivery import RETRY_DELAYS
-from core.services.webhook_emit import webhook_emit
+from core.services.webhook_emit import webhook_emit, webhook_emit_bulk
 from core.services.webhook_endpoint import (
     webhook_delivery_replay,
     webhook_endpoint_create,
@@ -253,3 +253,36 @@ def test_saving_resolves_the_host_only_where_private_targets_are_refused(in_a, s
     with pytest.raises(TargetRefused, match="does not resolve"):
         webhook_endpoint_create(url="https://hooks.invalid/y")
     assert list(WebhookEndpoint.objects.values_list("url", flat=True)) == ["https://hooks.invalid/x"]
+
+
+@pytest.mark.django_db
+def test_a_batch_is_sent_concurrently_after_the_first_and_each_outcome_recorded_once(in_a):
+    # the first alone (200), then 5 of the others answered 500 in whatever order they arrive
+    with receiver(statuses=[200, *[500] * 5, 200]) as hooks:
+        secret = webhook_endpoint_create(url=hooks.url).secret
+        with transaction.atomic():
+            ids = webhook_emit_bulk([("invoice.paid", {"id": n}) for n in range(20)])
+        with time_machine.travel(T0, tick=False):
+            result = outbox_process(ids=ids)
+    assert (result.done, result.failed, result.dead, result.skipped) == (15, 5, 0, 0)
+    posted = [r.headers["webhook-id"] for r in hooks.requests]
+    assert posted[0] == f"msg_{ids[0]}" and sorted(posted) == sorted(f"msg_{pk}" for pk in ids)
+    with time_machine.travel(T0, tick=False):
+        assert sorted(verify(secret, r)["data"]["id"] for r in hooks.requests) == list(range(20))
+    messages = {m.pk: m for m in OutboxMessage.objects.filter(pk__in=ids)}
+    logs = {d.message_id: d for d in WebhookDelivery.objects.all()}
+    assert sorted(logs) == sorted(ids)  # one attempt logged per message
+    failed = [pk for pk in ids if messages[pk].status == "failed"]
+    assert len(failed) == 5 and ids[0] not in failed
+    for pk in ids:
+        message, log = messages[pk], logs[pk]
+        assert message.attempts == log.attempt == 1
+        if pk in failed:
+            assert (log.status_code, log.succeeded, message.last_error) == (
+                500,
+                False,
+                "WebhookAttemptFailed: HTTP 500",
+            )
+            assert message.available_at == T0 + RETRY_DELAYS[0] and message.done_at is None
+        else:
+            assert (log.status_code, log.succeeded, message.status, message.done_at) == (200, True, "done", T0)

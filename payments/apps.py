@@ -7,6 +7,8 @@ class PaymentsConfig(AppConfig):
     def ready(self) -> None:
         from invoicing.hooks import finalized_hook_add
         from payments.services.collection import collection_register, collections_enqueue
+        from payments.services.refunds import refund_register
 
         collection_register()
+        refund_register()
         finalized_hook_add(collections_enqueue)

@@ -13,6 +13,7 @@ from payments.gateways import gateway_get, gateway_settings_get
 from payments.gateways.base import GatewayError, WebhookRejected
 from payments.models import GatewayEventRecord, Payment, Refund
 from payments.services.ledger import payment_result_record
+from payments.services.refunds import refund_result_record
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +72,11 @@ def _apply(event) -> str:
         changed = payment_result_record(payment_id=payment_id, result=event.charge, gateway_at=event.created)
         return GatewayEventRecord.Outcome.APPLIED if changed else GatewayEventRecord.Outcome.STALE
     if event.type in REFUND_EVENTS and event.refund is not None:
-        updated = Refund.objects.filter(gateway_refund_id=event.refund.id).exclude(status=event.refund.status)
-        return (
-            GatewayEventRecord.Outcome.APPLIED
-            if updated.update(status=event.refund.status)
-            else GatewayEventRecord.Outcome.STALE
-        )
+        refund_id = Refund.objects.filter(gateway_refund_id=event.refund.id).values_list("pk", flat=True).first()
+        if refund_id is None or event.refund.status not in ("succeeded", "failed"):
+            return GatewayEventRecord.Outcome.IGNORED if refund_id is None else GatewayEventRecord.Outcome.STALE
+        before = Refund.objects.values_list("status", flat=True).get(pk=refund_id)
+        after = refund_result_record(refund_id=refund_id, status=event.refund.status, message=event.type).status
+        return GatewayEventRecord.Outcome.APPLIED if after != before else GatewayEventRecord.Outcome.STALE
     logger.info("stripe webhook of a type we do not act on", extra={"event": event.id, "type": event.type})
     return GatewayEventRecord.Outcome.IGNORED

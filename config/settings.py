@@ -295,6 +295,8 @@ SPECTACULAR_SETTINGS = {
         "OrganizationStatusEnum": "billing.models.OrganizationStatus",
         "SubscriptionStatusEnum": "billing.models.SubscriptionStatus",
         "InvoiceStatusEnum": "invoicing.models.InvoiceStatus",
+        "PaymentStatusEnum": "payments.models.PaymentStatus",
+        "RefundStatusEnum": "payments.api.responses.REFUND_STATUSES",
     },
 }
 

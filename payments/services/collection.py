@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts.audit import audit_actor, audit_event
 from core.faults import fault_point
 from core.models import OutboxMessage
-from core.services.outbox import OutboxGiveUp, OutboxItem, outbox_add_bulk, outbox_register
+from core.services.outbox import OutboxGiveUp, OutboxItem, outbox_add, outbox_add_bulk, outbox_register
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.invoice import invoice_lock
 from payments.gateways import gateway_get
@@ -231,6 +231,21 @@ def invoice_pay(*, actor, invoice: Invoice) -> Payment:
                 invoice=locked, payer=payer, number=(last.number + 1 if last else 1), amount=locked.amount_due
             )
     return payment_drive(payment_id=payment.pk)
+
+
+def payment_retry_enqueue(*, invoice_id: int) -> Payment:
+    """After `invoice_pay` met the gateway down: its payment (pending, the attempt errored) is
+    handed to the outbox, whose collection drives the payment in flight with the same key. Keyed
+    per payment, so asking twice enqueues once."""
+    with transaction.atomic():
+        payment = (
+            Payment.objects.filter(invoice_id=invoice_id)
+            .order_by("-number")
+            .select_related("invoice", "organization")
+            .first()
+        )
+        outbox_add(kind=COLLECT_KIND, key=f"collect:{invoice_id}:{payment.number}", payload={"invoice_id": invoice_id})
+    return payment
 
 
 def _handle(message: OutboxMessage) -> None:

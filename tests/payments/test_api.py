@@ -10,15 +10,31 @@ from decimal import Decimal
 import pytest
 from auditlog.models import LogEntry
 
+from accounts.services.api_key import apikey_create
 from invoicing.models import CreditNote, Invoice
 from payments.models import Payment, Refund
 from payments.services.methods import collection_method_set
 from tests.factories import MembershipFactory, OrganizationFactory
-from tests.helpers import jwt_login
-from tests.invoicing.test_invoice_api import api, april_open, key  # noqa: F401  (fixtures)
+from tests.helpers import bearer, jwt_login
+from tests.invoicing.test_invoice_api import april_open
 from tests.payments.conftest import CARD_DECLINED, CARD_OK, collect_all, payer_with
 
 D = Decimal
+
+
+@pytest.fixture
+def api(client_a, in_a):
+    """`api.get(path)`, `api.post(path, body)` with a read/write API key."""
+    secret = apikey_create(name="erp", scopes=["read", "write"], actor=None).secret
+
+    class Api:
+        def get(self, path):
+            return client_a.get(path, **bearer(secret))
+
+        def post(self, path, body=None):
+            return client_a.post(path, body or {}, content_type="application/json", **bearer(secret))
+
+    return Api()
 
 
 @pytest.fixture

@@ -312,6 +312,8 @@ STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
 # Where Stripe's API answers: Stripe itself, or localstripe (config.embedded starts one for `make run`
 # and the tests and sets this). The gateway code reaches whichever by this setting alone.
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="https://api.stripe.com")
+# Where PayPal's REST API answers: live by default, the sandbox, or the tests' local fake.
+PAYPAL_API_BASE = env("PAYPAL_API_BASE", default="https://api-m.paypal.com")
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True

@@ -14,11 +14,25 @@ def gateway_settings_get() -> GatewaySettings:
 
 def gateway_get(name: str = "stripe") -> Gateway:
     """Raises GatewayError `gateway_not_configured` when the tenant has not connected it."""
-    from payments.gateways.stripe import StripeGateway
+    row = gateway_settings_get()
+    if name == "paypal":
+        from payments.gateways.paypal import PayPalAdapter
+        from payments.paypal import PayPalConfig
 
+        if not row.paypal_ready:
+            raise GatewayError("PayPal is not connected for this tenant.", code="gateway_not_configured")
+        return PayPalAdapter(
+            PayPalConfig(
+                base_url=settings.PAYPAL_API_BASE,
+                client_id=row.paypal_client_id,
+                client_secret=row.paypal_client_secret(),
+                webhook_id=row.paypal_webhook_id,
+            )
+        )
     if name != "stripe":
         raise GatewayError(f"unknown gateway {name!r}", code="gateway_unknown")
-    row = gateway_settings_get()
+    from payments.gateways.stripe import StripeGateway
+
     if not row.stripe_ready:
         raise GatewayError("Stripe is not connected for this tenant.", code="gateway_not_configured")
     return StripeGateway(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 
 from payments.gateways.base import Gateway, GatewayError
@@ -31,12 +33,15 @@ def gateway_get(name: str = "stripe") -> Gateway:
         )
     if name != "stripe":
         raise GatewayError(f"unknown gateway {name!r}", code="gateway_unknown")
-    from payments.gateways.stripe import StripeGateway
-
     if not row.stripe_ready:
         raise GatewayError("Stripe is not connected for this tenant.", code="gateway_not_configured")
-    return StripeGateway(
-        secret_key=row.stripe_secret_key(),
-        publishable_key=row.stripe_publishable_key,
-        api_base=settings.STRIPE_API_BASE,
-    )
+    return _stripe(row.stripe_secret_key(), row.stripe_publishable_key, settings.STRIPE_API_BASE)
+
+
+@functools.lru_cache(maxsize=256)
+def _stripe(secret_key: str, publishable_key: str, api_base: str) -> Gateway:
+    """One client per account and base per process (its HTTP connections are kept alive across
+    charges); a rotated key is another entry."""
+    from payments.gateways.stripe import StripeGateway
+
+    return StripeGateway(secret_key=secret_key, publishable_key=publishable_key, api_base=api_base)

@@ -295,6 +295,8 @@ SPECTACULAR_SETTINGS = {
         "OrganizationStatusEnum": "billing.models.OrganizationStatus",
         "SubscriptionStatusEnum": "billing.models.SubscriptionStatus",
         "InvoiceStatusEnum": "invoicing.models.InvoiceStatus",
+        "PaymentStatusEnum": "payments.models.PaymentStatus",
+        "RefundStatusEnum": "payments.api.responses.REFUND_STATUSES",
     },
 }
 
@@ -313,6 +315,8 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", default="https://api.stripe.com")
 # Where the portal loads Stripe.js from (its card element): Stripe's own, or the one localstripe
 # serves (config.embedded sets it beside STRIPE_API_BASE). Pages use this setting alone.
 STRIPE_JS_URL = env("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
+# Where PayPal's REST API answers: live by default, the sandbox, or the tests' local fake.
+PAYPAL_API_BASE = env("PAYPAL_API_BASE", default="https://api-m.paypal.com")
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True

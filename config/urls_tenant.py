@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from accounts.api import webhooks
 from metering.api.events import events_ingest_view
-from payments.views import stripe_webhook
+from payments.views import paypal_webhook, stripe_webhook
 
 urlpatterns = [
     path("accounts/", include("allauth.urls")),
@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/v1/", include("metering.api.urls")),
     path("api/v1/", include("billing.api.urls")),
     path("api/v1/", include("invoicing.api.urls")),
+    path("api/v1/", include("payments.api.urls")),
     path("api/v1/webhook-endpoints", webhooks.WebhookEndpointsView.as_view(), name="webhook-endpoints"),
     path("api/v1/webhook-endpoints/<str:pk>", webhooks.WebhookEndpointView.as_view(), name="webhook-endpoint"),
     path(
@@ -40,5 +41,6 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("payments/stripe/webhook", stripe_webhook, name="payments-stripe-webhook"),
+    path("payments/paypal/webhook", paypal_webhook, name="payments-paypal-webhook"),
     path("", include("portal.urls")),
 ]

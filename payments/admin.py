@@ -93,10 +93,15 @@ class GatewaySettingsForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False),
         help_text="The endpoint's signing secret (whsec_…). Leave blank to keep the stored one.",
     )
+    paypal_client_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="The PayPal REST app's secret. Leave blank to keep the stored one.",
+    )
 
     class Meta:
         model = GatewaySettings
-        fields = ["stripe_publishable_key"]
+        fields = ["stripe_publishable_key", "paypal_client_id", "paypal_webhook_id"]
 
     def save(self, commit=True):
         row = super().save(commit=False)
@@ -104,6 +109,8 @@ class GatewaySettingsForm(forms.ModelForm):
             row.stripe_secret_key_set(self.cleaned_data["stripe_secret_key"])
         if self.cleaned_data.get("stripe_webhook_secret"):
             row.stripe_webhook_secret_set(self.cleaned_data["stripe_webhook_secret"])
+        if self.cleaned_data.get("paypal_client_secret"):
+            row.paypal_client_secret_set(self.cleaned_data["paypal_client_secret"])
         if commit:
             row.save()
         return row

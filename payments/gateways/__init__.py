@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 
 from payments.gateways.base import Gateway, GatewayError
@@ -14,15 +16,32 @@ def gateway_settings_get() -> GatewaySettings:
 
 def gateway_get(name: str = "stripe") -> Gateway:
     """Raises GatewayError `gateway_not_configured` when the tenant has not connected it."""
-    from payments.gateways.stripe import StripeGateway
+    row = gateway_settings_get()
+    if name == "paypal":
+        from payments.gateways.paypal import PayPalAdapter
+        from payments.paypal import PayPalConfig
 
+        if not row.paypal_ready:
+            raise GatewayError("PayPal is not connected for this tenant.", code="gateway_not_configured")
+        return PayPalAdapter(
+            PayPalConfig(
+                base_url=settings.PAYPAL_API_BASE,
+                client_id=row.paypal_client_id,
+                client_secret=row.paypal_client_secret(),
+                webhook_id=row.paypal_webhook_id,
+            )
+        )
     if name != "stripe":
         raise GatewayError(f"unknown gateway {name!r}", code="gateway_unknown")
-    row = gateway_settings_get()
     if not row.stripe_ready:
         raise GatewayError("Stripe is not connected for this tenant.", code="gateway_not_configured")
-    return StripeGateway(
-        secret_key=row.stripe_secret_key(),
-        publishable_key=row.stripe_publishable_key,
-        api_base=settings.STRIPE_API_BASE,
-    )
+    return _stripe(row.stripe_secret_key(), row.stripe_publishable_key, settings.STRIPE_API_BASE)
+
+
+@functools.lru_cache(maxsize=256)
+def _stripe(secret_key: str, publishable_key: str, api_base: str) -> Gateway:
+    """One client per account and base per process (its HTTP connections are kept alive across
+    charges); a rotated key is another entry."""
+    from payments.gateways.stripe import StripeGateway
+
+    return StripeGateway(secret_key=secret_key, publishable_key=publishable_key, api_base=api_base)

@@ -30,7 +30,7 @@ from accounts.audit import audit_actor, audit_event
 from core.errors import DomainError
 from core.faults import fault_point
 from core.models import OutboxMessage
-from core.services.outbox import OutboxGiveUp, OutboxItem, outbox_add_bulk, outbox_register
+from core.services.outbox import OutboxGiveUp, OutboxItem, outbox_add, outbox_add_bulk, outbox_register
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.invoice import invoice_lock
 from payments.gateways import gateway_get
@@ -120,14 +120,16 @@ def _attempt_finish(attempt: PaymentAttempt, *, outcome: str, status: str = "", 
     attempt.save(update_fields=["outcome", "status_after", "failure_code", "message", "finished_at"])
 
 
-def payment_drive(*, payment_id: int) -> Payment:
+def payment_drive(*, payment_id: int, payer: PaymentCustomer | None = None) -> Payment:
     """Take the payment one step further at the gateway (see the module docstring). Raises
     GatewayDown (recorded as an errored attempt) for the caller to retry later."""
     payment = Payment.objects.select_related("organization", "invoice").get(pk=payment_id)
     if payment.status != PaymentStatus.PENDING:
         return payment  # the gateway answered already: webhooks take it from here
     gateway = gateway_get(payment.gateway)
-    payer = PaymentCustomer.objects.get(organization_id=payment.organization_id)
+    if payer is None:
+        payer = PaymentCustomer.objects.get(organization_id=payment.organization_id)
+    created_now = False
     if payment.gateway_payment_id is None:
         attempt = _attempt_start(payment, PaymentAttempt.Step.CREATE)
         try:
@@ -150,10 +152,14 @@ def payment_drive(*, payment_id: int) -> Payment:
             _payment_fail(payment, code="processing_error", message=str(error))
             return payment
         fault_point("payments.after_create")
-        Payment.objects.filter(pk=payment.pk, gateway_payment_id=None).update(gateway_payment_id=result.id)
+        recorded = Payment.objects.filter(pk=payment.pk, gateway_payment_id=None).update(gateway_payment_id=result.id)
         _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.DONE, status=result.status)
-        payment.refresh_from_db()
-    confirmed_before = payment.attempts.filter(step=PaymentAttempt.Step.CONFIRM).exists()
+        if recorded:
+            payment.gateway_payment_id, created_now = result.id, True
+        else:
+            payment.refresh_from_db()  # another run recorded it first: go by what it recorded
+    # No confirm can have been sent for an intent created just now (a confirm needs its id).
+    confirmed_before = not created_now and payment.attempts.filter(step=PaymentAttempt.Step.CONFIRM).exists()
     if confirmed_before:
         # A confirm may have reached the gateway: ask before asking again.
         attempt = _attempt_start(payment, PaymentAttempt.Step.RECOVER)
@@ -217,7 +223,7 @@ def invoice_collect(*, invoice_id: int) -> Payment | None:
     payment = _payment_open(invoice_id, payer=payer)
     if payment is None:
         return None
-    return payment_drive(payment_id=payment.pk)
+    return payment_drive(payment_id=payment.pk, payer=payer)
 
 
 def invoice_pay(*, actor, invoice: Invoice, payment_method_id: str = "") -> Payment:
@@ -266,6 +272,21 @@ def payment_refresh(*, payment_id: int) -> Payment:
     if payment.status in IN_FLIGHT and payment.gateway_payment_id:
         payment_result_record(payment_id=payment.pk, result=payment_action_get(payment=payment))
         payment.refresh_from_db()
+    return payment
+
+
+def payment_retry_enqueue(*, invoice_id: int) -> Payment:
+    """After `invoice_pay` met the gateway down: its payment (pending, the attempt errored) is
+    handed to the outbox, whose collection drives the payment in flight with the same key. Keyed
+    per payment, so asking twice enqueues once."""
+    with transaction.atomic():
+        payment = (
+            Payment.objects.filter(invoice_id=invoice_id)
+            .order_by("-number")
+            .select_related("invoice", "organization")
+            .first()
+        )
+        outbox_add(kind=COLLECT_KIND, key=f"collect:{invoice_id}:{payment.number}", payload={"invoice_id": invoice_id})
     return payment
 
 

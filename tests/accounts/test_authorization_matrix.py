@@ -46,6 +46,7 @@ from billing.services.organization import organization_close
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.billing_run import billing_run
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
+from payments.models import Payment, PaymentStatus
 from tests.factories import (
     APIKeyFactory,
     MembershipFactory,
@@ -166,6 +167,13 @@ ROWS: dict[tuple[str, str], Row] = {
     ("invoice-credit-notes", "GET"): api_read(members=True, other=404, kwargs={"pk": "open_invoice"}),
     ("invoice-credit-notes", "POST"): api_write(400, BILLING_WRITERS, kwargs={"pk": "open_invoice"}, body={}),
     ("credit-note", "GET"): api_read(members=True, other=404, kwargs={"pk": "credit_note"}),
+    # payments: members read their organizations' payments and methods; paying and refunding are
+    # the seller's (Acme has no payment method: pay is refused after the check)
+    ("payments", "GET"): api_read(members=True, other=200),
+    ("payment", "GET"): api_read(members=True, other=404, kwargs={"pk": "payment"}),
+    ("payment-refunds", "POST"): api_write(400, BILLING_WRITERS, kwargs={"pk": "payment"}, body={"amount": "x"}),
+    ("invoice-pay", "POST"): api_write(409, BILLING_WRITERS, kwargs={"pk": "open_invoice"}),
+    ("organization-payment-methods", "GET"): api_read(members=True, other=404, kwargs=ACME),
     # outbound webhook endpoints: the seller's integration, owners and admins only (reads too:
     # URLs and delivery logs); unknown ids answer 404 once access passed
     ("webhook-endpoints", "GET"): Row(ok=200, machine="read", staff=OWNERS),
@@ -261,6 +269,17 @@ def build_world() -> dict:
         lines=[CreditNoteLineInput(invoice_line_id=line.pk, amount=Decimal("1.00"))],
     )
     grant = credit_grant(actor=None, organization=acme, amount=Decimal("10.00"), currency="USD")
+    payment = Payment.objects.create(
+        invoice=open_invoice,
+        organization=acme,
+        number=1,
+        idempotency_key=f"inv{open_invoice.pk}-1",
+        gateway="stripe",
+        amount=open_invoice.amount_due,
+        currency="USD",
+        status=PaymentStatus.FAILED,
+        failure_code="soft_decline",
+    )
     organization_close(actor=None, organization=closed)
     coupon_create(
         actor=None, code="FREE", name="Free", discount_type="percentage", percent_off=Decimal(100), duration="forever"
@@ -274,6 +293,7 @@ def build_world() -> dict:
         "draft_invoice": draft.pk,
         "credit_note": note.pk,
         "grant": grant.pk,
+        "payment": payment.pk,
     }
 
 

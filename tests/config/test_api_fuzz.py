@@ -52,6 +52,7 @@ from core.services.webhook_endpoint import webhook_endpoint_create
 from invoicing.models import Invoice, InvoicingSettings
 from invoicing.services.billing_run import billing_run
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
+from payments.models import Payment, PaymentStatus
 from tests.factories import APIKeyFactory, MeterFactory, OrganizationFactory, PlanFactory, SubscriptionFactory
 from tests.helpers import bearer, utc
 
@@ -194,7 +195,18 @@ def _world(tenant_a) -> World:
     delivery = WebhookDelivery.objects.create(
         message_id=1, endpoint=endpoint, event_type="invoice.paid", attempt=1, attempted_at=utc(2027, 4, 10)
     )
-    models = [m for app in ("billing", "metering", "invoicing") for m in apps.get_app_config(app).get_models()]
+    payment = Payment.objects.create(
+        invoice=invoice,
+        organization=org,
+        number=1,
+        idempotency_key=f"inv{invoice.pk}-1",
+        gateway="stripe",
+        amount=D("10.00"),
+        currency="EUR",
+        status=PaymentStatus.FAILED,
+    )
+    apps_checked = ("billing", "metering", "invoicing", "payments")
+    models = [m for app in apps_checked for m in apps.get_app_config(app).get_models()]
     return World(
         client=Client(HTTP_HOST=tenant_a.get_primary_domain().domain, raise_request_exception=False),
         key=APIKeyFactory(name="fuzz", scopes=["read", "write", "ingest"]).secret,
@@ -206,6 +218,7 @@ def _world(tenant_a) -> World:
             "subscriptions": str(subscription.pk),
             "invoices": str(invoice.pk),
             "credit-notes": str(note.pk),
+            "payments": str(payment.pk),
             "credits": str(grant.pk),
             "line": str(line.pk),
             "webhook-endpoints": str(endpoint.pk),
@@ -372,6 +385,7 @@ BASE_BODIES: dict[str, Callable[[World], Any]] = {
         "lines": [{"line": int(w.ids["line"]), "amount": "2.00"}],
     },
     "POST /api/v1/invoices/{id}/mark-paid": lambda w: {"reference": "wire 2027-04-10"},
+    "POST /api/v1/payments/{id}/refunds": lambda w: {"amount": "1.00", "reason": "goodwill"},
     "POST /api/v1/webhook-endpoints": lambda w: {
         "url": "http://127.0.0.1:9/new",
         "description": "ops",
@@ -388,6 +402,7 @@ NO_BODY = {
     "POST /api/v1/invoices/{id}/finalize",
     "POST /api/v1/invoices/{id}/void",
     "POST /api/v1/invoices/{id}/mark-uncollectible",
+    "POST /api/v1/invoices/{id}/pay",
     "DELETE /api/v1/webhook-endpoints/{id}",
     "POST /api/v1/webhook-endpoints/{id}/deliveries/{delivery}/replay",
 }

@@ -54,3 +54,19 @@ def test_only_owners_reach_the_gateway_settings(client_a, staff):
     )
     assert response.status_code == 403
     assert not GatewaySettings.objects.exists()
+
+
+def test_paypal_secret_is_write_only_too(client_a, staff):
+    staff("owner")
+    paypal_secret = "EPpaypal-secret-" + "z" * 20
+    fields = {"stripe_publishable_key": "", "paypal_client_id": "AYclient", "paypal_webhook_id": "WH-1"}
+    response = client_a.post("/admin/payments/gatewaysettings/add/", {**fields, "paypal_client_secret": paypal_secret})
+    assert response.status_code == 302
+    row = GatewaySettings.objects.get()
+    assert paypal_secret not in row.paypal_client_secret_encrypted and row.paypal_client_secret() == paypal_secret
+    assert (row.paypal_client_id, row.paypal_webhook_id, row.paypal_ready) == ("AYclient", "WH-1", True)
+    page = client_a.get(f"/admin/payments/gatewaysettings/{row.pk}/change/").content.decode()
+    assert paypal_secret not in page and row.paypal_client_secret_encrypted not in page
+    client_a.post(f"/admin/payments/gatewaysettings/{row.pk}/change/", {**fields, "paypal_client_secret": ""})
+    row.refresh_from_db()
+    assert row.paypal_client_secret() == paypal_secret

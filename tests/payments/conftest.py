@@ -1,5 +1,5 @@
 """Payments against localstripe (started by config.embedded for the test run, STRIPE_API_BASE)
-through the gap-closing proxy of tests/support/stripe_proxy.py; the tenant's gateway settings
+through the gap-closing proxy of config/devstripe.py; the tenant's gateway settings
 point at it by configuration only. A test plays Stripe.js's part (creating and attaching payment
 methods with test card numbers at the fake), as a browser would: those numbers never reach our
 code."""
@@ -15,12 +15,12 @@ import time
 import pytest
 import stripe
 
+from config.devstripe import stripe_proxy
 from core.models import OutboxMessage
 from core.services.outbox import outbox_process
 from payments.models import GatewaySettings
 from payments.services.methods import payer_ensure, payment_method_default_set
 from tests.invoicing.conftest import world  # noqa: F401  (the seller, plan and Acme)
-from tests.support.stripe_proxy import stripe_proxy
 
 SECRET_KEY = "sk_test_" + "a" * 24
 PUBLISHABLE_KEY = "pk_test_" + "a" * 24
@@ -35,9 +35,11 @@ IBAN_FAILS = "DE62370400440532013001"  # localstripe fails it about 0.5 s after 
 
 @pytest.fixture(scope="session")
 def localstripe_url() -> str:
-    url = os.environ.get("STRIPE_API_BASE", "")
+    # localstripe itself: each test puts its own proxy in front (faults, request counts) rather
+    # than going through the one config.embedded runs in front of it (STRIPE_API_BASE).
+    url = os.environ.get("LOCALSTRIPE_URL") or os.environ.get("STRIPE_API_BASE", "")
     if not url.startswith("http://127.0.0.1"):
-        pytest.skip("needs the localstripe that `config.embedded exec` starts (STRIPE_API_BASE)")
+        pytest.skip("needs the localstripe that `config.embedded exec` starts (LOCALSTRIPE_URL)")
     return url
 
 

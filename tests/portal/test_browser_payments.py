@@ -18,10 +18,10 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
+from config.devstripe import stripe_proxy
 from tests.factories import PASSWORD
 from tests.live import web_server
 from tests.portal.test_browser_portal import AXE, CHROMIUM, shoot
-from tests.support.stripe_proxy import stripe_proxy
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -53,9 +53,10 @@ def shop(committed_tenant, django_db_blocker):
         row.save()
     connection.set_schema_to_public()
     host = tenant.get_primary_domain().domain
-    # The server reaches localstripe through the tests' gap-closing proxy (off-session confirms);
+    # The server reaches localstripe through a gap-closing proxy of its own (off-session confirms);
     # the browser's Stripe.js talks to localstripe itself, as it would to Stripe.
-    with stripe_proxy(os.environ["STRIPE_API_BASE"]) as proxy, web_server(STRIPE_API_BASE=proxy.url) as base:
+    upstream = os.environ.get("LOCALSTRIPE_URL") or os.environ["STRIPE_API_BASE"]
+    with stripe_proxy(upstream) as proxy, web_server(STRIPE_API_BASE=proxy.url) as base:
         port = base.rsplit(":", 1)[1]
         yield {"origin": f"http://{host}:{port}", **seeded}
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import secrets
 
+import stripe
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -19,10 +21,24 @@ from billing.periods import calendar_period_containing
 from billing.services.organization import organization_create
 from billing.services.plan import ChargeInput, VersionInput, plan_create
 from billing.services.subscription import subscription_create
-from invoicing.models import InvoicingSettings
+from core.errors import DomainError
+from core.models import OutboxMessage, OutboxStatus
+from core.services.outbox import outbox_process
+from invoicing.models import Invoice, InvoiceStatus, InvoicingSettings
 from invoicing.services.billing_run import billing_run
+from invoicing.services.finalize import invoice_finalize
 from metering.models import Meter
 from metering.services.meter import meter_create
+from payments.gateways.base import GatewayError
+from payments.models import GatewaySettings, Payment
+from payments.services.collection import COLLECT_KIND, collections_enqueue
+from payments.services.methods import (
+    payer_ensure,
+    payment_method_default_set,
+    payment_method_from_setup,
+    payment_method_owned_get,
+    payment_method_setup_start,
+)
 from tenants.models import Tenant
 from tenants.services.tenant_provision import tenant_create
 
@@ -42,6 +58,15 @@ DEMO_PLANS = [
     ("growth", "Growth", "USD", "499.00"),
     ("growth-eur", "Growth (EUR)", "EUR", "459.00"),
 ]
+# Stripe's test payment methods (https://docs.stripe.com/testing): the demo saves them through the
+# gateway's setup flow as Stripe.js would, so no card number is typed anywhere. Acme's card pays;
+# Initech's saves but declines on charge (Stripe's 4000 0000 0000 0341, `card_declined`).
+DEMO_CARDS = [("acme", "pm_card_visa"), ("initech", "pm_card_chargeCustomerFail")]
+# Keys localstripe accepts (any sk_test_/pk_test_ of dj-stripe's shape); used only when the
+# tenant has no Stripe keys and STRIPE_API_BASE is a local fake (config.embedded's proxy).
+DEMO_STRIPE_SECRET = "sk_test_" + "demo" * 6
+DEMO_STRIPE_PUBLISHABLE = "pk_test_" + "demo" * 6
+
 # Every demo plan charges API calls (graduated: the first 10,000 free) and data (per GB).
 DEMO_CHARGES = [
     ChargeInput(
@@ -81,6 +106,7 @@ class Command(BaseCommand):
             path.chmod(0o600)
         with tenant_context(tenant):
             self._meters()
+            payments = self._payments()
         credentials = json.loads(path.read_text())
         base = f"http://{DEMO_SLUG}.{settings.TENANT_HOST_SUFFIX}:{options['port']}"
         self.stdout.write(
@@ -95,6 +121,7 @@ class Command(BaseCommand):
                     f"  customer login {credentials['customer_email']} / {credentials['customer_password']}",
                     f"  API key        {credentials['api_key']}  (scopes ingest, read, write)",
                     f"  staff pages    {base}/staff/   admin {base}/admin/   API docs {base}/api/docs/",
+                    f"  payments       {payments}",
                     f"  (credentials kept in {path})",
                     "",
                 ]
@@ -112,6 +139,78 @@ class Command(BaseCommand):
                     aggregation=aggregation,
                     value_property=value,
                 )
+
+    def _payments(self) -> str:
+        """Stripe for the demo, on every start: localstripe starts empty each time (config.embedded),
+        so the demo payers' customers and cards are made again through the real gateway code
+        (payer_ensure makes a customer when the stored one is gone). Then Acme's and Initech's
+        invoices are finalized and collected once, now, rather than by the worker
+        later: the ledger shows one paid and one declined payment from the start."""
+        if not settings.STRIPE_API_BASE.startswith("http://127.0.0.1"):
+            return "Stripe: not seeded (STRIPE_API_BASE is not a local fake)"
+        row = GatewaySettings.objects.first()
+        if row is None or not row.stripe_ready:
+            row = row or GatewaySettings()
+            row.stripe_publishable_key = DEMO_STRIPE_PUBLISHABLE
+            row.stripe_secret_key_set(DEMO_STRIPE_SECRET)
+            row.save()
+        states = []
+        for external_id, test_method in DEMO_CARDS:
+            org = Organization.objects.get(external_id=external_id)
+            try:
+                label = self._card_ensure(org, test_method)
+            except (GatewayError, DomainError, stripe.StripeError) as error:
+                states.append(f"{org.name}: no card ({error})")
+                continue
+            if not Payment.objects.filter(organization=org).exists():
+                for invoice in Invoice.objects.filter(organization=org, status=InvoiceStatus.DRAFT):
+                    try:
+                        invoice_finalize(actor=None, invoice=invoice)  # enqueues its collection
+                    except DomainError as error:
+                        self.stderr.write(f"demo: {invoice} not finalized: {error}")
+                # Invoices finalized before the card was saved (the first billing run) get the
+                # collection finalizing would have enqueued, had the card been there.
+                with transaction.atomic():
+                    collections_enqueue(list(Invoice.objects.filter(organization=org, payments=None)))
+            invoices = list(Invoice.objects.filter(organization=org).values_list("pk", flat=True))
+            pending = OutboxMessage.objects.filter(
+                kind=COLLECT_KIND, payload__invoice_id__in=invoices, status=OutboxStatus.PENDING
+            )
+            outbox_process(ids=list(pending.values_list("pk", flat=True)))
+            last = Payment.objects.filter(organization=org).select_related("invoice").order_by("-pk").first()
+            if last is None:
+                states.append(f"{org.name}: {label}, no payment yet")
+            else:
+                failure = f" ({last.failure_code})" if last.failure_code else ""
+                states.append(f"{org.name}: {label}, {last.invoice.number} {last.status}{failure}")
+        return "; ".join(states)
+
+    def _card_ensure(self, org: Organization, test_method: str) -> str:
+        """The organization's default card at the gateway: kept when the gateway still holds it,
+        else saved again through a SetupIntent confirmed as Stripe.js confirms it (publishable key,
+        client secret, one of Stripe's test payment method ids) and made the default."""
+        payer = payer_ensure(organization=org)
+        if payer.default_payment_method_id:
+            try:
+                payment_method_owned_get(organization=org, payment_method_id=payer.default_payment_method_id)
+                return payer.default_method_label
+            except DomainError:
+                pass  # a fresh localstripe: save it again
+        session = payment_method_setup_start(organization=org, method_types=["card"])
+        # The customer's part, done here with one of Stripe's test payment methods: confirming
+        # the SetupIntent, as Stripe.js does in the browser (with the secret key: localstripe
+        # refuses the SDK's publishable-key confirm, which Stripe.js sends in another shape).
+        browser = stripe.StripeClient(
+            GatewaySettings.objects.get().stripe_secret_key(),
+            base_addresses={"api": settings.STRIPE_API_BASE},
+            max_network_retries=0,
+        )
+        browser.v1.setup_intents.confirm(
+            session.id, params={"payment_method": test_method, "client_secret": session.client_secret}
+        )
+        method = payment_method_from_setup(organization=org, setup_id=session.id)
+        payer = payment_method_default_set(actor=None, organization=org, payment_method_id=method.id)
+        return payer.default_method_label
 
     def _seed(self) -> dict:
         staff_email = f"owner@{DEMO_SLUG}.example"

@@ -1,5 +1,9 @@
-"""A small HTTP proxy in front of localstripe that closes its known gaps for the tests, so the
-gateway code never needs a special case (STACK-NOTES: "Stripe offline with localstripe"):
+"""A small HTTP proxy in front of localstripe that closes its known gaps, so the gateway code never
+needs a special case (STACK-NOTES: "Stripe offline with localstripe"). Development support, not
+part of the platform: `config.embedded` runs it as its own process in front of the localstripe it
+starts (`python -m config.devstripe --upstream URL --port N`, for `make run` and the tests), and
+the gateway reaches it by STRIPE_API_BASE alone; tests that need faults or request counts put
+their own in front of it with `stripe_proxy(upstream)`. No domain code imports this module.
 
 - idempotency keys: localstripe ignores them; here a POST with a key seen before answers the
   first answer again, as Stripe does (for 24 hours there);
@@ -15,12 +19,16 @@ gateway code never needs a special case (STACK-NOTES: "Stripe offline with local
 - faults: `down` answers 503 without forwarding; `lose_answers` forwards and then answers 502
   (the request reached Stripe, the answer was lost: the case idempotency keys exist for).
 
-Requests are counted per path for the tests' "never a second charge" assertions."""
+Requests are counted per path for the tests' "never a second charge" assertions. Remembered
+answers for idempotency keys are kept for 24 hours, as Stripe keeps them (a long `make run` would
+otherwise grow without bound)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -73,8 +81,23 @@ def _patch_intent(state: ProxyState, intent: dict) -> dict:
     return intent
 
 
-@contextmanager
-def stripe_proxy(upstream: str):
+REPLAY_SECONDS = 24 * 3600
+
+
+def _replies_prune(state: ProxyState) -> None:
+    # Under state.lock. Dicts keep insertion order: the oldest answers come first.
+    horizon = time.monotonic() - REPLAY_SECONDS
+    while state._replies:
+        key, (_, _, at) = next(iter(state._replies.items()))
+        if at >= horizon:
+            break
+        del state._replies[key]
+
+
+def stripe_proxy_server(upstream: str, *, port: int = 0) -> tuple[ThreadingHTTPServer, ProxyState]:
+    """The proxy's server on 127.0.0.1:`port` (0: a free one), not yet serving, and its state."""
+    if not upstream.startswith(("http://", "https://")):
+        raise ValueError(f"upstream must be an http(s) URL, not {upstream!r}")
     state = ProxyState(upstream=upstream.rstrip("/"))
 
     class Handler(BaseHTTPRequestHandler):
@@ -91,12 +114,13 @@ def stripe_proxy(upstream: str):
             self.wfile.write(data)
 
         def _forward(self, method: str, path: str, body: bytes | None):
-            request = urllib.request.Request(state.upstream + path, data=body, method=method)
+            # The upstream is localstripe's http:// URL, checked by stripe_proxy_server.
+            request = urllib.request.Request(state.upstream + path, data=body, method=method)  # noqa: S310
             for key in ("authorization", "content-type", "stripe-version"):
                 if self.headers.get(key):
                     request.add_header(key, self.headers[key])
             try:
-                with urllib.request.urlopen(request, timeout=30) as response:
+                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
                     return response.status, response.read()
             except urllib.error.HTTPError as error:
                 return error.code, error.read()
@@ -125,7 +149,7 @@ def stripe_proxy(upstream: str):
                 with state.lock:
                     replay = state._replies.get((path, key))
                 if replay is not None:
-                    return self._answer(*replay, headers={"idempotent-replayed": "true"})
+                    return self._answer(replay[0], replay[1], headers={"idempotent-replayed": "true"})
             form = parse_qsl(raw.decode(), keep_blank_values=True) if raw else []
             if method == "POST" and path.endswith("/confirm"):
                 form = [(k, v) for k, v in form if k != "off_session"]
@@ -163,7 +187,8 @@ def stripe_proxy(upstream: str):
                 data = json.dumps(parsed).encode()
             if method == "POST" and key and status < 500:
                 with state.lock:
-                    state._replies[(path, key)] = (status, data)
+                    _replies_prune(state)
+                    state._replies[(path, key)] = (status, data, time.monotonic())
             if method == "POST" and state.lose_answers > 0:
                 state.lose_answers -= 1
                 return self._answer(502, {"error": {"type": "api_error", "message": "Bad gateway"}})
@@ -181,9 +206,16 @@ def stripe_proxy(upstream: str):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    return server, state
+
+
+@contextmanager
+def stripe_proxy(upstream: str):
+    """A proxy serving in a thread of this process for the block: its state (faults, counts)."""
+    server, state = stripe_proxy_server(upstream)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -191,3 +223,21 @@ def stripe_proxy(upstream: str):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m config.devstripe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--upstream", required=True, help="localstripe's base URL")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    server, _ = stripe_proxy_server(args.upstream, port=args.port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,7 @@ Stripe's PaymentIntent API the gateway code uses, fast enough not to be what is 
   "replays"}; `GET /intents`: every confirmed intent (for the benchmark to sign their webhooks);
   `POST /reset` forgets everything.
 
-Not a test double for correctness (tests/support/stripe_proxy.py in front of localstripe is):
+Not a test double for correctness (config/devstripe.py in front of localstripe is):
 only what a charge needs, answered from memory."""
 
 from __future__ import annotations

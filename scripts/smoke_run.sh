@@ -14,7 +14,7 @@ leader=$!
 cleanup() { kill -INT -- "-$leader" 2>/dev/null || true; sleep 2; kill -KILL -- "-$leader" 2>/dev/null || true; }
 trap cleanup EXIT
 url() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 --resolve "demo.localhost:$PORT:127.0.0.1" "http://demo.localhost:$PORT$1" || true; }
-for _ in $(seq 1 300); do
+for _ in $(seq 1 600); do  # up to 10 minutes: a fresh install migrates, clones and seeds the demo first
   [ "$(url /healthz)" = 200 ] && break
   kill -0 "$leader" 2>/dev/null || { echo "make run exited early:"; tail -40 "$LOG"; exit 1; }
   sleep 1

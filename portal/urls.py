@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import payment_views, views
+from portal import payment_views, plan_views, views
 
 app_name = "portal"
 urlpatterns = [
@@ -9,6 +9,10 @@ urlpatterns = [
     path("organizations/<str:external_id>/billing/", views.billing_history, name="billing"),
     path("organizations/<str:external_id>/invoices/<int:invoice_id>/pdf/", views.invoice_pdf, name="invoice_pdf"),
     path("organizations/<str:external_id>/projection/", views.projection, name="projection"),
+    path("organizations/<str:external_id>/plan/", plan_views.plan, name="plan"),
+    path("organizations/<str:external_id>/plan/change/", plan_views.plan_change, name="plan_change"),
+    path("organizations/<str:external_id>/plan/cancel/", plan_views.plan_cancel, name="plan_cancel"),
+    path("organizations/<str:external_id>/plan/resume/", plan_views.plan_resume, name="plan_resume"),
     path("organizations/<str:external_id>/payment-methods/", payment_views.payment_methods, name="payment_methods"),
     path(
         "organizations/<str:external_id>/payment-methods/setup/",

@@ -265,8 +265,8 @@ def spend_current(
     per_meter: dict[str, Decimal] = {}
     for line in lines:
         if line.meter_code:
-            per_meter[line.meter_code] = per_meter.get(line.meter_code, _ZERO) + line.amount
-    total = invoiced + sum((line.amount for line in lines), _ZERO)
+            per_meter[line.meter_code] = per_meter.get(line.meter_code, _ZERO) + line.amount.amount
+    total = invoiced + sum((line.amount.amount for line in lines), _ZERO)
     return Spend(organization.currency, total, invoiced), per_meter
 
 
@@ -481,12 +481,12 @@ def forecast_get(*, organization: Organization, now: datetime | None = None) -> 
         for which in range(3):  # low, expected, high
             factors = {m.meter.pk: m.projection.factors()[which] for m in meters}
             lines = period_charges(state=state, period=period, until=until, factors=factors)
-            priced.append((lines, invoiced + sum((line.amount for line in lines), _ZERO)))
+            priced.append((lines, invoiced + sum((line.amount.amount for line in lines), _ZERO)))
         forecast.totals = (priced[0][1], priced[1][1], priced[2][1])
         for m in meters:
             if any(line.meter_code == m.meter.code for line in priced[1][0]):
                 low, mid, high = (
-                    sum((line.amount for line in lines if line.meter_code == m.meter.code), _ZERO)
+                    sum((line.amount.amount for line in lines if line.meter_code == m.meter.code), _ZERO)
                     for lines, _ in priced
                 )
                 m.amounts = (low, mid, high)

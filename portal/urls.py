@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import payment_views, views
+from portal import payment_views, plan_views, team_views, views
 
 app_name = "portal"
 urlpatterns = [
@@ -9,6 +9,16 @@ urlpatterns = [
     path("organizations/<str:external_id>/billing/", views.billing_history, name="billing"),
     path("organizations/<str:external_id>/invoices/<int:invoice_id>/pdf/", views.invoice_pdf, name="invoice_pdf"),
     path("organizations/<str:external_id>/projection/", views.projection, name="projection"),
+    path("organizations/<str:external_id>/plan/", plan_views.plan, name="plan"),
+    path("organizations/<str:external_id>/plan/change/", plan_views.plan_change, name="plan_change"),
+    path("organizations/<str:external_id>/plan/cancel/", plan_views.plan_cancel, name="plan_cancel"),
+    path("organizations/<str:external_id>/plan/resume/", plan_views.plan_resume, name="plan_resume"),
+    path("organizations/<str:external_id>/team/", team_views.team, name="team"),
+    path("organizations/<str:external_id>/team/invite/", team_views.member_invite, name="member_invite"),
+    path("organizations/<str:external_id>/team/role/", team_views.member_role, name="member_role"),
+    path("organizations/<str:external_id>/team/remove/", team_views.member_remove, name="member_remove"),
+    path("organizations/<str:external_id>/team/keys/", team_views.usage_key_create, name="usage_key_create"),
+    path("organizations/<str:external_id>/team/keys/revoke/", team_views.usage_key_revoke, name="usage_key_revoke"),
     path("organizations/<str:external_id>/payment-methods/", payment_views.payment_methods, name="payment_methods"),
     path(
         "organizations/<str:external_id>/payment-methods/setup/",

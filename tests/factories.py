@@ -49,10 +49,11 @@ class APIKeyFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"key {n}")
     scopes = factory.LazyFunction(lambda: ["read", "write"])
     actor = None
+    organization = None  # an organization's usage key (scopes ["read"])
 
     @classmethod
-    def _create(cls, model_class, *, name: str, scopes: list[str], actor: User | None) -> APIKeyCreated:
-        return apikey_create(name=name, scopes=scopes, actor=actor)
+    def _create(cls, model_class, *, name: str, scopes: list[str], actor: User | None, organization) -> APIKeyCreated:
+        return apikey_create(name=name, scopes=scopes, actor=actor, organization=organization)
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):

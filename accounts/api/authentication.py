@@ -60,7 +60,13 @@ def _api_key(token: str) -> ApiPrincipal:
     if key is None:
         raise CredentialError("invalid_api_key", "Unknown or revoked API key.")
     audit_origin_set(actor=None, origin="api_key", details={"api_key": key.name, "api_key_prefix": key.prefix})
-    return ApiPrincipal(kind="api_key", label=f"api_key:{key.name}", scopes=frozenset(key.scopes), key_id=key.pk)
+    return ApiPrincipal(
+        kind="api_key",
+        label=f"api_key:{key.name}",
+        scopes=frozenset(key.scopes),
+        key_id=key.pk,
+        organization_id=key.organization_id,
+    )
 
 
 def _jwt(token: str) -> ApiPrincipal:

@@ -32,10 +32,13 @@ class Access:
     scope: str  # the credential scope the request needs
     perm: str  # the Django permission (`<app>.<action>_<model>`) a staff role needs
     members: bool = False  # customer members may call it (reads of their own organizations only)
+    # an organization's usage key may call it (APIKey.organization; the view's selectors then see
+    # only that organization)
+    organization_keys: bool = False
 
 
-def read(perm: str, *, members: bool = False) -> Access:
-    return Access(APIKeyScope.READ, perm, members)
+def read(perm: str, *, members: bool = False, organization_keys: bool = False) -> Access:
+    return Access(APIKeyScope.READ, perm, members, organization_keys)
 
 
 def write(perm: str) -> Access:
@@ -85,6 +88,9 @@ class AccessPermission(BasePermission):
             raise MfaRequired()
         if access.scope not in principal.scopes:
             self.message = self._scope_refusal(principal, access)
+            return False
+        if principal.organization_id is not None and not access.organization_keys:
+            self.message = "This key reads its organization's usage only."
             return False
         if principal.user is None:
             return True

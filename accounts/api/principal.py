@@ -22,6 +22,8 @@ class ApiPrincipal:
     # For staff: the session behind the credential passed the second factor (see
     # accounts.selectors.staff); without it a staff user has no staff power.
     mfa_passed: bool = False
+    # An organization's usage key (APIKey.organization): reads that organization's usage only.
+    organization_id: int | None = None
 
     @property
     def is_customer_member(self) -> bool:

@@ -35,11 +35,22 @@ class APIKey(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # A key a customer made in the portal (issue 13 flow 9): it reads that one organization's
+    # usage and nothing else (accounts.api.permissions refuses it everywhere else, and the usage
+    # selectors see only this organization). Null: a tenant-wide key made by staff.
+    organization = models.ForeignKey(
+        "billing.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys"
+    )
 
     class Meta:
         verbose_name = "API key"
         constraints = [
             models.CheckConstraint(condition=~models.Q(scopes=[]), name="accounts_apikey_has_scope"),
+            # An organization's key only ever reads.
+            models.CheckConstraint(
+                condition=models.Q(organization__isnull=True) | models.Q(scopes=["read"]),
+                name="accounts_apikey_organization_reads",
+            ),
         ]
 
     def __str__(self) -> str:

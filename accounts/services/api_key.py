@@ -25,9 +25,13 @@ class APIKeyCreated:
     secret: str  # the full key; returned once, never stored
 
 
-def apikey_create(*, name: str, scopes: list[str], actor: Actor) -> APIKeyCreated:
-    """Create a key `bk_<8 lookup chars>_<43 secret chars>` (256 bits of randomness in the secret)."""
+def apikey_create(*, name: str, scopes: list[str], actor: Actor, organization=None) -> APIKeyCreated:
+    """Create a key `bk_<8 lookup chars>_<43 secret chars>` (256 bits of randomness in the secret).
+    With `organization` (a billing.Organization) the key reads that organization's usage only
+    (see APIKey.organization), so its scopes must be exactly `read`."""
     scopes = sorted(set(scopes))
+    if organization is not None and scopes != [APIKeyScope.READ]:
+        raise APIKeyError("an organization's key reads only: its scopes must be ['read']")
     unknown = [s for s in scopes if s not in APIKeyScope.values]
     if not scopes or unknown:
         raise APIKeyError(f"scopes must be a non-empty subset of {APIKeyScope.values}; unknown: {unknown}")
@@ -42,6 +46,7 @@ def apikey_create(*, name: str, scopes: list[str], actor: Actor) -> APIKeyCreate
             digest=apikey_digest(raw),
             scopes=scopes,
             created_by=actor,
+            organization=organization,
         )
     return APIKeyCreated(api_key=key, secret=raw)
 

@@ -414,10 +414,10 @@ class PlanVersionInline(admin.TabularInline):
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "currency", "interval", "is_active"]
+    list_display = ["code", "name", "currency", "interval", "is_active", "self_serve"]
     list_filter = ["interval", "currency", "is_active"]
     search_fields = ["code", "name"]
-    fields = ["code", "name", "description", "currency", "interval", "is_active", "created_at"]
+    fields = ["code", "name", "description", "currency", "interval", "is_active", "self_serve", "created_at"]
     # Only these change in place (plan_update); what a plan costs changes with a new version.
     readonly_fields = ["code", "currency", "interval", "created_at"]
     inlines = [PlanVersionInline]

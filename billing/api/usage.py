@@ -41,7 +41,8 @@ from metering.selectors.usage import WINDOWS
 _SPACED_OFFSET = re.compile(r"^(.*\d{2}:\d{2}:\d{2}(?:\.\d+)?) (\d{2}:\d{2})$")
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 # Usage is read per organization: customer members read their own (the selectors scope it).
-_ACCESS = {"GET": read("billing.view_organization", members=True)}
+# An organization's usage key (made in the portal) reads its own organization's usage here only.
+_ACCESS = {"GET": read("billing.view_organization", members=True, organization_keys=True)}
 
 
 def _datetime_param(request, name: str) -> datetime | None:

@@ -33,6 +33,11 @@ class Plan(models.Model):
     currency = models.CharField(max_length=3, validators=[validate_currency])
     interval = models.CharField(max_length=16, choices=PlanInterval.choices, default=PlanInterval.MONTH)
     is_active = models.BooleanField(default=True)
+    # Offered to customers in the portal's plan page (issue 13 flow 5): off by default, so a
+    # plan made for one negotiated contract is never shown to everyone.
+    self_serve = models.BooleanField(
+        default=False, help_text="Customers may switch to this plan themselves in the portal."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

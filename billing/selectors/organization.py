@@ -8,8 +8,10 @@ from billing.models import LIVE_STATUSES, Organization, Subscription
 
 def organization_list(*, principal: ApiPrincipal) -> QuerySet[Organization]:
     """The organizations this caller may see: all of the tenant's for staff and machine
-    credentials, only their own for customer members."""
+    credentials, only their own for customer members, only its own for an organization's key."""
     qs = Organization.objects.all()
+    if principal.organization_id is not None:
+        qs = qs.filter(pk=principal.organization_id)
     if principal.is_customer_member:
         qs = qs.filter(memberships__user=principal.user)
     return qs

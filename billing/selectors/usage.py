@@ -30,11 +30,12 @@ class CustomerUsage:
 def usage_customer_get(*, principal: ApiPrincipal, customer: str) -> Organization | None:
     """The organization whose external_id is `customer`, as this caller may see it.
 
-    Customer members see only their own organizations: anything else, existing or not, is the
-    same 404 `not_found`. Machine and staff credentials see every customer, including one that
-    has events but no organization yet (None): metering knows customers only by external id."""
+    Customer members see only their own organizations, an organization's usage key only its own:
+    anything else, existing or not, is the same 404 `not_found`. Machine and staff credentials
+    see every customer, including one that has events but no organization yet (None): metering
+    knows customers only by external id."""
     organization = organization_visible_get(principal=principal, external_id=customer)
-    if organization is None and principal.is_customer_member:
+    if organization is None and (principal.is_customer_member or principal.organization_id is not None):
         raise DomainError(f"No customer {customer!r}.", code="not_found", status_code=404)
     return organization
 

@@ -153,8 +153,9 @@ def plan_create(
 
 
 def plan_update(*, actor: Actor, plan: Plan, **changes: Any) -> Plan:
-    """Name, description and whether new subscriptions may use it; prices change by a new version."""
-    allowed = {"name", "description", "is_active"}
+    """Name, description, whether new subscriptions may use it and whether customers may switch to
+    it themselves in the portal (`self_serve`); prices change by a new version."""
+    allowed = {"name", "description", "is_active", "self_serve"}
     if set(changes) - allowed:
         raise DomainError(
             f"Only {sorted(allowed)} change in place; prices change with a new version.", code="not_editable"

@@ -12,6 +12,8 @@ What the table states, per (route, method):
 - `staff`: the staff roles that may call it, with a session or JWT that passed the second factor.
 - `members`: customer members may call it (their own organization); `other` is what a member of
   another organization gets (404 for another's object, 200 for a list that shows only their own).
+- `org_key`: an organization's usage key (made in the portal, APIKey.organization) may call it;
+  Acme's key gets `ok`, Globex's key gets `other`. Everywhere else such a key is 403.
 
 Every other principal is refused: anonymous and another tenant's credentials 401; staff without a
 passed second factor 403 `mfa_required`; everyone else 403 `permission_denied`. The websocket
@@ -82,6 +84,7 @@ class Row:
     staff: frozenset[str] = frozenset()
     members: bool = False
     other: int | None = None  # a member of another organization, when `members`
+    org_key: bool = False  # an organization's usage key (its own organization: `ok`, another's: `other`)
     kwargs: dict = field(default_factory=dict)  # path arguments, by name of an object in `world`
     query: str = ""
     body: dict | None = None
@@ -116,8 +119,8 @@ ROWS: dict[tuple[str, str], Row] = {
     ("meter-detail", "PATCH"): api_write(400, OWNERS, kwargs={"code": "calls"}, body={"name": ""}),
     ("meter-detail", "DELETE"): api_write(400, OWNERS, kwargs={"code": "calls"}),  # meter_in_use: a plan uses it
     # usage
-    ("usage", "GET"): api_read(members=True, other=404, query="customer=acme&meter=calls"),
-    ("customer-usage", "GET"): api_read(members=True, other=404, kwargs=ACME),
+    ("usage", "GET"): api_read(members=True, other=404, org_key=True, query="customer=acme&meter=calls"),
+    ("customer-usage", "GET"): api_read(members=True, other=404, org_key=True, kwargs=ACME),
     # plans: members see active plans and their own
     ("plans", "GET"): api_read(members=True, other=200),
     ("plans", "POST"): api_write(400, BILLING_WRITERS, body={}),
@@ -300,7 +303,9 @@ def build_world() -> dict:
 @dataclass
 class Principal:
     name: str
-    group: str  # anonymous | other_tenant | machine | member | member_other | staff_mfa | staff_no_mfa
+    # anonymous | other_tenant | machine | org_key | org_key_other | member | member_other | staff_mfa
+    # | staff_no_mfa
+    group: str
     scope: str | None = None  # machines
     role: str | None = None  # staff
     token: str | None = None
@@ -328,6 +333,12 @@ def build_principals(tenant_a, tenant_b, world: dict) -> list[Principal]:
         oauth_client_create(client_id=f"machine-{scope}", scopes=[scope], grant_types=["client_credentials"])
         token = oauth_client_credentials_token(signin, client_id=f"machine-{scope}", scope=scope)
         principals.append(Principal(f"oauth client credentials {scope}", "machine", scope=scope, token=token))
+
+    for organization, group in ((world["acme_org"], "org_key"), (world["globex_org"], "org_key_other")):
+        secret = APIKeyFactory(
+            name=f"usage {organization.external_id}", scopes=["read"], organization=organization
+        ).secret
+        principals.append(Principal(f"{organization.external_id}'s usage key", group, scope="read", token=secret))
 
     member = UserFactory()
     for organization in (world["acme_org"], world["closed_org"]):
@@ -411,13 +422,15 @@ def expected(row: Row, who: Principal) -> tuple[int, str | None]:
         return (403, "permission_denied") if row.kind == "events" else (403, "mfa_required")
     allowed = {
         "machine": who.scope == row.machine,
+        "org_key": row.org_key,
+        "org_key_other": row.org_key,
         "member": row.members,
         "member_other": row.members,
         "staff_mfa": who.role in row.staff,
     }[who.group]
     if not allowed:
         return 403, "permission_denied"
-    if who.group == "member_other":
+    if who.group in ("member_other", "org_key_other"):
         return row.other, None
     return row.ok, None
 

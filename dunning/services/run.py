@@ -140,6 +140,13 @@ def organization_run(*, organization_id: int, at: datetime, result: RunResult | 
     _organization_settle(organization_id=organization_id, at=at, result=result)
 
 
+def method_changed(organization_id: int) -> None:
+    """A new default payment method (payments.hooks): charge it now for the organization's
+    overdue invoices (the policy's `retry_on_method_change`), rather than at the next hourly run."""
+    if DunningCase.objects.filter(organization_id=organization_id, closed_at=None).exists():
+        organization_run(organization_id=organization_id, at=timezone.now())
+
+
 def _resolution(invoice: Invoice) -> str:
     if invoice.status == InvoiceStatus.VOID:
         return CaseResolution.VOIDED

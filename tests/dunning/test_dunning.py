@@ -224,3 +224,31 @@ def test_write_off_closes_the_case_and_reactivates(world, gateway, email_backend
         dunning_write_off(actor=None, invoice=invoice)
     assert refused.value.code == "not_in_dunning"
     assert DunningCase.objects.get(invoice=invoice).resolution == "written_off"
+
+
+def test_finance_sets_the_tenant_policy_in_the_admin_and_viewers_cannot(client_a, staff):
+    staff("finance")
+    answer = client_a.post(
+        "/admin/dunning/dunningpolicy/add/",
+        {
+            "retry_days": "[2, 4, 8]",
+            "plan_changes_blocked_day": "7",
+            "suspend_day": "10",
+            "final_day": "21",
+            "final_action": "mark_uncollectible",
+            "email_days": "[0, 5]",
+            "retry_on_method_change": "on",
+        },
+    )
+    assert answer.status_code == 302
+    chosen = policy_for(organization_id=0, plan_id=None)
+    assert (chosen.retry_days, chosen.suspend_day, chosen.final_day, chosen.final_action, chosen.notice_days) == (
+        (2, 4, 8), 10, 21, "mark_uncollectible", (0, 5, 10, 21),
+    )  # fmt: skip
+
+
+def test_a_viewer_cannot_change_the_policy(client_a, staff):
+    staff("viewer")
+    answer = client_a.post("/admin/dunning/dunningpolicy/add/", {"retry_days": "[1]", "email_days": "[0]"})
+    assert answer.status_code == 403
+    assert not DunningPolicy.objects.exists()

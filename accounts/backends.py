@@ -3,8 +3,8 @@ API (accounts.api.permissions declares the permission each API method needs).
 
 Django permissions are `<app_label>.<action>_<model>`. Owners and admins may do everything (only
 owners may grant the owner role, checked in the user admin); the others:
-- finance: read everything, change billing (plans, coupons, credit, subscriptions), invoicing and
-  payments data;
+- finance: read everything, change billing (plans, coupons, credit, subscriptions), invoicing,
+  payments and dunning (policies) data;
 - support: read everything, change organizations and their members;
 - viewer: read everything.
 Meters (the metering app) are deliberately not finance's: what a meter counts is the seller's
@@ -20,7 +20,7 @@ from django.contrib.auth.backends import BaseBackend
 
 from accounts.models import StaffRole
 
-_FINANCE_APPS = frozenset({"billing", "invoicing", "payments", "djstripe"})
+_FINANCE_APPS = frozenset({"billing", "invoicing", "payments", "dunning", "djstripe"})
 _SUPPORT_MODELS = frozenset({"billing.organization", "billing.membership"})
 
 

@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("billing.api.urls")),
     path("api/v1/", include("invoicing.api.urls")),
     path("api/v1/", include("payments.api.urls")),
+    path("api/v1/", include("dunning.api")),
     path("api/v1/webhook-endpoints", webhooks.WebhookEndpointsView.as_view(), name="webhook-endpoints"),
     path("api/v1/webhook-endpoints/<str:pk>", webhooks.WebhookEndpointView.as_view(), name="webhook-endpoint"),
     path(

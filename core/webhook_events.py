@@ -22,4 +22,11 @@ EVENT_TYPES: tuple[str, ...] = (
     "payment.succeeded",
     "payment.failed",
     "payment.refunded",
+    "dunning.past_due",
+    "dunning.restricted",
+    "dunning.suspended",
+    "dunning.final_action",
+    "dunning.recovered",
+    "subscription.suspended",
+    "subscription.reactivated",
 )

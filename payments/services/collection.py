@@ -109,6 +109,30 @@ def _payment_new(
     return payment
 
 
+def payment_retry_open(*, invoice: Invoice) -> Payment | None:
+    """Dunning's retry, under the caller's lock of `invoice` (invoicing.services.invoice_lock):
+    payment n+1 on the default method (after failed ones, or a partial payment), for the caller to have
+    the collection message drive (`collection_enqueue`, in the same transaction). None when the
+    invoice is not awaiting payment, a payment is in flight, or there is no method to charge."""
+    payer = PaymentCustomer.objects.filter(organization_id=invoice.organization_id).first()
+    if payer is None or not payer.default_payment_method_id or not payer.gateway_customer_id:
+        return None
+    if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) or invoice.amount_due <= 0:
+        return None
+    last = Payment.objects.filter(invoice=invoice).order_by("-number").first()
+    if last is not None and last.status in IN_FLIGHT:
+        return None
+    return _payment_new(
+        invoice=invoice, payer=payer, number=(last.number + 1 if last else 1), amount=invoice.amount_due
+    )
+
+
+def collection_enqueue(*, invoice_id: int, number: int) -> None:
+    """In the transaction that opened payment `number`: the collection message that drives it
+    (the same handler, retries and crash recovery as the first charge)."""
+    outbox_add(kind=COLLECT_KIND, key=f"collect:{invoice_id}:{number}", payload={"invoice_id": invoice_id})
+
+
 def _attempt_start(payment: Payment, step: str) -> PaymentAttempt:
     # Committed before the call: a process that dies in the call leaves it `started`.
     return PaymentAttempt.objects.create(payment=payment, step=step, started_at=timezone.now())

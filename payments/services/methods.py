@@ -11,6 +11,7 @@ from billing.models import Organization
 from core.errors import DomainError
 from payments.gateways import gateway_get
 from payments.gateways.base import GatewayError, PaymentMethodInfo, SetupSession
+from payments.hooks import method_changed_hooks_run
 from payments.models import CollectionMethod, PaymentCustomer
 
 
@@ -70,6 +71,7 @@ def payment_method_default_set(*, actor, organization: Organization, payment_met
         locked.default_method_label = method.label[:100]
         locked.save()
         audit_event(locked, event="payment_method.default_set", method=(before, method.label))
+    method_changed_hooks_run(organization.pk)
     return locked
 
 

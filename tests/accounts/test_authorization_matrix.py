@@ -152,6 +152,8 @@ ROWS: dict[tuple[str, str], Row] = {
     ("organization-coupon", "DELETE"): api_write(404, BILLING_WRITERS, kwargs={**ACME, "code": "FREE"}),
     # credit
     ("organization-credits", "GET"): api_read(members=True, other=404, kwargs=ACME),
+    # dunning: the seller's product asks whether to serve
+    ("organization-entitlement", "GET"): api_read(members=True, other=404, kwargs=ACME),
     ("organization-credits", "POST"): api_write(400, BILLING_WRITERS, kwargs=ACME, body={}),
     ("organization-credit-void", "POST"): api_write(
         400, BILLING_WRITERS, kwargs={**ACME, "pk": "grant"}, body={"description": TOO_LONG}

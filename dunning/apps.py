@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class DunningConfig(AppConfig):
+    name = "dunning"
+
+    def ready(self) -> None:
+        from dunning.services.emails import dunning_emails_register
+        from dunning.services.run import method_changed
+        from payments.hooks import method_changed_hook_add
+
+        dunning_emails_register()
+        method_changed_hook_add(method_changed)

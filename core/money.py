@@ -32,6 +32,7 @@ __all__ = [
     "UnknownCurrencyError",
     "exact_context",
     "minor_units",
+    "money_column",
     "prorate",
     "round_fraction",
     "round_money",
@@ -214,3 +215,14 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
+
+
+def money_column(column: str, *, currency: str = "currency") -> property:
+    """A read-only attribute that gives a model's amount column as Money with the row's currency
+    column: `total_money = money_column("total")`. Models keep plain amount and currency columns
+    (queries and constraints stay simple); domain code reads them as Money."""
+
+    def get(obj: object) -> Money:
+        return Money(getattr(obj, column), getattr(obj, currency))
+
+    return property(get, doc=f"`{column}` as Money in the row's `{currency}`.")

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from billing.models.plan import PRICE_DIGITS
-from core.money import Money
+from core.money import money_column
 from tenants.validators import validate_currency
 
 
@@ -55,6 +55,4 @@ class CreditEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} {self.currency} ({self.organization_id})"
 
-    @property
-    def amount_money(self) -> Money:
-        return Money(self.amount, self.currency)
+    amount_money = money_column("amount")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from core.money import Money
+from core.money import money_column
 from tenants.validators import validate_currency
 
 # Rounded amounts (at most 3 decimals: KWD) with room to spare; unit prices keep 12 decimals.
@@ -83,29 +83,17 @@ class Invoice(models.Model):
         return self.number or f"Draft {self.pk}"
 
     # The columns are an amount and a currency each; domain code reads them as Money.
-    @property
-    def subtotal_money(self) -> Money:
-        return Money(self.subtotal, self.currency)
+    subtotal_money = money_column("subtotal")
 
-    @property
-    def tax_total_money(self) -> Money:
-        return Money(self.tax_total, self.currency)
+    tax_total_money = money_column("tax_total")
 
-    @property
-    def total_money(self) -> Money:
-        return Money(self.total, self.currency)
+    total_money = money_column("total")
 
-    @property
-    def credits_applied_money(self) -> Money:
-        return Money(self.credits_applied, self.currency)
+    credits_applied_money = money_column("credits_applied")
 
-    @property
-    def amount_due_money(self) -> Money:
-        return Money(self.amount_due, self.currency)
+    amount_due_money = money_column("amount_due")
 
-    @property
-    def amount_paid_money(self) -> Money:
-        return Money(self.amount_paid, self.currency)
+    amount_paid_money = money_column("amount_paid")
 
 
 class InvoiceLine(models.Model):
@@ -151,17 +139,11 @@ class InvoiceLine(models.Model):
     def __str__(self) -> str:
         return f"{self.description}: {self.amount} {self.currency}"
 
-    @property
-    def amount_money(self) -> Money:
-        return Money(self.amount, self.currency)
+    amount_money = money_column("amount")
 
-    @property
-    def net_amount_money(self) -> Money:
-        return Money(self.net_amount, self.currency)
+    net_amount_money = money_column("net_amount")
 
-    @property
-    def tax_amount_money(self) -> Money:
-        return Money(self.tax_amount, self.currency)
+    tax_amount_money = money_column("tax_amount")
 
 
 class CreditNote(models.Model):
@@ -186,25 +168,15 @@ class CreditNote(models.Model):
     def __str__(self) -> str:
         return self.number
 
-    @property
-    def subtotal_money(self) -> Money:
-        return Money(self.subtotal, self.currency)
+    subtotal_money = money_column("subtotal")
 
-    @property
-    def tax_total_money(self) -> Money:
-        return Money(self.tax_total, self.currency)
+    tax_total_money = money_column("tax_total")
 
-    @property
-    def total_money(self) -> Money:
-        return Money(self.total, self.currency)
+    total_money = money_column("total")
 
-    @property
-    def applied_to_invoice_money(self) -> Money:
-        return Money(self.applied_to_invoice, self.currency)
+    applied_to_invoice_money = money_column("applied_to_invoice")
 
-    @property
-    def credited_to_balance_money(self) -> Money:
-        return Money(self.credited_to_balance, self.currency)
+    credited_to_balance_money = money_column("credited_to_balance")
 
 
 class CreditNoteLine(models.Model):

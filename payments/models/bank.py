@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from core.money import Money
+from core.money import money_column
 from invoicing.models.invoice import AMOUNT
 
 
@@ -71,9 +71,7 @@ class StatementLine(models.Model):
     def __str__(self) -> str:
         return f"{self.booked_on} {self.amount} {self.currency}"
 
-    @property
-    def money(self) -> Money:
-        return Money(self.amount, self.currency)
+    money = money_column("amount")
 
 
 class BankTransfer(models.Model):

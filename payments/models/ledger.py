@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from core.money import Money
+from core.money import money_column
 from invoicing.models.invoice import AMOUNT
 
 
@@ -91,13 +91,9 @@ class Payment(models.Model):
     def __str__(self) -> str:
         return f"Payment {self.pk} ({self.status})"
 
-    @property
-    def money(self) -> Money:
-        return Money(self.amount, self.currency)
+    money = money_column("amount")
 
-    @property
-    def refunded(self) -> Money:
-        return Money(self.amount_refunded, self.currency)
+    refunded = money_column("amount_refunded")
 
 
 class PaymentAttempt(models.Model):
@@ -153,6 +149,4 @@ class Refund(models.Model):
     def __str__(self) -> str:
         return f"Refund {self.pk}"
 
-    @property
-    def money(self) -> Money:
-        return Money(self.amount, self.currency)
+    money = money_column("amount")

@@ -205,3 +205,24 @@ def test_exact_context_raises_instead_of_rounding():
         product = a * b
     assert Fraction(product) == Fraction(a) * Fraction(b)
     assert len(product.as_tuple().digits) > 28
+
+
+def test_money_column_reads_an_amount_column_with_the_rows_currency():
+    from decimal import Decimal
+
+    from core.money import Money, money_column
+
+    class Row:
+        total_money = money_column("total")
+        fee_money = money_column("fee", currency="fee_currency")
+
+        def __init__(self, total, currency, fee, fee_currency):
+            self.total, self.currency, self.fee, self.fee_currency = total, currency, fee, fee_currency
+
+    row = Row(Decimal("12.50"), "EUR", Decimal(3), "JPY")
+    assert row.total_money == Money(Decimal("12.50"), "EUR")
+    assert row.fee_money == Money(Decimal(3), "JPY")
+    row.total = Decimal("-1.25")  # read at access time, never cached
+    assert row.total_money == Money(Decimal("-1.25"), "EUR")
+    with pytest.raises(AttributeError):
+        row.total_money = Money(Decimal(1), "EUR")  # read-only: the columns are what is stored

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import playwright.sync_api as playwright_api
 import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
@@ -22,8 +23,6 @@ from config.devstripe import stripe_proxy
 from tests.factories import PASSWORD
 from tests.live import web_server
 from tests.portal.test_browser_portal import AXE, CHROMIUM, shoot
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("django_db_setup")]
 SECRET_KEY = "sk_test_" + "b" * 24
@@ -34,9 +33,9 @@ CARDS = {"ok": "4242424242424242", "declined_at_setup": "4000000000000002", "dec
 @pytest.fixture
 def shop(committed_tenant, django_db_blocker):
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/system_deps.sh)")
+        pytest.fail("Debian's chromium is not installed (scripts/system_deps.sh)")
     if not AXE.exists():
-        pytest.skip("node_modules/axe-core is missing (scripts/assets.sh)")
+        pytest.fail("node_modules/axe-core is missing (scripts/assets.sh)")
     if not os.environ.get("STRIPE_JS_URL", "").startswith("http://127.0.0.1"):
         pytest.skip("needs the localstripe that `config.embedded exec` starts (STRIPE_JS_URL)")
     from payments.models import GatewaySettings

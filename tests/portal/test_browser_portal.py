@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import msgspec
+import playwright.sync_api as playwright_api
 import pytest
 import requests
 from django.db import connection
@@ -22,8 +23,6 @@ from django_tenants.utils import schema_context
 
 from tests.factories import PASSWORD
 from tests.live import drainer, web_server
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("django_db_setup")]
 CHROMIUM = "/usr/bin/chromium"
@@ -38,9 +37,9 @@ PAGES = {
 @pytest.fixture
 def portal(committed_tenant, django_db_blocker):
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/system_deps.sh)")
+        pytest.fail("Debian's chromium is not installed (scripts/system_deps.sh)")
     if not AXE.exists():
-        pytest.skip("node_modules/axe-core is missing (scripts/assets.sh)")
+        pytest.fail("node_modules/axe-core is missing (scripts/assets.sh)")
     from tests.portal.scenario import BERLIN, seed
 
     tenant, key = committed_tenant

@@ -25,7 +25,7 @@ FIELDS = ("code", "name", "event_type", "aggregation", "value_property", "filter
 _COUNTED = ("event_type", "aggregation", "value_property", "filters", "group_by", "allow_negative")
 
 
-def _validate(meter: Meter) -> None:
+def meter_validate(meter: Meter) -> None:
     """Every rule a meter must meet, as DomainErrors with stable codes (the API answers 400)."""
     if not isinstance(meter.group_by, list) or len(meter.group_by) > 3:
         raise DomainError("group_by is a list of at most three property paths.", code="too_many_group_by")
@@ -98,7 +98,7 @@ def _rules_changed() -> None:
 
 def meter_create(*, actor: Actor, **fields: Any) -> Meter:
     meter = Meter(**{k: v for k, v in fields.items() if k in FIELDS})
-    _validate(meter)
+    meter_validate(meter)
     with audit_actor(actor), transaction.atomic():
         meter.save()
         _backfill_on_commit(meter.id)
@@ -115,7 +115,7 @@ def meter_update(*, actor: Actor, meter: Meter, **changes: Any) -> Meter:
         for key, value in changes.items():
             if key in FIELDS:
                 setattr(locked, key, value)
-        _validate(locked)
+        meter_validate(locked)
         locked.save()
         if counted_changed:
             _backfill_on_commit(locked.id)

@@ -3,13 +3,11 @@ same service beat calls hourly."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django_tenants.utils import tenant_context
 
 from dunning.services.run import dunning_run
-from tenants.models import Tenant
+from tenants.cli import command_instant, command_tenant
 
 
 class Command(BaseCommand):
@@ -20,17 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--at", help="run as of this instant (RFC 3339 with an offset), e.g. to travel in time")
 
     def handle(self, *args, **options):
-        tenant = Tenant.objects.filter(slug=options["tenant"]).first()
-        if tenant is None:
-            raise CommandError(f"No tenant {options['tenant']!r}.")
-        at = None
-        if options["at"]:
-            try:
-                at = datetime.fromisoformat(options["at"])
-            except ValueError:
-                at = None
-            if at is None or at.tzinfo is None:
-                raise CommandError("--at must be RFC 3339 with an offset, e.g. 2027-02-01T00:00:00Z.")
+        tenant = command_tenant(options["tenant"])
+        at = command_instant(options["at"])
         with tenant_context(tenant):
             result = dunning_run(at=at)
         self.stdout.write(

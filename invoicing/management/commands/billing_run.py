@@ -4,13 +4,12 @@ tenant, the same service beat calls, with a progress bar on a terminal."""
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django_tenants.utils import tenant_context
 
 from invoicing.services.billing_run import CHUNK_SIZE, billing_run
-from tenants.models import Tenant
+from tenants.cli import command_instant, command_tenant
 
 
 class Command(BaseCommand):
@@ -23,17 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, help="subscriptions per transaction")
 
     def handle(self, *args, **options):
-        tenant = Tenant.objects.filter(slug=options["tenant"]).first()
-        if tenant is None:
-            raise CommandError(f"No tenant {options['tenant']!r}.")
-        at = None
-        if options["at"]:
-            try:
-                at = datetime.fromisoformat(options["at"])
-            except ValueError:
-                at = None
-            if at is None or at.tzinfo is None:
-                raise CommandError("--at must be RFC 3339 with an offset, e.g. 2027-02-01T00:00:00Z.")
+        tenant = command_tenant(options["tenant"])
+        at = command_instant(options["at"])
         show = sys.stderr.isatty()
 
         def progress(done: int, total: int) -> None:

@@ -62,5 +62,11 @@ class ReportExport(models.Model):
         return f"Report {self.pk} ({self.get_status_display()})"
 
     @property
+    def report_spec(self):
+        from portal.reports import ReportSpec
+
+        return ReportSpec.from_json(self.spec)
+
+    @property
     def percent(self) -> int:
         return 100 if self.status == self.Status.DONE else (self.done * 100 // self.total if self.total else 0)

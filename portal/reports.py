@@ -63,13 +63,17 @@ class ReportSpec:
     def as_json(self) -> dict:
         return asdict(self)
 
+    @property
+    def first_day(self) -> date:
+        return date.fromisoformat(self.start)
+
+    @property
+    def last_day(self) -> date:
+        return date.fromisoformat(self.end)
+
     @classmethod
     def from_json(cls, data: dict) -> ReportSpec:
         return cls(**data)
-
-    def query(self) -> dict:
-        """As the form's query string (links to the files)."""
-        return {**asdict(self), "meters": self.meters}
 
 
 def group_by_choices(meters: list[Meter]) -> list[tuple[str, str]]:

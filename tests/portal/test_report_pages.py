@@ -50,6 +50,7 @@ def test_the_form_starts_with_this_month_in_local_days(acme, client_a):
 
 def test_daily_report_grouped_by_region_in_berlin_days(acme, client_a):
     page = text(client_a.get(REPORTS, GROUPED))
+    assert "1 Apr 2027 to 3 Apr 2027, by day, grouped by region" in page
     # day d has ((d - 1) % 3 + 1) * 5 calls at Berlin noon, alternately eu and us
     rows = [
         ("Thu 1 Apr 2027", "eu", "3"),
@@ -171,7 +172,7 @@ def test_a_large_report_is_built_by_the_task_with_progress(acme, client_a, djang
     export.refresh_from_db()
     assert (export.status, export.done, export.rows, export.percent) == ("done", 744, 744, 100)
     ready = text(client_a.get(response["Location"], HTTP_HX_REQUEST="true"))
-    assert "hx-trigger" not in ready and "744 rows" in ready
+    assert "hx-trigger" not in ready and "744 rows" in ready and "1 Apr 2027 to 1 May 2027, by hour" in ready
     download = client_a.get(f"{REPORTS}exports/{export.pk}/csv/")
     rows = list(csv.reader(io.StringIO(download.content.decode())))[1:]
     assert len(rows) == 744 and sum(Decimal(r[3]) for r in rows) == 140

@@ -115,8 +115,8 @@ class ReportForm(forms.Form):
             if path and path in meter.group_by and len(meter.group_by) > 1 and meter.aggregation not in _FOLD:
                 self.add_error(
                     "group_by",
-                    f"{meter.name} is split by {', '.join(meter.group_by)}; its "
-                    f"{meter.get_aggregation_display().lower()} cannot be grouped by {path} alone.",
+                    f"{meter.name} ({meter.get_aggregation_display().lower()}) is split by "
+                    f"{', '.join(meter.group_by)} and cannot be grouped by {path} alone.",
                 )
         return data
 

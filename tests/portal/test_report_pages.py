@@ -251,4 +251,4 @@ def test_a_meter_split_by_two_properties_is_folded_to_the_one_chosen(acme, clien
     assert [r[3:] for r in rows[1:]] == [["eu", "2"], ["us", "1"]]
     # distinct counts do not add up across tiers: refused, not summed
     page = text(client_a.get(REPORTS, {**query, "meters": "users"}), status=400)
-    assert "Users is split by region, tier; its unique count cannot be grouped by region alone." in page
+    assert "Users (count of distinct values) is split by region, tier and cannot be grouped by region alone." in page

@@ -14,8 +14,13 @@ signed-in user's memberships (usage by its external id, as everywhere in the por
   that one (sum of counts and sums, max of maxima, min of minima); the other aggregations do not
   fold and such a meter cannot be grouped by one of several properties (a form error). A meter
   without the property is reported whole.
-- **Size.** A report is its buckets x meters statements; up to SYNC_MAX_CELLS are answered in
-  the request, more are built by a Celery task with progress (portal.report_exports).
+- **Fewer statements where it is exact.** A meter reported whole (not grouped) whose buckets
+  are whole UTC hours (every zone with a whole-hour offset) is read as one hourly series per 31
+  days and folded into the buckets as the dashboard folds days (portal.selectors._fold: sum,
+  max, min, latest, length-weighted mean of time-weighted averages): the same figures as a
+  statement per bucket. Distinct counts do not fold: one statement per bucket.
+- **Size.** A report costs its statements; up to SYNC_MAX_CELLS are answered in the request,
+  more are built by a Celery task with progress (portal.report_exports).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from billing.models import Organization
 from metering.models import Aggregation, Meter
 from metering.selectors.meter import meter_list
 from metering.selectors.usage import usage_get
-from portal.selectors import local_days
+from portal.selectors import _HOURLY_MAX, _fold, local_days
 
 GRANULARITIES = (("day", "Day"), ("hour", "Hour"), ("month", "Month"))
 # The longest range per granularity, in local days: 744 hourly or 366 daily buckets, 36 months.
@@ -179,9 +184,38 @@ def report_buckets(*, spec: ReportSpec, zone: ZoneInfo) -> list[Bucket]:
     return out
 
 
+def _whole_hours(instant: datetime) -> bool:
+    return instant.minute == 0 and instant.second == 0 and instant.microsecond == 0
+
+
+def _folds(meter: Meter, spec: ReportSpec, buckets: list[Bucket]) -> bool:
+    """Whether the meter's buckets are read as one hourly series folded (see the module doc)."""
+    grouped = bool(spec.group_by) and spec.group_by in meter.group_by
+    return (
+        not grouped
+        and meter.aggregation != Aggregation.UNIQUE_COUNT
+        and all(_whole_hours(b.start) and _whole_hours(b.end) for b in buckets)
+    )
+
+
+def _chunks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    out = []
+    while start < end:  # metering's hourly series cover at most 31 days
+        out.append((start, min(start + _HOURLY_MAX, end)))
+        start = out[-1][1]
+    return out
+
+
+def _statements(meter: Meter, spec: ReportSpec, buckets: list[Bucket]) -> int:
+    if not buckets:
+        return 0
+    return len(_chunks(buckets[0].start, buckets[-1].end)) if _folds(meter, spec, buckets) else len(buckets)
+
+
 def report_cells(*, spec: ReportSpec, zone: ZoneInfo) -> int:
-    """The statements the report takes (buckets x meters): what decides request or task."""
-    return len(report_buckets(spec=spec, zone=zone)) * len(spec.meters)
+    """The statements the report takes: what decides request or task."""
+    buckets = report_buckets(spec=spec, zone=zone)
+    return sum(_statements(m, spec, buckets) for m in meter_list() if m.code in spec.meters)
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -254,21 +288,44 @@ def report_build(
     meter has a row per group with usage in the bucket, an ungrouped one a row per bucket.
     `progress(done, total)` is called after each statement (the task's progress bar)."""
     zone = ZoneInfo(organization.timezone)
+    customer = organization.external_id
     meters = [m for m in meter_list() if m.code in spec.meters]
     buckets = report_buckets(spec=spec, zone=zone)
     report = Report(organization, spec, buckets, meters)
-    total, done = len(buckets) * len(meters), 0
-    for bucket in buckets:
-        for meter in meters:
-            grouped = bool(spec.group_by) and spec.group_by in meter.group_by
-            result = usage_get(
-                meter=meter, customer=organization.external_id, start=bucket.start, end=bucket.end, group_by=grouped
-            )
+    total, done = sum(_statements(m, spec, buckets) for m in meters), 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    cells: dict[tuple[int, int], list[ReportRow]] = {}  # (bucket, meter) -> rows
+    for index, meter in enumerate(meters):
+        if _folds(meter, spec, buckets):
+            hours: list[tuple[datetime, datetime, Decimal | None]] = []
+            for start, end in _chunks(buckets[0].start, buckets[-1].end):
+                series = usage_get(meter=meter, customer=customer, start=start, end=end, window="hour").series
+                hours += [
+                    (p["start"], series[i + 1]["start"] if i + 1 < len(series) else end, p["value"])
+                    for i, p in enumerate(series)
+                ]
+                step()
+            cursor = 0
+            for b, bucket in enumerate(buckets):
+                mine = []
+                while cursor < len(hours) and hours[cursor][0] < bucket.end:
+                    mine.append(hours[cursor])
+                    cursor += 1
+                cells[b, index] = [ReportRow(bucket, meter, None, _fold(meter.aggregation, mine))]
+            continue
+        grouped = bool(spec.group_by) and spec.group_by in meter.group_by
+        for b, bucket in enumerate(buckets):
+            result = usage_get(meter=meter, customer=customer, start=bucket.start, end=bucket.end, group_by=grouped)
             if grouped:
-                report.rows += [ReportRow(bucket, meter, k, v) for k, v in _groups(meter, spec.group_by, result)]
+                cells[b, index] = [ReportRow(bucket, meter, k, v) for k, v in _groups(meter, spec.group_by, result)]
             else:
-                report.rows.append(ReportRow(bucket, meter, None, result.value))
-            done += 1
-            if progress is not None:
-                progress(done, total)
+                cells[b, index] = [ReportRow(bucket, meter, None, result.value)]
+            step()
+    report.rows = [row for b in range(len(buckets)) for index in range(len(meters)) for row in cells[b, index]]
     return report

@@ -21,7 +21,7 @@ from pypdf import PdfReader
 from portal.models import ReportExport
 from portal.report_exports import report_export_run
 from tests.factories import MembershipFactory, OrganizationFactory
-from tests.portal.scenario import NOW, seed
+from tests.portal.scenario import BERLIN, NOW, seed
 
 pytestmark = pytest.mark.django_db
 REPORTS = "/organizations/acme/reports/"
@@ -103,6 +103,24 @@ def test_csv_and_xlsx_carry_the_same_rows(acme, client_a):
     ]
 
 
+def test_an_ungrouped_meter_is_folded_from_one_hourly_series(acme, client_a):
+    """The same figures as a statement per bucket, in one statement per 31 days."""
+    from portal.reports import ReportSpec, report_build, report_cells
+
+    org = acme["organization"]
+    spec = ReportSpec(start="2027-04-01", end="2027-05-01", meters=["calls"], group_by="", granularity="hour")
+    assert report_cells(spec=spec, zone=BERLIN) == 1  # 744 hours, whole UTC hours: one series
+    days = ReportSpec(start="2027-03-01", end="2027-04-30", meters=["calls"], group_by="", granularity="day")
+    assert report_cells(spec=days, zone=BERLIN) == 2  # 61 days: two 31-day series
+    seen = []
+    folded = report_build(organization=org, spec=days, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 2), (2, 2)]
+    with mock.patch("portal.reports._folds", return_value=False):
+        one_by_one = report_build(organization=org, spec=days)
+    assert [(r.bucket.start, r.value) for r in folded.rows] == [(r.bucket.start, r.value) for r in one_by_one.rows]
+    assert sum(r.value for r in folded.rows) == 140 and len(folded.rows) == 61
+
+
 def test_hours_and_months_are_local(acme, client_a):
     hours = client_a.get(
         f"{REPORTS}download/csv/",
@@ -151,7 +169,8 @@ def test_invalid_queries_are_form_errors(acme, client_a, query, field, message):
 
 
 def test_a_large_report_is_built_by_the_task_with_progress(acme, client_a, django_capture_on_commit_callbacks):
-    query = {"start": "2027-04-01", "end": "2027-05-01", "meters": "calls", "granularity": "hour", "group_by": ""}
+    # by hour and region: a statement per hour (a grouped meter is not folded from a series)
+    query = {"start": "2027-04-01", "end": "2027-05-01", "meters": "calls", "granularity": "hour", "group_by": "region"}
     page = text(client_a.get(REPORTS, query))
     assert "This report reads 744 figures" in page and "data-report>" not in page
     assert client_a.get(f"{REPORTS}download/csv/", query).status_code == 400  # not in the request
@@ -170,15 +189,24 @@ def test_a_large_report_is_built_by_the_task_with_progress(acme, client_a, djang
     assert report_export_run(export_id=export.pk) == "done"
     assert report_export_run(export_id=export.pk) == "skipped"  # idempotent
     export.refresh_from_db()
-    assert (export.status, export.done, export.rows, export.percent) == ("done", 744, 744, 100)
+    # a row per hour and region with calls: 14 Berlin noons x (eu, us), and today's five eu calls
+    # at 09:56-10:00 Berlin time in two hours
+    assert (export.status, export.done, export.rows, export.percent) == ("done", 744, 30, 100)
     ready = text(client_a.get(response["Location"], HTTP_HX_REQUEST="true"))
-    assert "hx-trigger" not in ready and "744 rows" in ready and "1 Apr 2027 to 1 May 2027, by hour" in ready
+    assert "hx-trigger" not in ready and "30 rows" in ready and "1 Apr 2027 to 1 May 2027, by hour" in ready
     download = client_a.get(f"{REPORTS}exports/{export.pk}/csv/")
     rows = list(csv.reader(io.StringIO(download.content.decode())))[1:]
-    assert len(rows) == 744 and sum(Decimal(r[3]) for r in rows) == 140
-    assert rows[-1][0] == "2027-05-01T23:00:00+02:00"
+    assert len(rows) == 30 and sum(Decimal(r[4]) for r in rows) == 140
+    assert rows[:2] == [
+        ["2027-04-01T12:00:00+02:00", "Thu 1 Apr 2027 12:00", "calls", "eu", "3"],
+        ["2027-04-01T12:00:00+02:00", "Thu 1 Apr 2027 12:00", "calls", "us", "2"],
+    ]
+    assert rows[-2:] == [
+        ["2027-04-15T09:00:00+02:00", "Thu 15 Apr 2027 09:00", "calls", "eu", "4"],
+        ["2027-04-15T10:00:00+02:00", "Thu 15 Apr 2027 10:00", "calls", "eu", "1"],
+    ]
     sheet = load_workbook(io.BytesIO(client_a.get(f"{REPORTS}exports/{export.pk}/xlsx/").content)).active
-    assert sheet.max_row == 745
+    assert sheet.max_row == 31
 
 
 def test_another_organizations_report_and_exports_are_404(acme, client_a):

@@ -15,6 +15,7 @@ dunning whether the organization may change its plan now (plan_selectors.plan_ch
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -53,6 +54,9 @@ def _page(request, external_id: str) -> dict:
         options=plan_options_list(organization=organization, subscription=subscription),
         gate=plan_change_gate_get(organization=organization),
         can_change=context["can_pay"],
+        # The period is half-open [start, end): its last day is the one before the end instant
+        # (an end at midnight would otherwise read as one day too many).
+        period_last_instant=subscription and subscription.current_period_end - timedelta(microseconds=1),
     )
     return context
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import payment_views, plan_views, team_views, views
+from portal import payment_views, plan_views, report_views, team_views, views
 
 app_name = "portal"
 urlpatterns = [
@@ -13,6 +13,28 @@ urlpatterns = [
     path("organizations/<str:external_id>/plan/change/", plan_views.plan_change, name="plan_change"),
     path("organizations/<str:external_id>/plan/cancel/", plan_views.plan_cancel, name="plan_cancel"),
     path("organizations/<str:external_id>/plan/resume/", plan_views.plan_resume, name="plan_resume"),
+    path("organizations/<str:external_id>/reports/", report_views.reports, name="reports"),
+    path(
+        "organizations/<str:external_id>/reports/download/<str:fmt>/",
+        report_views.report_download,
+        name="report_download",
+    ),
+    path("organizations/<str:external_id>/reports/statement/", report_views.statement, name="report_statement"),
+    path(
+        "organizations/<str:external_id>/reports/exports/",
+        report_views.report_export_create,
+        name="report_export_create",
+    ),
+    path(
+        "organizations/<str:external_id>/reports/exports/<int:export_id>/",
+        report_views.report_export,
+        name="report_export",
+    ),
+    path(
+        "organizations/<str:external_id>/reports/exports/<int:export_id>/<str:fmt>/",
+        report_views.report_export_file,
+        name="report_export_file",
+    ),
     path("organizations/<str:external_id>/team/", team_views.team, name="team"),
     path("organizations/<str:external_id>/team/invite/", team_views.member_invite, name="member_invite"),
     path("organizations/<str:external_id>/team/role/", team_views.member_role, name="member_role"),

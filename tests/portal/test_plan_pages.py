@@ -52,6 +52,8 @@ def test_offers_active_self_serve_plans_in_the_currency_cheapest_first(acme, cli
     assert [v.plan.code for v in response.context["options"]] == ["lite", "pro"]
     body = response.content.decode()
     assert "<strong>Basic</strong>" in body and "€10.00 monthly base fee" in body
+    # the period [1 Apr, 1 May) in Berlin: its last day is 30 April, not the exclusive end
+    assert "Current period 1 Apr 2027 \u2013 30 Apr 2027." in body
     assert 'value="pro"' in body and 'value="secret"' not in body and 'value="dollar"' not in body
 
 
@@ -74,6 +76,8 @@ def test_upgrade_shows_the_admins_preview_then_confirms(acme, client_a):
     ]
     assert preview.bill.subtotal == expected.bill.subtotal
     assert "data-preview" in response.content.decode()
+    # the credit line names its date as the portal does (Berlin day), not the engine's ISO date
+    assert "<td>Unused time on Basic after 15 Apr 2027</td>" in response.content.decode()
     assert plan_code(acme) == "basic" and events(acme) == []  # a preview writes nothing
 
     confirmed = client_a.post(f"{PLAN}change/", {"plan": "pro", "confirm": response.context["fingerprint"]})

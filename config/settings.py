@@ -412,8 +412,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"correlation_id": {"()": "django_guid.log_filters.CorrelationId"}},
     "formatters": {
+        # python-json-logger's, without Django's request object (its repr carries the query
+        # string) and with anything like a card number masked (core.logs, PCI SAQ-A).
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "core.logs.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "correlation_id": "request_id"},
         },

@@ -174,6 +174,9 @@ CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The worker and beat log through LOGGING below (JSON, card numbers masked) rather than Celery's
+# own plain handler on the root logger, which would write records unmasked.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup closes every database connection before and after each task unless this
 # is set; config/celery.py applies Django's own rules instead (CONN_MAX_AGE, health checks), and
 # the fixup then only recycles a connection every this many tasks.

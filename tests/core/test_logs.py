@@ -78,3 +78,11 @@ def test_django_s_request_object_is_not_written_and_the_rest_of_the_line_is():
 def test_format_unmasked_is_the_line_before_the_mask():
     made = record("charging %s", "4242424242424242")
     assert json.loads(configured().format_unmasked(made))["message"] == "charging 4242424242424242"
+
+
+def test_the_worker_keeps_the_platform_s_log_lines():
+    """Celery would otherwise replace the root logger's handlers with its own plain one, and the
+    worker, where payments are collected, would write records unmasked."""
+    from config.celery import app
+
+    assert app.conf.worker_hijack_root_logger is False

@@ -66,6 +66,14 @@ def card_fields(number: str) -> dict[str, str]:
     return {**dict.fromkeys(CARD_FIELDS, number), **dict.fromkeys(CVC_FIELDS, CVC), "exp_month": "12"}
 
 
+def card_fields_mixed() -> dict[str, str]:
+    """Every form of the number in one request, each in two of the card fields: a bare POST's
+    fields are unknown to the page, so one request per page does what three did (a third of the
+    sweep's time)."""
+    numbers = {name: CARD_FORMS[i % len(CARD_FORMS)] for i, name in enumerate(CARD_FIELDS)}
+    return {**numbers, **dict.fromkeys(CVC_FIELDS, CVC), "exp_month": "12"}
+
+
 # ---------------------------------------------------------------------------------------------
 # The detector
 
@@ -236,12 +244,11 @@ def post_everywhere(sweep: Sweep, clients: dict[str, Client], ids: dict[str, str
             sweep.posted["routes skipped (unfillable parameter)"] += 1
             continue
         for who, client in clients.items():
-            for number in CARD_FORMS:
-                response = client.post(url, card_fields(number))
-                sweep.posted[f"page bare POST ({who})"] += 1
-                sweep.answers[response.status_code] += 1
-                if response.status_code >= 500:
-                    sweep.errors[f"bare POST {url} ({who})"] += 1
+            response = client.post(url, card_fields_mixed())
+            sweep.posted[f"page bare POST ({who})"] += 1
+            sweep.answers[response.status_code] += 1
+            if response.status_code >= 500:
+                sweep.errors[f"bare POST {url} ({who})"] += 1
             page = client.get(url)
             if page.status_code != 200 or "html" not in page.get("Content-Type", ""):
                 continue

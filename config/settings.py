@@ -174,6 +174,9 @@ CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The worker and beat log through LOGGING below (JSON, card numbers masked) rather than Celery's
+# own plain handler on the root logger, which would write records unmasked.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup closes every database connection before and after each task unless this
 # is set; config/celery.py applies Django's own rules instead (CONN_MAX_AGE, health checks), and
 # the fixup then only recycles a connection every this many tasks.
@@ -412,8 +415,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"correlation_id": {"()": "django_guid.log_filters.CorrelationId"}},
     "formatters": {
+        # python-json-logger's, without Django's request object (its repr carries the query
+        # string) and with anything like a card number masked (core.logs, PCI SAQ-A).
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "core.logs.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "correlation_id": "request_id"},
         },

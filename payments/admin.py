@@ -55,14 +55,34 @@ class OwnerOnlyMixin:
         return self._is_owner(request) and super().has_delete_permission(request, obj)
 
 
+class ViewOnlyMixin:
+    """dj-stripe's webhook endpoints are looked at, not made here: the tenant's Stripe webhooks come
+    to our own view with the tenant's encrypted secret (docs/payments.md), while dj-stripe's
+    forms register an endpoint at Stripe with dj-stripe's global keys, store its secret in clear
+    and let a failed call to Stripe escape as a server error (found by the PCI sweep)."""
+
+    def has_add_permission(self, request, *args, **kwargs):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+_VIEW_ONLY = {"webhookendpoint"}
+
+
 def _djstripe_admins_narrow(site: admin.AdminSite) -> None:
     for model, model_admin in list(site._registry.items()):
         if model._meta.app_label != "djstripe":
             continue
         fixed = [f for f in (_search_field_fixed(model, n) for n in model_admin.search_fields) if f is not None]
+        view_only = (ViewOnlyMixin,) if model._meta.model_name in _VIEW_ONLY else ()
         narrowed = type(
             f"Owner{type(model_admin).__name__}",
-            (OwnerOnlyMixin, type(model_admin)),
+            (*view_only, OwnerOnlyMixin, type(model_admin)),
             {"search_fields": tuple(fixed), "__module__": __name__},
         )
         site.unregister(model)

@@ -38,6 +38,16 @@ class OrganizationForm(forms.ModelForm):
         model = Organization
         fields = ["external_id", *EDITABLE_FIELDS]
 
+    def clean_metadata(self):
+        # The model keeps an object (NOT NULL, default {}): an emptied box is no metadata, not a
+        # NULL the database refuses; anything but an object is refused as the API refuses it.
+        value = self.cleaned_data.get("metadata")
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("metadata must be a JSON object.", code="invalid_metadata")
+        return value
+
     def service_changes(self) -> dict:
         return {name: self.cleaned_data[name] for name in self.changed_data if name in EDITABLE_FIELDS}
 

@@ -170,3 +170,42 @@ def test_add_goes_through_the_service_and_refuses_zz(client_a, staff):
     org = Organization.objects.get(external_id="new")
     assert (org.currency, org.country, org.status) == ("EUR", "XK", "active")
     assert Membership.objects.get(organization=org).user == member
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("metadata", ["[1, 2]", '"note"', "42"])
+def test_metadata_that_is_no_object_is_a_form_error_and_nothing_is_written(client_a, staff, subscribed, metadata):
+    """As the API refuses it (the PCI sweep found the admin answering a server error instead)."""
+    org, _ = subscribed
+    org.metadata = {"crm": "7"}
+    org.save()
+    staff()
+    response = client_a.post(change_url(org), form_data(org, metadata=metadata, name="Acme Corp"))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["metadata"] == ["metadata must be a JSON object."]
+    org.refresh_from_db()
+    assert (org.name, org.metadata) == ("Acme", {"crm": "7"})
+
+    added = client_a.post(f"{LIST}add/", {**form_data(org, metadata=metadata), "external_id": "new", "name": "New"})
+    assert added.status_code == 200
+    assert added.context["adminform"].form.errors["metadata"] == ["metadata must be a JSON object."]
+    assert not Organization.objects.filter(external_id="new").exists()
+
+
+@pytest.mark.django_db
+def test_an_emptied_metadata_box_is_no_metadata(client_a, staff, subscribed):
+    """Not a NULL the database refuses (the PCI sweep's bare form sent it empty: a server error)."""
+    org, _ = subscribed
+    org.metadata = {"crm": "7"}
+    org.save()
+    staff()
+    # The page carries the stored value in a hidden input (a field with a callable default):
+    # the form compares the posted box with it.
+    response = client_a.post(change_url(org), form_data(org, metadata="", **{"initial-metadata": '{"crm": "7"}'}))
+    assert response.status_code == 302
+    org.refresh_from_db()
+    assert org.metadata == {}
+
+    added = client_a.post(f"{LIST}add/", {**form_data(org, metadata=""), "external_id": "new", "name": "New"})
+    assert added.status_code == 302
+    assert Organization.objects.get(external_id="new").metadata == {}

@@ -8,7 +8,10 @@ is searched for in every text and JSON column of every table of the public and t
 (found through information_schema: a table added later is searched without a change here), in
 what was logged (caplog, and whatever the log files under the data directory gained), in the mail
 sent (after running the outbox, so queued mail is sent) and in the outbox payloads (a table: part
-of the database search). The detector's own test stores the number on purpose and sees it found.
+of the database search). Log records are searched as the platform's formatter writes them (message,
+extras, traceback) before its card-number mask, so a number is found at the code that logged it.
+The detector's own test stores the number on purpose and sees it found. No page may answer 500 to
+what was posted (the admin forms the sweep found doing so now refuse it on the form).
 
 Free-text fields (an organization's name, a note) are not filled with the number: a person may
 type anything there, and a number typed as a name is not card data the platform collected.
@@ -63,6 +66,14 @@ def card_fields(number: str) -> dict[str, str]:
     return {**dict.fromkeys(CARD_FIELDS, number), **dict.fromkeys(CVC_FIELDS, CVC), "exp_month": "12"}
 
 
+def card_fields_mixed() -> dict[str, str]:
+    """Every form of the number in one request, each in two of the card fields: a bare POST's
+    fields are unknown to the page, so one request per page does what three did (a third of the
+    sweep's time)."""
+    numbers = {name: CARD_FORMS[i % len(CARD_FORMS)] for i, name in enumerate(CARD_FIELDS)}
+    return {**numbers, **dict.fromkeys(CVC_FIELDS, CVC), "exp_month": "12"}
+
+
 # ---------------------------------------------------------------------------------------------
 # The detector
 
@@ -74,6 +85,7 @@ class Sweep:
     tables: set[str] = field(default_factory=set)
     posted: Counter = field(default_factory=Counter)  # surface → requests
     answers: Counter = field(default_factory=Counter)  # status → requests
+    errors: Counter = field(default_factory=Counter)  # "POST <path> (who)" answered 500 → requests
 
 
 def log_files() -> dict[Path, int]:
@@ -132,10 +144,11 @@ def findings(sweep: Sweep, caplog) -> list[str]:
 
 
 def _record(record: logging.LogRecord) -> str:
-    extra = {
-        k: v for k, v in record.__dict__.items() if k not in logging.LogRecord("", 0, "", 0, "", (), None).__dict__
-    }
-    return f"{record.getMessage()} {extra!r}"
+    """The record as the platform writes it (settings.LOGGING's formatter: message, extras,
+    traceback), without the card-number mask: the mask is defence in depth, and the sweep looks
+    for the code that logs a number, which the mask would hide."""
+    (console,) = [h for h in logging.getLogger().handlers if h.name == "console"]
+    return console.formatter.format_unmasked(record)
 
 
 def outbox_run_all() -> None:
@@ -231,10 +244,11 @@ def post_everywhere(sweep: Sweep, clients: dict[str, Client], ids: dict[str, str
             sweep.posted["routes skipped (unfillable parameter)"] += 1
             continue
         for who, client in clients.items():
-            for number in CARD_FORMS:
-                response = client.post(url, card_fields(number))
-                sweep.posted[f"page bare POST ({who})"] += 1
-                sweep.answers[response.status_code] += 1
+            response = client.post(url, card_fields_mixed())
+            sweep.posted[f"page bare POST ({who})"] += 1
+            sweep.answers[response.status_code] += 1
+            if response.status_code >= 500:
+                sweep.errors[f"bare POST {url} ({who})"] += 1
             page = client.get(url)
             if page.status_code != 200 or "html" not in page.get("Content-Type", ""):
                 continue
@@ -248,6 +262,8 @@ def post_everywhere(sweep: Sweep, clients: dict[str, Client], ids: dict[str, str
                     response = client.post(target, {**values, **card_fields(number)})
                     sweep.posted[f"page form POST ({who})"] += 1
                     sweep.answers[response.status_code] += 1
+                    if response.status_code >= 500:
+                        sweep.errors[f"form POST {target} ({who})"] += 1
             # Signed in to the end, or the pages after this one would only have seen the login.
             home = client.get("/staff/" if who == "staff" else "/organizations/acme/")
             assert home.status_code == 200, f"{route} ({name}) signed the {who} out: {home.get('Location')}"
@@ -275,12 +291,6 @@ def post_api(sweep: Sweep, world) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: 62 django.request log records carry the request (query string with the number) in "
-    "their extras; to settle whether the JSON formatter writes them (then a real leak) or the detector "
-    "over-reads `extra`",
-)
 @pytest.mark.django_db
 def test_a_card_number_sent_everywhere_is_stored_logged_and_mailed_nowhere(
     api_world,  # noqa: F811
@@ -291,7 +301,8 @@ def test_a_card_number_sent_everywhere_is_stored_logged_and_mailed_nowhere(
     caplog.set_level(logging.DEBUG)
     sweep = Sweep(log_offsets=log_files())
     host = tenant_a.get_primary_domain().domain
-    # A page's 500 is reported (sweep.answers) rather than raised: this test is about card data.
+    # A page's 500 is recorded (sweep.errors) and asserted at the end rather than raised, so that
+    # one run lists every finding.
     clients = {who: Client(HTTP_HOST=host, raise_request_exception=False) for who in ("staff", "customer")}
     owner = UserFactory(staff_role="owner")
     secret = totp_enable(owner)
@@ -320,6 +331,7 @@ def test_a_card_number_sent_everywhere_is_stored_logged_and_mailed_nowhere(
         f"{len(caplog.records)} log records, {len(mail.outbox)} mails"
     )
     assert found == []
+    assert dict(sweep.errors) == {}
     assert sweep.posted["API"] == 3 * len(operations())
 
 
@@ -335,6 +347,7 @@ def test_the_detector_finds_a_number_stored_logged_or_mailed(in_a, caplog, tmp_p
 
     OrganizationFactory(external_id="leak", name="Leak", metadata={"note": "card 4242-4242-4242-4242"})
     logging.getLogger("payments").warning("charging %s", "4242 4242 4242 4242")
+    logging.getLogger("payments").warning("charge failed", extra={"card": {"number": CARD}})
     with (tmp_path / "web.log").open("a") as log:
         log.write("GET /?card=4242%204242%204242%204242\n")
     mail.send_mail("Receipt", f"card {CARD}", "from@example.com", ["to@example.com"])
@@ -344,6 +357,7 @@ def test_the_detector_finds_a_number_stored_logged_or_mailed(in_a, caplog, tmp_p
         f"database {connection.schema_name}.auditlog_logentry.changes: 1 rows",  # the audit trail copied it
         f"database {connection.schema_name}.billing_organization.metadata: 1 rows",
         "log record payments: charging 4242 4242 4242 4242",
+        "log record payments: charge failed",  # in an extra, which the formatter writes
         f"log file {tmp_path / 'web.log'}",
         "mail to ['to@example.com']: Receipt",
     ]

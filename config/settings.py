@@ -187,6 +187,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "billing-unknown-customers-measure": {"task": "billing.unknown_customers_measure", "schedule": 300.0},
     # Re-find outbox messages whose dispatch on commit was lost (core.services.outbox).
     "core-outbox-sweep": {"task": "core.outbox_sweep", "schedule": 60.0},
+    # Inbound gateway events stored whose apply was not scheduled (payments.tasks).
+    "payments-gateway-events-apply": {"task": "payments.gateway_events_apply", "schedule": 60.0},
     # Dunning's retries, reminders and stages (dunning.tasks).
     "dunning-run": {"task": "dunning.run", "schedule": 3600.0},
 }

@@ -14,9 +14,10 @@ def gateway_settings_get() -> GatewaySettings:
     return GatewaySettings.objects.first() or GatewaySettings()
 
 
-def gateway_get(name: str = "stripe") -> Gateway:
-    """Raises GatewayError `gateway_not_configured` when the tenant has not connected it."""
-    row = gateway_settings_get()
+def gateway_get(name: str = "stripe", *, row: GatewaySettings | None = None) -> Gateway:
+    """Raises GatewayError `gateway_not_configured` when the tenant has not connected it. `row`:
+    the settings when the caller has read them already."""
+    row = row if row is not None else gateway_settings_get()
     if name == "paypal":
         from payments.gateways.paypal import PayPalAdapter
         from payments.paypal import PayPalConfig

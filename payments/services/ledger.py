@@ -107,6 +107,8 @@ def payment_results_record(items: Sequence[tuple[int, ChargeResult, datetime | N
     of webhook events): the rows locked with two statements, the rules applied in the given order
     in memory (two results about one payment see each other), then each kind of row written with
     one statement. Whether each result changed something, in order."""
+    if not items:
+        return []
     now = timezone.now()
     with audit_actor(None), transaction.atomic():
         payments = _payments_lock({payment_id for payment_id, _, _ in items})

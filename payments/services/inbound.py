@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from psycopg import sql
 
 from core.db import current_schema, raw_execute, rows_update, tenant_table
-from payments.gateways import gateway_get, gateway_settings_get
+from payments.gateways import gateway_get, gateway_settings_cached
 from payments.gateways.base import GatewayError, WebhookRejected
 from payments.gateways.stripe import stripe_event
 from payments.models import GatewayEventRecord, Payment, Refund
@@ -53,7 +53,7 @@ APPLY_PENDING_TTL = 60
 def stripe_webhook_receive(*, body: bytes, headers: dict[str, str]) -> str:
     """Verify and apply one Stripe webhook; its outcome (`applied`, `stale`, `ignored`,
     `duplicate`). Raises WebhookRejected (nothing written) when it does not verify."""
-    settings = gateway_settings_get()
+    settings = gateway_settings_cached()
     secret = settings.stripe_webhook_secret()
     if not secret:
         raise WebhookRejected("no webhook secret configured")
@@ -129,7 +129,7 @@ def gateway_events_apply(*, limit: int = APPLY_BATCH) -> int:
     with transaction.atomic():
         records = list(
             GatewayEventRecord.objects.select_for_update(skip_locked=True)
-            .filter(outcome=GatewayEventRecord.Outcome.RECEIVED)
+            .filter(gateway="stripe", outcome=GatewayEventRecord.Outcome.RECEIVED)
             .order_by("id")[:limit]
         )
         if not records:

@@ -105,27 +105,34 @@ def stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def cpu_seconds(servers: list[subprocess.Popen]) -> float:
-    """CPU seconds so far of this process's finished children (the workers, once joined), of the
-    servers (web, responder) and of this run's PostgreSQL (its postmaster, whose reaped backends
-    count in its children's times, and the live backends): a phase's load-independent cost is the
+def cpu_seconds(servers: dict[str, subprocess.Popen]) -> Counter:
+    """CPU seconds so far, by part: this process's finished children (`workers`: the collection
+    workers, the webhook clients and appliers, once joined), each server's process tree (`web`,
+    `responder`) and this run's PostgreSQL (`postgres`: its postmaster, whose reaped backends count
+    in its children's times, and the live backends). A phase's load-independent cost is the
     difference."""
     import psutil
 
-    total = sum(os.times()[2:4])
+    parts: Counter = Counter({"workers": sum(os.times()[2:4])})
+    roots = {name: proc.pid for name, proc in servers.items()}
     pid_file = Path(os.environ.get("TEST_DATA_DIR", ".data/test")) / "pg" / "postmaster.pid"
-    roots = [s.pid for s in servers]
     if pid_file.exists():
-        roots.append(int(pid_file.read_text().split()[0]))
-    for pid in roots:
+        roots["postgres"] = int(pid_file.read_text().split()[0])
+    for name, pid in roots.items():
         try:
             root = psutil.Process(pid)
             for one in [root, *root.children(recursive=True)]:
                 times = one.cpu_times()
-                total += times.user + times.system + times.children_user + times.children_system
+                parts[name] += times.user + times.system + times.children_user + times.children_system
         except psutil.Error:  # gone meanwhile
             continue
-    return total
+    return parts
+
+
+def cpu_text(parts: Counter, units: int) -> str:
+    total = sum(parts.values())
+    each = ", ".join(f"{name} {1000 * seconds / units:.2f}" for name, seconds in sorted(parts.items()))
+    return f"CPU {total:.1f} s = {1000 * total / units:.2f} ms each ({each})"
 
 
 # --- set-up ----------------------------------------------------------------------------------
@@ -328,7 +335,7 @@ def _apply_events(schema: str, expected: int, out) -> None:
     from django_tenants.utils import schema_context
 
     from payments.models import GatewayEventRecord
-    from payments.services.inbound import gateway_events_apply_all
+    from payments.services.inbound import APPLY_DELAY, gateway_events_apply_all
 
     applied = 0
     with schema_context(schema):
@@ -340,7 +347,7 @@ def _apply_events(schema: str, expected: int, out) -> None:
                 waiting = GatewayEventRecord.objects.filter(outcome=GatewayEventRecord.Outcome.RECEIVED).exists()
                 if stored >= expected and not waiting:
                     break
-                time.sleep(0.02)
+                time.sleep(APPLY_DELAY)  # as the scheduled run waits
     out.put(applied)
 
 
@@ -414,15 +421,15 @@ def main() -> None:
         log(f"  {baseline_per_s:,.0f} pairs/s ({2 * baseline_per_s:,.0f} requests/s)")
 
         log(f"collections: {len(ids)} outbox messages, {WORKERS} worker processes …")
-        cpu = cpu_seconds([web, responder])
+        cpu = cpu_seconds({"web": web, "responder": responder})
         elapsed, totals = collect(schema, ids, stripe_base)
-        cpu = cpu_seconds([web, responder]) - cpu
+        cpu = cpu_seconds({"web": web, "responder": responder}) - cpu
         collections_per_s = INVOICES / elapsed
         stats = json.loads(urllib3.request("GET", f"{stripe_base}/stats").data)
         after = ledger(schema)
         log(
             f"  {collections_per_s:,.0f} collections/s ({elapsed:.1f} s); outbox {dict(totals)}; "
-            f"CPU {cpu:.1f} s = {1000 * cpu / INVOICES:.2f} ms per collection"
+            f"{cpu_text(cpu, INVOICES)}"
         )
         log(f"  gateway {stats}; ledger {after}")
 
@@ -432,16 +439,16 @@ def main() -> None:
             f"webhooks: {len(events)} signed events, 2 processes x {CONNECTIONS} connections, "
             f"{WEB_WORKERS} web workers …"
         )
-        cpu = cpu_seconds([web, responder])
+        cpu = cpu_seconds({"web": web, "responder": responder})
         answered, elapsed, outcomes, applied = post_webhooks(web_port, events, schema)
-        cpu = cpu_seconds([web, responder]) - cpu
+        cpu = cpu_seconds({"web": web, "responder": responder}) - cpu
         webhooks_per_s = len(events) / elapsed
         final = ledger(schema)
         stats = json.loads(urllib3.request("GET", f"{stripe_base}/stats").data)
         log(
             f"  {webhooks_per_s:,.0f} webhooks/s verified and applied ({elapsed:.1f} s; all answered after "
             f"{answered:.1f} s: {len(events) / answered:,.0f}/s); outcomes {dict(outcomes)}, {applied} applied by "
-            f"{APPLIERS} workers; CPU {cpu:.1f} s = {1000 * cpu / len(events):.2f} ms per event"
+            f"{APPLIERS} workers; {cpu_text(cpu, len(events))}"
         )
         log(f"  ledger {final}")
         paid = final["invoices"].get("paid", 0)

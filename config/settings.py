@@ -427,6 +427,9 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django_guid": {"level": "WARNING"},
+        # The SDK logs every API request and response at INFO: two records per gateway call on the
+        # collection's hot path (bench/payments.py); our adapter logs what matters itself.
+        "stripe": {"level": "WARNING"},
         # WeasyPrint logs every step of every PDF at INFO
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},

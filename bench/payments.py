@@ -60,6 +60,7 @@ INVOICES = int(os.environ.get("BENCH_PAYMENTS_INVOICES", "10000"))
 WORKERS = int(os.environ.get("BENCH_PAYMENTS_WORKERS", "4"))
 WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
 CONNECTIONS = int(os.environ.get("BENCH_PAYMENTS_CONNECTIONS", "8"))
+APPLIERS = int(os.environ.get("BENCH_PAYMENTS_APPLIERS", "2"))
 SECRET_KEY = "sk_test_" + "b" * 24
 WEBHOOK_SECRET = "whsec_bench"
 AMOUNT = Decimal("58.31")
@@ -102,6 +103,36 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def cpu_seconds(servers: dict[str, subprocess.Popen]) -> Counter:
+    """CPU seconds so far, by part: this process's finished children (`workers`: the collection
+    workers, the webhook clients and appliers, once joined), each server's process tree (`web`,
+    `responder`) and this run's PostgreSQL (`postgres`: its postmaster, whose reaped backends count
+    in its children's times, and the live backends). A phase's load-independent cost is the
+    difference."""
+    import psutil
+
+    parts: Counter = Counter({"workers": sum(os.times()[2:4])})
+    roots = {name: proc.pid for name, proc in servers.items()}
+    pid_file = Path(os.environ.get("TEST_DATA_DIR", ".data/test")) / "pg" / "postmaster.pid"
+    if pid_file.exists():
+        roots["postgres"] = int(pid_file.read_text().split()[0])
+    for name, pid in roots.items():
+        try:
+            root = psutil.Process(pid)
+            for one in [root, *root.children(recursive=True)]:
+                times = one.cpu_times()
+                parts[name] += times.user + times.system + times.children_user + times.children_system
+        except psutil.Error:  # gone meanwhile
+            continue
+    return parts
+
+
+def cpu_text(parts: Counter, units: int) -> str:
+    total = sum(parts.values())
+    each = ", ".join(f"{name} {1000 * seconds / units:.2f}" for name, seconds in sorted(parts.items()))
+    return f"CPU {total:.1f} s = {1000 * total / units:.2f} ms each ({each})"
 
 
 # --- set-up ----------------------------------------------------------------------------------
@@ -298,18 +329,49 @@ def _post_events(port: int, events: list[tuple[bytes, str]], out) -> None:
     out.put(dict(outcomes))
 
 
-def post_webhooks(port: int, events: list[tuple[bytes, str]]) -> tuple[float, Counter]:
-    out = mp.Queue()
-    procs = [mp.Process(target=_post_events, args=(port, events[i::2], out)) for i in range(2)]
+def _apply_events(schema: str, expected: int, out) -> None:
+    """A worker's runs of `gateway_events_apply_all` (what the scheduled task does), until every
+    expected event is applied (none left `received`)."""
+    from django_tenants.utils import schema_context
+
+    from payments.models import GatewayEventRecord
+    from payments.services.inbound import APPLY_DELAY, gateway_events_apply_all
+
+    applied = 0
+    with schema_context(schema):
+        while True:
+            done = gateway_events_apply_all()
+            applied += done
+            if not done:
+                stored = GatewayEventRecord.objects.count()
+                waiting = GatewayEventRecord.objects.filter(outcome=GatewayEventRecord.Outcome.RECEIVED).exists()
+                if stored >= expected and not waiting:
+                    break
+                time.sleep(APPLY_DELAY)  # as the scheduled run waits
+    out.put(applied)
+
+
+def post_webhooks(port: int, events: list[tuple[bytes, str]], schema: str) -> tuple[float, float, Counter, int]:
+    """Posted from 2 client processes while APPLIERS worker processes apply them: the time until
+    every response came, and until every event was applied."""
+    from django.db import connections
+
+    connections.close_all()  # the appliers open their own
+    context = mp.get_context("fork")
+    out, applied_out = context.Queue(), context.Queue()
+    procs = [context.Process(target=_post_events, args=(port, events[i::2], out)) for i in range(2)]
+    appliers = [context.Process(target=_apply_events, args=(schema, len(events), applied_out)) for _ in range(APPLIERS)]
     started = time.perf_counter()
-    for proc in procs:
+    for proc in procs + appliers:
         proc.start()
     outcomes: Counter = Counter()
     for _ in procs:
         outcomes.update(out.get())
-    for proc in procs:
+    answered = time.perf_counter() - started
+    applied = sum(applied_out.get() for _ in appliers)
+    for proc in procs + appliers:
         proc.join()
-    return time.perf_counter() - started, outcomes
+    return answered, time.perf_counter() - started, outcomes, applied
 
 
 def ledger(schema: str) -> dict:
@@ -359,11 +421,16 @@ def main() -> None:
         log(f"  {baseline_per_s:,.0f} pairs/s ({2 * baseline_per_s:,.0f} requests/s)")
 
         log(f"collections: {len(ids)} outbox messages, {WORKERS} worker processes …")
+        cpu = cpu_seconds({"web": web, "responder": responder})
         elapsed, totals = collect(schema, ids, stripe_base)
+        cpu = cpu_seconds({"web": web, "responder": responder}) - cpu
         collections_per_s = INVOICES / elapsed
         stats = json.loads(urllib3.request("GET", f"{stripe_base}/stats").data)
         after = ledger(schema)
-        log(f"  {collections_per_s:,.0f} collections/s ({elapsed:.1f} s); outbox {dict(totals)}")
+        log(
+            f"  {collections_per_s:,.0f} collections/s ({elapsed:.1f} s); outbox {dict(totals)}; "
+            f"{cpu_text(cpu, INVOICES)}"
+        )
         log(f"  gateway {stats}; ledger {after}")
 
         intents = json.loads(urllib3.request("GET", f"{stripe_base}/intents").data)["data"]
@@ -372,11 +439,17 @@ def main() -> None:
             f"webhooks: {len(events)} signed events, 2 processes x {CONNECTIONS} connections, "
             f"{WEB_WORKERS} web workers …"
         )
-        elapsed, outcomes = post_webhooks(web_port, events)
+        cpu = cpu_seconds({"web": web, "responder": responder})
+        answered, elapsed, outcomes, applied = post_webhooks(web_port, events, schema)
+        cpu = cpu_seconds({"web": web, "responder": responder}) - cpu
         webhooks_per_s = len(events) / elapsed
         final = ledger(schema)
         stats = json.loads(urllib3.request("GET", f"{stripe_base}/stats").data)
-        log(f"  {webhooks_per_s:,.0f} webhooks/s ({elapsed:.1f} s); outcomes {dict(outcomes)}")
+        log(
+            f"  {webhooks_per_s:,.0f} webhooks/s verified and applied ({elapsed:.1f} s; all answered after "
+            f"{answered:.1f} s: {len(events) / answered:,.0f}/s); outcomes {dict(outcomes)}, {applied} applied by "
+            f"{APPLIERS} workers; {cpu_text(cpu, len(events))}"
+        )
         log(f"  ledger {final}")
         paid = final["invoices"].get("paid", 0)
         if paid != INVOICES or final["settled"] != INVOICES or final["events"] != len(events):

@@ -190,6 +190,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "billing-unknown-customers-measure": {"task": "billing.unknown_customers_measure", "schedule": 300.0},
     # Re-find outbox messages whose dispatch on commit was lost (core.services.outbox).
     "core-outbox-sweep": {"task": "core.outbox_sweep", "schedule": 60.0},
+    # Inbound gateway events stored whose apply was not scheduled (payments.tasks).
+    "payments-gateway-events-apply": {"task": "payments.gateway_events_apply", "schedule": 60.0},
     # Dunning's retries, reminders and stages (dunning.tasks).
     "dunning-run": {"task": "dunning.run", "schedule": 3600.0},
 }
@@ -430,6 +432,9 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django_guid": {"level": "WARNING"},
+        # The SDK logs every API request and response at INFO: two records per gateway call on the
+        # collection's hot path (bench/payments.py); our adapter logs what matters itself.
+        "stripe": {"level": "WARNING"},
         # WeasyPrint logs every step of every PDF at INFO
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},

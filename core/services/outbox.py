@@ -99,6 +99,9 @@ class OutboxSend:
 
 
 Handler = Callable[[OutboxMessage], "OutboxRecord | OutboxSend | None"]
+# Runs a task's claimed messages of its kind at once: per message id, None (done) or the exception
+# it is retried for (OutboxGiveUp: dead at once), as if its own handler had raised it.
+BatchHandler = Callable[[list[OutboxMessage]], dict[int, "Exception | None"]]
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ class OutboxKind:
     claim_together: bool = False
     # Sends of a task's claimed messages at once (OutboxSend handlers of claim_together kinds).
     concurrency: int = 1
+    # A claim_together kind's handler of the whole claimed chunk (a collection chunk shares its
+    # transactions and gateway calls); `handler` still runs a message claimed alone.
+    batch_handler: BatchHandler | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -137,14 +143,17 @@ def outbox_register(
     batch: int = DISPATCH_BATCH,
     claim_together: bool = False,
     concurrency: int = 1,
+    batch_handler: BatchHandler | None = None,
 ) -> None:
     """Register the handler of `kind` (from an AppConfig.ready()). `lease` must exceed the
     handler's worst-case run time (its network timeouts): a claim older than that is taken as
     abandoned by a dead worker and claimed again. Messages claimed together share one lease, so
     it must cover the task's runs one after another (30 s each at worst)."""
-    if concurrency < 1 or (concurrency > 1 and not claim_together):
-        raise ValueError(f"{kind}: concurrent sends are for kinds claimed together")
-    registered = OutboxKind(kind, handler, tuple(retry_delays), lease, batch, claim_together, concurrency)
+    if concurrency < 1 or ((concurrency > 1 or batch_handler) and not claim_together):
+        raise ValueError(f"{kind}: concurrent sends and batch handlers are for kinds claimed together")
+    registered = OutboxKind(
+        kind, handler, tuple(retry_delays), lease, batch, claim_together, concurrency, batch_handler
+    )
     if claim_together and registered.rounds * 30 > lease.total_seconds():
         raise ValueError(f"{kind}: a lease of {lease} is too short for {batch} messages claimed together")
     _kinds[kind] = registered
@@ -470,6 +479,26 @@ def _run_concurrently(messages: list[OutboxMessage], kind: OutboxKind, result: P
             future.cancel()
 
 
+def _run_batch(messages: list[OutboxMessage], kind: OutboxKind, result: ProcessResult) -> None:
+    """Run claimed messages through their kind's batch handler; the done marks together, each
+    failure on its own schedule. A handler that raises fails the whole chunk (retried)."""
+    _outside_transactions()
+    try:
+        outcomes = kind.batch_handler(messages)  # type: ignore[misc]
+    except Exception as exc:  # noqa: BLE001 (any failure of a handler is retried on its schedule)
+        outcomes = dict.fromkeys((m.pk for m in messages), exc)
+    fault_point("outbox.after_handle")
+    done = []
+    for message in messages:
+        error = outcomes.get(message.pk)
+        if error is None:
+            done.append((message, None))
+        else:
+            _failed(message, kind, error, result)
+    if done:
+        _done_many(done, result)
+
+
 def _done_many(finished: list[tuple[OutboxMessage, OutboxRecord | None]], result: ProcessResult) -> None:
     """The done marks (with their records) of handlers that succeeded: each its own conditional
     UPDATE as `_finish` writes it, sent together (one round trip) in one transaction."""
@@ -514,6 +543,9 @@ def outbox_process(*, ids: Sequence[int]) -> ProcessResult:
             by_kind[message.kind].append(message)
         for name, messages in by_kind.items():
             kind = _kinds[name]
+            if kind.batch_handler is not None and len(messages) > 1:
+                _run_batch(messages, kind, result)
+                continue
             outbox_run(messages[0], result=result)  # alone: it proves the target answers
             if kind.concurrency > 1 and len(messages) > 2:
                 _outside_transactions()

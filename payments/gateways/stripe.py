@@ -363,16 +363,21 @@ class StripeGateway:
             raise WebhookRejected(str(error)) from error
         if not isinstance(event, dict) or not isinstance(event.get("id"), str) or "type" not in event:
             raise WebhookRejected("not an event")
-        obj = (event.get("data") or {}).get("object") or {}
-        kind = obj.get("object") if isinstance(obj, dict) else None
-        charge = charge_result(obj) if kind == "payment_intent" else None
-        refund = _refund_result(obj) if kind == "refund" else None
-        return GatewayEvent(
-            id=event["id"],
-            type=str(event["type"]),
-            created=datetime.fromtimestamp(int(event.get("created") or 0), tz=UTC),
-            payload=event,
-            charge=charge,
-            refund=refund,
-            refund_charge_id=str(obj.get("payment_intent") or "") if refund else "",
-        )
+        return stripe_event(event)
+
+
+def stripe_event(event: dict) -> GatewayEvent:
+    """A Stripe event (verified, or read back from its stored record), normalized."""
+    obj = (event.get("data") or {}).get("object") or {}
+    kind = obj.get("object") if isinstance(obj, dict) else None
+    charge = charge_result(obj) if kind == "payment_intent" else None
+    refund = _refund_result(obj) if kind == "refund" else None
+    return GatewayEvent(
+        id=event["id"],
+        type=str(event["type"]),
+        created=datetime.fromtimestamp(int(event.get("created") or 0), tz=UTC),
+        payload=event,
+        charge=charge,
+        refund=refund,
+        refund_charge_id=str(obj.get("payment_intent") or "") if refund else "",
+    )

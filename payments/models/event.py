@@ -11,6 +11,7 @@ class GatewayEventRecord(models.Model):
         APPLIED = "applied"
         STALE = "stale"  # older than the state already recorded
         IGNORED = "ignored"  # a type we do not act on, or about an object we do not know
+        RECEIVED = "received"  # verified and stored, not applied yet (payments.services.inbound)
 
     gateway = models.CharField(max_length=20)
     event_id = models.CharField(max_length=255)

@@ -18,15 +18,21 @@ next one)."""
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
+from threading import Lock
+from typing import TypeVar
 
 from django.db import transaction
 from django.utils import timezone
+from psycopg import sql
 
-from accounts.audit import audit_actor, audit_event
+from accounts.audit import audit_actor, audit_event, audit_events_bulk
+from core.db import raw_execute, rows_update, tenant_table
 from core.errors import DomainError
 from core.faults import fault_point
 from core.models import OutboxMessage
@@ -38,19 +44,26 @@ from payments.gateways.base import (
     ChargeRequest,
     ChargeResult,
     ChargeStatus,
+    Failure,
+    FailureCode,
     GatewayDown,
     GatewayError,
     PaymentMethodInfo,
 )
 from payments.models import CollectionMethod, Payment, PaymentAttempt, PaymentCustomer, PaymentStatus
-from payments.services.ledger import payment_result_record
+from payments.services.ledger import payment_result_record, payment_results_record
 
 logger = logging.getLogger(__name__)
 
 COLLECT_KIND = "payments.collect"
 # Gateway outages are usually minutes: retry soon, then spread over about a day.
 RETRY_DELAYS = tuple(timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 360, 720))
-LEASE = timedelta(minutes=5)  # well above two gateway calls with their 20 s timeouts
+# Messages claimed together share one lease: a chunk's calls, GATEWAY_CONCURRENCY at a time, with
+# their 20 s timeouts, a create and a confirm each (a recovery too, one by one), stay well inside it.
+LEASE = timedelta(minutes=15)
+COLLECT_BATCH = 50  # messages per dispatch task, collected together
+GATEWAY_CONCURRENCY = 8  # gateway calls at once per process (threads: the calls wait on the network)
+T = TypeVar("T")
 IN_FLIGHT = (PaymentStatus.PENDING, PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)
 
 
@@ -76,25 +89,19 @@ def collections_enqueue(invoices: Sequence[Invoice]) -> list[int]:
     )
 
 
-def _payment_open(invoice_id: int, *, payer: PaymentCustomer) -> Payment | None:
-    """The payment to drive for this invoice: the one in flight, else a new one (None when the
-    invoice is not awaiting payment, or its last payment failed: retrying is dunning's call)."""
-    with transaction.atomic():
-        invoice = invoice_lock(invoice_id)
-        last = Payment.objects.filter(invoice=invoice).order_by("-number").first()
-        if last is not None and last.status in IN_FLIGHT:
-            return last
-        if invoice.status != InvoiceStatus.OPEN or invoice.amount_due <= 0:
-            return None
-        if last is not None:
-            return None
-        return _payment_new(invoice=invoice, payer=payer, number=1, amount=invoice.amount_due)
-
-
 def _payment_new(
     *, invoice: Invoice, payer: PaymentCustomer, number: int, amount: Decimal, method: PaymentMethodInfo | None = None
 ) -> Payment:
-    payment = Payment.objects.create(
+    payment = _payment_build(invoice=invoice, payer=payer, number=number, amount=amount, method=method)
+    payment.save(force_insert=True)
+    audit_event(payment, event="payment.created", amount=str(amount), currency=invoice.currency, number=number)
+    return payment
+
+
+def _payment_build(
+    *, invoice: Invoice, payer: PaymentCustomer, number: int, amount: Decimal, method: PaymentMethodInfo | None = None
+) -> Payment:
+    return Payment(
         invoice=invoice,
         organization_id=invoice.organization_id,
         number=number,
@@ -105,8 +112,6 @@ def _payment_new(
         amount=amount,
         currency=invoice.currency,
     )
-    audit_event(payment, event="payment.created", amount=str(amount), currency=invoice.currency, number=number)
-    return payment
 
 
 def payment_retry_open(*, invoice: Invoice) -> Payment | None:
@@ -138,116 +143,300 @@ def _attempt_start(payment: Payment, step: str) -> PaymentAttempt:
     return PaymentAttempt.objects.create(payment=payment, step=step, started_at=timezone.now())
 
 
-def _attempt_finish(attempt: PaymentAttempt, *, outcome: str, status: str = "", failure: str = "", message: str = ""):
+def _attempts_start(payments: Sequence[Payment], step: str) -> list[PaymentAttempt]:
+    # One INSERT, committed before the calls: a process that dies in them leaves them `started`.
+    now = timezone.now()
+    return PaymentAttempt.objects.bulk_create([PaymentAttempt(payment=p, step=step, started_at=now) for p in payments])
+
+
+def _attempt_end(attempt: PaymentAttempt, *, outcome: str, status: str = "", failure: str = "", message: str = ""):
     attempt.outcome, attempt.status_after, attempt.failure_code = outcome, status, failure
     attempt.message, attempt.finished_at = message[:500], timezone.now()
-    attempt.save(update_fields=["outcome", "status_after", "failure_code", "message", "finished_at"])
+
+
+_ATTEMPT_FIELDS = ["outcome", "status_after", "failure_code", "message", "finished_at"]
+
+
+def _attempt_finish(attempt: PaymentAttempt, **outcome) -> None:
+    _attempt_end(attempt, **outcome)
+    attempt.save(update_fields=_ATTEMPT_FIELDS)
+
+
+_callers: ThreadPoolExecutor | None = None
+_callers_lock = Lock()
+
+
+def _concurrently(call: Callable[[Payment], T], payments: Sequence[Payment]) -> list[T | Exception]:
+    """`call` for each payment, GATEWAY_CONCURRENCY at a time on this process's caller threads
+    (started on first use, so after a prefork worker's fork): each result, or the exception it
+    raised, in order. The calls touch no database (the gateway SDK's client is thread-safe)."""
+    global _callers
+
+    def guarded(payment: Payment) -> T | Exception:
+        try:
+            return call(payment)
+        except Exception as error:  # noqa: BLE001 (handed back to the caller, payment by payment)
+            return error
+
+    if len(payments) == 1:
+        return [guarded(payments[0])]
+    with _callers_lock:
+        if _callers is None:
+            _callers = ThreadPoolExecutor(max_workers=GATEWAY_CONCURRENCY, thread_name_prefix="payments-gateway")
+    return list(_callers.map(guarded, payments))
+
+
+def _charge_request(payment: Payment, payer: PaymentCustomer) -> ChargeRequest:
+    return ChargeRequest(
+        amount=payment.money,
+        customer_id=payer.gateway_customer_id,
+        payment_method_id=payment.payment_method_id,
+        method_type=payment.method_type,
+        idempotency_key=payment.idempotency_key,
+        description=f"Invoice {payment.invoice.number}",
+        metadata={"invoice": payment.invoice.number or "", "payment": str(payment.pk)},
+    )
+
+
+def _error_fields(error: GatewayError) -> dict:
+    return {"outcome": PaymentAttempt.Outcome.ERRORED, "failure": error.code, "message": str(error)}
+
+
+def _failure_result(payment: Payment, error: GatewayError) -> ChargeResult:
+    """The gateway refused the request itself (not a decline): the payment failed for good."""
+    return ChargeResult(
+        id=payment.gateway_payment_id or "",
+        status=ChargeStatus.FAILED,
+        amount=payment.money,
+        failure=Failure(FailureCode("processing_error"), str(error), "gateway_error"),
+    )
 
 
 def payment_drive(*, payment_id: int, payer: PaymentCustomer | None = None) -> Payment:
     """Take the payment one step further at the gateway (see the module docstring). Raises
     GatewayDown (recorded as an errored attempt) for the caller to retry later."""
     payment = Payment.objects.select_related("organization", "invoice").get(pk=payment_id)
-    if payment.status != PaymentStatus.PENDING:
-        return payment  # the gateway answered already: webhooks take it from here
-    gateway = gateway_get(payment.gateway)
-    if payer is None:
-        payer = PaymentCustomer.objects.get(organization_id=payment.organization_id)
-    created_now = False
-    if payment.gateway_payment_id is None:
-        attempt = _attempt_start(payment, PaymentAttempt.Step.CREATE)
-        try:
-            result = gateway.charge_create(
-                ChargeRequest(
-                    amount=payment.money,
-                    customer_id=payer.gateway_customer_id,
-                    payment_method_id=payment.payment_method_id,
-                    method_type=payment.method_type,
-                    idempotency_key=payment.idempotency_key,
-                    description=f"Invoice {payment.invoice.number}",
-                    metadata={"invoice": payment.invoice.number or "", "payment": str(payment.pk)},
-                )
-            )
-        except GatewayDown as error:
-            _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERRORED, failure=error.code, message=str(error))
-            raise
-        except GatewayError as error:
-            _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERRORED, failure=error.code, message=str(error))
-            _payment_fail(payment, code="processing_error", message=str(error))
-            return payment
-        fault_point("payments.after_create")
-        recorded = Payment.objects.filter(pk=payment.pk, gateway_payment_id=None).update(gateway_payment_id=result.id)
-        _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.DONE, status=result.status)
-        if recorded:
-            payment.gateway_payment_id, created_now = result.id, True
+    payers = {payer.organization_id: payer} if payer is not None else None
+    outcome = _payments_drive([payment], payers=payers)[payment.pk]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def _payments_drive(
+    payments: Sequence[Payment], *, payers: dict[int, PaymentCustomer] | None = None
+) -> dict[int, Payment | Exception]:
+    """Take each payment one step further at the gateway, together: each step's attempts written
+    with one INSERT before its calls, the calls made concurrently, their answers recorded with one
+    transaction (the ledger's `payment_results_record` for the confirms). Per payment: the payment
+    as recorded, or the exception (GatewayDown, recorded as an errored attempt) that its caller
+    raises to retry it later."""
+    out: dict[int, Payment | Exception] = {p.pk: p for p in payments if p.status != PaymentStatus.PENDING}
+    pending = [p for p in payments if p.status == PaymentStatus.PENDING]  # others: webhooks take it from here
+    if not pending:
+        return out
+    if payers is None:
+        payers = {}
+    missing = {p.organization_id for p in pending} - payers.keys()
+    if missing:
+        payers |= {c.organization_id: c for c in PaymentCustomer.objects.filter(organization_id__in=missing)}
+    gateways: dict[str, object] = {}
+    for payment in pending:
+        if payment.gateway not in gateways:
+            try:
+                gateways[payment.gateway] = gateway_get(payment.gateway)
+            except GatewayError as error:
+                gateways[payment.gateway] = error
+    live = []
+    for payment in pending:
+        gateway = gateways[payment.gateway]
+        if isinstance(gateway, Exception):
+            out[payment.pk] = gateway
         else:
-            payment.refresh_from_db()  # another run recorded it first: go by what it recorded
-    # No confirm can have been sent for an intent created just now (a confirm needs its id).
-    confirmed_before = not created_now and payment.attempts.filter(step=PaymentAttempt.Step.CONFIRM).exists()
-    if confirmed_before:
-        # A confirm may have reached the gateway: ask before asking again.
+            live.append(payment)
+    failed: list[tuple[Payment, GatewayError]] = []  # refused by the gateway: failed for good
+
+    # 1. Create (moves no money), for those without an intent yet.
+    to_create = [p for p in live if p.gateway_payment_id is None]
+    created_now: set[int] = set()
+    if to_create:
+        attempts = _attempts_start(to_create, PaymentAttempt.Step.CREATE)
+        answers = _concurrently(
+            lambda p: gateways[p.gateway].charge_create(_charge_request(p, payers[p.organization_id])), to_create
+        )
+        ids: dict[int, str] = {}
+        for payment, attempt, answer in zip(to_create, attempts, answers, strict=True):
+            if isinstance(answer, GatewayError):
+                _attempt_end(attempt, **_error_fields(answer))
+                if isinstance(answer, GatewayDown):
+                    out[payment.pk] = answer
+                else:
+                    failed.append((payment, answer))
+            elif isinstance(answer, Exception):
+                out[payment.pk] = answer
+            else:
+                fault_point("payments.after_create")
+                _attempt_end(attempt, outcome=PaymentAttempt.Outcome.DONE, status=answer.status)
+                ids[payment.pk] = answer.id
+        with transaction.atomic():
+            recorded = _gateway_ids_record(ids)
+            rows_update(PaymentAttempt, attempts, _ATTEMPT_FIELDS)
+        for payment in to_create:
+            if payment.pk in recorded:
+                payment.gateway_payment_id = ids[payment.pk]
+                created_now.add(payment.pk)
+        lost = [p for p in to_create if p.pk in ids and p.pk not in recorded]
+        if lost:  # another run recorded them first: go by what it recorded
+            stored = dict(Payment.objects.filter(pk__in=[p.pk for p in lost]).values_list("pk", "gateway_payment_id"))
+            for payment in lost:
+                payment.gateway_payment_id = stored[payment.pk]
+    live = [p for p in live if p.pk not in out and p.gateway_payment_id is not None]
+
+    # 2. A payment that already saw a confirm may have been charged: ask before asking again.
+    # (No confirm can have been sent for an intent created just now: a confirm needs its id.)
+    maybe = [p.pk for p in live if p.pk not in created_now]
+    confirmed_before = set(
+        PaymentAttempt.objects.filter(payment_id__in=maybe, step=PaymentAttempt.Step.CONFIRM).values_list(
+            "payment_id", flat=True
+        )
+        if maybe
+        else ()
+    )
+    results: list[tuple[int, ChargeResult, None]] = []
+    to_confirm = []
+    for payment in live:
+        if payment.pk not in confirmed_before:
+            to_confirm.append(payment)
+            continue
+        gateway = gateways[payment.gateway]
         attempt = _attempt_start(payment, PaymentAttempt.Step.RECOVER)
         try:
             state = gateway.charge_get(charge_id=payment.gateway_payment_id)
         except GatewayDown as error:
-            _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERRORED, failure=error.code, message=str(error))
-            raise
+            _attempt_finish(attempt, **_error_fields(error))
+            out[payment.pk] = error
+            continue
         _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.DONE, status=state.status)
         if state.status != ChargeStatus.CREATED:
-            payment_result_record(payment_id=payment.pk, result=state)
-            payment.refresh_from_db()
-            return payment
-    attempt = _attempt_start(payment, PaymentAttempt.Step.CONFIRM)
-    try:
-        result = gateway.charge_confirm(charge_id=payment.gateway_payment_id, idempotency_key=payment.idempotency_key)
-    except GatewayDown as error:
-        _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERRORED, failure=error.code, message=str(error))
-        raise
-    except GatewayError as error:
-        _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERRORED, failure=error.code, message=str(error))
-        _payment_fail(payment, code="processing_error", message=str(error))
-        return payment
-    fault_point("payments.after_confirm")
-    _attempt_finish(
-        attempt,
-        outcome=PaymentAttempt.Outcome.DECLINED
-        if result.status == ChargeStatus.FAILED
-        else PaymentAttempt.Outcome.DONE,
-        status=result.status,
-        failure=result.failure.code if result.failure else "",
-        message=result.failure.message if result.failure else "",
+            results.append((payment.pk, state, None))
+        else:
+            to_confirm.append(payment)
+
+    # 3. Confirm off session, with the same key: the gateway charges once per key.
+    attempts = _attempts_start(to_confirm, PaymentAttempt.Step.CONFIRM) if to_confirm else []
+    answers = _concurrently(
+        lambda p: gateways[p.gateway].charge_confirm(charge_id=p.gateway_payment_id, idempotency_key=p.idempotency_key),
+        to_confirm,
     )
-    payment_result_record(payment_id=payment.pk, result=result)
-    payment.refresh_from_db()
-    return payment
+    for payment, attempt, answer in zip(to_confirm, attempts, answers, strict=True):
+        if isinstance(answer, GatewayError):
+            _attempt_end(attempt, **_error_fields(answer))
+            if isinstance(answer, GatewayDown):
+                out[payment.pk] = answer
+            else:
+                failed.append((payment, answer))
+        elif isinstance(answer, Exception):
+            out[payment.pk] = answer
+        else:
+            fault_point("payments.after_confirm")
+            _attempt_end(
+                attempt,
+                outcome=PaymentAttempt.Outcome.DECLINED
+                if answer.status == ChargeStatus.FAILED
+                else PaymentAttempt.Outcome.DONE,
+                status=answer.status,
+                failure=answer.failure.code if answer.failure else "",
+                message=answer.failure.message if answer.failure else "",
+            )
+            results.append((payment.pk, answer, None))
+    results += [(payment.pk, _failure_result(payment, error), None) for payment, error in failed]
+    with transaction.atomic():
+        rows_update(PaymentAttempt, attempts, _ATTEMPT_FIELDS)
+        if results:
+            payment_results_record(results)
+    done = [pk for pk, _, _ in results]
+    for payment in Payment.objects.select_related("organization", "invoice").filter(pk__in=done):
+        out[payment.pk] = payment
+    for payment in live:
+        out.setdefault(payment.pk, payment)
+    return out
 
 
-def _payment_fail(payment: Payment, *, code: str, message: str) -> None:
-    """The gateway refused the request itself (not a decline): the payment failed for good."""
-    from payments.gateways.base import ChargeResult, Failure, FailureCode
-
-    payment_result_record(
-        payment_id=payment.pk,
-        result=ChargeResult(
-            id=payment.gateway_payment_id or "",
-            status=ChargeStatus.FAILED,
-            amount=payment.money,
-            failure=Failure(FailureCode(code), message, "gateway_error"),
-        ),
+def _gateway_ids_record(ids: dict[int, str]) -> set[int]:
+    """Record each payment's intent id unless one is recorded already (a concurrent run); the
+    payments recorded here."""
+    if not ids:
+        return set()
+    rows = raw_execute(
+        sql.SQL(
+            "UPDATE {table} AS t SET gateway_payment_id = v.gid FROM jsonb_to_recordset(%(rows)s::jsonb)"
+            " AS v(id bigint, gid text) WHERE t.id = v.id AND t.gateway_payment_id IS NULL RETURNING t.id"
+        ).format(table=tenant_table(Payment._meta.db_table)),
+        {"rows": json.dumps([{"id": pk, "gid": gid} for pk, gid in ids.items()])},
     )
-    payment.refresh_from_db()
+    return {row[0] for row in rows}
 
 
 def invoice_collect(*, invoice_id: int) -> Payment | None:
     """Charge the organization's default method for the invoice (the outbox handler's body)."""
-    payer = PaymentCustomer.objects.filter(organization__invoices=invoice_id).first()
-    if payer is None or not payer.default_payment_method_id or not payer.gateway_customer_id:
-        logger.info("payments: no default payment method; the invoice waits", extra={"invoice": invoice_id})
-        return None
-    payment = _payment_open(invoice_id, payer=payer)
-    if payment is None:
-        return None
-    return payment_drive(payment_id=payment.pk, payer=payer)
+    outcome = invoices_collect([invoice_id])[invoice_id]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def invoices_collect(invoice_ids: Sequence[int]) -> dict[int, Payment | Exception | None]:
+    """Collect many invoices together (a claimed chunk of collection messages): under the
+    invoices' locks, in one transaction, each takes the payment in flight for it, or opens payment
+    1 when there is none and nothing was tried yet (payments and their audit rows with one INSERT
+    each); then the payments are driven together (`_payments_drive`). Per invoice: its payment,
+    None (nothing to collect: no method, not awaiting payment, or its last payment failed:
+    retrying is dunning's call), or the exception its message is retried for."""
+    out: dict[int, Payment | Exception | None] = {}
+    with transaction.atomic():
+        invoices = list(
+            Invoice.objects.select_for_update(of=("self",))
+            .select_related("organization")
+            .filter(pk__in=set(invoice_ids))
+            .order_by("pk")
+        )
+        payers = {
+            c.organization_id: c
+            for c in PaymentCustomer.objects.filter(organization_id__in={i.organization_id for i in invoices})
+        }
+        last = {
+            p.invoice_id: p
+            for p in Payment.objects.select_related("organization")
+            .filter(invoice__in=invoices)
+            .order_by("invoice_id", "-number")
+            .distinct("invoice_id")
+        }
+        drive: list[Payment] = []
+        new: list[Payment] = []
+        for invoice in invoices:
+            payer = payers.get(invoice.organization_id)
+            if payer is None or not payer.default_payment_method_id or not payer.gateway_customer_id:
+                logger.info("payments: no default payment method; the invoice waits", extra={"invoice": invoice.pk})
+                continue
+            previous = last.get(invoice.pk)
+            if previous is not None and previous.status in IN_FLIGHT:
+                previous.invoice = invoice
+                drive.append(previous)
+            elif invoice.status == InvoiceStatus.OPEN and invoice.amount_due > 0 and previous is None:
+                new.append(_payment_build(invoice=invoice, payer=payer, number=1, amount=invoice.amount_due))
+        if new:
+            Payment.objects.bulk_create(new)
+            audit_events_bulk(
+                new,
+                event="payment.created",
+                details=lambda p: {"amount": str(p.amount), "currency": p.currency, "number": p.number},
+            )
+            drive += new
+    out = dict.fromkeys(invoice_ids)
+    driven = _payments_drive(drive, payers=payers) if drive else {}
+    for payment in drive:
+        out[payment.invoice_id] = driven[payment.pk]
+    return out
 
 
 def invoice_pay(*, actor, invoice: Invoice, payment_method_id: str = "") -> Payment:
@@ -315,8 +504,14 @@ def payment_retry_enqueue(*, invoice_id: int) -> Payment:
 
 
 def _handle(message: OutboxMessage) -> None:
+    _raise_for(lambda invoice_id: invoice_collect(invoice_id=invoice_id), message.payload["invoice_id"])
+
+
+def _raise_for(collect: Callable[[int], object], invoice_id: int) -> None:
     try:
-        invoice_collect(invoice_id=message.payload["invoice_id"])
+        outcome = collect(invoice_id)
+        if isinstance(outcome, Exception):
+            raise outcome
     except GatewayDown:
         raise  # retried on the kind's schedule, with the same payment and key
     except GatewayError as error:
@@ -325,5 +520,29 @@ def _handle(message: OutboxMessage) -> None:
         raise
 
 
+def _handle_many(messages: list[OutboxMessage]) -> dict[int, Exception | None]:
+    """A claimed chunk of collection messages, collected together (`invoices_collect`): per
+    message, None when done, or the exception it is retried for (or given up on)."""
+    outcomes = invoices_collect([m.payload["invoice_id"] for m in messages])
+    out: dict[int, Exception | None] = {}
+    for message in messages:
+        try:
+            _raise_for(outcomes.__getitem__, message.payload["invoice_id"])
+        except Exception as error:  # noqa: BLE001 (recorded on its message by the outbox)
+            out[message.pk] = error
+        else:
+            out[message.pk] = None
+    return out
+
+
 def collection_register() -> None:
-    outbox_register(COLLECT_KIND, handler=_handle, retry_delays=RETRY_DELAYS, lease=LEASE)
+    outbox_register(
+        COLLECT_KIND,
+        handler=_handle,
+        retry_delays=RETRY_DELAYS,
+        lease=LEASE,
+        batch=COLLECT_BATCH,
+        claim_together=True,
+        concurrency=GATEWAY_CONCURRENCY,
+        batch_handler=_handle_many,
+    )

@@ -2,7 +2,7 @@
 the request to finish a 3-D Secure payment on the portal.
 
 The ledger enqueues them through the outbox in the transaction that records the payment's state
-(`payment_receipt_enqueue`, `payment_action_enqueue`, one message per payment and kind, by key);
+(`payments_receipt_enqueue`, `payments_action_enqueue`, one message per payment and kind, by key);
 the handler sends outside any transaction or row lock, then records a `PaymentEmail` row
 (unique per payment and kind) so a message run twice (the outbox is at least once) sends once.
 As with the invoice email, the one window left is a crash between the mail server's acceptance
@@ -11,6 +11,7 @@ and that row: the resend carries the same Message-ID."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,7 @@ from django.utils import timezone
 from accounts.audit import audit_event
 from core.faults import fault_point
 from core.models import OutboxMessage
-from core.services.outbox import outbox_add, outbox_register
+from core.services.outbox import OutboxItem, outbox_add_bulk, outbox_register
 from invoicing.formatting import DATE_FORMAT, DEFAULT_LOCALE
 from payments.models import Payment, PaymentEmail
 
@@ -40,14 +41,16 @@ LEASE = timedelta(minutes=5)  # above the SMTP timeout
 _KIND_OF = {RECEIPT_KIND: PaymentEmail.Kind.RECEIPT, ACTION_KIND: PaymentEmail.Kind.ACTION_REQUIRED}
 
 
-def payment_receipt_enqueue(payment: Payment) -> None:
-    """In the transaction that applied the payment's money: its receipt, once."""
-    outbox_add(kind=RECEIPT_KIND, key=f"receipt:{payment.pk}", payload={"payment_id": payment.pk})
+def payments_receipt_enqueue(payments: Iterable[Payment]) -> None:
+    """In the transaction that applied the payments' money: their receipts, once each."""
+    outbox_add_bulk(
+        OutboxItem(kind=RECEIPT_KIND, key=f"receipt:{p.pk}", payload={"payment_id": p.pk}) for p in payments
+    )
 
 
-def payment_action_enqueue(payment: Payment) -> None:
-    """In the transaction that recorded `requires_action`: ask the customer to finish, once."""
-    outbox_add(kind=ACTION_KIND, key=f"action:{payment.pk}", payload={"payment_id": payment.pk})
+def payments_action_enqueue(payments: Iterable[Payment]) -> None:
+    """In the transaction that recorded `requires_action`: ask the customers to finish, once each."""
+    outbox_add_bulk(OutboxItem(kind=ACTION_KIND, key=f"action:{p.pk}", payload={"payment_id": p.pk}) for p in payments)
 
 
 def tenant_url(path: str) -> str:

@@ -1,18 +1,33 @@
 """Inbound gateway webhooks: verified before anything is written, stored once per gateway event
-id (a unique constraint: a redelivery inserts nothing and changes nothing), and applied in the
-same transaction as the store, so an event is never recorded without its effect. The ledger's
-rules make applying idempotent and order-proof (payments.services.ledger)."""
+id (a unique constraint: a redelivery inserts nothing and changes nothing), and applied.
+
+Stripe's are stored `received` by the request (one INSERT: the answer is a quick 2xx, as Stripe
+asks) and applied in batches by a worker (`gateway_events_apply`: the oldest received ones, rows
+locked, their payments' results recorded with one `payment_results_record`, outcomes written
+together). The request schedules that worker on commit, at most one pending run per tenant (a
+cache key set with `add`, cleared by the run before it reads: an event stored after the run read
+finds the key cleared and schedules the next one); beat runs it every minute too, for an event
+whose scheduling was lost (the broker down, a worker killed: its transaction rolls back and the
+events stay `received`). PayPal's are applied in the request, in the store's transaction (their
+volume is low). The ledger's rules make applying idempotent and order-proof
+(payments.services.ledger): a batch applies its events in the order the gateway sent them."""
 
 from __future__ import annotations
 
+import json
 import logging
 
+from celery import current_app
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from psycopg import sql
 
-from payments.gateways import gateway_get, gateway_settings_get
+from core.db import current_schema, raw_execute, rows_update, tenant_table
+from payments.gateways import gateway_get, gateway_settings_cached
 from payments.gateways.base import GatewayError, WebhookRejected
+from payments.gateways.stripe import stripe_event
 from payments.models import GatewayEventRecord, Payment, Refund
-from payments.services.ledger import payment_result_record
+from payments.services.ledger import payment_result_record, payment_results_record
 from payments.services.refunds import refund_result_record
 
 logger = logging.getLogger(__name__)
@@ -27,21 +42,114 @@ CHARGE_EVENTS = frozenset(
     }
 )
 REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
+APPLY_TASK = "payments.gateway_events_apply"
+APPLY_BATCH = 500  # events per transaction of a run
+APPLY_DELAY = 0.2  # seconds a scheduled run waits, gathering the events that arrive meanwhile
+# How long a scheduled run keeps others from being scheduled: past it (its task lost), the next
+# event schedules again.
+APPLY_PENDING_TTL = 60
 
 
 def stripe_webhook_receive(*, body: bytes, headers: dict[str, str]) -> str:
     """Verify and apply one Stripe webhook; its outcome (`applied`, `stale`, `ignored`,
     `duplicate`). Raises WebhookRejected (nothing written) when it does not verify."""
-    settings = gateway_settings_get()
+    settings = gateway_settings_cached()
     secret = settings.stripe_webhook_secret()
     if not secret:
         raise WebhookRejected("no webhook secret configured")
     try:
-        gateway = gateway_get("stripe")
+        gateway = gateway_get("stripe", row=settings)
     except GatewayError as error:
         raise WebhookRejected(str(error)) from error
     event = gateway.webhook_parse(body=body, headers=headers, secret=secret)
-    return _store_and_apply("stripe", event)
+    return _store("stripe", event)
+
+
+def _store(gateway: str, event) -> str:
+    """Store a verified event `received` (`duplicate` when its id is stored already) and have a
+    worker apply it soon."""
+    rows = raw_execute(
+        sql.SQL(
+            "INSERT INTO {table} (gateway, event_id, type, created, payload, outcome, received_at)"
+            " VALUES (%(gateway)s, %(event_id)s, %(type)s, %(created)s, %(payload)s::jsonb, %(outcome)s, now())"
+            " ON CONFLICT (gateway, event_id) DO NOTHING RETURNING id"
+        ).format(table=tenant_table(GatewayEventRecord._meta.db_table)),
+        {
+            "gateway": gateway,
+            "event_id": event.id,
+            "type": event.type[:100],
+            "created": event.created,
+            "payload": json.dumps(event.payload),
+            "outcome": GatewayEventRecord.Outcome.RECEIVED,
+        },
+    )
+    if not rows:
+        return "duplicate"
+    schema = current_schema()
+    transaction.on_commit(lambda: gateway_events_schedule(schema=schema))
+    return GatewayEventRecord.Outcome.RECEIVED
+
+
+def _pending_key(schema: str) -> str:
+    return f"payments:gateway-events-apply:{schema}"
+
+
+def gateway_events_schedule(*, schema: str) -> bool:
+    """Enqueue a run of `gateway_events_apply` in `schema` unless one is pending. Never raises: the
+    events are committed, and beat's run finds whatever this could not schedule."""
+    try:
+        if not cache.add(_pending_key(schema), 1, timeout=APPLY_PENDING_TTL):
+            return False  # a run is pending: it has not read yet, so it will see this event
+        current_app.send_task(APPLY_TASK, headers={"_schema_name": schema}, countdown=APPLY_DELAY, retry=False)
+    except Exception:
+        logger.warning("payments: could not schedule applying gateway events", extra={"schema": schema}, exc_info=True)
+        return False
+    return True
+
+
+def gateway_events_apply_all() -> int:
+    """The task's body: clear the pending mark first (an event stored from now on schedules a next
+    run), then apply batches until none is left; the events applied."""
+    try:
+        cache.delete(_pending_key(current_schema()))
+    except Exception:  # no cache: the run goes on, beat's next run covers the rest
+        logger.warning("payments: could not clear the pending mark of gateway events", exc_info=True)
+    applied = 0
+    while True:
+        done = gateway_events_apply()
+        applied += done
+        if done < APPLY_BATCH:
+            return applied
+
+
+def gateway_events_apply(*, limit: int = APPLY_BATCH) -> int:
+    """Apply up to `limit` received events, oldest first, in one transaction (rows locked, skipping
+    those another run holds); how many. The charge events' results are recorded together
+    (payments.services.ledger.payment_results_record, in the order received); others one by one."""
+    with transaction.atomic():
+        records = list(
+            GatewayEventRecord.objects.select_for_update(skip_locked=True)
+            .filter(gateway="stripe", outcome=GatewayEventRecord.Outcome.RECEIVED)
+            .order_by("id")[:limit]
+        )
+        if not records:
+            return 0
+        events = [(record, stripe_event(record.payload)) for record in records]
+        charges = [(r, e) for r, e in events if e.charge is not None and e.type in CHARGE_EVENTS]
+        known = dict(
+            Payment.objects.filter(
+                gateway="stripe", gateway_payment_id__in={e.charge.id for _, e in charges}
+            ).values_list("gateway_payment_id", "pk")
+        )
+        recorded = [(r, e) for r, e in charges if e.charge.id in known]
+        changed = payment_results_record([(known[e.charge.id], e.charge, e.created) for _, e in recorded])
+        for (record, _), was_changed in zip(recorded, changed, strict=True):
+            record.outcome = GatewayEventRecord.Outcome.APPLIED if was_changed else GatewayEventRecord.Outcome.STALE
+        for record, event in events:
+            if record.outcome == GatewayEventRecord.Outcome.RECEIVED:
+                record.outcome = _apply("stripe", event)  # unknown payments, refunds, other types
+        rows_update(GatewayEventRecord, records, ["outcome"])
+    return len(records)
 
 
 def paypal_webhook_receive(*, body: bytes, headers: dict[str, str]) -> str:

@@ -18,6 +18,7 @@ import stripe
 from config.devstripe import stripe_proxy
 from core.models import OutboxMessage
 from core.services.outbox import outbox_process
+from payments.gateways import gateway_settings_forget
 from payments.models import GatewaySettings
 from payments.services.methods import payer_ensure, payment_method_default_set
 from tests.invoicing.conftest import world  # noqa: F401  (the seller, plan and Acme)
@@ -31,6 +32,15 @@ CARD_DECLINED = "4000000000000341"  # attaches, declines on charge (generic)
 CARD_3DS = "4000002500003155"
 IBAN_OK = "DE89370400440532013000"
 IBAN_FAILS = "DE62370400440532013001"  # localstripe fails it about 0.5 s after the charge
+
+
+@pytest.fixture(autouse=True)
+def gateway_settings_fresh():
+    """The webhook endpoint's per-process read of the settings row (payments.gateways) from another
+    test's rolled-back row must not leak into this one."""
+    gateway_settings_forget()
+    yield
+    gateway_settings_forget()
 
 
 @pytest.fixture(scope="session")

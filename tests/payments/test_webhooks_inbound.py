@@ -15,6 +15,7 @@ from django_tenants.utils import tenant_context
 
 from invoicing.models import Invoice
 from payments.models import GatewayEventRecord, GatewaySettings, Payment
+from payments.services.inbound import gateway_events_apply, gateway_events_schedule
 from tests.invoicing.test_invoice_api import april_open
 from tests.payments.conftest import IBAN_FAILS, WEBHOOK_SECRET, collect_all, payer_with, signed
 from tests.receiver import receiver
@@ -26,6 +27,13 @@ URL = "/payments/stripe/webhook"
 def post(client, body: bytes, signature: str | None):
     headers = {"HTTP_STRIPE_SIGNATURE": signature} if signature is not None else {}
     return client.post(URL, body, content_type="application/json", **headers)
+
+
+def delivered(client, body: bytes, signature: str) -> str:
+    """Post an event (stored, answered `received`), then the worker's run: the event's outcome."""
+    assert post(client, body, signature).json() == {"received": True, "outcome": "received"}
+    assert gateway_events_apply() == 1
+    return GatewayEventRecord.objects.get(event_id=json.loads(body)["id"]).outcome
 
 
 def intent_event(payment: Payment, *, event_id: str, type_: str, status: str, created: int, error=None) -> dict:
@@ -110,11 +118,12 @@ def test_a_valid_event_applies_once_and_a_replay_writes_nothing(processing, clie
         payment, event_id="evt_ok", type_="payment_intent.succeeded", status="succeeded", created=int(time.time())
     )
     body, signature = signed(event)
-    assert post(client_a, body, signature).json() == {"received": True, "outcome": "applied"}
+    assert delivered(client_a, body, signature) == "applied"
     invoice.refresh_from_db()
     assert (invoice.status, invoice.amount_paid) == ("paid", D("35.70"))
     after = written()
     assert post(client_a, body, signature).json() == {"received": True, "outcome": "duplicate"}
+    assert gateway_events_apply() == 0
     assert written() == after
 
 
@@ -129,24 +138,28 @@ def test_an_older_event_never_overrides_a_newer_state(processing, client_a, in_a
         created=now + 5,  # Stripe's clock ahead of the sync answer's
         error={"code": "insufficient_funds", "message": "Insufficient funds."},
     )
-    assert post(client_a, *signed(failed)).json()["outcome"] == "applied"
+    assert delivered(client_a, *signed(failed)) == "applied"
     older = intent_event(
         payment, event_id="evt_old", type_="payment_intent.processing", status="processing", created=now
     )
-    assert post(client_a, *signed(older)).json()["outcome"] == "stale"
+    assert delivered(client_a, *signed(older)) == "stale"
     payment.refresh_from_db()
     assert (payment.status, payment.failure_code) == ("failed", "insufficient_funds")
     assert Invoice.objects.get(pk=invoice.pk).status == "open"
 
 
 def test_success_after_success_is_applied_once(processing, client_a, in_a):
+    """The three stored together are applied by one run, in one transaction, in the order received."""
     invoice, payment = processing
     now = int(time.time())
     for n in range(3):
         event = intent_event(
             payment, event_id=f"evt_s{n}", type_="payment_intent.succeeded", status="succeeded", created=now + n
         )
-        post(client_a, *signed(event))
+        assert post(client_a, *signed(event)).json()["outcome"] == "received"
+    assert gateway_events_apply() == 3
+    outcomes = GatewayEventRecord.objects.order_by("id").values_list("event_id", "outcome")
+    assert list(outcomes) == [("evt_s0", "applied"), ("evt_s1", "stale"), ("evt_s2", "stale")]
     invoice.refresh_from_db()
     assert (invoice.status, invoice.amount_paid, invoice.amount_due) == ("paid", D("35.70"), D("0"))
     assert Payment.objects.filter(settled_invoice=True).count() == 1
@@ -162,8 +175,35 @@ def test_unknown_types_are_stored_and_ignored(processing, client_a, in_a):
             "data": {"object": {"object": "customer", "id": "cus_x"}},
         }
     )
-    assert post(client_a, body, signature).json()["outcome"] == "ignored"
+    assert delivered(client_a, body, signature) == "ignored"
     assert GatewayEventRecord.objects.get().outcome == "ignored"
+
+
+def test_a_stored_event_schedules_one_pending_run(
+    processing, client_a, in_a, monkeypatch, django_capture_on_commit_callbacks
+):
+    """On commit, a run is enqueued unless one is pending (it has not read yet, so it will see the
+    event); the run clears the mark before it reads."""
+    from django.core.cache import cache
+
+    from payments.services import inbound
+
+    sent = []
+    monkeypatch.setattr(inbound.current_app, "send_task", lambda name, **kw: sent.append((name, kw["headers"])))
+    schema = in_a.schema_name
+    cache.delete(inbound._pending_key(schema))
+    _, payment = processing
+    for n in range(2):
+        event = intent_event(
+            payment, event_id=f"evt_p{n}", type_="payment_intent.processing", status="processing", created=n
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            assert post(client_a, *signed(event)).json()["outcome"] == "received"
+    assert sent == [("payments.gateway_events_apply", {"_schema_name": schema})]
+    assert inbound.gateway_events_apply_all() == 2
+    assert gateway_events_schedule(schema=schema) is True  # the mark was cleared: the next event sends
+    assert len(sent) == 2
+    cache.delete(inbound._pending_key(schema))
 
 
 def test_localstripes_own_signed_event_fails_the_sepa_debit(world, connected, client_a, localstripe_url):
@@ -188,8 +228,7 @@ def test_localstripes_own_signed_event_fails_the_sepa_debit(world, connected, cl
                 break
             time.sleep(0.1)
         [delivery] = mine
-    response = post(client_a, delivery.body, delivery.headers["stripe-signature"])
-    assert response.json() == {"received": True, "outcome": "applied"}
+    assert delivered(client_a, delivery.body, delivery.headers["stripe-signature"]) == "applied"
     payment.refresh_from_db()
     assert (payment.status, payment.failure_code) == ("failed", "soft_decline")
     assert Invoice.objects.get(pk=invoice.pk).status == "open"

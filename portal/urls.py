@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import payment_views, plan_views, team_views, views
+from portal import alert_views, payment_views, plan_views, team_views, views
 
 app_name = "portal"
 urlpatterns = [
@@ -13,6 +13,11 @@ urlpatterns = [
     path("organizations/<str:external_id>/plan/change/", plan_views.plan_change, name="plan_change"),
     path("organizations/<str:external_id>/plan/cancel/", plan_views.plan_cancel, name="plan_cancel"),
     path("organizations/<str:external_id>/plan/resume/", plan_views.plan_resume, name="plan_resume"),
+    path("organizations/<str:external_id>/alerts/", alert_views.alerts, name="alerts"),
+    path("organizations/<str:external_id>/alerts/add/", alert_views.alert_add, name="alert_add"),
+    path("organizations/<str:external_id>/alerts/remove/", alert_views.alert_remove, name="alert_remove"),
+    path("organizations/<str:external_id>/alerts/caps/", alert_views.cap_set, name="cap_set"),
+    path("organizations/<str:external_id>/alerts/caps/remove/", alert_views.cap_remove, name="cap_remove"),
     path("organizations/<str:external_id>/team/", team_views.team, name="team"),
     path("organizations/<str:external_id>/team/invite/", team_views.member_invite, name="member_invite"),
     path("organizations/<str:external_id>/team/role/", team_views.member_role, name="member_role"),

@@ -1,0 +1,12 @@
+"""Celery tasks of the portal: thin wrappers (the tenant travels in the task headers)."""
+
+from celery import shared_task
+
+from portal.alerts import EVALUATE_TASK, alerts_evaluate, alerts_evaluate_started
+
+
+@shared_task(name=EVALUATE_TASK, acks_late=True, time_limit=120)
+def alerts_evaluate_task(organization_id: int) -> int:
+    """Evaluate one organization's alerts (queued from the drain path, coalesced per organization)."""
+    alerts_evaluate_started(organization_id)
+    return len(alerts_evaluate(organization_id=organization_id))

@@ -362,3 +362,31 @@ def test_csrf_required(acme, in_a):
 
 def test_another_organization_is_404(acme, client_a):
     assert client_a.get("/organizations/globex/alerts/").status_code == 404
+
+
+# --- the seller's limits ---------------------------------------------------------------------------
+
+
+def test_plan_limits_api_replaces_the_list_and_validates(acme, client_a):
+    key = APIKeyFactory(name="w", scopes=["read", "write"]).secret
+    url = "/api/v1/plans/basic/limits"
+    body = {"limits": [{"meter": "calls", "limit": "1000"}]}
+    response = client_a.put(url, body, content_type="application/json", **bearer(key))
+    assert (response.status_code, response.json()) == (
+        200,
+        {"plan": "basic", "limits": [{"meter": "calls", "limit": "1000"}]},
+    )
+    assert client_a.get(url, **bearer(key)).json() == {"plan": "basic", "limits": [{"meter": "calls", "limit": "1000"}]}
+    for bad, code in [
+        ({"limits": [{"meter": "nope", "limit": "1"}]}, "unknown_meter"),
+        ({"limits": [{"meter": "calls", "limit": "1"}, {"meter": "calls", "limit": "2"}]}, "duplicate_meter"),
+    ]:
+        response = client_a.put(url, bad, content_type="application/json", **bearer(key))
+        assert (response.status_code, response.json()["error"]["code"]) == (400, code)
+    response = client_a.put(
+        url, {"limits": [{"meter": "calls", "limit": "-1"}]}, content_type="application/json", **bearer(key)
+    )
+    assert response.status_code == 400
+    assert list(PlanUsageLimit.objects.values_list("limit", flat=True)) == [Decimal(1000)]
+    assert client_a.put(url, {"limits": []}, content_type="application/json", **bearer(key)).json()["limits"] == []
+    assert PlanUsageLimit.objects.count() == 0

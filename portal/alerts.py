@@ -116,8 +116,17 @@ def alert_create(
         created_by=user,
     )
     # A threshold already behind the usage fires now, not at the next event.
-    transaction.on_commit(lambda: alerts_evaluate_enqueue(organization.pk))
+    transaction.on_commit(lambda: _enqueue_quietly(organization.pk))
     return alert
+
+
+def _enqueue_quietly(organization_id: int) -> None:
+    """After a commit: the alert is saved whatever happens here; if the broker is away it is
+    evaluated at the organization's next drained event instead."""
+    try:
+        alerts_evaluate_enqueue(organization_id)
+    except Exception:
+        logger.warning("alert evaluation not queued", exc_info=True, extra={"organization": organization_id})
 
 
 def alert_delete(*, organization: Organization, alert_id: int) -> None:

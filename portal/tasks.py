@@ -5,7 +5,7 @@ from celery import shared_task
 from portal.alerts import EVALUATE_TASK, alerts_evaluate, alerts_evaluate_started
 
 
-@shared_task(name=EVALUATE_TASK, acks_late=True, time_limit=120)
+@shared_task(name=EVALUATE_TASK, acks_late=True, time_limit=120, soft_time_limit=100)
 def alerts_evaluate_task(organization_id: int) -> int:
     """Evaluate one organization's alerts (queued from the drain path, coalesced per organization)."""
     alerts_evaluate_started(organization_id)

@@ -282,6 +282,9 @@ def test_page_lists_alerts_limits_and_fired(acme, client_a):
     assert f'data-firing="{alert.pk}"' in page
     assert 'data-blocked="calls"' in page
     assert "<strong>Blocked</strong>" in page
+    flat = " ".join(page.split())
+    assert "API calls</strong> reached 100 (140 when it fired)" in flat
+    assert '<td class="num">140</td> <td class="num">none</td>' in flat  # used, no plan limit
 
 
 def test_adding_an_alert_and_a_cap_through_the_forms(acme, client_a, queued):

@@ -1,5 +1,5 @@
 """The catalogue of outbound webhook events (v1). The payloads are built by the app that owns the
-object (billing/webhooks.py, invoicing/webhooks.py) and documented with examples in
+object (billing/webhooks.py, invoicing/webhooks.py, portal/alerts.py) and documented with examples in
 docs/webhooks.md; core knows only the names, so endpoint filters can be checked."""
 
 from __future__ import annotations
@@ -29,4 +29,6 @@ EVENT_TYPES: tuple[str, ...] = (
     "dunning.recovered",
     "subscription.suspended",
     "subscription.reactivated",
+    "usage.threshold_reached",
+    "usage.limit_reached",
 )

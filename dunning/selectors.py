@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
-from django.core.cache import cache
+import math
+from datetime import datetime
 
+from django.core.cache import cache
+from django.utils import timezone
+
+from billing.models import UsageLimitReached
 from dunning.models import DunningAccount, DunningPolicy, DunningStatus
 from dunning.policy import DEFAULT, Policy, policy_from_row
 
@@ -35,14 +40,45 @@ def entitlement_key(organization_id: int) -> str:
     return f"dunning:entitlement:{organization_id}"
 
 
-def entitlement_compute(*, organization_id: int) -> dict:
+def blocked_meters_get(*, organization_id: int, now: datetime) -> tuple[list[dict], datetime | None]:
+    """Meters whose hard usage limit the organization reached this period (issue 13 flow 7,
+    recorded by portal.alerts), and when the first of those blocks ends (the next period)."""
+    rows = list(
+        UsageLimitReached.objects.filter(
+            organization_id=organization_id, hard=True, period_start__lte=now, period_end__gt=now
+        )
+        .select_related("meter")
+        .order_by("meter__code")
+    )
+    meters = [
+        {
+            "meter": row.meter.code,
+            "limit": f"{row.limit.normalize():f}",
+            "source": row.source,
+            "until": row.period_end.isoformat(),
+        }
+        for row in rows
+    ]
+    return meters, min((row.period_end for row in rows), default=None)
+
+
+def entitlement_compute(*, organization_id: int, now: datetime | None = None) -> dict:
+    meters, _ = blocked_meters_get(organization_id=organization_id, now=now or timezone.now())
     account = DunningAccount.objects.filter(organization_id=organization_id).first()
     if account is None or account.status == DunningStatus.ACTIVE:
-        return {"status": "active", "serve": True, "blocked_features": [], "since": None, "reason": ""}
+        return {
+            "status": "active",
+            "serve": True,
+            "blocked_features": [],
+            "blocked_meters": meters,
+            "since": None,
+            "reason": "",
+        }
     return {
         "status": account.status,
         "serve": account.status == DunningStatus.PAST_DUE,
         "blocked_features": list(account.blocked_features),
+        "blocked_meters": meters,
         "since": account.since.isoformat() if account.since else None,
         "reason": account.reason,
     }
@@ -54,6 +90,13 @@ def entitlement_get(*, organization_id: int) -> dict:
     key = entitlement_key(organization_id)
     value = cache.get(key)
     if value is None:
-        value = entitlement_compute(organization_id=organization_id)
-        cache.set(key, value, ENTITLEMENT_TTL)
+        now = timezone.now()
+        value = entitlement_compute(organization_id=organization_id, now=now)
+        ttl = ENTITLEMENT_TTL
+        if value["blocked_meters"]:
+            # A meter blocked by a usage limit unblocks when its period ends: the entry must not
+            # outlive that (nothing else deletes it then).
+            until = min(datetime.fromisoformat(m["until"]) for m in value["blocked_meters"])
+            ttl = max(1, min(ttl, math.ceil((until - now).total_seconds())))
+        cache.set(key, value, ttl)
     return value

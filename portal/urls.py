@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import payment_views, plan_views, report_views, team_views, views
+from portal import alert_views, payment_views, plan_views, report_views, team_views, views
 
 app_name = "portal"
 urlpatterns = [
@@ -35,6 +35,11 @@ urlpatterns = [
         report_views.report_export_file,
         name="report_export_file",
     ),
+    path("organizations/<str:external_id>/alerts/", alert_views.alerts, name="alerts"),
+    path("organizations/<str:external_id>/alerts/add/", alert_views.alert_add, name="alert_add"),
+    path("organizations/<str:external_id>/alerts/remove/", alert_views.alert_remove, name="alert_remove"),
+    path("organizations/<str:external_id>/alerts/caps/", alert_views.cap_set, name="cap_set"),
+    path("organizations/<str:external_id>/alerts/caps/remove/", alert_views.cap_remove, name="cap_remove"),
     path("organizations/<str:external_id>/team/", team_views.team, name="team"),
     path("organizations/<str:external_id>/team/invite/", team_views.member_invite, name="member_invite"),
     path("organizations/<str:external_id>/team/role/", team_views.member_role, name="member_role"),

@@ -1,5 +1,7 @@
 """Plans API: /api/v1/plans[/<code>[/versions]]. Prices are the JSON documents of billing.pricing."""
 
+from decimal import Decimal
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import get_object_or_404
@@ -10,9 +12,10 @@ from accounts.api.pagination import StrictCursorPagination, TextCursorPagination
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from billing.api.formats import decimal_text
-from billing.api.responses import PlanOut, PlanVersionOut
-from billing.models import BaseFeeTiming, Plan, PlanInterval, PlanVersion
+from billing.api.responses import DecimalText, PlanOut, PlanVersionOut
+from billing.models import BaseFeeTiming, Plan, PlanInterval, PlanUsageLimit, PlanVersion
 from billing.selectors.plan import plan_list
+from billing.services.limit import plan_limits_set
 from billing.services.plan import ChargeInput, VersionInput, plan_create, plan_update, plan_version_create
 
 
@@ -191,3 +194,53 @@ class PlanVersionsView(APIView):
         serializer.is_valid(raise_exception=True)
         version = plan_version_create(actor=principal_get(request).user, plan=plan, version=serializer.to_input())
         return Response(plan_out(plan, version=version), status=status.HTTP_201_CREATED)
+
+
+class LimitInSerializer(serializers.Serializer):
+    meter = serializers.CharField(max_length=100)
+    limit = serializers.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal(0))
+
+
+class LimitsInSerializer(serializers.Serializer):
+    limits = LimitInSerializer(many=True, allow_empty=True)
+
+
+class LimitOut(serializers.Serializer):
+    meter = serializers.CharField()
+    limit = DecimalText()
+
+
+class LimitsOut(serializers.Serializer):
+    plan = serializers.CharField()
+    limits = LimitOut(many=True)
+
+
+def limits_out(plan: Plan) -> dict:
+    rows = PlanUsageLimit.objects.filter(plan=plan).select_related("meter").order_by("meter__code")
+    return {"plan": plan.code, "limits": [{"meter": r.meter.code, "limit": decimal_text(r.limit)} for r in rows]}
+
+
+class PlanLimitsView(APIView):
+    """A plan's usage limits per billing period (hard: the organization's entitlement blocks the
+    meter once reached; docs/portal.md, flow 7)."""
+
+    permission_classes = [AccessPermission]
+    access = {"GET": read("billing.view_plan", members=True), "PUT": write("billing.change_plan")}
+
+    @extend_schema(summary="A plan's usage limits", tags=["plans"], responses=LimitsOut)
+    def get(self, request, code: str):
+        return Response(limits_out(get_object_or_404(plan_list(principal=principal_get(request)), code=code)))
+
+    @extend_schema(
+        summary="Replace a plan's usage limits", tags=["plans"], request=LimitsInSerializer, responses=LimitsOut
+    )
+    def put(self, request, code: str):
+        plan = get_object_or_404(Plan, code=code)
+        serializer = LimitsInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        plan_limits_set(
+            actor=principal_get(request).user,
+            plan=plan,
+            limits=[(row["meter"], row["limit"]) for row in serializer.validated_data["limits"]],
+        )
+        return Response(limits_out(plan))

@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from billing.api.coupons import CouponsView, CouponView, RedemptionsView, RedemptionView
 from billing.api.credits import CreditsView, CreditVoidView
-from billing.api.plans import PlansView, PlanVersionsView, PlanView
+from billing.api.plans import PlanLimitsView, PlansView, PlanVersionsView, PlanView
 from billing.api.subscriptions import (
     SubscriptionCancelView,
     SubscriptionChangePlanView,
@@ -47,6 +47,7 @@ urlpatterns += [
     ),
     path("plans/<str:code>", PlanView.as_view(), name="plan"),
     path("plans/<str:code>/versions", PlanVersionsView.as_view(), name="plan-versions"),
+    path("plans/<str:code>/limits", PlanLimitsView.as_view(), name="plan-limits"),
     # Any customer an event can carry (1-255 characters), not only organization external ids.
     re_path(r"^customers/(?P<external_id>[^/]{1,255})/usage$", CustomerUsageView.as_view(), name="customer-usage"),
 ]

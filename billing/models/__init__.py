@@ -1,5 +1,6 @@
 from billing.models.coupon import Coupon, CouponDuration, CouponRedemption, CouponTarget, DiscountType
 from billing.models.credit import GRANT_KINDS, USE_KINDS, CreditEntry, CreditKind
+from billing.models.limit import LimitSource, PlanUsageLimit, UsageCap, UsageLimitReached
 from billing.models.membership import MemberRole, Membership
 from billing.models.organization import Organization, OrganizationStatus
 from billing.models.plan import BaseFeeTiming, Plan, PlanCharge, PlanInterval, PlanVersion
@@ -24,6 +25,7 @@ __all__ = [
     "CreditEntry",
     "CreditKind",
     "DiscountType",
+    "LimitSource",
     "MemberRole",
     "Membership",
     "Organization",
@@ -31,8 +33,11 @@ __all__ = [
     "Plan",
     "PlanCharge",
     "PlanInterval",
+    "PlanUsageLimit",
     "PlanVersion",
     "Subscription",
     "SubscriptionPhase",
     "SubscriptionStatus",
+    "UsageCap",
+    "UsageLimitReached",
 ]

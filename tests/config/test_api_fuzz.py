@@ -341,6 +341,7 @@ BASE_BODIES: dict[str, Callable[[World], Any]] = {
         "base_fee": "31.00",
         "charges": [{"meter": "calls", "price": _GRADUATED}],
     },
+    "PUT /api/v1/plans/{code}/limits": lambda w: {"limits": [{"meter": "calls", "limit": "1000"}]},
     "POST /api/v1/subscriptions": lambda w: {
         "customer": "acme",
         "plan": "pro",

@@ -129,7 +129,8 @@ def test_entitlement_api_follows_every_transition(world, gateway, client_a, emai
     answer = entitlement(client_a, key)
     assert answer.status_code == 200
     assert answer.json() == {
-        "customer": "acme", "status": "active", "serve": True, "blocked_features": [], "since": None, "reason": "",
+        "customer": "acme", "status": "active", "serve": True, "blocked_features": [], "blocked_meters": [],
+        "since": None, "reason": "",
     }  # fmt: skip
     invoice, clock = failed_at_start(world, gateway, "hard_decline")
     clock.days(0, 0)
@@ -139,6 +140,7 @@ def test_entitlement_api_follows_every_transition(world, gateway, client_a, emai
         "status": "past_due",
         "serve": True,
         "blocked_features": [],
+        "blocked_meters": [],
         "since": "2027-04-02T01:05:00+00:00",
         "reason": f"payment failed: invoice {invoice.number}",
     }

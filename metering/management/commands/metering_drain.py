@@ -6,7 +6,9 @@ rows stay until drained). Several drainers may run at once (SKIP LOCKED shares t
 SIGTERM/SIGINT finish the current transaction and exit; a SIGKILL rolls it back.
 
 After each commit it publishes "usage changed" to the organizations' channel groups, at most once
-per second per organization; the portal's consumer computes and pushes the new figures.
+per second per organization; the portal's consumer computes and pushes the new figures. It also
+tells the registered usage listeners (metering.live: the portal's alerts and caps) which
+organizations changed.
 
 No data stops it: a drain that fails for a reason in its rows is halved until the failing
 batches are alone, and those move to the dead-letter table (metering_landing_dead); a database
@@ -30,7 +32,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 from django_tenants.utils import get_public_schema_name
 
-from metering.live import live_watched, usage_group_name
+from metering.live import live_watched, usage_changed_notify, usage_group_name
 from metering.metrics import BACKLOG, BATCH_SECONDS, DRAINED, DUPLICATES, LAG, QUARANTINED
 from metering.services.drain import (
     BatchStoreError,
@@ -183,6 +185,9 @@ class Command(BaseCommand):
         LAG.set(drain_lag_seconds(result))
         for customer in result.customers:
             self.to_publish.add((tenant.schema_name, customer))
+        if result.customers:
+            # Alerts and usage caps (registered by the portal): still on the tenant's connection.
+            usage_changed_notify(result.customers)
 
     def _isolate_bad_batch(self, tenant: Tenant, error: BatchStoreError) -> bool:
         """Some batch of a failed drain cannot be stored. Halve the run and drain each half on its

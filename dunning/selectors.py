@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
 from django.core.cache import cache
 
-from dunning.models import DunningAccount, DunningPolicy, DunningStatus
-from dunning.policy import DEFAULT, Policy, policy_from_row
+from core.errors import DomainError
+from dunning.models import CaseStage, DunningAccount, DunningCase, DunningPolicy, DunningStatus, DunningStep
+from dunning.policy import DEFAULT, PLAN_CHANGES, Policy, policy_from_row
+from invoicing.formatting import DATE_FORMAT, DEFAULT_LOCALE
 
 ENTITLEMENT_TTL = 3600  # a transition deletes the entry; the TTL only bounds a lost delete
 
@@ -57,3 +64,50 @@ def entitlement_get(*, organization_id: int) -> dict:
         value = entitlement_compute(organization_id=organization_id)
         cache.set(key, value, ENTITLEMENT_TTL)
     return value
+
+
+@dataclass(frozen=True)
+class PlanChangeBlock:
+    """Why an organization may not change its plan now: since when, for which overdue invoices
+    (their numbers), and the sentence said to the customer (the API's error message, the portal's
+    plan page)."""
+
+    since: datetime
+    invoices: tuple[str, ...]
+    message: str
+
+
+def plan_change_block_get(*, organization_id: int) -> PlanChangeBlock | None:
+    """None when the organization may change its plan. Read from the database, not the
+    entitlement's cache: this guards a write (billing's plan change, through billing.hooks)."""
+    account = DunningAccount.objects.filter(organization_id=organization_id).select_related("organization").first()
+    if account is None or PLAN_CHANGES not in account.blocked_features:
+        return None
+    open_cases = DunningCase.objects.filter(organization_id=organization_id, closed_at=None)
+    restricting = open_cases.exclude(stage=CaseStage.PAST_DUE)
+    # Since the first restriction of a case still open (its `stage:restricted` step; a run that
+    # skipped days writes it with the later stages, at the same instant).
+    first = (
+        DunningStep.objects.filter(invoice__dunning_case__in=restricting, step=f"stage:{CaseStage.RESTRICTED}")
+        .order_by("at")
+        .values_list("at", flat=True)
+        .first()
+    )
+    since = first or account.since or account.updated_at
+    numbers = tuple(restricting.order_by("started_at", "id").values_list("invoice__number", flat=True))
+    day = since.astimezone(ZoneInfo(account.organization.timezone or "UTC")).date()
+    invoices = ", ".join(numbers) or "an invoice"
+    message = (
+        f"Plan changes are blocked since {format_date(day, DATE_FORMAT, locale=DEFAULT_LOCALE)} because "
+        f"invoice {invoices} is overdue: they are possible again once it is paid."
+    )
+    return PlanChangeBlock(since=since, invoices=numbers, message=message)
+
+
+def plan_change_gate(organization_id: int, at: datetime) -> None:
+    """billing.hooks' plan-change gate (installed in DunningConfig.ready): refuses, 409
+    `dunning_blocks_plan_change`, from the policy's `plan_changes_blocked_day` until every
+    overdue invoice is settled. Cancelling is not a plan change and stays possible."""
+    block = plan_change_block_get(organization_id=organization_id)
+    if block is not None:
+        raise DomainError(block.message, code="dunning_blocks_plan_change", status_code=409)

@@ -14,6 +14,8 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
+from billing.models import PlanVersion, Subscription
+from billing.services.subscription import subscription_cancel, subscription_change_plan
 from core.errors import DomainError
 from core.models import OutboxMessage
 from dunning.models import DunningAccount, DunningCase, DunningPolicy, DunningStep
@@ -23,8 +25,10 @@ from dunning.services.run import dunning_run
 from dunning.services.staff import dunning_pause, dunning_retry_now, dunning_write_off
 from invoicing.models import Invoice
 from payments.models import Payment
+from portal.plan_selectors import PlanChangeGate, plan_change_gate_get
+from tests.dunning.conftest import card_set
 from tests.dunning.test_scenario import failed_at_start
-from tests.factories import APIKeyFactory, OrganizationFactory
+from tests.factories import APIKeyFactory, OrganizationFactory, PlanFactory
 from tests.helpers import bearer
 
 DAY = timedelta(days=1)
@@ -252,3 +256,59 @@ def test_a_viewer_cannot_change_the_policy(client_a, staff):
     answer = client_a.post("/admin/dunning/dunningpolicy/add/", {"retry_days": "[1]", "email_days": "[0]"})
     assert answer.status_code == 403
     assert not DunningPolicy.objects.exists()
+
+
+def test_plan_changes_are_refused_from_the_policys_day_until_paid(world, gateway, client_a, email_backend):
+    """Billing itself refuses (the service, its preview and the API) from day 10, with the
+    reason and since when; cancelling stays possible; paying lifts it."""
+    organization, subscription = world
+    PlanFactory(code="pro", name="Pro", currency="EUR", base_fee="50.00", per_call=True)
+    pro = PlanVersion.objects.get(plan__code="pro")
+    key = APIKeyFactory(scopes=["read", "write"]).secret
+    invoice, clock = failed_at_start(world, gateway, "hard_decline")
+    clock.days(0, 9)
+    day9 = clock.start + 9 * DAY + timedelta(hours=3)
+    with time_machine.travel(day9, tick=False):
+        allowed = subscription_change_plan(actor=None, subscription=subscription, plan_version=pro, preview=True)
+    assert allowed.kind == "upgrade"
+    assert plan_change_gate_get(organization=organization).allowed is True
+    clock.days(10, 10)
+    day10 = clock.start + 10 * DAY + timedelta(hours=3)
+    message = (
+        f"Plan changes are blocked since 12 Apr 2027 because invoice {invoice.number} is overdue: "
+        "they are possible again once it is paid."
+    )
+    entries = LogEntry.objects.count()
+    with time_machine.travel(day10, tick=False):
+        for preview in (True, False):
+            with pytest.raises(DomainError) as refused:
+                subscription_change_plan(actor=None, subscription=subscription, plan_version=pro, preview=preview)
+            assert (refused.value.code, refused.value.status_code, refused.value.message) == (
+                "dunning_blocks_plan_change", 409, message,
+            )  # fmt: skip
+        for suffix in ("", "/preview"):
+            answer = client_a.post(
+                f"/api/v1/subscriptions/{subscription.pk}/change-plan{suffix}",
+                {"plan": "pro"},
+                content_type="application/json",
+                **bearer(key),
+            )
+            assert (answer.status_code, answer.json()["error"]["code"], answer.json()["error"]["message"]) == (
+                409, "dunning_blocks_plan_change", message,
+            )  # fmt: skip
+        assert plan_change_gate_get(organization=organization) == PlanChangeGate(allowed=False, reason=message)
+        # not a plan change: a cancellation is still possible (here only previewed)
+        assert subscription_cancel(actor=None, subscription=subscription, preview=True).kind == "cancel"
+    assert LogEntry.objects.count() == entries
+    assert Subscription.objects.get(pk=subscription.pk).plan_version.plan.code == "basic"
+    # a new card pays the invoice: the organization is active and may change plan again
+    day11 = clock.start + 11 * DAY + timedelta(hours=1)
+    with time_machine.travel(day11, tick=False):
+        card_set(organization, gateway, "pm_card_new", "ok")
+    clock.work_outbox(day11)
+    clock.run(day11 + timedelta(hours=1))
+    assert DunningAccount.objects.get(organization=organization).status == "active"
+    with time_machine.travel(day11 + timedelta(hours=2), tick=False):
+        changed = subscription_change_plan(actor=None, subscription=subscription, plan_version=pro)
+    assert changed.kind == "upgrade"
+    assert Subscription.objects.get(pk=subscription.pk).plan_version.plan.code == "pro"

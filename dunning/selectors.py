@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
 from django.core.cache import cache
+from django.db.models import Sum
 
 from core.errors import DomainError
+from core.money import Money
 from dunning.models import CaseStage, DunningAccount, DunningCase, DunningPolicy, DunningStatus, DunningStep
 from dunning.policy import DEFAULT, PLAN_CHANGES, Policy, policy_from_row
 from invoicing.formatting import DATE_FORMAT, DEFAULT_LOCALE
@@ -111,3 +113,70 @@ def plan_change_gate(organization_id: int, at: datetime) -> None:
     block = plan_change_block_get(organization_id=organization_id)
     if block is not None:
         raise DomainError(block.message, code="dunning_blocks_plan_change", status_code=409)
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """Something the customer loses: `what` ("plan changes", "usage"), from `at`, `taken` once it
+    has happened (else the policy's day for it, still to come)."""
+
+    what: str
+    at: datetime
+    taken: bool
+
+
+@dataclass(frozen=True)
+class DunningBanner:
+    """What the portal says on every page of an organization in dunning: its state, what it owes
+    on its overdue invoices (one Money per currency), what is or will be blocked and from when,
+    and the oldest overdue invoice (the pay-now link)."""
+
+    status: str
+    overdue: tuple[Money, ...]
+    restrictions: tuple[Restriction, ...]
+    oldest_invoice_id: int
+    oldest_invoice_number: str
+
+
+def dunning_banner_get(*, organization_id: int) -> DunningBanner | None:
+    """None when the organization is not in dunning (or none of its cases is open)."""
+    account = DunningAccount.objects.filter(organization_id=organization_id).first()
+    if account is None or account.status == DunningStatus.ACTIVE:
+        return None
+    cases = list(
+        DunningCase.objects.filter(organization_id=organization_id, closed_at=None)
+        .select_related("invoice")
+        .order_by("started_at", "id")
+    )
+    if not cases:
+        return None
+    oldest = cases[0]
+    overdue = tuple(
+        Money(row["due"], row["invoice__currency"])
+        for row in DunningCase.objects.filter(organization_id=organization_id, closed_at=None)
+        .values("invoice__currency")
+        .annotate(due=Sum("invoice__amount_due"))
+        .order_by("invoice__currency")
+    )
+    taken = dict(
+        DunningStep.objects.filter(invoice_id__in=[c.invoice_id for c in cases], step__startswith="stage:")
+        .order_by("-at")
+        .values_list("step", "at")
+    )  # the earliest of each stage (later rows first, so the earliest wins)
+    policy = policy_for_invoice(oldest.invoice)
+    restrictions = []
+    for what, stage, day in (
+        ("plan changes", CaseStage.RESTRICTED, policy.plan_changes_blocked_day),
+        ("usage", CaseStage.SUSPENDED, policy.suspend_day),
+    ):
+        at = taken.get(f"stage:{stage}")
+        restrictions.append(
+            Restriction(what, at, True) if at else Restriction(what, oldest.started_at + timedelta(days=day), False)
+        )
+    return DunningBanner(
+        status=account.status,
+        overdue=overdue,
+        restrictions=tuple(restrictions),
+        oldest_invoice_id=oldest.invoice_id,
+        oldest_invoice_number=oldest.invoice.number,
+    )

@@ -7,7 +7,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 STAMP_ASSETS := static/vendor/.installed
 STAMP_SYSTEM := .data/.system-deps
 
-.PHONY: run manage test lint typecheck format schema smoke install clean-data bench-ingest bench-usage bench-billing bench-webhooks bench-payments
+.PHONY: run manage test lint typecheck format schema smoke install clean-data bench-ingest bench-usage bench-billing bench-webhooks bench-payments bench-dunning
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,3 +85,6 @@ bench-webhooks: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 
 bench-payments: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/payments.py
+
+bench-dunning: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
+	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/dunning.py

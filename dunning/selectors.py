@@ -40,6 +40,30 @@ def policy_for_invoice(invoice) -> Policy:
     return policy_for(organization_id=invoice.organization_id, plan_id=plan_id)
 
 
+def policies_for_invoices(invoices) -> dict[int, Policy]:
+    """policy_for_invoice for many invoices in two queries (a sweep's)."""
+    from billing.models import Subscription
+
+    rows = list(DunningPolicy.objects.all())
+    tenant = next((r for r in rows if not r.plan_id and not r.organization_id), None)
+    by_org = {r.organization_id: r for r in rows if r.organization_id}
+    by_plan = {r.plan_id: r for r in rows if r.plan_id}
+    plans = (
+        dict(
+            Subscription.objects.filter(pk__in={i.subscription_id for i in invoices if i.subscription_id}).values_list(
+                "pk", "plan_version__plan_id"
+            )
+        )
+        if by_plan
+        else {}
+    )
+    chosen = {}
+    for invoice in invoices:
+        row = by_org.get(invoice.organization_id) or by_plan.get(plans.get(invoice.subscription_id)) or tenant
+        chosen[invoice.pk] = policy_from_row(row) if row else DEFAULT
+    return chosen
+
+
 def entitlement_key(organization_id: int) -> str:
     return f"dunning:entitlement:{organization_id}"
 

@@ -94,10 +94,11 @@ def test_a_run_killed_inside_a_retry_leaves_nothing_and_the_rerun_charges_once(
     clock.run(clock.start + timedelta(hours=1))
     at = clock.start + DAY + timedelta(hours=1)
 
-    def killed(**kwargs):
+    def killed(*args, **kwargs):
         raise SystemExit("killed")
 
-    monkeypatch.setattr("dunning.services.run.collection_enqueue", killed)
+    # the sweep writes its retries' collection messages with one INSERT, after their payments and steps
+    monkeypatch.setattr("dunning.services.run.outbox_add_bulk", killed)
     with time_machine.travel(at, tick=False), pytest.raises(SystemExit):
         dunning_run(at=at)
     assert list(Payment.objects.values_list("number", flat=True)) == [1]

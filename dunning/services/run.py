@@ -42,6 +42,7 @@ from dunning.models import (
     CaseStage,
     DunningAccount,
     DunningCase,
+    DunningPolicy,
     DunningStatus,
     DunningStep,
     FinalAction,
@@ -106,6 +107,7 @@ def dunning_run(*, at: datetime | None = None) -> RunResult:
     at = at or timezone.now()
     result = RunResult()
     result.cases_opened = _cases_open(at)
+    result.emails += _pre_due_reminders(at)
     accounts = {a.organization_id: a for a in DunningAccount.objects.all()}
     paused = {pk for pk, a in accounts.items() if a.paused}
     cases = [
@@ -216,6 +218,41 @@ def _cases_open(at: datetime) -> int:
     return len(created)
 
 
+def _manual(invoices):
+    """The invoices nobody charges by themselves: their organization is not collected
+    automatically with a default method."""
+    automatic_with_method = PaymentCustomer.objects.filter(
+        organization=OuterRef("organization_id"), collection_method=CollectionMethod.AUTOMATIC
+    ).exclude(default_payment_method_id="")
+    return invoices.exclude(Exists(automatic_with_method))
+
+
+def _pre_due_reminders(at: datetime) -> int:
+    """The optional reminder before the due date, for invoices paid by hand (a policy's
+    `pre_due_reminder_days`): one `email:predue` step per invoice (the step's constraint), with
+    its outbox message, from that many days before the due date until it."""
+    days = [d for d in DunningPolicy.objects.values_list("pre_due_reminder_days", flat=True) if d is not None]
+    if not days:
+        return 0
+    candidates = list(
+        _manual(Invoice.objects.filter(status=InvoiceStatus.OPEN, amount_due__gt=0, due_at__gt=at))
+        .filter(due_at__lte=at + max(days) * DAY)
+        .exclude(Exists(DunningStep.objects.filter(invoice=OuterRef("pk"), step="email:predue")))
+    )
+    policies = policies_for_invoices(candidates)
+    sent = 0
+    for invoice in candidates:
+        ahead = policies[invoice.pk].pre_due_reminder_days
+        if ahead is None or invoice.due_at - at > ahead * DAY:
+            continue
+        with transaction.atomic():
+            row = _step(invoice, "email:predue", at=at, email_kind="predue")
+            if row is not None:
+                dunning_email_enqueue(row)
+                sent += 1
+    return sent
+
+
 def organization_run(*, organization_id: int, at: datetime, result: RunResult | None = None) -> None:
     result = result or RunResult()
     account, _ = DunningAccount.objects.get_or_create(organization_id=organization_id)
@@ -250,13 +287,15 @@ def case_close(case: DunningCase, *, resolution: str, at: datetime) -> bool:
     return bool(closed)
 
 
-def _step(case: DunningCase, step: str, *, at: datetime, **fields) -> DunningStep | None:
+def _step(case: DunningCase | Invoice, step: str, *, at: datetime, **fields) -> DunningStep | None:
     """Write the step's row in the caller's transaction; None (and the caller rolls back its
-    effect) when the step was taken before."""
+    effect) when the step was taken before. `case` is the invoice itself for a step before any
+    case (the pre-due reminder)."""
+    invoice_id = case.pk if isinstance(case, Invoice) else case.invoice_id
     try:
         with transaction.atomic():
             return DunningStep.objects.create(
-                invoice_id=case.invoice_id, organization_id=case.organization_id, step=step, at=at, **fields
+                invoice_id=invoice_id, organization_id=case.organization_id, step=step, at=at, **fields
             )
     except IntegrityError:
         return None

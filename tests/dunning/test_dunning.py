@@ -26,10 +26,11 @@ from dunning.services.staff import dunning_pause, dunning_retry_now, dunning_wri
 from invoicing.models import Invoice
 from payments.models import Payment
 from portal.plan_selectors import PlanChangeGate, plan_change_gate_get
-from tests.dunning.conftest import card_set
+from tests.dunning.conftest import Clock, card_set
 from tests.dunning.test_scenario import failed_at_start
 from tests.factories import APIKeyFactory, OrganizationFactory, PlanFactory
 from tests.helpers import bearer
+from tests.invoicing.test_invoice_api import april_open
 
 DAY = timedelta(days=1)
 
@@ -313,3 +314,37 @@ def test_plan_changes_are_refused_from_the_policys_day_until_paid(world, gateway
         changed = subscription_change_plan(actor=None, subscription=subscription, plan_version=pro)
     assert changed.kind == "upgrade"
     assert Subscription.objects.get(pk=subscription.pk).plan_version.plan.code == "pro"
+
+
+def test_the_pre_due_reminder_is_optional_and_sent_once_before_the_due_date(world, email_backend):
+    """For an invoice paid by hand (no method charged): off by default; with the policy's
+    `pre_due_reminder_days` one email from that many days before the due date, never twice."""
+    organization = world[0]
+    organization.billing_email = "ap@acme.example"
+    organization.save()
+    invoice = april_open(world)
+    due = invoice.due_at
+    clock = Clock(start=due)
+
+    def run(at):
+        with time_machine.travel(at, tick=False):
+            result = dunning_run(at=at)
+        clock.work_outbox(at)
+        return result.emails
+
+    assert run(due - 3 * DAY) == 0  # no policy asks for it
+    DunningPolicy.objects.create(pre_due_reminder_days=3)
+    assert run(due - 3 * DAY - timedelta(hours=1)) == 0  # not yet
+    assert mail.outbox == []
+    assert run(due - 3 * DAY + timedelta(hours=1)) == 1
+    assert run(due - 2 * DAY) == 0
+    [step] = DunningStep.objects.filter(invoice=invoice)
+    assert (step.step, step.email_kind, step.emailed_to) == ("email:predue", "predue", "ap@acme.example")
+    [message] = mail.outbox
+    due_on = f"{due.day} Apr 2027"
+    assert message.subject == f"Seller GmbH: Invoice {invoice.number} is due on {due_on}"
+    assert f"Invoice {invoice.number} of €35.70 is due on {due_on}. Please pay it by then." in message.body
+    assert not DunningCase.objects.exists()
+    # once due and unpaid, dunning proper begins: its day-0 email, no second pre-due reminder
+    assert run(due + timedelta(hours=1)) == 1
+    assert [s.step for s in DunningStep.objects.filter(invoice=invoice).order_by("id")] == ["email:predue", "email:d0"]

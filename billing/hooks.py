@@ -75,3 +75,21 @@ def fees_provider(state: SubscriptionState) -> list[BilledFee]:
 
 def fees_provider_set(provider: FeesProvider) -> None:
     _providers[FEES] = provider
+
+
+# Gates a plan change must pass (dunning's "plan changes blocked from the policy's day" installs
+# one in DunningConfig.ready). A gate refuses by raising a DomainError. Unlike the providers
+# above, none installed means nothing refuses: billing by itself has no reason to.
+PlanChangeGate = Callable[[int, datetime], None]  # (organization id, instant of the change)
+
+_plan_change_gates: list[PlanChangeGate] = []
+
+
+def plan_change_gate_add(gate: PlanChangeGate) -> None:
+    if gate not in _plan_change_gates:
+        _plan_change_gates.append(gate)
+
+
+def plan_change_gates_run(*, organization_id: int, at: datetime) -> None:
+    for gate in _plan_change_gates:
+        gate(organization_id, at)

@@ -46,6 +46,12 @@ class DunningPolicy(models.Model):
     final_day = models.PositiveSmallIntegerField(default=30, validators=DAY)
     final_action = models.CharField(max_length=24, choices=FinalAction.choices, default=FinalAction.CANCEL)
     email_days = models.JSONField(default=_email_days, help_text="Days after the first failure to remind")
+    pre_due_reminder_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=DAY,
+        help_text="Remind customers who pay by hand this many days before the due date (empty: no reminder)",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

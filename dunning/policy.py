@@ -23,6 +23,9 @@ class Policy:
     final_day: int = 30
     final_action: str = "cancel_at_period_end"
     email_days: tuple[int, ...] = DEFAULT_EMAIL_DAYS
+    # Days before the due date to remind a customer who pays by hand; None: no reminder (the
+    # default: Stripe and Chargebee leave it to the seller to switch on).
+    pre_due_reminder_days: int | None = None
 
     @property
     def notice_days(self) -> tuple[int, ...]:
@@ -62,4 +65,5 @@ def policy_from_row(row) -> Policy:
         final_day=row.final_day,
         final_action=row.final_action,
         email_days=tuple(sorted(int(d) for d in row.email_days)),
+        pre_due_reminder_days=row.pre_due_reminder_days,
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.db.models import OuterRef, Subquery
 
 from billing.models import Organization, PlanVersion, Subscription
+from dunning.selectors import plan_change_block_get
 
 
 @dataclass(frozen=True)
@@ -24,14 +25,13 @@ ALLOWED = PlanChangeGate(allowed=True)
 
 
 def plan_change_gate_get(*, organization: Organization) -> PlanChangeGate:
-    """The portal's one question to dunning before a customer changes their plan.
-
-    An organization that owes money may be kept from upgrading (or from dodging a bill by a
-    downgrade) until it pays; which states block what is dunning's policy, decided from its
-    entitlement state, and this function is where that policy is read. The portal knows no
-    dunning states of its own: until dunning answers here, every organization is allowed, and the
-    plan page shows `reason` whenever it is not."""
-    return ALLOWED
+    """The portal's one question to dunning before a customer changes their plan: which states
+    block what is dunning's policy (dunning.selectors.plan_change_block_get, the same rule
+    billing's plan change enforces through billing.hooks); the plan page shows `reason`. The
+    portal keeps the customer from cancelling or resuming from here meanwhile too: those wait
+    for the overdue invoice like a plan change (staff can still do them)."""
+    block = plan_change_block_get(organization_id=organization.pk)
+    return ALLOWED if block is None else PlanChangeGate(allowed=False, reason=block.message)
 
 
 def plan_options_list(*, organization: Organization, subscription: Subscription | None) -> list[PlanVersion]:

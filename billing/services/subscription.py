@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from accounts.audit import Actor, audit_actor, audit_event
 from billing.bill import Bill
+from billing.hooks import plan_change_gates_run
 from billing.locks import organization_lock, subscription_lock
 from billing.models import (
     LIVE_STATUSES,
@@ -279,6 +280,9 @@ def subscription_change_plan(
         current = locked.plan_version
         plan_version = PlanVersion.objects.select_related("plan").get(pk=plan_version.pk)  # as stored now
         _live_checked(locked, at)
+        # before anything else about the change: an organization dunning restricts may not change
+        # plan at all, and the refusal should say that rather than something about the target
+        plan_change_gates_run(organization_id=locked.organization_id, at=at)
         if plan_version.pk == current.pk:
             raise DomainError("The subscription is already on this plan version.", code="same_plan_version")
         if plan_version.plan.currency != current.plan.currency:

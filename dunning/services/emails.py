@@ -36,6 +36,7 @@ RETRY_DELAYS = tuple(timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 360, 720)
 LEASE = timedelta(minutes=5)
 
 SUBJECTS = {
+    "predue": "Invoice {number} is due on {due_on}",
     "failed": "Payment failed for invoice {number}",
     "reminder": "Reminder: invoice {number} is unpaid",
     "suspended": "Access suspended: invoice {number} is unpaid",
@@ -90,7 +91,11 @@ def _message(step: DunningStep, *, recipient: str) -> EmailMultiAlternatives:
         zone = ZoneInfo(organization.timezone or "UTC")
         day = (case.started_at + timedelta(days=policy.suspend_day)).astimezone(zone).date()
         suspend_on = format_date(day, DATE_FORMAT, locale=DEFAULT_LOCALE)
-    subject = SUBJECTS[step.email_kind].format(number=invoice.number)
+    due_on = ""
+    if invoice.due_at is not None:
+        due_day = invoice.due_at.astimezone(ZoneInfo(organization.timezone or "UTC")).date()
+        due_on = format_date(due_day, DATE_FORMAT, locale=DEFAULT_LOCALE)
+    subject = SUBJECTS[step.email_kind].format(number=invoice.number, due_on=due_on)
     if seller_name:
         subject = f"{seller_name}: {subject}"
     context = {
@@ -103,6 +108,7 @@ def _message(step: DunningStep, *, recipient: str) -> EmailMultiAlternatives:
         "amount_due": invoice.amount_due,
         "currency": invoice.currency,
         "suspend_on": suspend_on,
+        "due_on": due_on,
         "final_text": FINAL_TEXT.get(policy.final_action, ""),
         "link": tenant_url(reverse("portal:billing", args=[organization.external_id])),
     }

@@ -30,29 +30,31 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from accounts.audit import audit_actor, audit_event
+from accounts.audit import audit_actor, audit_event, audit_events_bulk
 from billing.models import Organization, OrganizationStatus, Subscription, SubscriptionStatus
 from billing.services.subscription import subscription_cancel
 from billing.webhooks import subscription_emit
 from core.errors import DomainError
+from core.services.outbox import OutboxItem, outbox_add_bulk
 from core.services.webhook_emit import webhook_emit
 from dunning.models import (
     CaseResolution,
     CaseStage,
     DunningAccount,
     DunningCase,
+    DunningPolicy,
     DunningStatus,
     DunningStep,
     FinalAction,
 )
 from dunning.policy import PLAN_CHANGES, USAGE, Policy
-from dunning.selectors import entitlement_key, policy_for_invoice
+from dunning.selectors import entitlement_key, policies_for_invoices, policy_for_invoice
 from dunning.services.emails import dunning_email_enqueue
 from invoicing.locks import invoice_lock
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.invoice import invoice_mark_uncollectible
 from payments.models import CollectionMethod, Payment, PaymentCustomer, PaymentStatus
-from payments.services.collection import collection_enqueue, payment_retry_open
+from payments.services.collection import COLLECT_KIND, collection_enqueue, payment_retry_open
 
 logger = logging.getLogger(__name__)
 
@@ -96,16 +98,102 @@ class RunResult:
 
 
 def dunning_run(*, at: datetime | None = None) -> RunResult:
+    """The sweep. What it needs of every open case (policy, last failed payment, payer, steps
+    taken, payments in flight, account) is read once up front, the day's retries are taken in
+    chunks (one transaction, a few statements per invoice), and only the cases with a stage or an
+    email due, and the organizations whose state changes, go the one-by-one way of
+    `organization_run`: a sweep over 10,000 past-due invoices on a retry day is a few statements
+    per invoice (bench/dunning.py)."""
     at = at or timezone.now()
     result = RunResult()
     result.cases_opened = _cases_open(at)
-    organizations = set(DunningCase.objects.filter(closed_at=None).values_list("organization_id", flat=True))
-    organizations |= set(
-        DunningAccount.objects.exclude(status=DunningStatus.ACTIVE).values_list("organization_id", flat=True)
-    )
+    result.emails += _pre_due_reminders(at)
+    accounts = {a.organization_id: a for a in DunningAccount.objects.all()}
+    paused = {pk for pk, a in accounts.items() if a.paused}
+    cases = [
+        case
+        for case in DunningCase.objects.filter(closed_at=None)
+        .select_related("invoice")
+        .order_by("organization_id", "started_at", "id")
+        if case.organization_id not in paused
+    ]
+    missing = {case.organization_id for case in cases} - accounts.keys()
+    DunningAccount.objects.bulk_create([DunningAccount(organization_id=pk) for pk in missing], ignore_conflicts=True)
+    snapshot = _snapshot(cases)
+    retries: list[tuple[DunningCase, str]] = []
+    later: list[tuple[DunningCase, Policy, int]] = []
+    for case in cases:
+        resolution = _resolution(case.invoice)
+        if resolution:
+            with audit_actor(None), transaction.atomic():
+                if case_close(case, resolution=resolution, at=at):
+                    result.cases_closed += 1
+            continue
+        policy = snapshot.policies[case.invoice_id]
+        day = int((at - case.started_at) / DAY)
+        if day < 0:
+            continue
+        step = _retry_step(
+            case,
+            policy=policy,
+            day=day,
+            last=snapshot.last_failed.get(case.invoice_id),
+            payer=snapshot.payers.get(case.organization_id),
+        )
+        if step and (case.invoice_id, step) not in snapshot.steps:
+            retries.append((case, step))  # its stage and email wait for its outcome (the next run)
+        elif case.invoice_id not in snapshot.in_flight:
+            later.append((case, policy, day))
+    _retries_take(retries, at=at, result=result)
+    for case, policy, day in later:
+        _stages(case, policy=policy, day=day, at=at, result=result)
+        _email(case, policy=policy, day=day, at=at, result=result, steps=snapshot.steps)
+    # The organizations whose state differs from that of their open cases (the check under the
+    # account's lock is _organization_settle's own).
+    worst: dict[int, str] = {}
+    for organization_id, stage in DunningCase.objects.filter(closed_at=None).values_list("organization_id", "stage"):
+        if organization_id not in worst or STAGE_RANK[stage] > STAGE_RANK[worst[organization_id]]:
+            worst[organization_id] = stage
+    organizations = (set(worst) | {pk for pk, a in accounts.items() if a.status != DunningStatus.ACTIVE}) - paused
     for organization_id in sorted(organizations):
-        organization_run(organization_id=organization_id, at=at, result=result)
+        account, stage = accounts.get(organization_id), worst.get(organization_id)
+        status = STATUS_OF_STAGE[stage] if stage else DunningStatus.ACTIVE
+        blocked = BLOCKED_OF_STAGE[stage] if stage else []
+        if account is None or (account.status, account.blocked_features) != (status, blocked):
+            _organization_settle(organization_id=organization_id, at=at, result=result)
     return result
+
+
+@dataclass
+class _Snapshot:
+    """What a sweep reads once for all its open cases."""
+
+    policies: dict[int, Policy]  # by invoice
+    last_failed: dict[int, Payment]  # by invoice
+    payers: dict[int, PaymentCustomer]  # by organization
+    steps: set[tuple[int, str]]  # (invoice, step) taken
+    in_flight: set[int]  # invoices with a payment in flight
+
+
+def _snapshot(cases: list[DunningCase]) -> _Snapshot:
+    invoices = [case.invoice for case in cases]
+    ids = [invoice.pk for invoice in invoices]
+    last_failed = {
+        p.invoice_id: p
+        for p in Payment.objects.filter(invoice_id__in=ids, status=PaymentStatus.FAILED)
+        .order_by("invoice_id", "-number")
+        .distinct("invoice_id")
+    }
+    organizations = {case.organization_id for case in cases}
+    return _Snapshot(
+        policies=policies_for_invoices(invoices),
+        last_failed=last_failed,
+        payers={p.organization_id: p for p in PaymentCustomer.objects.filter(organization_id__in=organizations)},
+        steps=set(DunningStep.objects.filter(invoice_id__in=ids).values_list("invoice_id", "step")),
+        in_flight=set(
+            Payment.objects.filter(invoice_id__in=ids, status__in=IN_FLIGHT).values_list("invoice_id", flat=True)
+        ),
+    )
 
 
 def _cases_open(at: datetime) -> int:
@@ -128,6 +216,41 @@ def _cases_open(at: datetime) -> int:
         cases.append(DunningCase(invoice=invoice, organization_id=invoice.organization_id, started_at=invoice.due_at))
     created = DunningCase.objects.bulk_create(cases, ignore_conflicts=True)
     return len(created)
+
+
+def _manual(invoices):
+    """The invoices nobody charges by themselves: their organization is not collected
+    automatically with a default method."""
+    automatic_with_method = PaymentCustomer.objects.filter(
+        organization=OuterRef("organization_id"), collection_method=CollectionMethod.AUTOMATIC
+    ).exclude(default_payment_method_id="")
+    return invoices.exclude(Exists(automatic_with_method))
+
+
+def _pre_due_reminders(at: datetime) -> int:
+    """The optional reminder before the due date, for invoices paid by hand (a policy's
+    `pre_due_reminder_days`): one `email:predue` step per invoice (the step's constraint), with
+    its outbox message, from that many days before the due date until it."""
+    days = [d for d in DunningPolicy.objects.values_list("pre_due_reminder_days", flat=True) if d is not None]
+    if not days:
+        return 0
+    candidates = list(
+        _manual(Invoice.objects.filter(status=InvoiceStatus.OPEN, amount_due__gt=0, due_at__gt=at))
+        .filter(due_at__lte=at + max(days) * DAY)
+        .exclude(Exists(DunningStep.objects.filter(invoice=OuterRef("pk"), step="email:predue")))
+    )
+    policies = policies_for_invoices(candidates)
+    sent = 0
+    for invoice in candidates:
+        ahead = policies[invoice.pk].pre_due_reminder_days
+        if ahead is None or invoice.due_at - at > ahead * DAY:
+            continue
+        with transaction.atomic():
+            row = _step(invoice, "email:predue", at=at, email_kind="predue")
+            if row is not None:
+                dunning_email_enqueue(row)
+                sent += 1
+    return sent
 
 
 def organization_run(*, organization_id: int, at: datetime, result: RunResult | None = None) -> None:
@@ -164,13 +287,15 @@ def case_close(case: DunningCase, *, resolution: str, at: datetime) -> bool:
     return bool(closed)
 
 
-def _step(case: DunningCase, step: str, *, at: datetime, **fields) -> DunningStep | None:
+def _step(case: DunningCase | Invoice, step: str, *, at: datetime, **fields) -> DunningStep | None:
     """Write the step's row in the caller's transaction; None (and the caller rolls back its
-    effect) when the step was taken before."""
+    effect) when the step was taken before. `case` is the invoice itself for a step before any
+    case (the pre-due reminder)."""
+    invoice_id = case.pk if isinstance(case, Invoice) else case.invoice_id
     try:
         with transaction.atomic():
             return DunningStep.objects.create(
-                invoice_id=case.invoice_id, organization_id=case.organization_id, step=step, at=at, **fields
+                invoice_id=invoice_id, organization_id=case.organization_id, step=step, at=at, **fields
             )
     except IntegrityError:
         return None
@@ -240,11 +365,23 @@ def _retry(case: DunningCase, *, policy: Policy, day: int, at: datetime, result:
     """At most one charge per run: a new default method at once, else the latest retry day
     that has come. Through payments' collection path (payment n+1 with its own idempotency key,
     driven by the collection message written in the same transaction)."""
-    if case.stage == CaseStage.FINAL:
-        return False
     last = Payment.objects.filter(invoice_id=case.invoice_id, status=PaymentStatus.FAILED).order_by("-number").first()
     payer = PaymentCustomer.objects.filter(organization_id=case.organization_id).first()
-    step = ""
+    step = _retry_step(case, policy=policy, day=day, last=last, payer=payer)
+    if not step or DunningStep.objects.filter(invoice_id=case.invoice_id, step=step).exists():
+        return False
+    if not _retry_take(case, step, at=at):
+        return False
+    result.retries += 1
+    return True
+
+
+def _retry_step(
+    case: DunningCase, *, policy: Policy, day: int, last: Payment | None, payer: PaymentCustomer | None
+) -> str:
+    """The retry step due (taken or not), or ""."""
+    if case.stage == CaseStage.FINAL:
+        return ""
     if (
         policy.retry_on_method_change
         and last is not None
@@ -252,13 +389,15 @@ def _retry(case: DunningCase, *, policy: Policy, day: int, at: datetime, result:
         and payer.default_payment_method_id
         and payer.default_payment_method_id != last.payment_method_id
     ):
-        step = f"retry:method:{payer.default_payment_method_id}"[:80]
-    elif last is not None and (policy.retry_hard_declines or last.failure_code != "hard_decline"):
+        return f"retry:method:{payer.default_payment_method_id}"[:80]
+    if last is not None and (policy.retry_hard_declines or last.failure_code != "hard_decline"):
         due = [n for n, retry_day in enumerate(policy.retry_days, start=1) if retry_day <= day]
         if due:
-            step = f"retry:{due[-1]}"
-    if not step or DunningStep.objects.filter(invoice_id=case.invoice_id, step=step).exists():
-        return False
+            return f"retry:{due[-1]}"
+    return ""
+
+
+def _retry_take(case: DunningCase, step: str, *, at: datetime) -> bool:
     try:
         with audit_actor(None), transaction.atomic():
             invoice = invoice_lock(case.invoice_id)
@@ -269,17 +408,87 @@ def _retry(case: DunningCase, *, policy: Policy, day: int, at: datetime, result:
             audit_event(invoice, event="dunning.retry", step=step, payment=payment.pk, number=payment.number)
     except _Taken:
         return False
-    result.retries += 1
     return True
 
 
-def _email(case: DunningCase, *, policy: Policy, day: int, at: datetime, result: RunResult) -> None:
+RETRY_CHUNK = 200
+
+
+def _retries_take(retries: list[tuple[DunningCase, str]], *, at: datetime, result: RunResult) -> None:
+    """The sweep's retries, RETRY_CHUNK invoices a transaction: their rows locked in id order
+    (as one by one: the invoice before anything else), the steps already taken re-read under the
+    locks (every retry takes its invoice's lock before writing its step, so none can appear
+    meanwhile), then per invoice payments' own `payment_retry_open`, and the steps, collection
+    messages and audit entries of the chunk in one INSERT each. A chunk that fails anyway (a
+    constraint, a domain rule) is rolled back and taken one by one, isolating the failure."""
+    for start in range(0, len(retries), RETRY_CHUNK):
+        chunk = retries[start : start + RETRY_CHUNK]
+        try:
+            with audit_actor(None), transaction.atomic():
+                result.retries += _retry_chunk(chunk, at=at)
+        except (IntegrityError, DomainError):
+            logger.warning("dunning: a retry chunk was taken one by one", exc_info=True)
+            for case, step in chunk:
+                try:
+                    result.retries += _retry_take(case, step, at=at)
+                except DomainError:
+                    logger.exception("dunning: retry failed", extra={"invoice": case.invoice_id})
+
+
+def _retry_chunk(chunk: list[tuple[DunningCase, str]], *, at: datetime) -> int:
+    ids = sorted(case.invoice_id for case, _ in chunk)
+    invoices = {
+        i.pk: i
+        for i in Invoice.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(pk__in=ids)
+        .order_by("pk")
+    }
+    taken = set(
+        DunningStep.objects.filter(invoice_id__in=ids, step__in={step for _, step in chunk}).values_list(
+            "invoice_id", "step"
+        )
+    )
+    steps, messages, opened = [], [], []
+    for case, step in chunk:
+        if (case.invoice_id, step) in taken:
+            continue
+        invoice = invoices[case.invoice_id]
+        payment = payment_retry_open(invoice=invoice)
+        if payment is None:
+            continue
+        steps.append(
+            DunningStep(invoice_id=invoice.pk, organization_id=case.organization_id, step=step, at=at, payment=payment)
+        )
+        # what collection_enqueue writes, for the whole chunk in one INSERT
+        messages.append(
+            OutboxItem(
+                kind=COLLECT_KIND, key=f"collect:{invoice.pk}:{payment.number}", payload={"invoice_id": invoice.pk}
+            )
+        )
+        opened.append((invoice, step, payment))
+    DunningStep.objects.bulk_create(steps)
+    outbox_add_bulk(messages)
+    details = {invoice.pk: (step, payment) for invoice, step, payment in opened}
+    audit_events_bulk(
+        [invoice for invoice, _, _ in opened],
+        event="dunning.retry",
+        details=lambda i: {"step": details[i.pk][0], "payment": details[i.pk][1].pk, "number": details[i.pk][1].number},
+    )
+    return len(opened)
+
+
+def _email(
+    case: DunningCase, *, policy: Policy, day: int, at: datetime, result: RunResult, steps: set | None = None
+) -> None:
     due = [n for n in policy.notice_days if n <= day]
     if not due:
         return
     notice_day = due[-1]
     step = f"email:d{notice_day}"
-    if DunningStep.objects.filter(invoice_id=case.invoice_id, step=step).exists():
+    if steps is not None and (case.invoice_id, step) in steps:
+        return  # taken before the sweep began (its snapshot); one taken since fails on the constraint
+    if steps is None and DunningStep.objects.filter(invoice_id=case.invoice_id, step=step).exists():
         return
     with transaction.atomic():
         row = _step(case, step, at=at, email_kind=policy.email_kind(notice_day))

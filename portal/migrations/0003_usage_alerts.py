@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('billing', '0008_usage_limits'),
         ('metering', '0007_event_customer'),
-        ('portal', '0001_initial'),
+        ('portal', '0002_report_export'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -14,6 +14,8 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
+from billing.models import PlanVersion, Subscription
+from billing.services.subscription import subscription_cancel, subscription_change_plan
 from core.errors import DomainError
 from core.models import OutboxMessage
 from dunning.models import DunningAccount, DunningCase, DunningPolicy, DunningStep
@@ -23,9 +25,12 @@ from dunning.services.run import dunning_run
 from dunning.services.staff import dunning_pause, dunning_retry_now, dunning_write_off
 from invoicing.models import Invoice
 from payments.models import Payment
+from portal.plan_selectors import PlanChangeGate, plan_change_gate_get
+from tests.dunning.conftest import Clock, card_set
 from tests.dunning.test_scenario import failed_at_start
-from tests.factories import APIKeyFactory, OrganizationFactory
+from tests.factories import APIKeyFactory, OrganizationFactory, PlanFactory
 from tests.helpers import bearer
+from tests.invoicing.test_invoice_api import april_open
 
 DAY = timedelta(days=1)
 
@@ -90,10 +95,11 @@ def test_a_run_killed_inside_a_retry_leaves_nothing_and_the_rerun_charges_once(
     clock.run(clock.start + timedelta(hours=1))
     at = clock.start + DAY + timedelta(hours=1)
 
-    def killed(**kwargs):
+    def killed(*args, **kwargs):
         raise SystemExit("killed")
 
-    monkeypatch.setattr("dunning.services.run.collection_enqueue", killed)
+    # the sweep writes its retries' collection messages with one INSERT, after their payments and steps
+    monkeypatch.setattr("dunning.services.run.outbox_add_bulk", killed)
     with time_machine.travel(at, tick=False), pytest.raises(SystemExit):
         dunning_run(at=at)
     assert list(Payment.objects.values_list("number", flat=True)) == [1]
@@ -254,3 +260,93 @@ def test_a_viewer_cannot_change_the_policy(client_a, staff):
     answer = client_a.post("/admin/dunning/dunningpolicy/add/", {"retry_days": "[1]", "email_days": "[0]"})
     assert answer.status_code == 403
     assert not DunningPolicy.objects.exists()
+
+
+def test_plan_changes_are_refused_from_the_policys_day_until_paid(world, gateway, client_a, email_backend):
+    """Billing itself refuses (the service, its preview and the API) from day 10, with the
+    reason and since when; cancelling stays possible; paying lifts it."""
+    organization, subscription = world
+    PlanFactory(code="pro", name="Pro", currency="EUR", base_fee="50.00", per_call=True)
+    pro = PlanVersion.objects.get(plan__code="pro")
+    key = APIKeyFactory(scopes=["read", "write"]).secret
+    invoice, clock = failed_at_start(world, gateway, "hard_decline")
+    clock.days(0, 9)
+    day9 = clock.start + 9 * DAY + timedelta(hours=3)
+    with time_machine.travel(day9, tick=False):
+        allowed = subscription_change_plan(actor=None, subscription=subscription, plan_version=pro, preview=True)
+    assert allowed.kind == "upgrade"
+    assert plan_change_gate_get(organization=organization).allowed is True
+    clock.days(10, 10)
+    day10 = clock.start + 10 * DAY + timedelta(hours=3)
+    message = (
+        f"Plan changes are blocked since 12 Apr 2027 because invoice {invoice.number} is overdue: "
+        "they are possible again once it is paid."
+    )
+    entries = LogEntry.objects.count()
+    with time_machine.travel(day10, tick=False):
+        for preview in (True, False):
+            with pytest.raises(DomainError) as refused:
+                subscription_change_plan(actor=None, subscription=subscription, plan_version=pro, preview=preview)
+            assert (refused.value.code, refused.value.status_code, refused.value.message) == (
+                "dunning_blocks_plan_change", 409, message,
+            )  # fmt: skip
+        for suffix in ("", "/preview"):
+            answer = client_a.post(
+                f"/api/v1/subscriptions/{subscription.pk}/change-plan{suffix}",
+                {"plan": "pro"},
+                content_type="application/json",
+                **bearer(key),
+            )
+            assert (answer.status_code, answer.json()["error"]["code"], answer.json()["error"]["message"]) == (
+                409, "dunning_blocks_plan_change", message,
+            )  # fmt: skip
+        assert plan_change_gate_get(organization=organization) == PlanChangeGate(allowed=False, reason=message)
+        # not a plan change: a cancellation is still possible (here only previewed)
+        assert subscription_cancel(actor=None, subscription=subscription, preview=True).kind == "cancel"
+    assert LogEntry.objects.count() == entries
+    assert Subscription.objects.get(pk=subscription.pk).plan_version.plan.code == "basic"
+    # a new card pays the invoice: the organization is active and may change plan again
+    day11 = clock.start + 11 * DAY + timedelta(hours=1)
+    with time_machine.travel(day11, tick=False):
+        card_set(organization, gateway, "pm_card_new", "ok")
+    clock.work_outbox(day11)
+    clock.run(day11 + timedelta(hours=1))
+    assert DunningAccount.objects.get(organization=organization).status == "active"
+    with time_machine.travel(day11 + timedelta(hours=2), tick=False):
+        changed = subscription_change_plan(actor=None, subscription=subscription, plan_version=pro)
+    assert changed.kind == "upgrade"
+    assert Subscription.objects.get(pk=subscription.pk).plan_version.plan.code == "pro"
+
+
+def test_the_pre_due_reminder_is_optional_and_sent_once_before_the_due_date(world, email_backend):
+    """For an invoice paid by hand (no method charged): off by default; with the policy's
+    `pre_due_reminder_days` one email from that many days before the due date, never twice."""
+    organization = world[0]
+    organization.billing_email = "ap@acme.example"
+    organization.save()
+    invoice = april_open(world)
+    due = invoice.due_at
+    clock = Clock(start=due)
+
+    def run(at):
+        with time_machine.travel(at, tick=False):
+            result = dunning_run(at=at)
+        clock.work_outbox(at)
+        return result.emails
+
+    assert run(due - 3 * DAY) == 0  # no policy asks for it
+    DunningPolicy.objects.create(pre_due_reminder_days=3)
+    assert run(due - 3 * DAY - timedelta(hours=1)) == 0  # not yet
+    assert mail.outbox == []
+    assert run(due - 3 * DAY + timedelta(hours=1)) == 1
+    assert run(due - 2 * DAY) == 0
+    [step] = DunningStep.objects.filter(invoice=invoice)
+    assert (step.step, step.email_kind, step.emailed_to) == ("email:predue", "predue", "ap@acme.example")
+    [message] = mail.outbox
+    due_on = f"{due.day} Apr 2027"
+    assert message.subject == f"Seller GmbH: Invoice {invoice.number} is due on {due_on}"
+    assert f"Invoice {invoice.number} of €35.70 is due on {due_on}. Please pay it by then." in message.body
+    assert not DunningCase.objects.exists()
+    # once due and unpaid, dunning proper begins: its day-0 email, no second pre-due reminder
+    assert run(due + timedelta(hours=1)) == 1
+    assert [s.step for s in DunningStep.objects.filter(invoice=invoice).order_by("id")] == ["email:predue", "email:d0"]

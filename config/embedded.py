@@ -48,6 +48,7 @@ class Services:
     stripe_api_base: str = ""
     stripe_js_url: str = ""  # set with a localstripe started here: the Stripe.js it serves
     localstripe_url: str = ""  # localstripe itself (STRIPE_API_BASE is the proxy in front of it)
+    paypal_api_base: str = ""  # the local PayPal fake started here
 
 
 def _free_port() -> int:
@@ -125,6 +126,17 @@ def devstripe_start(
     return f"http://127.0.0.1:{port}", proc
 
 
+def paypal_start(*, data_dir: Path) -> tuple[str, subprocess.Popen]:
+    """The local PayPal fake (tests/support/paypal_fake.py: Orders v2, the vault with its approval
+    pages, signed webhooks) as its own process: what PAYPAL_API_BASE names for `make run` and the
+    tests, so a tenant's PayPal connection reaches it by configuration alone. Its client id and
+    secret are the fake's defaults (`fake-client-id` / `fake-client-secret`). Stopped on exit."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "tests.support.paypal_fake", "--port", str(port)]
+    proc = _serve("paypal", cmd, port=port, work=data_dir / "paypal", cwd=ROOT)
+    return f"http://127.0.0.1:{port}", proc
+
+
 def services_start(*, data_dir: Path, with_stripe: bool = False, ach_settle_seconds: float | None = None) -> Services:
     """Start (or reuse) the embedded servers for whatever is not configured in the environment
     (localstripe only for `run` and `exec`: STRIPE_API_BASE unset means "start one")."""
@@ -177,6 +189,10 @@ def services_start(*, data_dir: Path, with_stripe: bool = False, ach_settle_seco
         # calls the API through it.
         stripe_js_url = f"{stripe_api_base}/js.stripe.com/v3/"
         handles.extend([stripe_proc, proxy_proc])
+    paypal_api_base = os.environ.get("PAYPAL_API_BASE", "")
+    if not paypal_api_base and with_stripe:
+        paypal_api_base, paypal_proc = paypal_start(data_dir=data_dir)
+        handles.append(paypal_proc)
 
     return Services(
         database_url=database_url,
@@ -185,6 +201,7 @@ def services_start(*, data_dir: Path, with_stripe: bool = False, ach_settle_seco
         stripe_api_base=stripe_api_base,
         stripe_js_url=stripe_js_url,
         localstripe_url=localstripe_url,
+        paypal_api_base=paypal_api_base,
     )
 
 
@@ -224,6 +241,8 @@ def _env_with(services: Services) -> dict[str, str]:
         env["STRIPE_JS_URL"] = services.stripe_js_url
     if services.localstripe_url:
         env["LOCALSTRIPE_URL"] = services.localstripe_url
+    if services.paypal_api_base:
+        env["PAYPAL_API_BASE"] = services.paypal_api_base
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env

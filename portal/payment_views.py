@@ -44,7 +44,7 @@ from portal.models import PortalSettings
 
 BILLING_ROLES = frozenset({MemberRole.OWNER, MemberRole.ADMIN, MemberRole.BILLING})
 # What the gateway's element may save from these pages (each typed into the gateway's own UI).
-SETUP_TYPES = frozenset({MethodType.CARD, MethodType.SEPA_DEBIT})
+SETUP_TYPES = frozenset({MethodType.CARD, MethodType.SEPA_DEBIT, MethodType.US_BANK_ACCOUNT})
 METHOD_NAMES = {
     MethodType.CARD: "card payment",
     MethodType.SEPA_DEBIT: "SEPA Direct Debit",

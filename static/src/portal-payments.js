@@ -87,6 +87,54 @@
     });
   }
 
+  function achForm(box) {
+    // A US bank account for ACH debits: the gateway's own dialog collects the account
+    // (collectBankAccountForSetup), then the SetupIntent is confirmed, which accepts the mandate
+    // shown with the form.
+    const stripe = Stripe(box.dataset.publishableKey);
+    const done = box.querySelector("[data-ach-done]");
+    const errors = box.querySelector("[data-ach-errors]");
+    const button = box.querySelector("[data-ach-submit]");
+    done.addEventListener("submit", async (event) => {
+      if (done.elements.setup.value) return;
+      event.preventDefault();
+      errors.textContent = "";
+      button.setAttribute("aria-busy", "true");
+      button.disabled = true;
+      try {
+        const response = await fetch(box.dataset.setupUrl, {
+          method: "POST",
+          headers: { "X-CSRFToken": csrf(done), "Content-Type": "application/x-www-form-urlencoded" },
+          body: "type=us_bank_account",
+          credentials: "same-origin",
+        });
+        const body = await response.json();
+        if (!response.ok) throw new Error(body.error ? body.error.message : "The bank account could not be saved.");
+        const collected = await stripe.collectBankAccountForSetup({
+          clientSecret: body.client_secret,
+          params: {
+            payment_method_type: "us_bank_account",
+            payment_method_data: {
+              billing_details: {
+                name: box.querySelector("[data-ach-name]").value,
+                email: box.querySelector("[data-ach-email]").value,
+              },
+            },
+          },
+        });
+        if (collected.error) throw new Error(collected.error.message || "The bank account could not be saved.");
+        const result = await stripe.confirmUsBankAccountSetup(body.client_secret);
+        if (result.error) throw new Error(result.error.message || "The bank account could not be saved.");
+        done.elements.setup.value = result.setupIntent.id;
+        done.submit();
+      } catch (error) {
+        errors.textContent = error.message;
+        button.removeAttribute("aria-busy");
+        button.disabled = false;
+      }
+    });
+  }
+
   function action(box) {
     const stripe = Stripe(box.dataset.publishableKey);
     const done = box.querySelector("[data-action-done]");
@@ -103,5 +151,6 @@
 
   document.querySelectorAll("[data-card-form]").forEach(cardForm);
   document.querySelectorAll("[data-sepa-form]").forEach(sepaForm);
+  document.querySelectorAll("[data-ach-form]").forEach(achForm);
   document.querySelectorAll("[data-action]").forEach(action);
 })();

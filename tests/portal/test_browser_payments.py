@@ -172,6 +172,7 @@ def test_add_a_card_pay_an_invoice_and_see_a_decline_in_chromium(shop):
 
 
 IBANS = {"invalid": "DE89370400440532013099", "processing": "DE62370400440532013001"}
+ACH_ACCOUNT = "000123456789"
 
 
 def login(page, origin: str) -> None:
@@ -192,7 +193,7 @@ def type_iban(page, iban: str) -> None:
     page.frame_locator("[data-iban-element] iframe").locator("input#iban").fill(iban)
 
 
-def test_sepa_mandate_default_remove_and_pay_now_processing_in_chromium(shop, tmp_path):
+def test_sepa_mandate_ach_account_default_remove_and_pay_now_processing_in_chromium(shop, tmp_path):
     origin = shop["origin"]
     number = shop["invoice"].number
     shots = Path(os.environ.get("PORTAL_SHOTS_DIR") or tmp_path)
@@ -272,10 +273,28 @@ def test_sepa_mandate_default_remove_and_pay_now_processing_in_chromium(shop, tm
             assert axe_serious(page) == []
             page.screenshot(path=str(shots / "pay-processing-desktop.png"), full_page=True)
 
-            # no IBAN (nor card number) reached our server; only the setups' ids did
-            for secret in [*IBANS.values(), *CARDS.values(), "370400440532013"]:
+            # a US bank account, connected in the gateway's dialog, then removed
+            page.click("text=Payment methods")
+            page.fill("[data-ach-email]", "billing@acme.example")
+            page.click("[data-ach-submit]")
+            dialog = page.frame_locator("iframe[title='Connect your bank account']")
+            dialog.locator("#routing").fill("110000000")
+            dialog.locator("#account").fill(ACH_ACCOUNT)
+            page.screenshot(path=str(shots / "ach-dialog-desktop.png"))
+            dialog.get_by_role("button", name="Connect account").click()
+            page.wait_for_selector("text=Bank account added")
+            assert page.locator("p.message").inner_text() == "Bank account added: ACH •••• 6789."
+            assert "ACH •••• 6789" in page.locator("[data-methods]").inner_text()
+            assert axe_serious(page) == []
+            page.get_by_role("button", name="Remove: ACH •••• 6789").click()
+            page.wait_for_selector("p.message")
+            assert page.locator("p.message").inner_text() == "Payment method removed."
+            assert "ACH" not in page.locator("[data-methods]").inner_text()
+
+            # no IBAN, account or card number reached our server; only the setups' ids did
+            for secret in [*IBANS.values(), *CARDS.values(), "370400440532013", ACH_ACCOUNT]:
                 assert not any(secret in body for body in to_us), secret
-            assert sum("setup=seti_" in body for body in to_us) == 2
+            assert sum("setup=seti_" in body for body in to_us) == 3
 
             # phone width: the mandate form fits, axe clean
             phone = browser.new_context(viewport={"width": 390, "height": 844}, storage_state=context.storage_state())

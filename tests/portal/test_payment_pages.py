@@ -328,7 +328,7 @@ def test_a_sepa_mandate_is_saved_through_the_gateway_and_becomes_the_default(acm
 
 
 def test_setup_refuses_a_type_the_page_does_not_offer(acme, client_a, connected):
-    for kind in ("paypal", "us_bank_account", ""):
+    for kind in ("paypal", "ideal", ""):
         response = client_a.post(METHODS + "setup/", {"type": kind})
         assert response.status_code == 400, kind
         assert response.json()["error"]["code"] == "invalid_method_type"
@@ -352,3 +352,27 @@ def test_pay_now_with_a_sepa_debit_says_processing_and_offers_no_second_payment(
     assert (invoice.status, invoice.amount_paid) == ("open", D("0"))
     [payment] = Payment.objects.all()
     assert (payment.status, payment.method_type) == ("processing", "sepa_debit")
+
+
+def test_a_us_bank_account_is_saved_through_the_gateway_with_last4_only(acme, client_a, connected):
+    page = client_a.get(METHODS).content.decode()
+    assert "Add a US bank account (ACH debit)" in page
+    assert "you authorize Seller GmbH to debit it" in page
+    assert 'name="account_number"' not in page and 'name="routing_number"' not in page
+    secret = client_a.post(METHODS + "setup/", {"type": "us_bank_account"}).json()["client_secret"]
+    setup_id = secret.split("_secret_")[0]
+    # what collectBankAccountForSetup and confirmUsBankAccountSetup do from the gateway's dialog
+    sdk(connected).v1.setup_intents.confirm(
+        setup_id,
+        params={
+            "payment_method_data": {
+                "type": "us_bank_account",
+                "us_bank_account": {"routing_number": "110000000", "account_number": "000123456789"},
+            }
+        },
+    )
+    response = client_a.post(METHODS + "added/", {"setup": setup_id}, follow=True)
+    assert messages_of(response) == ["Bank account added: ACH •••• 6789, now your default payment method."]
+    payer = PaymentCustomer.objects.get(organization=acme["organization"])
+    assert (payer.default_method_type, payer.default_method_label) == ("us_bank_account", "ACH •••• 6789")
+    assert "000123456789" not in response.content.decode()

@@ -48,6 +48,7 @@ class Services:
     stripe_api_base: str = ""
     stripe_js_url: str = ""  # set with a localstripe started here: the Stripe.js it serves
     localstripe_url: str = ""  # localstripe itself (STRIPE_API_BASE is the proxy in front of it)
+    paypal_api_base: str = ""  # the local PayPal fake started here
 
 
 def _free_port() -> int:
@@ -110,17 +111,33 @@ def localstripe_start(*, data_dir: Path) -> tuple[str, subprocess.Popen]:
     return f"http://127.0.0.1:{port}", proc
 
 
-def devstripe_start(*, upstream: str, data_dir: Path) -> tuple[str, subprocess.Popen]:
+def devstripe_start(
+    *, upstream: str, data_dir: Path, ach_settle_seconds: float | None = None
+) -> tuple[str, subprocess.Popen]:
     """The gap-closing proxy (config.devstripe) in front of localstripe, as its own process: what
     STRIPE_API_BASE names, so the gateway code meets Stripe's behaviour (off-session confirms,
-    decline codes, idempotency keys, /v1/account) by configuration alone. Stopped on exit."""
+    decline codes, idempotency keys, /v1/account, ACH debits) by configuration alone, and what
+    serves Stripe.js (localstripe's, with the IBAN element and ACH calls it lacks). Stopped on exit."""
     port = _free_port()
     cmd = [sys.executable, "-m", "config.devstripe", "--upstream", upstream, "--port", str(port)]
+    if ach_settle_seconds is not None:
+        cmd += ["--ach-settle-seconds", str(ach_settle_seconds)]
     proc = _serve("devstripe", cmd, port=port, work=data_dir / "localstripe", cwd=ROOT)
     return f"http://127.0.0.1:{port}", proc
 
 
-def services_start(*, data_dir: Path, with_stripe: bool = False) -> Services:
+def paypal_start(*, data_dir: Path) -> tuple[str, subprocess.Popen]:
+    """The local PayPal fake (tests/support/paypal_fake.py: Orders v2, the vault with its approval
+    pages, signed webhooks) as its own process: what PAYPAL_API_BASE names for `make run` and the
+    tests, so a tenant's PayPal connection reaches it by configuration alone. Its client id and
+    secret are the fake's defaults (`fake-client-id` / `fake-client-secret`). Stopped on exit."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "tests.support.paypal_fake", "--port", str(port)]
+    proc = _serve("paypal", cmd, port=port, work=data_dir / "paypal", cwd=ROOT)
+    return f"http://127.0.0.1:{port}", proc
+
+
+def services_start(*, data_dir: Path, with_stripe: bool = False, ach_settle_seconds: float | None = None) -> Services:
     """Start (or reuse) the embedded servers for whatever is not configured in the environment
     (localstripe only for `run` and `exec`: STRIPE_API_BASE unset means "start one")."""
     handles: list = []
@@ -165,11 +182,17 @@ def services_start(*, data_dir: Path, with_stripe: bool = False) -> Services:
     stripe_js_url = localstripe_url = ""
     if not stripe_api_base and with_stripe:
         localstripe_url, stripe_proc = localstripe_start(data_dir=data_dir)
-        # The browser's Stripe.js talks to localstripe itself (it has no gaps there); the server
-        # side goes through the proxy.
-        stripe_js_url = f"{localstripe_url}/js.stripe.com/v3/"
-        stripe_api_base, proxy_proc = devstripe_start(upstream=localstripe_url, data_dir=data_dir)
+        stripe_api_base, proxy_proc = devstripe_start(
+            upstream=localstripe_url, data_dir=data_dir, ach_settle_seconds=ach_settle_seconds
+        )
+        # Stripe.js comes from the proxy too (localstripe's lacks the IBAN element and ACH), and
+        # calls the API through it.
+        stripe_js_url = f"{stripe_api_base}/js.stripe.com/v3/"
         handles.extend([stripe_proc, proxy_proc])
+    paypal_api_base = os.environ.get("PAYPAL_API_BASE", "")
+    if not paypal_api_base and with_stripe:
+        paypal_api_base, paypal_proc = paypal_start(data_dir=data_dir)
+        handles.append(paypal_proc)
 
     return Services(
         database_url=database_url,
@@ -178,6 +201,7 @@ def services_start(*, data_dir: Path, with_stripe: bool = False) -> Services:
         stripe_api_base=stripe_api_base,
         stripe_js_url=stripe_js_url,
         localstripe_url=localstripe_url,
+        paypal_api_base=paypal_api_base,
     )
 
 
@@ -217,6 +241,8 @@ def _env_with(services: Services) -> dict[str, str]:
         env["STRIPE_JS_URL"] = services.stripe_js_url
     if services.localstripe_url:
         env["LOCALSTRIPE_URL"] = services.localstripe_url
+    if services.paypal_api_base:
+        env["PAYPAL_API_BASE"] = services.paypal_api_base
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
@@ -242,7 +268,9 @@ def _run_procfile(env: dict[str, str]) -> int:
 
 def command_run(args: argparse.Namespace) -> int:
     data_dir = run_data_dir()
-    services = services_start(data_dir=data_dir, with_stripe=True)
+    # An ACH debit stays processing for days at Stripe; the demo's settles after half a minute
+    # (the tests settle theirs when they say so).
+    services = services_start(data_dir=data_dir, with_stripe=True, ach_settle_seconds=30.0)
     env = _env_with(services)
     env.setdefault("PORT", "8000")
     env["DATA_DIR"] = str(data_dir)

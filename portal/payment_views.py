@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,8 +26,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from billing.models import MemberRole, Membership
 from core.errors import DomainError
 from invoicing.models import InvoiceStatus
+from invoicing.selectors.settings import invoicing_settings_get
 from payments.gateways import gateway_settings_get
-from payments.gateways.base import FailureCode, GatewayDown, GatewayError
+from payments.gateways.base import FailureCode, GatewayDown, GatewayError, MethodType
 from payments.models import CollectionMethod, Payment, PaymentCustomer, PaymentStatus
 from payments.services.collection import invoice_pay, payment_action_get, payment_refresh
 from payments.services.methods import (
@@ -41,6 +43,18 @@ from portal import selectors
 from portal.models import PortalSettings
 
 BILLING_ROLES = frozenset({MemberRole.OWNER, MemberRole.ADMIN, MemberRole.BILLING})
+# What the gateway's element may save from these pages (each typed into the gateway's own UI).
+SETUP_TYPES = frozenset({MethodType.CARD, MethodType.SEPA_DEBIT, MethodType.US_BANK_ACCOUNT})
+METHOD_NAMES = {
+    MethodType.CARD: "card payment",
+    MethodType.SEPA_DEBIT: "SEPA Direct Debit",
+    MethodType.US_BANK_ACCOUNT: "ACH bank debit",
+}
+ADDED = {
+    MethodType.CARD: "Card added",
+    MethodType.SEPA_DEBIT: "SEPA Direct Debit mandate saved",
+    MethodType.US_BANK_ACCOUNT: "Bank account added",
+}
 
 # What a customer reads for each normalized failure: what happened and what to do.
 FAILURE_MESSAGES = {
@@ -82,6 +96,8 @@ def _gateway_context() -> dict:
         "gateway_ready": row.stripe_ready and bool(row.stripe_publishable_key),
         "stripe_js_url": settings.STRIPE_JS_URL,
         "publishable_key": row.stripe_publishable_key,
+        # Named in the SEPA mandate the customer accepts (the creditor, with Stripe).
+        "seller_name": invoicing_settings_get().seller_name or getattr(connection.tenant, "name", ""),
     }
 
 
@@ -127,8 +143,14 @@ def payment_methods(request, external_id: str):
 def payment_method_setup(request, external_id: str):
     """A SetupIntent's client secret for the gateway's element (JSON for the page's script)."""
     context = _billing_context(request, external_id, "payment_methods")
+    kind = request.POST.get("type", "card")
+    if kind not in SETUP_TYPES:
+        return JsonResponse(
+            {"error": {"code": "invalid_method_type", "message": f"type must be one of {sorted(SETUP_TYPES)}."}},
+            status=400,
+        )
     try:
-        session = payment_method_setup_start(organization=context["organization"], method_types=["card"])
+        session = payment_method_setup_start(organization=context["organization"], method_types=[kind])
     except GatewayError:
         return JsonResponse(
             {"error": {"code": "gateway_unavailable", "message": FAILURE_MESSAGES[FailureCode.GATEWAY_DOWN]}},
@@ -168,14 +190,15 @@ def payment_method_added(request, external_id: str):
     organization = context["organization"]
     try:
         method = payment_method_from_setup(organization=organization, setup_id=request.POST.get("setup", ""))
+        added = ADDED.get(str(method.type), "Payment method added")
         payer = PaymentCustomer.objects.filter(organization=organization).first()
         if payer is None or not payer.default_payment_method_id:
             payer = payment_method_default_set(
                 actor=request.user, organization=organization, payment_method_id=method.id
             )
-            messages.success(request, f"Card added: {payer.default_method_label}, now your default payment method.")
+            messages.success(request, f"{added}: {payer.default_method_label}, now your default payment method.")
         else:
-            messages.success(request, f"Card added: {method.label}.")
+            messages.success(request, f"{added}: {method.label}.")
     except DomainError as error:
         messages.error(request, str(error))
     except GatewayError:
@@ -256,10 +279,15 @@ def invoice_pay_now(request, external_id: str, invoice_id: int):
                 action_secret = payment_action_get(payment=payment).client_secret
             except GatewayError:
                 messages.error(request, FAILURE_MESSAGES[FailureCode.GATEWAY_DOWN])
+    # A debit in flight (SEPA, ACH) takes days to settle: the page says so rather than offering
+    # to pay again (paying again would only answer the same payment; invoice_pay).
+    processing = Payment.objects.filter(invoice=invoice, status=PaymentStatus.PROCESSING).order_by("-number").first()
     context.update(_gateway_context())
     context.update(
         {
             "invoice": invoice,
+            "processing": processing,
+            "processing_kind": METHOD_NAMES.get(processing.method_type, "payment") if processing else "",
             "is_open": invoice.status == InvoiceStatus.OPEN and invoice.amount_due > 0,
             "default_label": payer.default_method_label if payer and payer.default_payment_method_id else "",
             "payment": payment,
@@ -274,7 +302,11 @@ def _outcome(request, external_id: str, invoice, payment: Payment):
         messages.success(request, f"Thank you: invoice {invoice.number} is paid.")
         return redirect("portal:billing", external_id=external_id)
     if payment.status == PaymentStatus.PROCESSING:
-        messages.info(request, f"Your payment of invoice {invoice.number} is processing; we will email you.")
+        messages.info(
+            request,
+            f"Your payment of invoice {invoice.number} is processing: a bank debit takes a few business days "
+            "to confirm. The invoice stays open until then; we will email you.",
+        )
         return redirect("portal:billing", external_id=external_id)
     if payment.status in (PaymentStatus.REQUIRES_ACTION, PaymentStatus.PENDING):
         url = reverse("portal:invoice_pay", kwargs={"external_id": external_id, "invoice_id": invoice.pk})

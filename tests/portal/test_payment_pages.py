@@ -23,6 +23,8 @@ from tests.payments.conftest import (
     CARD_3DS,
     CARD_DECLINED,
     CARD_OK,
+    IBAN_FAILS,
+    IBAN_OK,
     PUBLISHABLE_KEY,
     method_create,
     payer_with,
@@ -305,3 +307,72 @@ def test_pay_now_for_a_draft_or_another_organizations_invoice_is_404(acme, clien
     assert client_a.post(pay_url(invoice), {"method": "default"}).status_code == 404
     assert client_a.post("/organizations/globex/payment-methods/setup/").status_code == 404
     assert not Payment.objects.exists()
+
+
+def test_a_sepa_mandate_is_saved_through_the_gateway_and_becomes_the_default(acme, client_a, connected):
+    page = client_a.get(METHODS).content.decode()
+    assert "Add a SEPA Direct Debit mandate" in page and "data-iban-element" in page
+    assert "you authorise (A) Seller GmbH and Stripe, our payment service provider" in page
+    assert 'name="iban"' not in page  # the IBAN is typed into the gateway's element only
+    response = client_a.post(METHODS + "setup/", {"type": "sepa_debit"})
+    secret = response.json()["client_secret"]
+    setup_id = secret.split("_secret_")[0]
+    # what confirmSepaDebitSetup does from the gateway's element
+    sdk(connected).v1.setup_intents.confirm(setup_id, params={"payment_method": method_create(connected, iban=IBAN_OK)})
+    response = client_a.post(METHODS + "added/", {"setup": setup_id}, follow=True)
+    assert messages_of(response) == [
+        "SEPA Direct Debit mandate saved: SEPA •••• 3000, now your default payment method."
+    ]
+    payer = PaymentCustomer.objects.get(organization=acme["organization"])
+    assert (payer.default_method_type, payer.default_method_label) == ("sepa_debit", "SEPA •••• 3000")
+
+
+def test_setup_refuses_a_type_the_page_does_not_offer(acme, client_a, connected):
+    for kind in ("paypal", "ideal", ""):
+        response = client_a.post(METHODS + "setup/", {"type": kind})
+        assert response.status_code == 400, kind
+        assert response.json()["error"]["code"] == "invalid_method_type"
+    assert not PaymentCustomer.objects.filter(organization=acme["organization"]).exists()
+    assert connected.requests["POST /v1/setup_intents"] == 0
+
+
+def test_pay_now_with_a_sepa_debit_says_processing_and_offers_no_second_payment(acme, client_a, connected):
+    payer_with(acme["organization"], connected, iban=IBAN_FAILS)  # stays processing (no webhook here)
+    invoice = acme["invoice"]
+    response = client_a.post(pay_url(invoice), {"method": "default"}, follow=True)
+    assert response.redirect_chain == [("/organizations/acme/billing/", 302)]
+    assert messages_of(response) == [
+        f"Your payment of invoice {invoice.number} is processing: a bank debit takes a few business days to "
+        "confirm. The invoice stays open until then; we will email you."
+    ]
+    page = client_a.get(pay_url(invoice)).content.decode()
+    assert "A SEPA Direct Debit of €10.00 for this invoice is processing." in page
+    assert "data-pay-default" not in page and "data-card-form" not in page
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == ("open", D("0"))
+    [payment] = Payment.objects.all()
+    assert (payment.status, payment.method_type) == ("processing", "sepa_debit")
+
+
+def test_a_us_bank_account_is_saved_through_the_gateway_with_last4_only(acme, client_a, connected):
+    page = client_a.get(METHODS).content.decode()
+    assert "Add a US bank account (ACH debit)" in page
+    assert "you authorize Seller GmbH to debit it" in page
+    assert 'name="account_number"' not in page and 'name="routing_number"' not in page
+    secret = client_a.post(METHODS + "setup/", {"type": "us_bank_account"}).json()["client_secret"]
+    setup_id = secret.split("_secret_")[0]
+    # what collectBankAccountForSetup and confirmUsBankAccountSetup do from the gateway's dialog
+    sdk(connected).v1.setup_intents.confirm(
+        setup_id,
+        params={
+            "payment_method_data": {
+                "type": "us_bank_account",
+                "us_bank_account": {"routing_number": "110000000", "account_number": "000123456789"},
+            }
+        },
+    )
+    response = client_a.post(METHODS + "added/", {"setup": setup_id}, follow=True)
+    assert messages_of(response) == ["Bank account added: ACH •••• 6789, now your default payment method."]
+    payer = PaymentCustomer.objects.get(organization=acme["organization"])
+    assert (payer.default_method_type, payer.default_method_label) == ("us_bank_account", "ACH •••• 6789")
+    assert "000123456789" not in response.content.decode()

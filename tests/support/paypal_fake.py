@@ -18,6 +18,9 @@ platform uses, in PayPal's shapes, and the adapter reaches it by base URL alone:
 Outcomes are chosen by magic amounts and by the payer's e-mail at approval; see MAGIC_AMOUNTS,
 MAGIC_PAYERS and docs/payments-paypal.md. Test controls: `fail_next`, `lose_next_response`,
 `approve_setup_token`, `approve_order`, `settle_capture`, `sign`, `event_body`.
+
+`python -m tests.support.paypal_fake --port N` runs one as its own process (config.embedded does,
+for `make run` and the tests, and exports its URL as PAYPAL_API_BASE).
 """
 
 from __future__ import annotations
@@ -123,6 +126,7 @@ class PayPalFake:
     webhook_id: str = "WHFAKE0000000001"
     webhook_url: str | None = None
 
+    port: int = 0  # of the API (http); 0: a free one. The certificate's https port is always free.
     base_url: str = ""
     cert_url: str = ""
     cert_host: str = "localhost"
@@ -170,7 +174,7 @@ class PayPalFake:
             )
         )
         handler = self._handler()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._http = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._https = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(directory / "tls.pem")
@@ -700,3 +704,25 @@ class PayPalFake:
         capture["update_time"] = _now()
         self._emit("PAYMENT.CAPTURE.REFUNDED", "refund", self._public(refund))
         return _Reply(201, self._public(refund))
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m tests.support.paypal_fake", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, required=True, help="the API's port on 127.0.0.1")
+    args = parser.parse_args(argv)
+    fake = PayPalFake(port=args.port).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -88,5 +88,6 @@ bench-payments: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 
 bench-portal: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/portal.py
+
 bench-dunning: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/dunning.py

@@ -70,6 +70,8 @@ class ReportExport(models.Model):
     @property
     def percent(self) -> int:
         return 100 if self.status == self.Status.DONE else (self.done * 100 // self.total if self.total else 0)
+
+
 class AlertMetric(models.TextChoices):
     USAGE = "usage", "Usage of a meter"
     SPEND = "spend", "Spend"

@@ -93,10 +93,7 @@ def serve(app: str, port: int, *, workers: int = 1, app_dir: str | None = None) 
     command += ["--log-level", "warning", "--no-access-log", "--lifespan", "off"]
     if app_dir:
         command += ["--app-dir", app_dir]
-    # Database connections kept between requests, as production's default (development closes
-    # them after each request: a new PostgreSQL backend per webhook was most of its cost).
-    env = {**os.environ, "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "60")}
-    return subprocess.Popen(command, cwd=ROOT, start_new_session=True, env=env)
+    return subprocess.Popen(command, cwd=ROOT, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen) -> None:

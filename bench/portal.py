@@ -123,6 +123,7 @@ def _billed(tenant, bench, month: datetime) -> None:
 
 
 def _members(count: int) -> list[tuple[object, str]]:
+    from accounts.models import User
     from billing.models import Membership, Organization
     from tests.factories import UserFactory
 
@@ -130,7 +131,8 @@ def _members(count: int) -> list[tuple[object, str]]:
     for organization in Organization.objects.filter(external_id__lt=f"org-{count:05d}").order_by("external_id"):
         email = f"portal-bench@{organization.external_id}.example"
         membership = Membership.objects.filter(organization=organization, user__email=email).first()
-        user = membership.user if membership else UserFactory(email=email)
+        # A re-seed drops the organizations, not the users.
+        user = membership.user if membership else User.objects.filter(email=email).first() or UserFactory(email=email)
         if membership is None:
             Membership.objects.create(organization=organization, user=user, role="owner")
         out.append((user, organization.external_id))

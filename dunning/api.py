@@ -19,6 +19,13 @@ from dunning.policy import PLAN_CHANGES, USAGE
 from dunning.selectors import entitlement_get
 
 
+class BlockedMeterOut(serializers.Serializer):
+    meter = serializers.CharField(help_text="The meter's code.")
+    limit = serializers.CharField(help_text="The usage limit reached this period (a decimal as a string).")
+    source = serializers.ChoiceField(choices=["plan", "cap"], help_text="The plan's limit or the customer's cap.")
+    until = serializers.DateTimeField(help_text="When the period ends and the meter unblocks.")
+
+
 class EntitlementOut(serializers.Serializer):
     customer = serializers.CharField(help_text="The organization's external_id.")
     status = serializers.ChoiceField(choices=DunningStatus.choices)
@@ -26,6 +33,9 @@ class EntitlementOut(serializers.Serializer):
     blocked_features = serializers.ListField(
         child=serializers.ChoiceField(choices=[PLAN_CHANGES, USAGE]),
         help_text="`plan_changes` from the restriction day, `usage` too once suspended.",
+    )
+    blocked_meters = BlockedMeterOut(
+        many=True, help_text="Meters whose hard usage limit this period's usage reached: stop serving them."
     )
     since = serializers.DateTimeField(allow_null=True, help_text="When the current status began; null when active.")
     reason = serializers.CharField(allow_blank=True)

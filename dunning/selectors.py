@@ -71,9 +71,9 @@ def entitlement_key(organization_id: int) -> str:
     return f"dunning:entitlement:{organization_id}"
 
 
-def blocked_meters_get(*, organization_id: int, now: datetime) -> tuple[list[dict], datetime | None]:
+def blocked_meters_get(*, organization_id: int, now: datetime) -> list[dict]:
     """Meters whose hard usage limit the organization reached this period (issue 13 flow 7,
-    recorded by portal.alerts), and when the first of those blocks ends (the next period)."""
+    recorded by portal.alerts); each unblocks at `until`, its period's end."""
     rows = list(
         UsageLimitReached.objects.filter(
             organization_id=organization_id, hard=True, period_start__lte=now, period_end__gt=now
@@ -81,7 +81,7 @@ def blocked_meters_get(*, organization_id: int, now: datetime) -> tuple[list[dic
         .select_related("meter")
         .order_by("meter__code")
     )
-    meters = [
+    return [
         {
             "meter": row.meter.code,
             "limit": f"{row.limit.normalize():f}",
@@ -90,11 +90,10 @@ def blocked_meters_get(*, organization_id: int, now: datetime) -> tuple[list[dic
         }
         for row in rows
     ]
-    return meters, min((row.period_end for row in rows), default=None)
 
 
 def entitlement_compute(*, organization_id: int, now: datetime | None = None) -> dict:
-    meters, _ = blocked_meters_get(organization_id=organization_id, now=now or timezone.now())
+    meters = blocked_meters_get(organization_id=organization_id, now=now or timezone.now())
     account = DunningAccount.objects.filter(organization_id=organization_id).first()
     if account is None or account.status == DunningStatus.ACTIVE:
         return {

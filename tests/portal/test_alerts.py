@@ -28,7 +28,7 @@ from portal import alerts as alerts_module
 from portal.alerts import alerts_evaluate, limits_evaluate, usage_email_send
 from portal.models import UsageAlert, UsageAlertFiring
 from portal.tasks import alerts_evaluate_task
-from tests.factories import APIKeyFactory, UserFactory
+from tests.factories import APIKeyFactory, MeterFactory, PlanFactory, UserFactory
 from tests.helpers import bearer
 from tests.portal.scenario import NOW, PERIOD_END, START, seed, store_events
 
@@ -393,3 +393,33 @@ def test_plan_limits_api_replaces_the_list_and_validates(acme, client_a):
     assert list(PlanUsageLimit.objects.values_list("limit", flat=True)) == [Decimal(1000)]
     assert client_a.put(url, {"limits": []}, content_type="application/json", **bearer(key)).json()["limits"] == []
     assert PlanUsageLimit.objects.count() == 0
+
+
+def test_plan_limits_in_the_admin_refuse_bad_rows_as_form_errors(in_a, client_a, staff):
+    staff("admin")  # not under the frozen clock of `acme`: the second factor is a TOTP code
+    MeterFactory()
+    plan = PlanFactory(code="basic", currency="EUR", base_fee="10.00")
+    url = "/admin/billing/planusagelimit/add/"
+    assert client_a.get(url).status_code == 200
+    for limit in ("-1", "abc", "1e999"):
+        response = client_a.post(url, {"plan": plan.pk, "meter": meter().pk, "limit": limit})
+        assert response.status_code == 200 and b"errornote" in response.content
+    assert PlanUsageLimit.objects.count() == 0
+    response = client_a.post(url, {"plan": plan.pk, "meter": meter().pk, "limit": "1000"})
+    assert response.status_code == 302
+    response = client_a.post(url, {"plan": plan.pk, "meter": meter().pk, "limit": "5"})  # the same plan and meter
+    assert response.status_code == 200 and b"errornote" in response.content
+    assert list(PlanUsageLimit.objects.values_list("limit", flat=True)) == [Decimal(1000)]
+
+
+def test_a_failing_listener_does_not_stop_the_others(acme, queued, monkeypatch):
+    from metering import live
+
+    seen = []
+
+    def broken(customers):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(live, "_listeners", [broken, seen.append])
+    usage_changed_notify({"acme"})
+    assert seen == [{"acme"}]

@@ -11,9 +11,11 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from auditlog.models import LogEntry
 from django.core import mail
 
 from billing.models import Subscription
+from billing.services.subscription import subscription_cancel
 from core.money import Money
 from dunning.models import DunningAccount, DunningCase, DunningPolicy, DunningStep
 from dunning.selectors import entitlement_get
@@ -300,3 +302,51 @@ def test_two_overdue_invoices_paying_one_is_not_enough(world, gateway, endpoint,
         "dunning.recovered",
     ]
     assert state(world[0]) == ("active", "active", "active", True, [])
+
+
+def test_the_customer_cancels_during_dunning(world, gateway, endpoint, email_backend):
+    """The customer cancels on day 5 (at the period's end): cancelling is not a plan change and
+    stays possible in dunning; what is owed is still dunned to the final action, which finds
+    nothing left to cancel (the subscription keeps the customer's end, not the next period's)."""
+    invoice, clock = failed_at_start(world, gateway, "hard_decline")
+    n = invoice.number
+    clock.days(0, 5)
+    subscription = Subscription.objects.get(organization=world[0])
+    with time_machine.travel(clock.start + timedelta(days=5, hours=3), tick=False):
+        subscription_cancel(actor=None, subscription=subscription, at_period_end=True)
+    clock.days(6, 90)
+
+    assert gateway.confirms == [("pm_card_0341", "35.70", "hard_decline")]
+    assert charges(invoice) == [(1, "failed", D("35.70"))]
+    assert subjects() == [
+        subject("failed", n),
+        subject("reminder", n),
+        subject("reminder", n),
+        subject("reminder", n),
+        subject("suspended", n),
+        subject("final", n),
+    ]
+    assert steps(clock, invoice) == [
+        (0, "email:d0"),
+        (3, "email:d3"),
+        (7, "email:d7"),
+        (10, "stage:restricted"),
+        (12, "email:d12"),
+        (14, "stage:suspended"),
+        (14, "email:d14"),
+        (30, "stage:final"),
+        (30, "email:d30"),
+    ]
+    assert events() == [
+        "dunning.past_due",
+        "dunning.restricted",
+        "dunning.suspended",
+        "subscription.suspended",
+        "dunning.final_action",
+    ]
+    subscription.refresh_from_db()
+    assert subscription.cancel_at_period_end and subscription.ended_at == utc(2027, 5, 1)  # the customer's
+    cancels = LogEntry.objects.get_for_object(subscription).filter(changes__event__1="subscription.cancel")
+    assert cancels.count() == 1
+    assert state(world[0]) == ("suspended", "suspended", "final", False, ["plan_changes", "usage"])
+    assert Invoice.objects.get(pk=invoice.pk).status == "open"  # still owed

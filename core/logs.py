@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
@@ -31,7 +32,7 @@ _RUN = re.compile(rf"(?:(?<=%20)|(?<![\d%]))\d+(?:{_SEPARATOR}\d+)*")
 _TOKEN = re.compile(rf"{_SEPARATOR}|\d+")
 
 
-def _run_masked(match: re.Match) -> str:
+def _run_masked(match: re.Match[str]) -> str:
     """The run with each card number in it masked: a number is written as whole groups ("5 4242
     4242 4242 4242" holds one), so every span of whole groups of 13 to 19 digits is tried."""
     run = match.group()
@@ -60,7 +61,7 @@ def pan_mask(text: str) -> str:
 class JsonFormatter(BaseJsonFormatter):
     """python-json-logger's formatter without the request object and with card numbers masked."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, "request"])
         super().__init__(*args, **kwargs)
 

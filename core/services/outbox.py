@@ -488,7 +488,7 @@ def _run_batch(messages: list[OutboxMessage], kind: OutboxKind, result: ProcessR
     except Exception as exc:  # noqa: BLE001 (any failure of a handler is retried on its schedule)
         outcomes = dict.fromkeys((m.pk for m in messages), exc)
     fault_point("outbox.after_handle")
-    done = []
+    done: list[tuple[OutboxMessage, OutboxRecord | None]] = []
     for message in messages:
         error = outcomes.get(message.pk)
         if error is None:

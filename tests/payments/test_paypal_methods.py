@@ -13,7 +13,7 @@ import pytest
 from auditlog.models import LogEntry
 
 from core.errors import DomainError
-from payments.models import Payment, PaymentCustomer
+from payments.models import GatewaySettings, Payment, PaymentCustomer
 from payments.services.methods import (
     payment_method_default_set,
     payment_method_remove,
@@ -26,12 +26,25 @@ from tests.factories import OrganizationFactory
 from tests.invoicing.test_invoice_api import april_open
 from tests.payments import test_paypal_collection
 from tests.payments.conftest import CARD_OK, collect_all, payer_with
+from tests.support.paypal_fake import PayPalFake
 
 fake = test_paypal_collection.fake  # the fixture: the fake, and the tenant's PayPal app pointing at it
 
 D = Decimal
 RETURN = "https://demo.example/organizations/acme/payment-methods/paypal/return/"
 CANCEL = "https://demo.example/organizations/acme/payment-methods/paypal/cancel/"
+
+
+@pytest.fixture
+def fake_beside_stripe(connected, settings):
+    """Stripe connected (localstripe) and the PayPal app too, on the same settings row."""
+    with PayPalFake() as server:
+        settings.PAYPAL_API_BASE = server.base_url
+        row = GatewaySettings.objects.get()
+        row.paypal_client_id, row.paypal_webhook_id = server.client_id, server.webhook_id
+        row.paypal_client_secret_set(server.client_secret)
+        row.save()
+        yield server
 
 
 def started(organization) -> str:
@@ -97,8 +110,10 @@ def test_saved_listed_made_default_and_charged_once_through_paypal(world, fake):
     assert (invoice.status, invoice.amount_paid, invoice.amount_due) == ("paid", D("35.70"), D("0"))
 
 
-def test_the_card_and_the_wallet_listed_together_and_the_default_charged_at_its_gateway(world, fake, connected):
-    organization = world[0]
+def test_the_card_and_the_wallet_listed_together_and_the_default_charged_at_its_gateway(
+    world, connected, fake_beside_stripe
+):
+    organization, fake = world[0], fake_beside_stripe
     card = payer_with(organization, connected, card=CARD_OK).default_payment_method_id
     token = saved(organization, fake)
     _, methods = payment_methods_list(organization=organization)

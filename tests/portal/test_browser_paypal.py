@@ -9,6 +9,7 @@ Set PORTAL_SHOTS_DIR to keep screenshots."""
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import playwright.sync_api as playwright_api
@@ -39,11 +40,16 @@ def paypal_shop(shop, committed_tenant, django_db_blocker):
         row.save()
     connection.set_schema_to_public()
 
-    def payer() -> PaymentCustomer:
+    def read() -> PaymentCustomer:
         with django_db_blocker.unblock(), schema_context(tenant.schema_name):
             found = PaymentCustomer.objects.get(organization__external_id="acme")
-        connection.set_schema_to_public()
+        connection.close()
         return found
+
+    def payer() -> PaymentCustomer:
+        # Playwright's sync API runs an event loop in this thread: the ORM reads from another one.
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(read).result()
 
     return {**shop, "payer": payer}
 

@@ -7,6 +7,10 @@ gateway directly, and only the setup's id (`seti_...`) ever reaches these views,
 the gateway what it saved and for whom. No form here has a card
 field (PCI DSS SAQ-A).
 
+A PayPal wallet is saved on PayPal's own approval page: "Add PayPal" starts a vault setup token
+and sends the browser there; PayPal sends it back to `paypal/return/` with the token's id (only
+the approval this organization started is accepted) or to `paypal/cancel/`.
+
 Looking is for every member; changing anything (methods, collection, paying) is for members with
 billing rights (owner, admin, billing), checked on every POST. POSTs go through Django's CSRF
 middleware (the page's scripts send the token), and every change is audited by the services."""
@@ -38,6 +42,9 @@ from payments.services.methods import (
     payment_method_remove,
     payment_method_setup_start,
     payment_methods_list,
+    paypal_approval_cancel,
+    paypal_approval_finish,
+    paypal_approval_start,
 )
 from portal import selectors
 from portal.models import PortalSettings
@@ -54,6 +61,7 @@ ADDED = {
     MethodType.CARD: "Card added",
     MethodType.SEPA_DEBIT: "SEPA Direct Debit mandate saved",
     MethodType.US_BANK_ACCOUNT: "Bank account added",
+    MethodType.PAYPAL: "PayPal added",
 }
 
 # What a customer reads for each normalized failure: what happened and what to do.
@@ -94,6 +102,7 @@ def _gateway_context() -> dict:
     row = gateway_settings_get()
     return {
         "gateway_ready": row.stripe_ready and bool(row.stripe_publishable_key),
+        "paypal_ready": row.paypal_ready,
         "stripe_js_url": settings.STRIPE_JS_URL,
         "publishable_key": row.stripe_publishable_key,
         # Named in the SEPA mandate the customer accepts (the creditor, with Stripe).
@@ -117,7 +126,7 @@ def payment_methods(request, external_id: str):
     context = _context(request, external_id, "payment_methods")
     context.update(_gateway_context())
     payer, methods, unavailable = None, [], False
-    if context["gateway_ready"]:
+    if context["gateway_ready"] or context["paypal_ready"]:
         try:
             payer, methods = payment_methods_list(organization=context["organization"])
         except GatewayError:
@@ -190,19 +199,68 @@ def payment_method_added(request, external_id: str):
     organization = context["organization"]
     try:
         method = payment_method_from_setup(organization=organization, setup_id=request.POST.get("setup", ""))
-        added = ADDED.get(str(method.type), "Payment method added")
-        payer = PaymentCustomer.objects.filter(organization=organization).first()
-        if payer is None or not payer.default_payment_method_id:
-            payer = payment_method_default_set(
-                actor=request.user, organization=organization, payment_method_id=method.id
-            )
-            messages.success(request, f"{added}: {payer.default_method_label}, now your default payment method.")
-        else:
-            messages.success(request, f"{added}: {method.label}.")
+        _added(request, organization, method)
     except DomainError as error:
         messages.error(request, str(error))
     except GatewayError:
         messages.error(request, FAILURE_MESSAGES[FailureCode.GATEWAY_DOWN])
+    return redirect("portal:payment_methods", external_id=external_id)
+
+
+def _added(request, organization, method) -> None:
+    """The method just saved becomes the default when there is none yet."""
+    added = ADDED.get(str(method.type), "Payment method added")
+    payer = PaymentCustomer.objects.filter(organization=organization).first()
+    if payer is None or not payer.default_payment_method_id:
+        payer = payment_method_default_set(actor=request.user, organization=organization, payment_method_id=method.id)
+        messages.success(request, f"{added}: {payer.default_method_label}, now your default payment method.")
+    else:
+        messages.success(request, f"{added}: {method.label}.")
+
+
+@login_required
+@require_POST
+def paypal_start(request, external_id: str):
+    """Start a PayPal approval and send the browser to PayPal's page."""
+    context = _billing_context(request, external_id, "payment_methods")
+    back = {"external_id": external_id}
+    try:
+        approve_url = paypal_approval_start(
+            organization=context["organization"],
+            return_url=request.build_absolute_uri(reverse("portal:paypal_return", kwargs=back)),
+            cancel_url=request.build_absolute_uri(reverse("portal:paypal_cancel", kwargs=back)),
+        )
+    except GatewayError:
+        messages.error(request, "PayPal is not reachable right now. Please try again in a few minutes.")
+        return redirect("portal:payment_methods", external_id=external_id)
+    return redirect(approve_url)
+
+
+@login_required
+@require_GET
+def paypal_return(request, external_id: str):
+    """PayPal's return after the payer approved: `approval_token_id` names the setup token, which
+    must be the one this organization started (the service checks); it becomes the wallet."""
+    context = _billing_context(request, external_id, "payment_methods")
+    organization = context["organization"]
+    try:
+        method = paypal_approval_finish(
+            actor=request.user, organization=organization, setup_token_id=request.GET.get("approval_token_id", "")
+        )
+        _added(request, organization, method)
+    except DomainError:
+        messages.error(request, "PayPal was not added: the approval did not complete. Please try again.")
+    except GatewayError:
+        messages.error(request, "PayPal is not reachable right now. Please try again in a few minutes.")
+    return redirect("portal:payment_methods", external_id=external_id)
+
+
+@login_required
+@require_GET
+def paypal_cancel(request, external_id: str):
+    context = _billing_context(request, external_id, "payment_methods")
+    paypal_approval_cancel(organization=context["organization"])
+    messages.info(request, "You cancelled at PayPal: no PayPal account was added.")
     return redirect("portal:payment_methods", external_id=external_id)
 
 

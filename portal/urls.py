@@ -57,6 +57,17 @@ urlpatterns = [
         payment_views.payment_method_added,
         name="payment_method_added",
     ),
+    path("organizations/<str:external_id>/payment-methods/paypal/", payment_views.paypal_start, name="paypal_start"),
+    path(
+        "organizations/<str:external_id>/payment-methods/paypal/return/",
+        payment_views.paypal_return,
+        name="paypal_return",
+    ),
+    path(
+        "organizations/<str:external_id>/payment-methods/paypal/cancel/",
+        payment_views.paypal_cancel,
+        name="paypal_cancel",
+    ),
     path(
         "organizations/<str:external_id>/payment-methods/default/",
         payment_views.payment_method_default,

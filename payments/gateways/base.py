@@ -45,6 +45,7 @@ class MethodType(StrEnum):
     CARD = "card"
     SEPA_DEBIT = "sepa_debit"
     US_BANK_ACCOUNT = "us_bank_account"  # ACH debit
+    PAYPAL = "paypal"  # a vaulted PayPal wallet (payments.gateways.paypal)
 
 
 class GatewayError(Exception):

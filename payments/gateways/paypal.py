@@ -29,6 +29,7 @@ from payments.gateways.base import (
     GatewayDown,
     GatewayError,
     GatewayEvent,
+    MethodType,
     PaymentMethodInfo,
     RefundRequest,
     RefundResult,
@@ -69,6 +70,26 @@ def _failure(failure: pp.Failure | None) -> Failure | None:
     return Failure(_FAILURES[failure.code], failure.message or failure.gateway_code, failure.gateway_code)
 
 
+def _vault_error(error: PayPalError) -> GatewayError:
+    failure = error.failure
+    if failure.code is pp.FailureCode.GATEWAY_DOWN:
+        return GatewayDown(f"PayPal unreachable: {failure.gateway_code}")
+    if failure.gateway_code == "SETUP_TOKEN_NOT_APPROVED":
+        return GatewayError("The payer has not approved PayPal.", code="setup_incomplete")
+    if failure.gateway_code in ("RESOURCE_NOT_FOUND", "HTTP_404", "INVALID_RESOURCE_ID"):
+        return GatewayError("PayPal does not know this token.", code="setup_incomplete")
+    return GatewayError(f"PayPal refused: {failure.gateway_code}", code="gateway_error")
+
+
+def label_mask(email: str) -> str:
+    """The payer's e-mail with its local part masked, "PayPal j•••@example.com": enough for the
+    customer to recognise the account, not to reuse the address."""
+    local, at, domain = email.partition("@")
+    if not at:
+        return "PayPal"
+    return f"PayPal {local[:1]}•••@{domain}"[:100]
+
+
 def descriptor_make(request: ChargeRequest) -> str:
     amount = request.amount
     return "|".join(
@@ -103,10 +124,43 @@ class PayPalAdapter:
         )
 
     def payment_methods_list(self, *, customer_id: str) -> list[PaymentMethodInfo]:
-        return []  # PayPal lists no tokens by customer through this SDK: the payer row holds the default
+        return []  # PayPal lists no tokens by customer through this SDK: the payer row holds the wallet
 
     def payment_method_get(self, *, payment_method_id: str) -> PaymentMethodInfo:
-        return PaymentMethodInfo(id=payment_method_id, type="paypal", label="PayPal")
+        return PaymentMethodInfo(id=payment_method_id, type=MethodType.PAYPAL, label="PayPal")
+
+    def approval_start(
+        self, *, customer_id: str, reference: str, return_url: str, cancel_url: str, idempotency_key: str
+    ) -> pp.SetupSession:
+        """A vault setup token for a PayPal wallet: the payer approves it on PayPal's page
+        (`approve_url`), which sends them back to `return_url` (or `cancel_url`). The session's
+        `customer_id` is PayPal's vault customer (made with the first setup token)."""
+        customer = self.client.ensure_customer(merchant_customer_id=reference, existing_id=customer_id or None)
+        try:
+            return self.client.start_setup(
+                customer=customer, return_url=return_url, cancel_url=cancel_url, idempotency_key=idempotency_key
+            )
+        except PayPalError as error:
+            raise _vault_error(error) from error
+
+    def approval_finish(self, *, setup_token_id: str, idempotency_key: str) -> tuple[PaymentMethodInfo, str]:
+        """The approved setup token as a payment token (the saved wallet) and its vault customer.
+        GatewayError `setup_incomplete` when the payer has not approved it."""
+        try:
+            saved = self.client.finish_setup(setup_token_id=setup_token_id, idempotency_key=idempotency_key)
+        except PayPalError as error:
+            raise _vault_error(error) from error
+        method = PaymentMethodInfo(id=saved.id, type=MethodType.PAYPAL, label=label_mask(saved.label))
+        return method, saved.customer_id or ""
+
+    def payment_method_detach(self, *, payment_method_id: str) -> None:
+        """Delete the payment token at PayPal: it can no longer be charged."""
+        try:
+            self.client.remove_method(method_id=payment_method_id)
+        except PayPalError as error:
+            if error.failure.gateway_code in ("RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID", "HTTP_404"):
+                return  # already gone at PayPal: what removing wants
+            raise _vault_error(error) from error
 
     # -- charges -------------------------------------------------------------------------------
 

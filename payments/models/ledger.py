@@ -24,10 +24,35 @@ class PaymentCustomer(models.Model):
     default_payment_method_id = models.CharField(max_length=255, blank=True)
     default_method_type = models.CharField(max_length=30, blank=True)
     default_method_label = models.CharField(max_length=100, blank=True)  # "visa •••• 4242": never more
+    # A PayPal wallet beside the methods of `gateway` (Stripe): PayPal's vault customer and the one
+    # payment token its approval page saved. Ids only, like Stripe's `pm_...`: charging a token takes
+    # the tenant's client secret (encrypted in GatewaySettings). The label is the payer's e-mail,
+    # masked. `paypal_setup_token_id` is the approval under way: the only setup token the portal's
+    # return may turn into this organization's wallet (another organization's is refused).
+    paypal_customer_id = models.CharField(max_length=64, blank=True)
+    paypal_token_id = models.CharField(max_length=64, blank=True)
+    paypal_label = models.CharField(max_length=100, blank=True)
+    paypal_setup_token_id = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"Payer {self.organization_id}"
+
+    def method_gateway(self, method_type: str) -> str:
+        """The gateway that holds a method of this type: PayPal's wallet, else `gateway`'s."""
+        return "paypal" if method_type == "paypal" else self.gateway
+
+    def customer_at(self, gateway: str) -> str:
+        return self.paypal_customer_id if gateway == "paypal" else self.gateway_customer_id
+
+    @property
+    def default_gateway(self) -> str:
+        return self.method_gateway(self.default_method_type)
+
+    @property
+    def chargeable(self) -> bool:
+        """A default method and its gateway's customer: something collection can charge."""
+        return bool(self.default_payment_method_id and self.customer_at(self.default_gateway))
 
 
 class PaymentStatus(models.TextChoices):

@@ -106,7 +106,7 @@ def _payment_build(
         organization_id=invoice.organization_id,
         number=number,
         idempotency_key=f"inv{invoice.pk}-{number}",
-        gateway=payer.gateway,
+        gateway=payer.method_gateway(str(method.type)) if method else payer.default_gateway,
         payment_method_id=method.id if method else payer.default_payment_method_id,
         method_type=str(method.type) if method else payer.default_method_type,
         amount=amount,
@@ -120,7 +120,7 @@ def payment_retry_open(*, invoice: Invoice) -> Payment | None:
     the collection message drive (`collection_enqueue`, in the same transaction). None when the
     invoice is not awaiting payment, a payment is in flight, or there is no method to charge."""
     payer = PaymentCustomer.objects.filter(organization_id=invoice.organization_id).first()
-    if payer is None or not payer.default_payment_method_id or not payer.gateway_customer_id:
+    if payer is None or not payer.chargeable:
         return None
     if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) or invoice.amount_due <= 0:
         return None
@@ -189,7 +189,7 @@ def _concurrently(call: Callable[[Payment], T], payments: Sequence[Payment]) -> 
 def _charge_request(payment: Payment, payer: PaymentCustomer) -> ChargeRequest:
     return ChargeRequest(
         amount=payment.money,
-        customer_id=payer.gateway_customer_id,
+        customer_id=payer.customer_at(payment.gateway),
         payment_method_id=payment.payment_method_id,
         method_type=payment.method_type,
         idempotency_key=payment.idempotency_key,
@@ -415,7 +415,7 @@ def invoices_collect(invoice_ids: Sequence[int]) -> dict[int, Payment | Exceptio
         new: list[Payment] = []
         for invoice in invoices:
             payer = payers.get(invoice.organization_id)
-            if payer is None or not payer.default_payment_method_id or not payer.gateway_customer_id:
+            if payer is None or not payer.chargeable:
                 logger.info("payments: no default payment method; the invoice waits", extra={"invoice": invoice.pk})
                 continue
             previous = last.get(invoice.pk)
@@ -450,7 +450,7 @@ def invoice_pay(*, actor, invoice: Invoice, payment_method_id: str = "") -> Paym
     method = None
     if payment_method_id:
         method = payment_method_owned_get(organization=invoice.organization, payment_method_id=payment_method_id)
-    elif payer is None or not payer.default_payment_method_id or not payer.gateway_customer_id:
+    elif payer is None or not payer.chargeable:
         raise DomainError("The organization has no default payment method.", code="no_payment_method", status_code=409)
     with audit_actor(actor), transaction.atomic():
         locked = invoice_lock(invoice.pk)

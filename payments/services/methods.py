@@ -1,8 +1,15 @@
 """An organization's payer record: its customer at the gateway, its default method (chosen from
 what the gateway holds: card and bank details are typed only into the gateway's own UI), and
-whether it is collected automatically."""
+whether it is collected automatically.
+
+Two gateways hold an organization's methods: Stripe (`payer.gateway`: cards, SEPA, ACH, listed by
+asking it) and PayPal (one vaulted wallet, saved through PayPal's approval page and kept on the
+payer row, since PayPal lists no tokens by customer). Listing, the default and removal go across
+both; each method is charged and removed through its own gateway (`PaymentCustomer.method_gateway`)."""
 
 from __future__ import annotations
+
+import uuid
 
 from django.db import transaction
 
@@ -10,7 +17,7 @@ from accounts.audit import audit_actor, audit_event
 from billing.models import Organization
 from core.errors import DomainError
 from payments.gateways import gateway_get
-from payments.gateways.base import GatewayError, PaymentMethodInfo, SetupSession
+from payments.gateways.base import GatewayError, MethodType, PaymentMethodInfo, SetupSession
 from payments.hooks import method_changed_hooks_run
 from payments.models import CollectionMethod, PaymentCustomer
 
@@ -49,22 +56,28 @@ def payment_method_from_setup(*, organization: Organization, setup_id: str) -> P
         raise
 
 
+def _paypal_methods(payer: PaymentCustomer | None) -> list[PaymentMethodInfo]:
+    if payer is None or not payer.paypal_token_id:
+        return []
+    return [PaymentMethodInfo(id=payer.paypal_token_id, type=MethodType.PAYPAL, label=payer.paypal_label or "PayPal")]
+
+
 def payment_methods_list(*, organization: Organization) -> tuple[PaymentCustomer | None, list[PaymentMethodInfo]]:
+    """Stripe's methods (asked at Stripe) and the PayPal wallet (from the payer row)."""
     payer = PaymentCustomer.objects.filter(organization=organization).first()
-    if payer is None or not payer.gateway_customer_id:
+    if payer is None:
         return payer, []
-    return payer, gateway_get(payer.gateway).payment_methods_list(customer_id=payer.gateway_customer_id)
+    methods = []
+    if payer.gateway_customer_id:
+        methods = gateway_get(payer.gateway).payment_methods_list(customer_id=payer.gateway_customer_id)
+    return payer, [*methods, *_paypal_methods(payer)]
 
 
 def payment_method_default_set(*, actor, organization: Organization, payment_method_id: str) -> PaymentCustomer:
-    """Make a method the gateway holds for this customer the default (checked at the gateway)."""
-    payer = payer_ensure(organization=organization)
-    methods = {m.id: m for m in gateway_get(payer.gateway).payment_methods_list(customer_id=payer.gateway_customer_id)}
-    method = methods.get(payment_method_id)
-    if method is None:
-        raise DomainError("No such payment method for this organization.", code="unknown_payment_method")
+    """Make a method this organization holds at either gateway the default (checked there)."""
+    method = payment_method_owned_get(organization=organization, payment_method_id=payment_method_id)
     with audit_actor(actor), transaction.atomic():
-        locked = PaymentCustomer.objects.select_for_update().get(pk=payer.pk)
+        locked = PaymentCustomer.objects.select_for_update().get(organization=organization)
         before = locked.default_method_label
         locked.default_payment_method_id = method.id
         locked.default_method_type = str(method.type)
@@ -76,28 +89,103 @@ def payment_method_default_set(*, actor, organization: Organization, payment_met
 
 
 def payment_method_owned_get(*, organization: Organization, payment_method_id: str) -> PaymentMethodInfo:
-    """A method the gateway holds for this organization's customer (asked at the gateway: an id
-    from a browser is only a claim), else DomainError `unknown_payment_method`."""
+    """A method this organization holds: its PayPal wallet, or one Stripe holds for its customer
+    (asked at the gateway: an id from a browser is only a claim), else DomainError
+    `unknown_payment_method`."""
     payer = PaymentCustomer.objects.filter(organization=organization).first()
-    if payer is not None and payer.gateway_customer_id and payment_method_id:
-        for method in gateway_get(payer.gateway).payment_methods_list(customer_id=payer.gateway_customer_id):
+    if payer is not None and payment_method_id:
+        for method in _paypal_methods(payer):
             if method.id == payment_method_id:
                 return method
+        if payer.gateway_customer_id:
+            for method in gateway_get(payer.gateway).payment_methods_list(customer_id=payer.gateway_customer_id):
+                if method.id == payment_method_id:
+                    return method
     raise DomainError("No such payment method for this organization.", code="unknown_payment_method")
 
 
 def payment_method_remove(*, actor, organization: Organization, payment_method_id: str) -> None:
-    """Detach a saved method at the gateway; when it was the default, the organization has no
-    default any more (automatic collection then waits for the customer to pay from the portal)."""
+    """Remove a saved method at its gateway (detached at Stripe, the token deleted at PayPal); when
+    it was the default, the organization has no default any more (automatic collection then waits
+    for the customer to pay from the portal)."""
     method = payment_method_owned_get(organization=organization, payment_method_id=payment_method_id)
     payer = PaymentCustomer.objects.get(organization=organization)
-    gateway_get(payer.gateway).payment_method_detach(payment_method_id=method.id)
+    gateway_get(payer.method_gateway(str(method.type))).payment_method_detach(payment_method_id=method.id)
     with audit_actor(actor), transaction.atomic():
         locked = PaymentCustomer.objects.select_for_update().get(pk=payer.pk)
         if locked.default_payment_method_id == method.id:
             locked.default_payment_method_id = locked.default_method_type = locked.default_method_label = ""
-            locked.save()
+        if locked.paypal_token_id == method.id:
+            locked.paypal_token_id = locked.paypal_label = ""
+        locked.save()
         audit_event(locked, event="payment_method.removed", method=method.label)
+
+
+# --- PayPal approval ------------------------------------------------------------------------------
+
+
+def paypal_approval_start(*, organization: Organization, return_url: str, cancel_url: str) -> str:
+    """Start saving a PayPal wallet: a vault setup token whose approval page PayPal shows the payer
+    (the URL returned). Only its id is kept, as the approval under way: the return may turn that
+    token, and no other, into this organization's wallet. Raises GatewayError (not connected,
+    down, refused)."""
+    adapter = gateway_get("paypal")
+    payer, _ = PaymentCustomer.objects.get_or_create(organization=organization)
+    session = adapter.approval_start(
+        customer_id=payer.paypal_customer_id,
+        reference=organization.external_id,
+        return_url=return_url,
+        cancel_url=cancel_url,
+        idempotency_key=f"ppsetup-{organization.pk}-{uuid.uuid4().hex}",
+    )
+    PaymentCustomer.objects.filter(pk=payer.pk).update(paypal_setup_token_id=session.setup_token_id)
+    return session.approve_url
+
+
+def paypal_approval_finish(*, actor, organization: Organization, setup_token_id: str) -> PaymentMethodInfo:
+    """PayPal sent the payer back with an approved setup token: it becomes the organization's
+    wallet (a payment token; a wallet saved before is replaced and deleted at PayPal). The token
+    must be the approval this organization started (DomainError `setup_incomplete` otherwise, and
+    for a token the payer did not approve): nothing is saved then."""
+    payer = PaymentCustomer.objects.filter(organization=organization).first()
+    if payer is None or not setup_token_id or setup_token_id != payer.paypal_setup_token_id:
+        raise DomainError("PayPal was not saved.", code="setup_incomplete")
+    adapter = gateway_get("paypal")
+    try:
+        # The key follows the setup token: a reloaded return page gets the same payment token.
+        method, customer_id = adapter.approval_finish(
+            setup_token_id=setup_token_id, idempotency_key=f"pptoken-{setup_token_id}"
+        )
+    except GatewayError as error:
+        if error.code == "setup_incomplete":
+            raise DomainError("PayPal was not saved.", code="setup_incomplete") from error
+        raise
+    if not customer_id or (payer.paypal_customer_id and customer_id != payer.paypal_customer_id):
+        raise DomainError("PayPal was not saved.", code="setup_incomplete")
+    with audit_actor(actor), transaction.atomic():
+        locked = PaymentCustomer.objects.select_for_update().get(pk=payer.pk)
+        if locked.paypal_setup_token_id != setup_token_id:
+            if locked.paypal_token_id == method.id:  # a concurrent return of the same approval saved it
+                return method
+            raise DomainError("PayPal was not saved.", code="setup_incomplete")
+        replaced = locked.paypal_token_id if locked.paypal_token_id != method.id else ""
+        locked.paypal_customer_id = customer_id
+        locked.paypal_token_id, locked.paypal_label = method.id, method.label[:100]
+        locked.paypal_setup_token_id = ""
+        if replaced and locked.default_payment_method_id == replaced:
+            locked.default_payment_method_id, locked.default_method_label = method.id, method.label[:100]
+        locked.save()
+        audit_event(locked, event="payment_method.added", method=method.label)
+    if replaced:
+        adapter.payment_method_detach(payment_method_id=replaced)
+    return method
+
+
+def paypal_approval_cancel(*, organization: Organization) -> None:
+    """The payer cancelled on PayPal's page: the approval under way is dropped, nothing saved."""
+    PaymentCustomer.objects.filter(organization=organization).exclude(paypal_setup_token_id="").update(
+        paypal_setup_token_id=""
+    )
 
 
 def collection_method_set(*, actor, organization: Organization, method: str) -> PaymentCustomer:

@@ -19,6 +19,7 @@ from invoicing.models import Invoice, InvoicingSettings
 from invoicing.services.billing_run import billing_run
 from payments.models import GatewayEventRecord, Payment
 from payments.services.collection import invoice_collect
+from payments.services.inbound import gateway_events_apply
 from payments.services.methods import payer_ensure, payment_method_default_set
 from tests.factories import MeterFactory, OrganizationFactory, PlanFactory, SubscriptionFactory
 from tests.helpers import utc
@@ -121,7 +122,9 @@ def test_ach_debit_processing_then_succeeded_by_webhook_pays_the_invoice_once(us
     response = client_a.post(
         URL, delivery.body, content_type="application/json", HTTP_STRIPE_SIGNATURE=delivery.headers["stripe-signature"]
     )
-    assert response.json() == {"received": True, "outcome": "applied"}
+    assert response.json() == {"received": True, "outcome": "received"}
+    assert gateway_events_apply() == 1  # the worker's run applies what the request stored
+    assert GatewayEventRecord.objects.get().outcome == "applied"
     payment.refresh_from_db()
     invoice.refresh_from_db()
     assert payment.status == "succeeded" and payment.settled_invoice
@@ -132,6 +135,7 @@ def test_ach_debit_processing_then_succeeded_by_webhook_pays_the_invoice_once(us
         URL, delivery.body, content_type="application/json", HTTP_STRIPE_SIGNATURE=delivery.headers["stripe-signature"]
     )
     assert again.json()["outcome"] == "duplicate"
+    assert gateway_events_apply() == 0
     assert invoice_collect(invoice_id=invoice.pk) is None
     assert Payment.objects.count() == 1 and debits(connected) == 1
     assert GatewayEventRecord.objects.count() == 1
@@ -164,7 +168,9 @@ def test_ach_debit_returned_days_later_fails_normalized_and_leaves_the_invoice_o
     response = client_a.post(
         URL, delivery.body, content_type="application/json", HTTP_STRIPE_SIGNATURE=delivery.headers["stripe-signature"]
     )
-    assert response.json() == {"received": True, "outcome": "applied"}
+    assert response.json() == {"received": True, "outcome": "received"}
+    assert gateway_events_apply() == 1  # the worker's run applies what the request stored
+    assert GatewayEventRecord.objects.get().outcome == "applied"
     payment.refresh_from_db()
     assert (payment.status, payment.failure_code, payment.failure_message) == ("failed", failure, message)
     invoice.refresh_from_db()

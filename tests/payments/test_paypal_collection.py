@@ -48,8 +48,9 @@ def vaulted(organization, fake) -> PaymentCustomer:
     method = client.finish_setup(setup_token_id=session.setup_token_id, idempotency_key="f1")
     return PaymentCustomer.objects.create(
         organization=organization,
-        gateway="paypal",
-        gateway_customer_id=method.customer_id,
+        paypal_customer_id=method.customer_id,
+        paypal_token_id=method.id,
+        paypal_label="PayPal",
         default_payment_method_id=method.id,
         default_method_type="paypal",
         default_method_label="PayPal",

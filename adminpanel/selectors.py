@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
@@ -150,15 +151,35 @@ def audit_entries_list(f: AuditFilter) -> QuerySet[LogEntry]:
     return entries
 
 
+_RELATION_NOISE = re.compile(r"^[\w]+\.[\w]+\.None$")  # auditlog's text for a reverse relation
+_STORED_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?(\+00:00)?$")
+
+
+def _value_text(value) -> str:
+    """One side of a change as people read it: nothing for none, stored instants (UTC, as
+    django-auditlog and audit_event write them) with their zone named."""
+    if value is None or value == "None":  # django-auditlog writes a created row's "before" as "None"
+        return ""
+    text = str(value)
+    if _STORED_INSTANT.match(text):
+        instant = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return instant.strftime("%-d %b %Y %H:%M:%S UTC")
+    return text
+
+
 def changes_text(entry: LogEntry) -> str:
-    """An entry's changes as people read them ("status: active → closed; event: → dunning.paused"),
-    never raw JSON. django-auditlog's own changes_str fails on a None side, which domain events have."""
+    """An entry's changes as people read them ("status: active → closed; event: dunning.paused"),
+    never raw JSON. django-auditlog's own changes_str fails on a None side, which domain events
+    have; a created row's empty fields and reverse relations are left out."""
     changes = entry.changes if isinstance(entry.changes, dict) else {}
     parts = []
     for name, values in changes.items():
         if isinstance(values, list) and len(values) == 2:
-            # django-auditlog writes a created row's "before" as the text "None"
-            before, after = ("" if v is None or v == "None" else str(v) for v in values)
+            if any(isinstance(v, str) and _RELATION_NOISE.match(v) for v in values):
+                continue
+            before, after = (_value_text(v) for v in values)
+            if not before and not after:
+                continue
             parts.append(f"{name}: {before} → {after}" if before else f"{name}: {after}")
         else:
             parts.append(f"{name}: {values}")

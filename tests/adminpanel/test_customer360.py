@@ -85,6 +85,9 @@ def test_organization_page_shows_the_customer(acme, client_a, staff):
     assert 'data-chart="chart-' in body and "src/staff.js" in body
     assert "No notes." in body
     assert "{&quot;" not in body and '{"event"' not in body  # no raw JSON
+    # the audit trail: the organization's creation without auditlog's reverse-relation noise
+    assert "name: Acme GmbH; " in body and "billing.Subscription.None" not in body
+    assert "event: invoice.finalized; total: 10.00; number: INV-000001; amount_due: 10.00" in body
     assert client_a.get("/staff/organizations/nobody/").status_code == 404
 
 
@@ -231,6 +234,7 @@ def test_notes_are_kept_and_audited(acme, client_a, staff):
     assert "<blockquote data-note>Called Jane: pays Friday.<footer>" in body
     assert f"<td>note: {note.pk}; event: staff_note.added</td>" in body
     assert f"<td>id: {note.pk}; body: Called Jane: pays Friday.;" in body
+    assert "created_at: 15 Apr 2027 12:00:00 UTC" in body
     client_a.logout()
     staff("viewer")
     assert client_a.post(PAGE + "notes/", {"body": "x"}).status_code == 403

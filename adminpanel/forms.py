@@ -12,9 +12,18 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import OuterRef, Subquery
 
 from adminpanel.selectors import AuditFilter
-from billing.models import GRANT_KINDS, CreditKind, Organization, PlanVersion, Subscription, SubscriptionStatus
+from billing.models import (
+    GRANT_KINDS,
+    Coupon,
+    CreditKind,
+    Organization,
+    PlanVersion,
+    Subscription,
+    SubscriptionStatus,
+)
 from billing.services.subscription import ChangeTiming
 from invoicing.models import Invoice, InvoiceStatus
+from payments.models import Payment, PaymentStatus
 
 LIVE = (SubscriptionStatus.PENDING, SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
 
@@ -100,6 +109,39 @@ class CreditNoteForm(forms.Form):
             organization=organization,
             status__in=[InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE],
         ).order_by("-issued_at", "-pk")
+
+
+class CouponForm(forms.Form):
+    coupon = forms.ModelChoiceField(
+        queryset=Coupon.objects.filter(is_active=True).order_by("code"), to_field_name="code"
+    )
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
+class PaymentField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Payment) -> str:
+        return (
+            f"{obj.invoice.number} attempt {obj.number} ({obj.amount} {obj.currency}, {obj.amount_refunded} refunded)"
+        )
+
+
+class RefundForm(forms.Form):
+    """A full refund: a credit note of everything still creditable on the paid invoice, paid
+    back up to what is left of the payment (payments.services.refunds). Partial refunds and
+    refunds of an existing credit note are the API's for now (POST /api/v1/payments/<id>/refunds)."""
+
+    payment = PaymentField(queryset=Payment.objects.none())
+    reason = forms.CharField(max_length=300)
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["payment"].queryset = (
+            Payment.objects.filter(organization=organization, status=PaymentStatus.SUCCEEDED)
+            .select_related("invoice")
+            .order_by("-created_at", "-pk")
+        )
 
 
 class CloseForm(forms.Form):

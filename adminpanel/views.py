@@ -39,14 +39,17 @@ from adminpanel.selectors import (
 from billing.models import Organization
 from billing.periods import anniversary_period_containing, calendar_period_containing
 from billing.selectors.credit import credit_balance_get
+from billing.services.coupon import coupon_redeem
 from billing.services.credit import credit_grant, credit_grant_check
 from billing.services.organization import organization_close
 from billing.services.subscription import subscription_change_plan, subscription_create
 from billing.templatetags.money import money
 from core.errors import DomainError
 from core.money import Money
-from invoicing.models import Invoice
+from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
+from payments.services.refunds import RefundInput, payment_refund
+from payments.services.refunds import _full_lines as refund_full_lines
 from portal.selectors import dashboard_get
 
 SEARCH_PAGE = 25
@@ -78,6 +81,8 @@ def _action_forms(organization: Organization) -> dict:
         "change_form": forms.PlanChangeForm(organization=organization),
         "credit_form": forms.CreditGrantForm(organization=organization),
         "credit_note_form": forms.CreditNoteForm(organization=organization),
+        "coupon_form": forms.CouponForm(organization=organization),
+        "refund_form": forms.RefundForm(organization=organization),
         "close_form": forms.CloseForm(organization=organization),
         "note_form": forms.NoteForm(),
     }
@@ -304,25 +309,20 @@ def credit_note_add(request, external_id: str):
         )
 
     def effect():
-        # The note's tax and where its money goes are the service's to compute: it runs in a
-        # transaction that is rolled back (its audit rows and outbox messages with it).
-        shown = []
-        try:
-            with transaction.atomic():
-                note = create()
-                cur = note.currency
-                shown = [
-                    ("Invoice", str(form.cleaned_data["invoice"].number)),
-                    ("Net", _money(note.subtotal, cur)),
-                    ("Tax", _money(note.tax_total, cur)),
-                    ("Total", _money(note.total, cur)),
-                    ("Lowers the amount due by", _money(note.applied_to_invoice, cur)),
-                    ("Credited to the balance", _money(note.credited_to_balance, cur)),
-                ]
-                raise _Rollback
-        except _Rollback:
-            pass
-        return shown
+        # The note's tax and where its money goes are the service's to compute.
+        def make():
+            note = create()
+            cur = note.currency
+            return [
+                ("Invoice", str(form.cleaned_data["invoice"].number)),
+                ("Net", _money(note.subtotal, cur)),
+                ("Tax", _money(note.tax_total, cur)),
+                ("Total", _money(note.total, cur)),
+                ("Lowers the amount due by", _money(note.applied_to_invoice, cur)),
+                ("Credited to the balance", _money(note.credited_to_balance, cur)),
+            ]
+
+        return _previewed(make)
 
     return _two_step(
         request,
@@ -333,6 +333,112 @@ def credit_note_add(request, external_id: str):
         effect=effect,
         run=create,
         done="Credit note issued.",
+    )
+
+
+def _previewed(make):
+    """What `make()` writes, read back inside a transaction that is then rolled back (its audit
+    rows and outbox messages with it): the services' own computation of a money effect, for
+    services that have no preview mode of their own."""
+    shown = []
+    try:
+        with transaction.atomic():
+            shown = make()
+            raise _Rollback
+    except _Rollback:
+        pass
+    return shown
+
+
+@require_POST
+def coupon_apply(request, external_id: str):
+    _allowed(request, "billing.add_couponredemption")
+    organization = _organization(external_id)
+    form = forms.CouponForm(request.POST, organization=organization)
+
+    def redeem():
+        return coupon_redeem(actor=request.user, coupon=form.cleaned_data["coupon"], organization=organization)
+
+    def effect():
+        def make():
+            redemption = redeem()
+            coupon = redemption.coupon
+            if coupon.discount_type == "percentage":
+                off = f"{coupon.percent_off.normalize():f} % off"
+            else:
+                off = f"{_money(coupon.amount_off, coupon.currency)} off"
+            until = _when(redemption.covers_until, organization) if redemption.covers_until else "it is removed"
+            return [
+                ("Coupon", f"{coupon.name} ({coupon.code})"),
+                ("Discount", f"{off} {coupon.get_applies_to_display().lower()}"),
+                ("Subscription", str(redemption.subscription)),
+                ("Covers", f"from {_when(redemption.covers_from, organization)} until {until}"),
+            ]
+
+        return _previewed(make)
+
+    return _two_step(
+        request,
+        organization,
+        action="coupon",
+        title="Apply a coupon",
+        form=form,
+        effect=effect,
+        run=redeem,
+        done="Coupon applied.",
+    )
+
+
+@require_POST
+def refund(request, external_id: str):
+    _allowed(request, "payments.add_refund")
+    organization = _organization(external_id)
+    form = forms.RefundForm(request.POST, organization=organization)
+
+    def effect():
+        payment = form.cleaned_data["payment"]
+        invoice = payment.invoice
+        if invoice.status != InvoiceStatus.PAID:
+            raise DomainError(f"{invoice} is {invoice.status}: refunds are of paid invoices.", code="invoice_not_paid")
+        left = payment.amount - payment.amount_refunded
+        if left <= 0:
+            raise DomainError(f"Payment {payment.pk} is refunded in full.", code="amount_exceeds_refundable")
+
+        def make():
+            # the note the refund makes: everything still creditable, as payment_refund writes it
+            note = credit_note_create(
+                actor=request.user,
+                invoice=invoice,
+                reason=form.cleaned_data["reason"],
+                lines=refund_full_lines(invoice),
+            )
+            cur = note.currency
+            amount = min(note.credited_to_balance, left)
+            return [
+                ("Payment", f"{invoice.number} attempt {payment.number}: {_money(payment.amount, cur)}"),
+                ("Already refunded", _money(payment.amount_refunded, cur)),
+                ("Credit note total", _money(note.total, cur)),
+                ("Paid back to the customer", _money(amount, cur)),
+            ]
+
+        return _previewed(make)
+
+    def run():
+        payment_refund(
+            actor=request.user,
+            payment_id=form.cleaned_data["payment"].pk,
+            refund=RefundInput(reason=form.cleaned_data["reason"]),
+        )
+
+    return _two_step(
+        request,
+        organization,
+        action="refund",
+        title="Refund a payment",
+        form=form,
+        effect=effect,
+        run=run,
+        done="Refund made.",
     )
 
 

@@ -206,6 +206,8 @@ ROWS: dict[tuple[str, str], Row] = {
     ("adminpanel:plan_change", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
     ("adminpanel:credit_add", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
     ("adminpanel:credit_note_add", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:coupon_apply", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:refund", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
     ("adminpanel:close", "POST"): Row(ok=400, staff=ORGANIZATION_WRITERS, kind="staff_page", kwargs=ACME),
     ("adminpanel:note_add", "POST"): Row(ok=400, staff=ORGANIZATION_WRITERS, kind="staff_page", kwargs=ACME),
     ("adminpanel:invoice_pdf", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", kwargs={"pk": "open_invoice"}),
@@ -222,7 +224,19 @@ FUNCTION_VIEW_METHODS.update(
         f"adminpanel:{name}": [method]
         for method, names in (
             ("GET", ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv"]),
-            ("POST", ["subscription_add", "plan_change", "credit_add", "credit_note_add", "close", "note_add"]),
+            (
+                "POST",
+                [
+                    "subscription_add",
+                    "plan_change",
+                    "credit_add",
+                    "credit_note_add",
+                    "coupon_apply",
+                    "refund",
+                    "close",
+                    "note_add",
+                ],
+            ),
         )
         for name in names
     }

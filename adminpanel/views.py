@@ -18,7 +18,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse
@@ -37,6 +37,7 @@ from adminpanel.selectors import (
     staff_overview_get,
 )
 from billing.models import Organization
+from billing.models.organization import EXTERNAL_ID
 from billing.periods import anniversary_period_containing, calendar_period_containing
 from billing.selectors.credit import credit_balance_get
 from billing.services.coupon import coupon_redeem
@@ -72,6 +73,11 @@ def organizations(request):
 
 
 def _organization(external_id: str) -> Organization:
+    # A path that cannot be a customer ID (a NUL byte, which PostgreSQL refuses) is not found.
+    try:
+        EXTERNAL_ID(external_id)
+    except ValidationError:
+        raise Http404("No such organization.") from None
     return get_object_or_404(Organization, external_id=external_id)
 
 

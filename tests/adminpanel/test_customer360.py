@@ -239,3 +239,29 @@ def test_notes_are_kept_and_audited(acme, client_a, staff):
     staff("viewer")
     assert client_a.post(PAGE + "notes/", {"body": "x"}).status_code == 403
     assert StaffNote.objects.count() == 1
+
+
+POISON = ["\x00", "NaN", "Infinity", "1e400", "-0", "9" * 400, "٣", "x" * 5000, "\ud800"]
+
+
+def test_malformed_input_is_refused_never_a_500(acme, client_a, staff):
+    staff("owner")
+    audit_before = LogEntry.objects.count()
+    counts = [model.objects.count() for model in (CreditEntry, Subscription, CreditNote, StaffNote, Organization)]
+    actions = ["credit/", "subscriptions/", "plan-change/", "credit-notes/", "coupons/", "refunds/", "close/"]
+    fields = ["amount", "kind", "plan_version", "subscription", "invoice", "coupon", "payment", "external_id", "body"]
+    for value in POISON:
+        safe = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        for action in actions:
+            response = client_a.post(PAGE + action, dict.fromkeys(fields, safe))
+            assert response.status_code == 400, (action, value, response.status_code)
+        for path in ("/staff/organizations/", "/staff/audit/", "/staff/audit/export.csv"):
+            query = {"q": safe, "page": safe, "since": safe, "until": safe, "action": safe, "object_id": safe}
+            assert client_a.get(path, query).status_code in (200, 400), (path, value)
+    for body in ("\x00", "x" * 2001, ""):  # a note is free text, but not these
+        assert client_a.post(PAGE + "notes/", {"body": body}).status_code == 400
+    assert client_a.get("/staff/organizations/%00/").status_code == 404
+    assert [model.objects.count() for model in (CreditEntry, Subscription, CreditNote, StaffNote, Organization)] == (
+        counts
+    )
+    assert LogEntry.objects.count() == audit_before

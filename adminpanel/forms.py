@@ -53,10 +53,19 @@ class SubscriptionCreateForm(forms.Form):
     billing_mode = forms.ChoiceField(
         choices=[("calendar", "Calendar (periods start on the 1st)"), ("anniversary", "Anniversary (from the start)")]
     )
+    start_on = forms.DateField(
+        label="Starts on", help_text="At midnight in the organization's timezone; within a year of today"
+    )
 
     def __init__(self, *args, organization: Organization, **kwargs):
+        self.organization = organization
         super().__init__(*args, **kwargs)
         self.fields["plan_version"].queryset = latest_versions(organization.currency)
+        self.fields["start_on"].initial = datetime.now(ZoneInfo(organization.timezone)).date()
+
+    def start_at(self) -> datetime:
+        # A whole day, not "now": the preview's prorated first bill is then the bill the confirm makes.
+        return datetime.combine(self.cleaned_data["start_on"], time(), tzinfo=ZoneInfo(self.organization.timezone))
 
 
 class PlanChangeForm(forms.Form):

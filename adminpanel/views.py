@@ -38,8 +38,9 @@ from adminpanel.selectors import (
 )
 from billing.models import Organization
 from billing.models.organization import EXTERNAL_ID
-from billing.periods import anniversary_period_containing, calendar_period_containing
+from billing.selectors.bill import bill_get
 from billing.selectors.credit import credit_balance_get
+from billing.selectors.subscription_state import subscription_state_get
 from billing.services.coupon import coupon_redeem
 from billing.services.credit import credit_grant, credit_grant_check
 from billing.services.organization import organization_close
@@ -167,32 +168,39 @@ def subscription_add(request, external_id: str):
     organization = _organization(external_id)
     form = forms.SubscriptionCreateForm(request.POST, organization=organization)
 
-    def effect():
-        version = form.cleaned_data["plan_version"]
-        plan, now = version.plan, timezone.now()
-        if form.cleaned_data["billing_mode"] == "anniversary":
-            _, end = anniversary_period_containing(
-                anchor=now, timezone=organization.timezone, interval=plan.interval, instant=now
-            )
-        else:
-            _, end = calendar_period_containing(instant=now, timezone=organization.timezone, interval=plan.interval)
-        shown = [
-            ("Plan", f"{plan.name} ({plan.code} v{version.version})"),
-            ("Base fee", f"{_money(version.base_fee, plan.currency)} per {plan.interval}"),
-            ("First period", f"from now to {_when(end, organization)}"),
-            ("First bill", "the in-advance fee for the first period, prorated, on the next billing run"),
-        ]
-        if version.trial_days:
-            shown.append(("Trial", f"{version.trial_days} days"))
-        return shown
-
-    def run():
-        subscription_create(
+    def create():
+        return subscription_create(
             actor=request.user,
             organization=organization,
             plan_version=form.cleaned_data["plan_version"],
             billing_mode=form.cleaned_data["billing_mode"],
+            start_at=form.start_at(),
         )
+
+    def effect():
+        # The first bill as the billing run will make it (the first period's in-advance fee,
+        # prorated): the subscription is created, billed in memory, and rolled back.
+        def make():
+            subscription = create()
+            plan = subscription.plan_version.plan
+            bill = bill_get(subscription_state_get(subscription), subscription.started_at)
+            shown = [
+                ("Plan", f"{plan.name} ({plan.code} v{subscription.plan_version.version})"),
+                ("Base fee", f"{_money(subscription.plan_version.base_fee, plan.currency)} per {plan.interval}"),
+                ("Status", subscription.get_status_display()),
+                (
+                    "First period",
+                    f"{_when(subscription.started_at, organization)} to "
+                    f"{_when(subscription.current_period_end, organization)}",
+                ),
+            ]
+            if subscription.trial_end:
+                shown.append(("Trial ends", _when(subscription.trial_end, organization)))
+            shown += [(line.description, _money(line.amount.amount, line.amount.currency)) for line in bill.lines]
+            shown.append(("First bill, before tax", _money(bill.subtotal.amount, bill.subtotal.currency)))
+            return shown
+
+        return _previewed(make)
 
     return _two_step(
         request,
@@ -201,7 +209,7 @@ def subscription_add(request, external_id: str):
         title="Create a subscription",
         form=form,
         effect=effect,
-        run=run,
+        run=create,
         done="Subscription created.",
     )
 

@@ -5,7 +5,9 @@ audited; refusals write nothing."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -130,7 +132,7 @@ def test_roles_without_billing_power_are_refused(acme, client_a, staff, role):
     version = PlanVersion.objects.get(plan__code="pro")
     for path, form in [
         ("credit/", {"amount": "25.00", "kind": "promotional"}),
-        ("subscriptions/", {"plan_version": version.pk, "billing_mode": "calendar"}),
+        ("subscriptions/", {"plan_version": version.pk, "billing_mode": "calendar", "start_on": "2027-04-15"}),
         ("plan-change/", {"subscription": acme["subscription"].pk, "plan_version": version.pk}),
     ]:
         assert client_a.post(PAGE + path, form).status_code == 403
@@ -153,19 +155,25 @@ def test_create_subscription(acme, client_a, staff):
     user = staff("finance")
     other = OrganizationFactory(external_id="initech", name="Initech", currency="EUR", timezone="Europe/Berlin")
     version = PlanVersion.objects.get(plan__code="pro")
-    form = {"plan_version": version.pk, "billing_mode": "calendar"}
+    form = {"plan_version": version.pk, "billing_mode": "calendar", "start_on": "2027-04-16"}
     body = client_a.post("/staff/organizations/initech/subscriptions/", form).content.decode()
     assert effect(body) == [
         ("Plan", "Pro (pro v1)"),
         ("Base fee", "€50.00 per month"),
-        ("First period", "from now to 1 May 2027 00:00 CEST"),
-        ("First bill", "the in-advance fee for the first period, prorated, on the next billing run"),
+        ("Status", "Pending (starts at a later date)"),
+        ("First period", "16 Apr 2027 00:00 CEST to 1 May 2027 00:00 CEST"),
+        ("Pro base fee (prorated)", "€25.00"),  # 15 of April's 30 days
+        ("First bill, before tax", "€25.00"),
     ]
     assert not Subscription.objects.filter(organization=other).exists()
     response = client_a.post("/staff/organizations/initech/subscriptions/", {**form, "confirm": fingerprint(body)})
     assert response.status_code == 302
     subscription = Subscription.objects.get(organization=other)
-    assert (subscription.plan_version, subscription.status, subscription.started_at) == (version, "active", NOW)
+    assert (subscription.plan_version, subscription.status, subscription.started_at) == (
+        version,
+        "pending",
+        datetime(2027, 4, 16, tzinfo=ZoneInfo("Europe/Berlin")),
+    )
     entry = LogEntry.objects.get(
         content_type=ContentType.objects.get_for_model(Subscription), object_id=subscription.pk, action=0
     )

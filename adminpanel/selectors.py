@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from adminpanel.models import StaffNote
 from billing.models import CreditEntry, Organization, OrganizationStatus, Subscription, SubscriptionStatus
@@ -14,6 +16,9 @@ from billing.selectors.credit import credit_balance_get
 from core.money import Money
 from dunning.models import DunningAccount, DunningCase
 from invoicing.models import CreditNote, Invoice
+from metering.models import Meter
+from metering.selectors.meter import meter_list
+from metering.selectors.usage import usage_get
 from payments.models import Payment, Refund
 
 
@@ -184,3 +189,60 @@ def changes_text(entry: LogEntry) -> str:
         else:
             parts.append(f"{name}: {values}")
     return "; ".join(parts)
+
+
+# --- usage chart --------------------------------------------------------------------------------
+
+USAGE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class MeterDays:
+    meter: Meter
+    value: Decimal | None  # over the whole window
+    days: list[tuple[date, Decimal | None]]
+
+    @property
+    def chart_id(self) -> str:
+        return f"chart-{self.meter.code}"
+
+    @property
+    def chart(self) -> dict:
+        """What static/src/staff.js reads (json_script): day labels, values as decimal text."""
+        return {
+            "label": self.meter.name,
+            "labels": [day.strftime("%-d %b") for day, _ in self.days],
+            "values": [None if value is None else str(value) for _, value in self.days],
+        }
+
+
+@dataclass(frozen=True)
+class UsageWindow:
+    start: datetime
+    end: datetime  # exclusive: tomorrow's UTC midnight
+    meters: list[MeterDays]
+
+    @property
+    def first_day(self) -> date:
+        return self.start.date()
+
+    @property
+    def last_day(self) -> date:
+        return (self.end - timedelta(days=1)).date()
+
+
+def organization_usage_days(organization: Organization, *, now: datetime | None = None) -> UsageWindow:
+    """Each meter's usage by the organization per UTC day over the last USAGE_DAYS days (today
+    so far included): metering's day buckets, two statements a meter. Staff compare customers
+    across timezones, so the days are UTC's (the portal shows the customer's own local days)."""
+    now = now or timezone.now()
+    end = datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), time(), tzinfo=UTC)
+    start = end - timedelta(days=USAGE_DAYS)
+    meters = []
+    for meter in meter_list():
+        total = usage_get(meter=meter, customer=organization.external_id, start=start, end=end)
+        series = usage_get(meter=meter, customer=organization.external_id, start=start, end=end, window="day")
+        by_day = {point["start"].date(): point["value"] for point in series.series}
+        days = [(day, by_day.get(day)) for day in (start.date() + timedelta(days=n) for n in range(USAGE_DAYS))]
+        meters.append(MeterDays(meter=meter, value=total.value, days=days))
+    return UsageWindow(start=start, end=end, meters=meters)

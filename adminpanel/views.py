@@ -34,6 +34,7 @@ from adminpanel.selectors import (
     changes_text,
     organization_360_get,
     organization_search,
+    organization_usage_days,
     staff_overview_get,
 )
 from billing.models import Organization
@@ -52,7 +53,6 @@ from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
 from payments.services.refunds import RefundInput, payment_refund
 from payments.services.refunds import _full_lines as refund_full_lines
-from portal.selectors import dashboard_get
 
 SEARCH_PAGE = 25
 AUDIT_PAGE = 50
@@ -99,7 +99,7 @@ def _page_context(request, organization: Organization) -> dict:
     return {
         "organization": organization,
         "c": organization_360_get(organization),
-        "dashboard": dashboard_get(organization=organization),
+        "usage": organization_usage_days(organization),
         "section": "customers",
         **_action_forms(organization),
     }

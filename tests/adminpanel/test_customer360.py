@@ -84,7 +84,12 @@ def test_organization_page_shows_the_customer(acme, client_a, staff):
     assert f'<td class="num">€{invoice.total:.2f}</td>' in body
     assert "Balance: <strong data-credit-balance>€0.00</strong>" in body
     assert "<p data-dunning>Never in dunning.</p>" in body
-    assert 'data-chart="chart-' in body and "src/staff.js" in body
+    assert "UTC days, 17 Mar 2027 \u2013 15 Apr 2027 (today so far)" in body
+    assert '<strong data-meter-total="calls">140</strong>' in body  # the scenario's calls so far
+    assert '<tr><td>Thu 1 Apr</td><td class="num">5</td></tr>' in body
+    assert '<tr><td>Thu 15 Apr</td><td class="num">5</td></tr>' in body
+    assert "Tue 16 Mar" not in body and '<tr><td>Wed 17 Mar</td><td class="num">0</td></tr>' in body
+    assert 'data-chart="chart-calls"' in body and "src/staff.js" in body
     assert "No notes." in body
     assert "{&quot;" not in body and '{"event"' not in body  # no raw JSON
     # the audit trail: the organization's creation without auditlog's reverse-relation noise

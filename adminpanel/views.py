@@ -180,11 +180,16 @@ def subscription_add(request, external_id: str):
     def effect():
         # The first bill as the billing run will make it (the first period's in-advance fee,
         # prorated): the subscription is created, billed in memory, and rolled back.
+        # The live subscriptions are part of what is shown, so a second POST of the same confirm
+        # (a double click) finds the effect changed and shows it again instead of subscribing twice.
+        live = organization.subscriptions.filter(status__in=forms.LIVE).count()
+
         def make():
             subscription = create()
             plan = subscription.plan_version.plan
             bill = bill_get(subscription_state_get(subscription), subscription.started_at)
             shown = [
+                ("Live subscriptions before", str(live)),
                 ("Plan", f"{plan.name} ({plan.code} v{subscription.plan_version.version})"),
                 ("Base fee", f"{_money(subscription.plan_version.base_fee, plan.currency)} per {plan.interval}"),
                 ("Status", subscription.get_status_display()),

@@ -108,6 +108,8 @@ def test_grant_credit_previews_then_grants(acme, client_a, staff):
     assert writes(CreditEntry) == 0
     response = client_a.post(PAGE + "credit/", {**form, "confirm": fingerprint(body)})
     assert response.status_code == 302 and response["Location"] == PAGE
+    again = client_a.post(PAGE + "credit/", {**form, "confirm": fingerprint(body)})  # a double click
+    assert again.status_code == 200 and ("Balance", "€25.00 → €50.00") in effect(again.content.decode())
     grant = CreditEntry.objects.get()
     assert (grant.amount, grant.currency, grant.kind, grant.description, grant.created_by) == (
         Decimal("25.0000"),
@@ -163,6 +165,7 @@ def test_create_subscription(acme, client_a, staff):
     form = {"plan_version": version.pk, "billing_mode": "calendar", "start_on": "2027-04-16"}
     body = client_a.post("/staff/organizations/initech/subscriptions/", form).content.decode()
     assert effect(body) == [
+        ("Live subscriptions before", "0"),
         ("Plan", "Pro (pro v1)"),
         ("Base fee", "€50.00 per month"),
         ("Status", "Pending (starts at a later date)"),
@@ -173,6 +176,10 @@ def test_create_subscription(acme, client_a, staff):
     assert not Subscription.objects.filter(organization=other).exists()
     response = client_a.post("/staff/organizations/initech/subscriptions/", {**form, "confirm": fingerprint(body)})
     assert response.status_code == 302
+    # the same confirm again (a double click) shows the changed effect and subscribes nobody
+    again = client_a.post("/staff/organizations/initech/subscriptions/", {**form, "confirm": fingerprint(body)})
+    assert again.status_code == 200 and "The effect changed since it was shown" in again.content.decode()
+    assert ("Live subscriptions before", "1") in effect(again.content.decode())
     subscription = Subscription.objects.get(organization=other)
     assert (subscription.plan_version, subscription.status, subscription.started_at) == (
         version,

@@ -4,3 +4,19 @@ from adminpanel import views
 
 app_name = "adminpanel"
 urlpatterns = [path("", views.home, name="home")]
+# Customer 360 and the audit log (issue 14 items 1 and 7).
+urlpatterns += [
+    path("organizations/", views.organizations, name="organizations"),
+    path("organizations/<str:external_id>/", views.organization, name="organization"),
+    path("organizations/<str:external_id>/subscriptions/", views.subscription_add, name="subscription_add"),
+    path("organizations/<str:external_id>/plan-change/", views.plan_change, name="plan_change"),
+    path("organizations/<str:external_id>/credit/", views.credit_add, name="credit_add"),
+    path("organizations/<str:external_id>/credit-notes/", views.credit_note_add, name="credit_note_add"),
+    path("organizations/<str:external_id>/coupons/", views.coupon_apply, name="coupon_apply"),
+    path("organizations/<str:external_id>/refunds/", views.refund, name="refund"),
+    path("organizations/<str:external_id>/close/", views.close, name="close"),
+    path("organizations/<str:external_id>/notes/", views.note_add, name="note_add"),
+    path("invoices/<int:pk>/pdf/", views.invoice_pdf, name="invoice_pdf"),
+    path("audit/", views.audit_log, name="audit_log"),
+    path("audit/export.csv", views.audit_log_csv, name="audit_log_csv"),
+]

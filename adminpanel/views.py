@@ -1,8 +1,550 @@
-from django.shortcuts import render
+"""The staff pages (issue 14): the overview, customer 360 (search, one page per organization and
+its actions) and the audit log.
 
-from adminpanel.selectors import staff_overview_get
+accounts.middleware.StaffAccessMiddleware admits only staff who passed their second factor; each
+action then asks the staff role for the Django permission of what it changes (accounts.backends)
+and runs through the domain services, which lock, validate and audit with the signed-in user as
+actor. Every action is two POSTs: the first shows its money effect (a plan change's bill from
+billing's preview, a credit note's figures, a grant's new balance) and a fingerprint of it; the
+second, carrying that fingerprint, does it. If the effect changed in between (a price, a payment),
+it is shown again instead of being done."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.audit import audit_actor, audit_event
+from adminpanel import forms
+from adminpanel.models import StaffNote
+from adminpanel.selectors import (
+    audit_entries_list,
+    changes_text,
+    organization_360_get,
+    organization_search,
+    organization_usage_days,
+    staff_overview_get,
+)
+from billing.models import Organization
+from billing.models.organization import EXTERNAL_ID
+from billing.selectors.bill import bill_get
+from billing.selectors.credit import credit_balance_get
+from billing.selectors.subscription_state import subscription_state_get
+from billing.services.coupon import coupon_redeem
+from billing.services.credit import credit_grant, credit_grant_check
+from billing.services.organization import organization_close
+from billing.services.subscription import subscription_change_plan, subscription_create
+from billing.templatetags.money import money
+from core.errors import DomainError
+from core.money import Money
+from invoicing.models import Invoice, InvoiceStatus
+from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
+from payments.services.refunds import RefundInput, payment_refund
+from payments.services.refunds import _full_lines as refund_full_lines
+
+SEARCH_PAGE = 25
+AUDIT_PAGE = 50
 
 
+@require_GET
 def home(request):
-    # accounts.middleware.StaffAccessMiddleware admits only staff who passed their second factor.
-    return render(request, "adminpanel/home.html", {"overview": staff_overview_get()})
+    return render(request, "adminpanel/home.html", {"overview": staff_overview_get(), "section": "home"})
+
+
+@require_GET
+def organizations(request):
+    form = forms.SearchForm(request.GET)
+    query = form.cleaned_data["q"] if form.is_valid() else ""
+    page = Paginator(organization_search(query), SEARCH_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request, "adminpanel/organizations.html", {"form": form, "page": page, "q": query, "section": "customers"}
+    )
+
+
+def _organization(external_id: str) -> Organization:
+    # A path that cannot be a customer ID (a NUL byte, which PostgreSQL refuses) is not found.
+    try:
+        EXTERNAL_ID(external_id)
+    except ValidationError:
+        raise Http404("No such organization.") from None
+    return get_object_or_404(Organization, external_id=external_id)
+
+
+def _action_forms(organization: Organization) -> dict:
+    return {
+        "subscription_form": forms.SubscriptionCreateForm(organization=organization),
+        "change_form": forms.PlanChangeForm(organization=organization),
+        "credit_form": forms.CreditGrantForm(organization=organization),
+        "credit_note_form": forms.CreditNoteForm(organization=organization),
+        "coupon_form": forms.CouponForm(organization=organization),
+        "refund_form": forms.RefundForm(organization=organization),
+        "close_form": forms.CloseForm(organization=organization),
+        "note_form": forms.NoteForm(),
+    }
+
+
+def _page_context(request, organization: Organization) -> dict:
+    return {
+        "organization": organization,
+        "c": organization_360_get(organization),
+        "usage": organization_usage_days(organization),
+        "section": "customers",
+        **_action_forms(organization),
+    }
+
+
+@require_GET
+def organization(request, external_id: str):
+    return render(request, "adminpanel/organization.html", _page_context(request, _organization(external_id)))
+
+
+def _allowed(request, perm: str) -> None:
+    if not request.user.has_perm(perm):
+        raise PermissionDenied("Your staff role may not do this.")
+
+
+def _fingerprint(action: str, form, effect: list[tuple[str, str]]) -> str:
+    shown = repr([action, sorted((k, str(v)) for k, v in form.cleaned_data.items()), effect])
+    return hashlib.sha256(shown.encode()).hexdigest()
+
+
+def _refused(request, organization: Organization, title: str, form, message: str = ""):
+    """The action's form again with what is wrong (400): nothing was written."""
+    context = {"organization": organization, "title": title, "form": form, "error": message, "section": "customers"}
+    return render(request, "adminpanel/action_refused.html", context, status=400)
+
+
+def _two_step(request, organization: Organization, *, action: str, title: str, form, effect, run, done: str):
+    """Show `effect()` (label, value) pairs with a confirm button; do `run()` when the POST carries
+    the fingerprint of exactly what was shown."""
+    if not form.is_valid():
+        return _refused(request, organization, title, form)
+    try:
+        shown = effect()
+        fingerprint = _fingerprint(action, form, shown)
+        confirm = request.POST.get("confirm", "")
+        if confirm == fingerprint:
+            run()
+            messages.success(request, done)
+            return redirect("adminpanel:organization", external_id=organization.external_id)
+    except DomainError as exc:
+        return _refused(request, organization, title, form, exc.message)
+    context = {
+        "organization": organization,
+        "title": title,
+        "form": form,
+        "effect": shown,
+        "fingerprint": fingerprint,
+        "changed": bool(confirm),
+        "section": "customers",
+    }
+    return render(request, "adminpanel/confirm.html", context)
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    return money(amount, currency)
+
+
+def _when(instant: datetime, organization: Organization) -> str:
+    """An instant as the organization reads it, with its zone's abbreviation."""
+    return instant.astimezone(ZoneInfo(organization.timezone)).strftime("%-d %b %Y %H:%M %Z")
+
+
+@require_POST
+def subscription_add(request, external_id: str):
+    _allowed(request, "billing.add_subscription")
+    organization = _organization(external_id)
+    form = forms.SubscriptionCreateForm(request.POST, organization=organization)
+
+    def create():
+        return subscription_create(
+            actor=request.user,
+            organization=organization,
+            plan_version=form.cleaned_data["plan_version"],
+            billing_mode=form.cleaned_data["billing_mode"],
+            start_at=form.start_at(),
+        )
+
+    def effect():
+        # The first bill as the billing run will make it (the first period's in-advance fee,
+        # prorated): the subscription is created, billed in memory, and rolled back.
+        # The live subscriptions are part of what is shown, so a second POST of the same confirm
+        # (a double click) finds the effect changed and shows it again instead of subscribing twice.
+        live = organization.subscriptions.filter(status__in=forms.LIVE).count()
+
+        def make():
+            subscription = create()
+            plan = subscription.plan_version.plan
+            bill = bill_get(subscription_state_get(subscription), subscription.started_at)
+            shown = [
+                ("Live subscriptions before", str(live)),
+                ("Plan", f"{plan.name} ({plan.code} v{subscription.plan_version.version})"),
+                ("Base fee", f"{_money(subscription.plan_version.base_fee, plan.currency)} per {plan.interval}"),
+                ("Status", subscription.get_status_display()),
+                (
+                    "First period",
+                    f"{_when(subscription.started_at, organization)} to "
+                    f"{_when(subscription.current_period_end, organization)}",
+                ),
+            ]
+            if subscription.trial_end:
+                shown.append(("Trial ends", _when(subscription.trial_end, organization)))
+            shown += [(line.description, _money(line.amount.amount, line.amount.currency)) for line in bill.lines]
+            shown.append(("First bill, before tax", _money(bill.subtotal.amount, bill.subtotal.currency)))
+            return shown
+
+        return _previewed(make)
+
+    return _two_step(
+        request,
+        organization,
+        action="subscribe",
+        title="Create a subscription",
+        form=form,
+        effect=effect,
+        run=create,
+        done="Subscription created.",
+    )
+
+
+@require_POST
+def plan_change(request, external_id: str):
+    _allowed(request, "billing.change_subscription")
+    organization = _organization(external_id)
+    form = forms.PlanChangeForm(request.POST, organization=organization)
+
+    def change(preview: bool):
+        return subscription_change_plan(
+            actor=request.user,
+            subscription=form.cleaned_data["subscription"],
+            plan_version=form.cleaned_data["plan_version"],
+            timing=form.cleaned_data["timing"] or None,
+            preview=preview,
+        )
+
+    def effect():
+        preview = change(True)
+        shown = [
+            ("Change", f"{preview.kind} to {form.cleaned_data['plan_version'].plan.name}"),
+            ("Effective", _when(preview.effective_at, organization)),
+        ]
+        shown += [(line.description, _money(line.amount.amount, line.amount.currency)) for line in preview.bill.lines]
+        subtotal = preview.bill.subtotal
+        shown.append(("Bill at the change, before tax", _money(subtotal.amount, subtotal.currency)))
+        return shown
+
+    return _two_step(
+        request,
+        organization,
+        action="change",
+        title="Change plan",
+        form=form,
+        effect=effect,
+        run=lambda: change(False),
+        done="Plan changed.",
+    )
+
+
+@require_POST
+def credit_add(request, external_id: str):
+    _allowed(request, "billing.add_creditentry")
+    organization = _organization(external_id)
+    form = forms.CreditGrantForm(request.POST, organization=organization)
+
+    def effect():
+        amount, expires_at = form.cleaned_data["amount"], form.expires_at()
+        credit_grant_check(
+            organization=organization,
+            amount=amount,
+            currency=organization.currency,
+            kind=form.cleaned_data["kind"],
+            expires_at=expires_at,
+            at=timezone.now(),
+        )
+        balance = credit_balance_get(organization=organization)
+        after = balance + Money(amount, organization.currency)
+        return [
+            ("Credit granted", _money(amount, organization.currency)),
+            ("Balance", f"{_money(balance.amount, balance.currency)} → {_money(after.amount, after.currency)}"),
+            ("Expires", _when(expires_at, organization) if expires_at else "never"),
+        ]
+
+    def run():
+        credit_grant(
+            actor=request.user,
+            organization=organization,
+            amount=form.cleaned_data["amount"],
+            currency=organization.currency,
+            kind=form.cleaned_data["kind"],
+            expires_at=form.expires_at(),
+            description=form.cleaned_data["description"],
+        )
+
+    return _two_step(
+        request,
+        organization,
+        action="credit",
+        title="Grant credit",
+        form=form,
+        effect=effect,
+        run=run,
+        done="Credit granted.",
+    )
+
+
+class _Rollback(Exception):
+    pass
+
+
+@require_POST
+def credit_note_add(request, external_id: str):
+    _allowed(request, "invoicing.add_creditnote")
+    organization = _organization(external_id)
+    form = forms.CreditNoteForm(request.POST, organization=organization)
+
+    def lines(invoice: Invoice) -> list[CreditNoteLineInput]:
+        """The amount against the invoice's first creditable line (the form credits one sum)."""
+        line = invoice.lines.exclude(kind="discount").order_by("position").first()
+        if line is None:
+            raise DomainError("The invoice has no line to credit.", code="lines_required")
+        return [CreditNoteLineInput(invoice_line_id=line.pk, amount=form.cleaned_data["amount"])]
+
+    def create():
+        invoice = form.cleaned_data["invoice"]
+        return credit_note_create(
+            actor=request.user, invoice=invoice, reason=form.cleaned_data["reason"], lines=lines(invoice)
+        )
+
+    def effect():
+        # The note's tax and where its money goes are the service's to compute.
+        def make():
+            note = create()
+            cur = note.currency
+            return [
+                ("Invoice", str(form.cleaned_data["invoice"].number)),
+                ("Net", _money(note.subtotal, cur)),
+                ("Tax", _money(note.tax_total, cur)),
+                ("Total", _money(note.total, cur)),
+                ("Lowers the amount due by", _money(note.applied_to_invoice, cur)),
+                ("Credited to the balance", _money(note.credited_to_balance, cur)),
+            ]
+
+        return _previewed(make)
+
+    return _two_step(
+        request,
+        organization,
+        action="credit_note",
+        title="Issue a credit note",
+        form=form,
+        effect=effect,
+        run=create,
+        done="Credit note issued.",
+    )
+
+
+def _previewed(make):
+    """What `make()` writes, read back inside a transaction that is then rolled back (its audit
+    rows and outbox messages with it): the services' own computation of a money effect, for
+    services that have no preview mode of their own."""
+    shown = []
+    try:
+        with transaction.atomic():
+            shown = make()
+            raise _Rollback
+    except _Rollback:
+        pass
+    return shown
+
+
+@require_POST
+def coupon_apply(request, external_id: str):
+    _allowed(request, "billing.add_couponredemption")
+    organization = _organization(external_id)
+    form = forms.CouponForm(request.POST, organization=organization)
+
+    def redeem():
+        return coupon_redeem(actor=request.user, coupon=form.cleaned_data["coupon"], organization=organization)
+
+    def effect():
+        def make():
+            redemption = redeem()
+            coupon = redemption.coupon
+            if coupon.discount_type == "percentage":
+                off = f"{coupon.percent_off.normalize():f} % off"
+            else:
+                off = f"{_money(coupon.amount_off, coupon.currency)} off"
+            until = _when(redemption.covers_until, organization) if redemption.covers_until else "it is removed"
+            return [
+                ("Coupon", f"{coupon.name} ({coupon.code})"),
+                ("Discount", f"{off} {coupon.get_applies_to_display().lower()}"),
+                ("Subscription", str(redemption.subscription)),
+                ("Covers", f"from {_when(redemption.covers_from, organization)} until {until}"),
+            ]
+
+        return _previewed(make)
+
+    return _two_step(
+        request,
+        organization,
+        action="coupon",
+        title="Apply a coupon",
+        form=form,
+        effect=effect,
+        run=redeem,
+        done="Coupon applied.",
+    )
+
+
+@require_POST
+def refund(request, external_id: str):
+    _allowed(request, "payments.add_refund")
+    organization = _organization(external_id)
+    form = forms.RefundForm(request.POST, organization=organization)
+
+    def effect():
+        payment = form.cleaned_data["payment"]
+        invoice = payment.invoice
+        if invoice.status != InvoiceStatus.PAID:
+            raise DomainError(f"{invoice} is {invoice.status}: refunds are of paid invoices.", code="invoice_not_paid")
+        left = payment.amount - payment.amount_refunded
+        if left <= 0:
+            raise DomainError(f"Payment {payment.pk} is refunded in full.", code="amount_exceeds_refundable")
+
+        def make():
+            # the note the refund makes: everything still creditable, as payment_refund writes it
+            note = credit_note_create(
+                actor=request.user,
+                invoice=invoice,
+                reason=form.cleaned_data["reason"],
+                lines=refund_full_lines(invoice),
+            )
+            cur = note.currency
+            amount = min(note.credited_to_balance, left)
+            return [
+                ("Payment", f"{invoice.number} attempt {payment.number}: {_money(payment.amount, cur)}"),
+                ("Already refunded", _money(payment.amount_refunded, cur)),
+                ("Credit note total", _money(note.total, cur)),
+                ("Paid back to the customer", _money(amount, cur)),
+            ]
+
+        return _previewed(make)
+
+    def run():
+        payment_refund(
+            actor=request.user,
+            payment_id=form.cleaned_data["payment"].pk,
+            refund=RefundInput(reason=form.cleaned_data["reason"]),
+        )
+
+    return _two_step(
+        request,
+        organization,
+        action="refund",
+        title="Refund a payment",
+        form=form,
+        effect=effect,
+        run=run,
+        done="Refund made.",
+    )
+
+
+@require_POST
+def close(request, external_id: str):
+    _allowed(request, "billing.delete_organization")
+    organization = _organization(external_id)
+    form = forms.CloseForm(request.POST, organization=organization)
+
+    def effect():
+        if organization.status == "closed":
+            raise DomainError("The organization is closed already.", code="organization_closed")
+        live = organization.subscriptions.filter(status__in=forms.LIVE).count()
+        return [
+            ("Organization", f"{organization.name} ({organization.external_id})"),
+            ("Live subscriptions ended now", str(live)),
+            ("Money", "each ended subscription's final bill credits its unused in-advance fee"),
+        ]
+
+    return _two_step(
+        request,
+        organization,
+        action="close",
+        title="Close the organization",
+        form=form,
+        effect=effect,
+        run=lambda: organization_close(actor=request.user, organization=organization),
+        done="Organization closed.",
+    )
+
+
+@require_POST
+def note_add(request, external_id: str):
+    _allowed(request, "billing.change_organization")
+    organization = _organization(external_id)
+    form = forms.NoteForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, organization, "Add a note", form)
+    with audit_actor(request.user), transaction.atomic():
+        note = StaffNote.objects.create(organization=organization, author=request.user, body=form.cleaned_data["body"])
+        audit_event(organization, event="staff_note.added", note=note.pk)
+    messages.success(request, "Note added.")
+    return redirect("adminpanel:organization", external_id=organization.external_id)
+
+
+@require_GET
+def invoice_pdf(request, pk: int):
+    invoice = get_object_or_404(Invoice, pk=pk)
+    if not invoice.pdf:
+        raise Http404("No PDF stored for this invoice yet.")
+    return FileResponse(invoice.pdf.open("rb"), content_type="application/pdf", filename=f"{invoice.number}.pdf")
+
+
+@require_GET
+def audit_log(request):
+    form = forms.AuditFilterForm(request.GET)
+    entries = audit_entries_list(form.filter()) if form.is_valid() else audit_entries_list(forms.AuditFilter())
+    page = Paginator(entries, AUDIT_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "query": query.urlencode(), "section": "audit"}
+    return render(request, "adminpanel/audit_log.html", context, status=200 if form.is_valid() else 400)
+
+
+CSV_COLUMNS = ["timestamp_utc", "actor", "action", "object_type", "object_id", "object", "changes", "remote_addr"]
+
+
+@require_GET
+def audit_log_csv(request):
+    form = forms.AuditFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponse("Invalid filter: " + "; ".join(form.errors), status=400, content_type="text/plain")
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
+    writer = csv.writer(response)
+    writer.writerow(CSV_COLUMNS)
+    for entry in audit_entries_list(form.filter()).iterator(chunk_size=2000):
+        writer.writerow(
+            [
+                entry.timestamp.astimezone(UTC).isoformat(),
+                entry.actor_email or (entry.actor.email if entry.actor else "system"),
+                entry.get_action_display(),
+                f"{entry.content_type.app_label}.{entry.content_type.model}",
+                entry.object_pk,
+                entry.object_repr,
+                changes_text(entry),
+                entry.remote_addr or "",
+            ]
+        )
+    return response

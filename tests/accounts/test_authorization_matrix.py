@@ -202,12 +202,49 @@ ROWS: dict[tuple[str, str], Row] = {
     # staff pages: a browser session of a staff role that passed the second factor
     ("admin:index", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
     ("adminpanel:home", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
+    # customer 360 and the audit log: every role reads; actions need the role's permission (a JSON
+    # body is no form: refused after the check, 400, nothing written)
+    ("adminpanel:organizations", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", query="q=acme"),
+    ("adminpanel:organization", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", kwargs=ACME),
+    ("adminpanel:subscription_add", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:plan_change", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:credit_add", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:credit_note_add", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:coupon_apply", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:refund", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:close", "POST"): Row(ok=400, staff=ORGANIZATION_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:note_add", "POST"): Row(ok=400, staff=ORGANIZATION_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:invoice_pdf", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", kwargs={"pk": "open_invoice"}),
+    ("adminpanel:audit_log", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", query="action=1"),
+    ("adminpanel:audit_log_csv", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", query="object_id=1"),
     # live usage: a member's browser session, for their own organization
     ("ws:usage", "CONNECT"): Row(ok=0, members=True, kind="websocket"),
 }
 
 # Views that are plain functions declare no methods DRF or Django could list: named here.
 FUNCTION_VIEW_METHODS = {"events-ingest": ["POST"], "admin:index": ["GET"], "adminpanel:home": ["GET"]}
+FUNCTION_VIEW_METHODS.update(
+    {
+        f"adminpanel:{name}": [method]
+        for method, names in (
+            ("GET", ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv"]),
+            (
+                "POST",
+                [
+                    "subscription_add",
+                    "plan_change",
+                    "credit_add",
+                    "credit_note_add",
+                    "coupon_apply",
+                    "refund",
+                    "close",
+                    "note_add",
+                ],
+            ),
+        )
+        for name in names
+    }
+)
 
 
 def _patterns(patterns, prefix: str = "", namespace: str | None = None):

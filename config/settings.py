@@ -189,6 +189,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "core-outbox-sweep": {"task": "core.outbox_sweep", "schedule": 60.0},
     # Dunning's retries, reminders and stages (dunning.tasks).
     "dunning-run": {"task": "dunning.run", "schedule": 3600.0},
+    # Today's and yesterday's revenue analytics snapshots (adminpanel.tasks).
+    "adminpanel-analytics-snapshot": {"task": "adminpanel.analytics_snapshot", "schedule": 3600.0},
 }
 
 # ---------------------------------------------------------------------------------------------

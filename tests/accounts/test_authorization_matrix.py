@@ -198,6 +198,7 @@ ROWS: dict[tuple[str, str], Row] = {
     # staff pages: a browser session of a staff role that passed the second factor
     ("admin:index", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
     ("adminpanel:home", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
+    ("adminpanel:analytics", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
     # live usage: a member's browser session, for their own organization
     ("ws:usage", "CONNECT"): Row(ok=0, members=True, kind="websocket"),
 }

@@ -3,22 +3,27 @@ from __future__ import annotations
 from datetime import date
 
 from django.shortcuts import render
+from django.views import View
 
 from adminpanel.analytics_report import revenue_report_get
 
 
-def analytics(request):
-    # accounts.middleware.StaffAccessMiddleware admits only staff who passed their second factor.
-    raw = request.GET.get("as_of", "")
-    day = None
-    if raw:
-        try:
-            day = date.fromisoformat(raw)
-        except ValueError:
-            context = {"error": f"“{raw[:40]}” is not a date: use YYYY-MM-DD.", "as_of": ""}
-            return render(request, "adminpanel/analytics.html", context, status=400)
-    report = revenue_report_get(day=day, currency=request.GET.get("currency") or None)
-    return render(request, "adminpanel/analytics.html", {"report": report, "as_of": raw, "charts": _charts(report)})
+class AnalyticsView(View):
+    """GET only: the page reads snapshots and changes nothing."""
+
+    def get(self, request):
+        # accounts.middleware.StaffAccessMiddleware admits only staff who passed their second factor.
+        raw = request.GET.get("as_of", "")
+        day = None
+        if raw:
+            try:
+                day = date.fromisoformat(raw)
+            except ValueError:
+                context = {"error": f"“{raw[:40]}” is not a date: use YYYY-MM-DD.", "as_of": ""}
+                return render(request, "adminpanel/analytics.html", context, status=400)
+        report = revenue_report_get(day=day, currency=request.GET.get("currency") or None)
+        context = {"report": report, "as_of": raw, "charts": _charts(report)}
+        return render(request, "adminpanel/analytics.html", context)
 
 
 def _charts(report) -> dict:

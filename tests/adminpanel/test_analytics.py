@@ -317,3 +317,19 @@ def test_page_refuses_a_malformed_day_and_says_when_there_is_no_snapshot(in_a, c
     response = client_a.get("/staff/analytics/")
     assert response.status_code == 200
     assert "No snapshot yet" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_backfill_command_writes_each_day_and_refuses_a_bad_range(world, tenant_a):
+    from django.core.management import CommandError, call_command
+
+    call_command("analytics_backfill", "--tenant", tenant_a.slug, "--from", "2026-06-13", "--to", "2026-06-15")
+    days = RevenueSnapshot.objects.values_list("day", "currency").order_by("day", "currency")
+    assert list(days) == [(date(2026, 6, d), c) for d in (13, 14, 15) for c in ("EUR", "USD")]
+    assert (
+        RevenueSnapshot.objects.get(day=date(2026, 6, 13), currency="USD").figures["mrr"] == "550.00"
+    )  # C ends the 12th
+    for bad in (["--from", "2026-06-16", "--to", "2026-06-15"], ["--from", "16 June"]):
+        with pytest.raises(CommandError):
+            call_command("analytics_backfill", "--tenant", tenant_a.slug, *bad)
+    assert RevenueSnapshot.objects.count() == 6

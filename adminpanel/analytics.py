@@ -41,7 +41,6 @@ from core.money import round_fraction
 # months of each plan interval (billing.models.PlanInterval)
 INTERVAL_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 USAGE_KINDS = ("usage", "charge_minimum", "correction")
-ISSUED_STATUSES = ("open", "paid", "uncollectible")
 AGING_BUCKETS = ("current", "0-30", "31-60", "61-90", "90+")
 COHORT_MONTHS = 12  # cohorts shown, and months followed for each
 CHURN_AVERAGE_MONTHS = 6  # ChartMogul's LTV: trailing six months, the current one excluded

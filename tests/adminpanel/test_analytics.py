@@ -333,3 +333,16 @@ def test_backfill_command_writes_each_day_and_refuses_a_bad_range(world, tenant_
         with pytest.raises(CommandError):
             call_command("analytics_backfill", "--tenant", tenant_a.slug, *bad)
     assert RevenueSnapshot.objects.count() == 6
+
+
+def test_beat_keeps_today_and_yesterday_in_every_tenant(world, settings):
+    import time_machine
+
+    from adminpanel.tasks import analytics_snapshot
+
+    entry = settings.CELERY_BEAT_SCHEDULE["adminpanel-analytics-snapshot"]
+    assert entry == {"task": "adminpanel.analytics_snapshot", "schedule": 3600.0}
+    with time_machine.travel(t(2026, 6, 16, 9, 30), tick=False):
+        assert analytics_snapshot() == {"rows": 4}
+    rows = RevenueSnapshot.objects.filter(currency="USD").order_by("day")
+    assert [(r.day, r.figures["mrr"]) for r in rows] == [(date(2026, 6, 15), "550.00"), (date(2026, 6, 16), "550.00")]

@@ -346,3 +346,21 @@ def test_beat_keeps_today_and_yesterday_in_every_tenant(world, settings):
         assert analytics_snapshot() == {"rows": 4}
     rows = RevenueSnapshot.objects.filter(currency="USD").order_by("day")
     assert [(r.day, r.figures["mrr"]) for r in rows] == [(date(2026, 6, 15), "550.00"), (date(2026, 6, 16), "550.00")]
+
+
+def test_the_page_reads_snapshots_in_one_query_whatever_the_customers(world, django_assert_num_queries):
+    from adminpanel.analytics_report import revenue_report_get
+
+    for day in (date(2026, 3, 31), date(2026, 5, 31), date(2026, 6, 15)):
+        revenue_snapshot_take(day=day)
+    # django-tenants sets the search_path before each query; one query: the day and the month ends before it
+    with django_assert_num_queries(2):
+        report = revenue_report_get(day=date(2026, 6, 15), currency="USD")
+    assert [(p.month, p.figures["mrr"]) for p in report.trend] == [
+        ("2026-03", "450.00"),
+        ("2026-05", "450.00"),
+        ("2026-06", "550.00"),
+    ]
+    with django_assert_num_queries(4):  # no day: the latest day first
+        report = revenue_report_get(day=None, currency="GBP")
+    assert (report.day, report.currency, report.currencies) == (date(2026, 6, 15), "EUR", ["EUR", "USD"])

@@ -85,3 +85,7 @@ bench-webhooks: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 
 bench-payments: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/payments.py
+
+.PHONY: bench-staff
+bench-staff: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
+	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/staff.py

@@ -8,7 +8,9 @@ user who passed the second factor (the real allauth flow) asks for the page at r
 currencies, and for the staff home page as the baseline of the same run.
 
 Prints one line per page and, last, a JSON line: `pages` (page → p95 ms), `max_p95_ms`,
-`target_ms` (500), `requests` per page and the dataset's size.
+`target_ms` (500), `requests` per page, the dataset's size, and `snapshot_compute_s_per_day`: what
+computing one day's snapshot costs for that many organizations (in memory, see
+`compute_seconds_per_day`), i.e. beat's hourly work per tenant and a backfill's per day.
 
     make bench-staff
     BENCH_STAFF_DAYS=365 BENCH_STAFF_ORGS=10000 BENCH_STAFF_REQUESTS=200 make bench-staff
@@ -22,7 +24,8 @@ import random
 import statistics
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,6 +145,41 @@ def seed(today: date) -> str:
     return tenant.get_primary_domain().domain
 
 
+def compute_seconds_per_day(today: date, days: int = 10) -> float:
+    """What beat pays per day and tenant: `revenue_figures` on in-memory data of ORGS organizations
+    (a year of monthly invoices each, 90 % paid, one payment each, a usage line each; 30 % churn
+    within 30 to 500 days), so the figure is the computation's, without the five load queries."""
+    from adminpanel.analytics import InvoiceRow, PaymentRow, PhaseRow, RevenueData, month_start, revenue_figures
+
+    rng = random.Random(7)
+    data = RevenueData()
+    start = datetime.combine(today - timedelta(days=365), datetime.min.time(), tzinfo=UTC)
+    currencies = [c for c, share in SHARES.items() for _ in range(share)]
+    for org in range(ORGS):
+        currency = rng.choice(currencies)
+        begins = start + timedelta(days=rng.randrange(365))
+        ends = begins + timedelta(days=rng.randrange(30, 500)) if rng.random() < 0.3 else None
+        data.phases.append(PhaseRow(org, currency, Decimal(FEES[currency] * 12), begins, ends))
+        for m in range(12):
+            issued = start + timedelta(days=30 * m + 1)
+            if issued < begins:
+                continue
+            pk, total = org * 100 + m, Decimal("120.00")
+            paid = issued + timedelta(days=3) if rng.random() < 0.9 else None
+            data.invoices.append(
+                InvoiceRow(pk, currency, total, total, issued, issued + timedelta(days=14), paid, None)
+            )
+            status = "succeeded" if paid else "failed"
+            data.payments.append(PaymentRow(pk, currency, total, status, issued, paid))
+            data.usage_lines.append(
+                (currency, month_start(issued - timedelta(days=30)), Decimal("20.00"), issued, None)
+            )
+    started = time.perf_counter()
+    for k in range(days):
+        revenue_figures(day=today - timedelta(days=k), data=data)
+    return (time.perf_counter() - started) / days
+
+
 def p95(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=20, method="inclusive")[18]
 
@@ -159,7 +197,7 @@ def main() -> None:
 
     tenant = Tenant.objects.get(slug=SLUG)
     with schema_context(tenant.schema_name):
-        user = UserFactory(staff_role="viewer")
+        user = UserFactory(staff_role="viewer", email=f"staff-{time.time_ns()}@bench.example")  # one per run
         secret = totp_enable(user)
     client = Client(HTTP_HOST=domain)
     staff_login(client, email=user.email, totp_secret=secret)
@@ -185,6 +223,8 @@ def main() -> None:
             assert response.status_code == 200, (target, response.status_code)
         results[name] = round(p95(samples), 1)
         log(f"{name}: p95 {results[name]} ms, median {statistics.median(samples):.1f} ms over {REQUESTS} requests")
+    per_day = compute_seconds_per_day(today)
+    log(f"snapshot computation: {per_day:.2f} s per day of {ORGS} organizations")
     print(
         json.dumps(
             {
@@ -195,6 +235,7 @@ def main() -> None:
                 "organizations": ORGS,
                 "days": DAYS,
                 "snapshot_rows": DAYS * len(SHARES),
+                "snapshot_compute_s_per_day": round(per_day, 2),
             }
         ),
         flush=True,

@@ -128,12 +128,11 @@ def revenue_data_load() -> RevenueData:
         if end is not None and end <= start:
             continue
         data.phases.append(PhaseRow(org, currency, fee * (12 // INTERVAL_MONTHS[interval]), start, end))
-    for row in Invoice.objects.filter(issued_at__isnull=False).values_list(
-        "id", "currency", "total", "credits_applied", "issued_at", "due_at", "paid_at", "voided_at", "status"
+    for pk, currency, total, credits, issued, due, paid, voided in (
+        Invoice.objects.filter(issued_at__isnull=False)
+        .exclude(status="draft")
+        .values_list("id", "currency", "total", "credits_applied", "issued_at", "due_at", "paid_at", "voided_at")
     ):
-        pk, currency, total, credits, issued, due, paid, voided, status = row
-        if status == "draft":
-            continue
         data.invoices.append(InvoiceRow(pk, currency, total, total - credits, issued, due, paid, voided))
     data.payments = [
         PaymentRow(*row)
@@ -332,7 +331,13 @@ def _settled_before(data: RevenueData, at: datetime) -> tuple[dict[int, Decimal]
     return paid, credited
 
 
-def _receivables(data: RevenueData, currency: str, at: datetime, this_month: datetime, settled) -> dict:
+def _receivables(
+    data: RevenueData,
+    currency: str,
+    at: datetime,
+    this_month: datetime,
+    settled: tuple[dict[int, Decimal], dict[int, Decimal]],
+) -> dict:
     paid, credited = settled
     invoiced = outstanding = Decimal(0)
     aging = dict.fromkeys(AGING_BUCKETS, Decimal(0))
@@ -364,7 +369,7 @@ def _receivables(data: RevenueData, currency: str, at: datetime, this_month: dat
         (
             p.amount
             for p in data.payments
-            if p.currency == currency and p.applied_at and this_month <= p.applied_at < at
+            if p.currency == currency and p.applied_at is not None and this_month <= p.applied_at < at
         ),
         Decimal(0),
     )

@@ -7,7 +7,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 STAMP_ASSETS := static/vendor/.installed
 STAMP_SYSTEM := .data/.system-deps
 
-.PHONY: run manage test lint typecheck format schema smoke install clean-data bench-ingest bench-usage bench-billing bench-webhooks bench-payments bench-portal bench-dunning
+.PHONY: run manage test lint typecheck format schema smoke install clean-data bench-ingest bench-usage bench-billing bench-webhooks bench-payments bench-portal bench-dunning bench-staff
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -91,3 +91,6 @@ bench-portal: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 
 bench-dunning: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
 	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/dunning.py
+
+bench-staff: $(STAMP_DEV) $(STAMP_ASSETS) $(STAMP_SYSTEM)
+	TEST_DATA_DIR=.data/bench DJANGO_ENV=development $(PY) -m config.embedded exec -- $(PY) bench/staff.py

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from adminpanel import views
+from adminpanel.analytics_views import AnalyticsView
 
 app_name = "adminpanel"
 urlpatterns = [path("", views.home, name="home")]
@@ -20,3 +21,4 @@ urlpatterns += [
     path("audit/", views.audit_log, name="audit_log"),
     path("audit/export.csv", views.audit_log_csv, name="audit_log_csv"),
 ]
+urlpatterns += [path("analytics/", AnalyticsView.as_view(), name="analytics")]

@@ -194,6 +194,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "payments-gateway-events-apply": {"task": "payments.gateway_events_apply", "schedule": 60.0},
     # Dunning's retries, reminders and stages (dunning.tasks).
     "dunning-run": {"task": "dunning.run", "schedule": 3600.0},
+    # Today's and yesterday's revenue analytics snapshots (adminpanel.tasks).
+    "adminpanel-analytics-snapshot": {"task": "adminpanel.analytics_snapshot", "schedule": 3600.0},
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -217,6 +217,7 @@ ROWS: dict[tuple[str, str], Row] = {
     ("adminpanel:invoice_pdf", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", kwargs={"pk": "open_invoice"}),
     ("adminpanel:audit_log", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", query="action=1"),
     ("adminpanel:audit_log_csv", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", query="object_id=1"),
+    ("adminpanel:analytics", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
     # live usage: a member's browser session, for their own organization
     ("ws:usage", "CONNECT"): Row(ok=0, members=True, kind="websocket"),
 }

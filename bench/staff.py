@@ -1,0 +1,253 @@
+"""p95 of the staff analytics page on a year of snapshots of 10,000 organizations.
+
+The page reads `RevenueSnapshot` rows only (adminpanel.analytics_report), so the dataset is made
+of those rows directly, for speed: a year of days (default 365) in each of three currencies, each
+row's figures shaped as `revenue_figures` writes them for 10,000 organizations (the customers
+split 70 / 20 / 10 across EUR / USD / GBP, twelve cohorts of up to twelve months). Then a staff
+user who passed the second factor (the real allauth flow) asks for the page at random days and
+currencies, and for the staff home page as the baseline of the same run.
+
+Prints one line per page and, last, a JSON line: `pages` (page → p95 ms), `max_p95_ms`,
+`target_ms` (500), `requests` per page, the dataset's size, and `snapshot_compute_s_per_day`: what
+computing one day's snapshot costs for that many organizations (in memory, see
+`compute_seconds_per_day`), i.e. beat's hourly work per tenant and a backfill's per day.
+
+    make bench-staff
+    BENCH_STAFF_DAYS=365 BENCH_STAFF_ORGS=10000 BENCH_STAFF_REQUESTS=200 make bench-staff
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DEBUG", "false")  # no query log, as in production
+
+from ingest import manage  # noqa: E402
+
+SLUG = "staffbench"
+DAYS = int(os.environ.get("BENCH_STAFF_DAYS", "365"))
+ORGS = int(os.environ.get("BENCH_STAFF_ORGS", "10000"))
+REQUESTS = int(os.environ.get("BENCH_STAFF_REQUESTS", "200"))
+TARGET_MS = 500
+SHARES = {"EUR": 70, "USD": 20, "GBP": 10}
+FEES = {"EUR": 49, "USD": 59, "GBP": 45}
+SEED = 2  # bump when the rows' shape changes: older rows are written again
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def figures(day: date, currency: str, rng: random.Random) -> dict:
+    """A plausible day of `revenue_figures` output (values vary; the shape is what costs)."""
+    customers = ORGS * SHARES[currency] // 100
+    mrr = customers * FEES[currency]
+
+    def money(value: float) -> str:
+        return f"{value:.2f}"
+
+    def retention() -> dict:
+        net = rng.uniform(60, 130)
+        return {"nrr": f"{net:.1f}", "grr": f"{min(net, 100) * rng.uniform(0.9, 1):.1f}"}
+
+    month = day.strftime("%Y-%m")
+    cohorts = []
+    for k in range(12, 0, -1):
+        start = (day.replace(day=1) - timedelta(days=31 * (k - 1))).strftime("%Y-%m")
+        cohorts.append(
+            {
+                "cohort": start,
+                "customers": customers // 40,
+                "mrr": money(customers // 40 * FEES[currency]),
+                "retention": [retention() for _ in range(k)],
+            }
+        )
+    return {
+        "mrr": money(mrr),
+        "arr": money(mrr * 12),
+        "customers": customers,
+        "arpa": money(FEES[currency]),
+        "usage_last_period": {
+            "month": (day.replace(day=1) - timedelta(days=1)).strftime("%Y-%m"),
+            "amount": money(mrr * 0.4),
+        },
+        "usage_avg_3m": money(mrr * 0.38),
+        "movements": {
+            "month": month,
+            **{
+                k: money(rng.uniform(0, mrr / 50)) for k in ("new", "expansion", "contraction", "churn", "reactivation")
+            },
+            "net": money(rng.uniform(-mrr / 100, mrr / 50)),
+            "customers_start": customers,
+            "customers_new": customers // 50,
+            "customers_reactivated": customers // 400,
+            "customers_churned": customers // 60,
+        },
+        "customer_churn_rate": "1.7",
+        "customer_churn_rate_6m": "1.6",
+        "ltv": money(FEES[currency] / 0.016),
+        "invoiced": money(mrr * 1.3),
+        "collected": money(mrr * 1.2),
+        "outstanding": money(mrr * 0.3),
+        "aging": {b: money(mrr * 0.05) for b in ("current", "0-30", "31-60", "61-90", "90+")},
+        "payments_settled": customers,
+        "payments_failed": customers // 25,
+        "failed_payment_rate": "4.0",
+        "invoices_failed": customers // 25,
+        "invoices_recovered": customers // 40,
+        "recovery_rate": "62.5",
+        "cohorts": cohorts,
+        "bench_seed": SEED,  # not a figure: says which generator wrote the row
+    }
+
+
+def seed(today: date) -> str:
+    """The tenant, its year of snapshots (rewritten when the size asked for changed) and a staff
+    user; returns the tenant's domain and the user's login."""
+    import django
+
+    django.setup()
+    from django_tenants.utils import schema_context
+
+    from adminpanel.models import RevenueSnapshot
+    from tenants.models import Tenant
+    from tenants.services.tenant_provision import tenant_create
+
+    tenant = Tenant.objects.filter(slug=SLUG).first() or tenant_create(name="Staff bench", slug=SLUG).tenant
+    with schema_context(tenant.schema_name):
+        first = today - timedelta(days=DAYS - 1)
+        marker = RevenueSnapshot.objects.filter(day=first, currency="EUR").values_list("figures", flat=True).first()
+        if (
+            marker is None
+            or marker.get("bench_seed") != SEED
+            or marker["customers"] != ORGS * SHARES["EUR"] // 100
+            or RevenueSnapshot.objects.filter(day__lt=first).exists()
+        ):
+            started = time.perf_counter()
+            RevenueSnapshot.objects.all().delete()
+            rng = random.Random(14)
+            rows = [
+                RevenueSnapshot(
+                    day=first + timedelta(days=d), currency=c, figures=figures(first + timedelta(days=d), c, rng)
+                )
+                for d in range(DAYS)
+                for c in SHARES
+            ]
+            RevenueSnapshot.objects.bulk_create(rows, batch_size=500)
+            log(f"seeded {len(rows)} snapshot rows in {time.perf_counter() - started:.1f} s")
+        else:
+            log(f"reusing {RevenueSnapshot.objects.count()} snapshot rows")
+    return tenant.get_primary_domain().domain
+
+
+def compute_seconds_per_day(today: date, days: int = 10) -> float:
+    """What beat pays per day and tenant: `revenue_figures` on in-memory data of ORGS organizations
+    (a year of monthly invoices each, 90 % paid, one payment each, a usage line each; 30 % churn
+    within 30 to 500 days), so the figure is the computation's, without the five load queries."""
+    from adminpanel.analytics import InvoiceRow, PaymentRow, PhaseRow, RevenueData, month_start, revenue_figures
+
+    rng = random.Random(7)
+    data = RevenueData()
+    start = datetime.combine(today - timedelta(days=365), datetime.min.time(), tzinfo=UTC)
+    currencies = [c for c, share in SHARES.items() for _ in range(share)]
+    for org in range(ORGS):
+        currency = rng.choice(currencies)
+        begins = start + timedelta(days=rng.randrange(365))
+        ends = begins + timedelta(days=rng.randrange(30, 500)) if rng.random() < 0.3 else None
+        data.phases.append(PhaseRow(org, currency, Decimal(FEES[currency] * 12), begins, ends))
+        for m in range(12):
+            issued = start + timedelta(days=30 * m + 1)
+            if issued < begins:
+                continue
+            pk, total = org * 100 + m, Decimal("120.00")
+            paid = issued + timedelta(days=3) if rng.random() < 0.9 else None
+            data.invoices.append(
+                InvoiceRow(pk, currency, total, total, issued, issued + timedelta(days=14), paid, None)
+            )
+            status = "succeeded" if paid else "failed"
+            data.payments.append(PaymentRow(pk, currency, total, status, issued, paid))
+            data.usage_lines.append(
+                (currency, month_start(issued - timedelta(days=30)), Decimal("20.00"), issued, None)
+            )
+    started = time.perf_counter()
+    for k in range(days):
+        revenue_figures(day=today - timedelta(days=k), data=data)
+    return (time.perf_counter() - started) / days
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20, method="inclusive")[18]
+
+
+def main() -> None:
+    manage("platform_migrate", "-v", "0")
+    today = date.today()
+    domain = seed(today)
+    from django.test import Client
+    from django_tenants.utils import schema_context
+
+    from tenants.models import Tenant
+    from tests.factories import UserFactory, totp_enable
+    from tests.helpers import staff_login
+
+    tenant = Tenant.objects.get(slug=SLUG)
+    with schema_context(tenant.schema_name):
+        user = UserFactory(staff_role="viewer", email=f"staff-{time.time_ns()}@bench.example")  # one per run
+        secret = totp_enable(user)
+    client = Client(HTTP_HOST=domain)
+    staff_login(client, email=user.email, totp_secret=secret)
+
+    rng = random.Random(1)
+    pages = {
+        "staff_home": lambda: "/staff/",
+        "staff_analytics": lambda: (
+            f"/staff/analytics/?as_of={today - timedelta(days=rng.randrange(DAYS))}&currency={rng.choice(list(SHARES))}"
+        ),
+        "staff_analytics_latest": lambda: "/staff/analytics/",
+    }
+    results = {}
+    for name, url in pages.items():
+        for _ in range(5):  # warm: templates compiled, connections open
+            client.get(url())
+        samples = []
+        for _ in range(REQUESTS):
+            target = url()
+            started = time.perf_counter()
+            response = client.get(target)
+            samples.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, (target, response.status_code)
+        results[name] = round(p95(samples), 1)
+        log(f"{name}: p95 {results[name]} ms, median {statistics.median(samples):.1f} ms over {REQUESTS} requests")
+    per_day = compute_seconds_per_day(today)
+    log(f"snapshot computation: {per_day:.2f} s per day of {ORGS} organizations")
+    print(
+        json.dumps(
+            {
+                "pages": results,
+                "max_p95_ms": max(results.values()),
+                "target_ms": TARGET_MS,
+                "requests": REQUESTS,
+                "organizations": ORGS,
+                "days": DAYS,
+                "snapshot_rows": DAYS * len(SHARES),
+                "snapshot_compute_s_per_day": round(per_day, 2),
+            }
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

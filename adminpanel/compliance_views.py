@@ -204,15 +204,25 @@ def _decide(request, pk: int, *, approve: bool):
         return approval_effect(approval)
 
     def run():
+        # Claimed first, in its own transaction: payment_refund runs its own durable transaction
+        # (it calls the gateway after commit), so it cannot be nested in ours. A refusal by the
+        # service puts the request back to pending (both audited); a concurrent second decision
+        # finds it claimed.
         with audit_actor(request.user), transaction.atomic():
             locked = PendingApproval.objects.select_for_update().get(pk=approval.pk)
             if locked.status != ApprovalStatus.PENDING:
                 raise DomainError(f"This approval is {locked.status} already.", code="approval_decided")
-            if approve:
-                approval_execute(locked, actor=request.user)
             locked.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
             locked.decided_by, locked.decided_at = request.user, timezone.now()
             locked.save()
+        if approve:
+            try:
+                approval_execute(locked, actor=request.user)
+            except DomainError:
+                with audit_actor(request.user), transaction.atomic():
+                    locked.status, locked.decided_by, locked.decided_at = ApprovalStatus.PENDING, None, None
+                    locked.save()
+                raise
         messages.success(request, "Approved and done." if approve else "Rejected: nothing was done.")
         return redirect("adminpanel:compliance")
 

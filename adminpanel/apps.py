@@ -7,6 +7,9 @@ class AdminpanelConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from adminpanel.models import StaffNote
+        from adminpanel.models import ApprovalThreshold, PendingApproval, StaffNote
 
         auditlog.register(StaffNote)
+        # The second-approver control's own changes: who set a threshold, who asked, who decided.
+        auditlog.register(ApprovalThreshold, exclude_fields=["updated_at"])
+        auditlog.register(PendingApproval)

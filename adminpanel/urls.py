@@ -1,6 +1,6 @@
 from django.urls import path
 
-from adminpanel import views
+from adminpanel import compliance_views, views
 from adminpanel.analytics_views import AnalyticsView
 
 app_name = "adminpanel"
@@ -22,3 +22,13 @@ urlpatterns += [
     path("audit/export.csv", views.audit_log_csv, name="audit_log_csv"),
 ]
 urlpatterns += [path("analytics/", AnalyticsView.as_view(), name="analytics")]
+# The compliance dashboard (issue 14 item 6): live checks, second approver, GDPR export and erasure.
+urlpatterns += [
+    path("compliance/", compliance_views.dashboard, name="compliance"),
+    path("compliance/run/", compliance_views.run_checks, name="compliance_run"),
+    path("compliance/thresholds/", compliance_views.threshold_set, name="threshold_set"),
+    path("compliance/approvals/<int:pk>/approve/", compliance_views.approval_approve, name="approval_approve"),
+    path("compliance/approvals/<int:pk>/reject/", compliance_views.approval_reject, name="approval_reject"),
+    path("compliance/gdpr/export/", compliance_views.gdpr_export, name="gdpr_export"),
+    path("compliance/gdpr/erase/", compliance_views.gdpr_erase, name="gdpr_erase"),
+]

@@ -28,7 +28,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.audit import audit_actor, audit_event
 from adminpanel import forms
-from adminpanel.models import StaffNote
+from adminpanel.compliance import approval_needed
+from adminpanel.models import ApprovalKind, PendingApproval, StaffNote
 from adminpanel.selectors import (
     audit_entries_list,
     changes_text,
@@ -136,8 +137,8 @@ def _two_step(request, organization: Organization, *, action: str, title: str, f
         fingerprint = _fingerprint(action, form, shown)
         confirm = request.POST.get("confirm", "")
         if confirm == fingerprint:
-            run()
-            messages.success(request, done)
+            said = run()  # a text says what was done instead (a request waiting for a second approver)
+            messages.success(request, said if isinstance(said, str) else done)
             return redirect("adminpanel:organization", external_id=organization.external_id)
     except DomainError as exc:
         return _refused(request, organization, title, form, exc.message)
@@ -257,6 +258,34 @@ def plan_change(request, external_id: str):
     )
 
 
+def _second_approver(organization, kind, amount: Decimal, currency: str) -> list[tuple[str, str]]:
+    """The effect's lines saying the action waits for a second staff user (adminpanel.compliance).
+    The requests already pending are part of it, so a double click is shown again, not requested twice."""
+    threshold = approval_needed(amount, currency)
+    if threshold is None:
+        return []
+    pending = PendingApproval.objects.filter(organization=organization, kind=kind, status="pending").count()
+    return [
+        ("Second approver", f"required above {_money(threshold, currency)}: this creates a pending approval"),
+        ("Already pending for this organization", str(pending)),
+    ]
+
+
+def _approval_request(request, organization, kind, amount: Decimal, params: dict, currency: str | None = None):
+    """Above the currency's threshold the action is only requested: a different staff user approves
+    it on the compliance page, which then does it through the same service."""
+    with audit_actor(request.user), transaction.atomic():
+        PendingApproval.objects.create(
+            organization=organization,
+            kind=kind,
+            amount=amount,
+            currency=currency or organization.currency,
+            params=params,
+            requested_by=request.user,
+        )
+    return "Above the approval threshold: waiting for a second staff user's approval."
+
+
 @require_POST
 def credit_add(request, external_id: str):
     _allowed(request, "billing.add_creditentry")
@@ -275,13 +304,20 @@ def credit_add(request, external_id: str):
         )
         balance = credit_balance_get(organization=organization)
         after = balance + Money(amount, organization.currency)
-        return [
+        shown = [
             ("Credit granted", _money(amount, organization.currency)),
             ("Balance", f"{_money(balance.amount, balance.currency)} → {_money(after.amount, after.currency)}"),
             ("Expires", _when(expires_at, organization) if expires_at else "never"),
         ]
+        return shown + _second_approver(organization, ApprovalKind.CREDIT, amount, organization.currency)
 
     def run():
+        amount = form.cleaned_data["amount"]
+        if approval_needed(amount, organization.currency) is not None:
+            expires_at = form.expires_at()
+            params = {"kind": form.cleaned_data["kind"], "description": form.cleaned_data["description"]}
+            params["expires_at"] = expires_at.isoformat() if expires_at else None
+            return _approval_request(request, organization, ApprovalKind.CREDIT, amount, params)
         credit_grant(
             actor=request.user,
             organization=organization,
@@ -438,11 +474,17 @@ def refund(request, external_id: str):
                 ("Already refunded", _money(payment.amount_refunded, cur)),
                 ("Credit note total", _money(note.total, cur)),
                 ("Paid back to the customer", _money(amount, cur)),
+                *_second_approver(organization, ApprovalKind.REFUND, left, cur),
             ]
 
         return _previewed(make)
 
     def run():
+        payment = form.cleaned_data["payment"]
+        left = payment.amount - payment.amount_refunded
+        if approval_needed(left, payment.currency) is not None:
+            params = {"payment": payment.pk, "reason": form.cleaned_data["reason"]}
+            return _approval_request(request, organization, ApprovalKind.REFUND, left, params, payment.currency)
         payment_refund(
             actor=request.user,
             payment_id=form.cleaned_data["payment"].pk,

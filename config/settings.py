@@ -196,6 +196,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "dunning-run": {"task": "dunning.run", "schedule": 3600.0},
     # Today's and yesterday's revenue analytics snapshots (adminpanel.tasks).
     "adminpanel-analytics-snapshot": {"task": "adminpanel.analytics_snapshot", "schedule": 3600.0},
+    # The compliance dashboard's live checks, stored with when each last passed (adminpanel.compliance).
+    "adminpanel-compliance-run": {"task": "adminpanel.compliance_run", "schedule": 86400.0},
 }
 
 # ---------------------------------------------------------------------------------------------

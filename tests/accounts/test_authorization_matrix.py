@@ -218,6 +218,20 @@ ROWS: dict[tuple[str, str], Row] = {
     ("adminpanel:audit_log", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", query="action=1"),
     ("adminpanel:audit_log_csv", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", query="object_id=1"),
     ("adminpanel:analytics", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
+    # compliance: every role reads; rerunning checks and thresholds are owners'; approvals the
+    # billing writers' (an unknown approval is 404 after the check); GDPR export and erasure the
+    # organization writers' (a JSON body is no form: 400, nothing written or exported)
+    ("adminpanel:compliance", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
+    ("adminpanel:compliance_run", "POST"): Row(ok=400, staff=OWNERS, kind="staff_page"),
+    ("adminpanel:threshold_set", "POST"): Row(ok=400, staff=OWNERS, kind="staff_page"),
+    ("adminpanel:approval_approve", "POST"): Row(
+        ok=404, staff=BILLING_WRITERS, kind="staff_page", kwargs={"pk": "999999"}
+    ),
+    ("adminpanel:approval_reject", "POST"): Row(
+        ok=404, staff=BILLING_WRITERS, kind="staff_page", kwargs={"pk": "999999"}
+    ),
+    ("adminpanel:gdpr_export", "POST"): Row(ok=400, staff=ORGANIZATION_WRITERS, kind="staff_page"),
+    ("adminpanel:gdpr_erase", "POST"): Row(ok=400, staff=ORGANIZATION_WRITERS, kind="staff_page"),
     # live usage: a member's browser session, for their own organization
     ("ws:usage", "CONNECT"): Row(ok=0, members=True, kind="websocket"),
 }
@@ -228,7 +242,7 @@ FUNCTION_VIEW_METHODS.update(
     {
         f"adminpanel:{name}": [method]
         for method, names in (
-            ("GET", ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv"]),
+            ("GET", ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv", "compliance"]),
             (
                 "POST",
                 [
@@ -240,6 +254,12 @@ FUNCTION_VIEW_METHODS.update(
                     "refund",
                     "close",
                     "note_add",
+                    "compliance_run",
+                    "threshold_set",
+                    "approval_approve",
+                    "approval_reject",
+                    "gdpr_export",
+                    "gdpr_erase",
                 ],
             ),
         )

@@ -24,7 +24,9 @@ Pages: dashboard (current period, live events), dashboard_previous (the seeded m
 events' rollups), billing history, projection, plan, payment methods (no gateway configured in
 the bench tenant: the page's own work), team, reports (the seeded month by day, three meters:
 90 statements) and alerts when the page exists. The last line is JSON: `pages` (name -> p95 ms),
-`max_p95_ms`, the dataset size, requests per page and the ingest rate achieved.
+`max_p95_ms`, `queries` (page name -> statements of one request, load-independent), whether
+django-tenants' TENANT_LIMIT_SET_CALLS was on (TENANT_LIMIT_SET_CALLS=false compares without it),
+the dataset size, requests per page and the ingest rate achieved.
 """
 
 from __future__ import annotations
@@ -49,9 +51,6 @@ os.environ.setdefault("DEBUG", "false")  # no query log, as in production
 MEASURED_ORGS = int(os.environ.get("BENCH_PORTAL_ORGS", "20"))
 REQUESTS = int(os.environ.get("BENCH_PORTAL_REQUESTS", "60"))
 EPS = int(os.environ.get("BENCH_PORTAL_EPS", "500"))
-# What-if: django-tenants' TENANT_LIMIT_SET_CALLS for the measured requests only (the platform
-# runs with it off: a SET search_path before every statement). Printed in the JSON.
-LIMIT_SET_CALLS = os.environ.get("BENCH_PORTAL_LIMIT_SET_CALLS", "") == "1"
 TARGET_MS = 100.0
 
 
@@ -160,8 +159,10 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.db import connection
     from django.test import Client
+    from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
     from django_tenants.utils import schema_context
 
@@ -216,6 +217,7 @@ def main() -> None:
     ingester.start()
     time.sleep(3)  # the ingester is up and draining
     results: dict[str, float] = {}
+    queries: dict[str, int] = {}  # statements of one request (load-independent), SET search_path included
     started = time.perf_counter()
     counted = counter.value
     try:
@@ -232,6 +234,9 @@ def main() -> None:
                     times.append(elapsed)
             p95 = statistics.quantiles(times, n=20, method="inclusive")[18]
             results[name] = round(p95, 1)
+            with CaptureQueriesContext(connection) as captured:  # one more request, not timed
+                assert client.get(url).status_code == 200
+            queries[name] = len(captured.captured_queries)
             log(f"  {name:20s} p50 {statistics.median(times):7.1f} ms  p95 {p95:7.1f} ms  max {max(times):7.1f} ms")
     finally:
         stop.set()
@@ -249,9 +254,10 @@ def main() -> None:
                 "events": bench.EVENTS,
                 "measured_orgs": len(clients),
                 "requests_per_page": REQUESTS,
-                "limit_set_calls": LIMIT_SET_CALLS,
+                "limit_set_calls": settings.TENANT_LIMIT_SET_CALLS,
                 "ingest_events_per_s": round(achieved),
                 "pages": results,
+                "queries": queries,
                 "max_p95_ms": worst,
             }
         )

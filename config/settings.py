@@ -86,6 +86,13 @@ ROOT_URLCONF = "config.urls_tenant"
 TENANT_BASE_SCHEMA = "tenant_template"
 TENANT_CREATION_FAKES_MIGRATIONS = True
 SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
+# `SET search_path` once per connection and tenant switch, not before every statement (half of
+# a portal page's round trips were that SET). Safe with the installed django-tenants: every
+# switch (the tenant middleware, tenant-schemas-celery's task hooks, the ingest and webhook
+# lanes, tenant_context/schema_context) goes through set_tenant, which forgets the recorded
+# path, and so do close(), rollback() and savepoint_rollback() (a rolled-back SET is undone by
+# PostgreSQL). tests/tenants/test_search_path.py holds it to that.
+TENANT_LIMIT_SET_CALLS = env.bool("TENANT_LIMIT_SET_CALLS", default=True)
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [

@@ -5,7 +5,7 @@ bill of one subscription at one bill point."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Context, Decimal, DecimalException, Inexact, InvalidOperation, Overflow, localcontext
 
@@ -91,6 +91,18 @@ def bill_get(
 
     `usage_adjust` replaces the usage figures of `point`'s own bill before it is priced (the
     portal's cost projection prices projected usage this way, through the same engine)."""
+    return bills_get(state, point, usage_adjusts=[usage_adjust])[0]
+
+
+def bills_get(
+    state: SubscriptionState,
+    point: datetime,
+    *,
+    usage_adjusts: Sequence[Callable[[dict[UsageRequest, UsageFigures]], dict[UsageRequest, UsageFigures]] | None],
+) -> list[Bill]:
+    """bill_get's bill once per entry of `usage_adjusts` (None: the usage as stored), all from
+    one read of the billing state and of the usage: the engine prices in memory, so pricing the
+    portal's low, expected and high projections costs one bill's statements, not three."""
     billed = hooks.billed_provider(state)
     fees = list(hooks.fees_provider(state))
     redemptions = redemption_states([state.organization_id]).get(state.organization_id, [])
@@ -98,19 +110,26 @@ def bill_get(
     for earlier in bill_points(state, after=state.billed_through, until=point):
         if earlier >= point:
             break
-        bill = _bill_at(state, earlier, billed, fees, redemptions, coupon_used)
+        bill = _bill_at(state, earlier, billed, fees, redemptions, coupon_used)[0]
         fees += fees_of(bill)
         for key, amount in coupon_used_of(bill).items():
             coupon_used[key] = coupon_used.get(key, 0) + amount
         state = state.with_changes(billed_through=earlier)
-    return _bill_at(state, point, billed, fees, redemptions, coupon_used, usage_adjust=usage_adjust)
+    return _bill_at(state, point, billed, fees, redemptions, coupon_used, usage_adjusts=usage_adjusts)
 
 
-def _bill_at(state, point, billed, fees, redemptions, coupon_used, *, usage_adjust=None) -> Bill:
+def _bill_at(state, point, billed, fees, redemptions, coupon_used, *, usage_adjusts=(None,)) -> list[Bill]:
     due = corrections_due(state, point, billed)
     usage = usage_figures(bill_usage_requests(state, point) + correction_requests(state, due))
-    if usage_adjust is not None:
-        usage = usage_adjust(usage)
-    return bill_build(
-        state, point, usage=usage, redemptions=redemptions, coupon_used=coupon_used, billed=due, fees=fees
-    )
+    return [
+        bill_build(
+            state,
+            point,
+            usage=usage if adjust is None else adjust(usage),
+            redemptions=redemptions,
+            coupon_used=coupon_used,
+            billed=due,
+            fees=fees,
+        )
+        for adjust in usage_adjusts
+    ]

@@ -103,3 +103,28 @@ def test_a_member_of_two_organizations_chooses_one(in_a, client_a):
     assert page.index("Alpha Co") < page.index("Beta Co")
     dashboard = text(client_a.get("/organizations/beta/"))
     assert 'href="/">Switch organization' in dashboard
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "statements"),
+    [
+        # session, user, organizations, subscription + its snapshot (3), what invoices billed for
+        # the period, the bill's inputs (billed usage, billed fees, redemptions), meters (bill,
+        # page), the bill's usage, the meter's total + groups + hours (one statement), invoices
+        ("/organizations/acme/", 16),
+        # as above, plus the upcoming-invoice preview's own reads; the three projected bills are
+        # priced from one read of the usage and billing state (billing.selectors.bill.bills_get)
+        ("/organizations/acme/projection/", 28),
+    ],
+)
+def test_pages_read_each_thing_once_and_set_the_search_path_once(acme, client_a, path, statements):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client_a.get(path)  # the session's first read after login
+    with CaptureQueriesContext(connection) as queries:
+        assert client_a.get(path).status_code == 200
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert [s for s in sql if s.startswith("SET ")] == ['SET search_path = "t_alpha","public"']
+    assert len(sql) - 1 == statements

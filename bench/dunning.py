@@ -287,16 +287,13 @@ def retries_alone(schema: str) -> int:
 
     from invoicing.locks import invoice_lock
     from invoicing.models import Invoice
-    from payments.services.collection import collection_enqueue, payment_retry_open
+    from payments.services.collection import payment_retry_open
 
     opened = 0
     with schema_context(schema):
         for invoice_id in Invoice.objects.order_by("id").values_list("id", flat=True):
             with transaction.atomic():
-                payment = payment_retry_open(invoice=invoice_lock(invoice_id))
-                if payment is not None:
-                    collection_enqueue(invoice_id=invoice_id, number=payment.number)
-                    opened += 1
+                opened += payment_retry_open(invoice=invoice_lock(invoice_id)) is not None
         connection.set_schema_to_public()
     return opened
 

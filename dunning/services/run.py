@@ -48,6 +48,7 @@ from dunning.models import (
 )
 from dunning.policy import PLAN_CHANGES, USAGE, Policy
 from dunning.selectors import entitlement_key, policies_for_invoices, policy_for_invoice
+from dunning.services.card_expiry import card_expiry_warnings_take
 from dunning.services.emails import dunning_email_enqueue
 from invoicing.locks import invoice_lock
 from invoicing.models import Invoice, InvoiceStatus
@@ -107,6 +108,7 @@ def dunning_run(*, at: datetime | None = None) -> RunResult:
     result = RunResult()
     result.cases_opened = _cases_open(at)
     result.emails += _pre_due_reminders(at)
+    result.emails += card_expiry_warnings_take(at)
     accounts = {a.organization_id: a for a in DunningAccount.objects.all()}
     paused = {pk for pk, a in accounts.items() if a.paused}
     cases = [

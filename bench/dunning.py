@@ -97,6 +97,37 @@ def stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def cpu_seconds(responder: subprocess.Popen) -> Counter:
+    """CPU seconds so far, by part (bench/payments.py's measure): this process (`run`: the
+    dunning run is in process), its finished children (`workers`: the collection processes, once
+    joined), the responder's process tree and this run's PostgreSQL (its postmaster, whose reaped
+    backends count in its children's times, and the live backends). A phase's cost, which does not
+    depend on the machine's load, is the difference."""
+    import psutil
+
+    mine = os.times()
+    parts: Counter = Counter({"run": mine[0] + mine[1], "workers": mine[2] + mine[3]})
+    roots = {"responder": responder.pid}
+    pid_file = Path(os.environ.get("TEST_DATA_DIR", ".data/test")) / "pg" / "postmaster.pid"
+    if pid_file.exists():
+        roots["postgres"] = int(pid_file.read_text().split()[0])
+    for name, pid in roots.items():
+        try:
+            root = psutil.Process(pid)
+            for one in [root, *root.children(recursive=True)]:
+                times = one.cpu_times()
+                parts[name] += times.user + times.system + times.children_user + times.children_system
+        except psutil.Error:  # gone meanwhile
+            continue
+    return parts
+
+
+def cpu_text(parts: Counter, units: int) -> str:
+    total = sum(parts.values())
+    each = ", ".join(f"{name} {1000 * seconds / units:.2f}" for name, seconds in sorted(parts.items()))
+    return f"CPU {total:.1f} s = {1000 * total / units:.2f} ms an invoice ({each})"
+
+
 def seed(schema: str):
     """A clean slate, then the past-due state the hourly run left on day 0. The sweep's instant."""
     from django.db import connection
@@ -336,15 +367,19 @@ def main() -> None:
         log(f"seeding {INVOICES} past-due invoices (first charge failed a day ago) …")
         at = seed(schema)
         log(f"sweep: dunning_run on day 1, then the retry charges by {WORKERS} worker processes …")
+        cpu = cpu_seconds(responder)
         started = time.perf_counter()
         result = dunning(schema, at)
         run_seconds = time.perf_counter() - started
+        run_cpu = cpu_seconds(responder) - cpu
         totals = collect(schema, stripe_base) if CHARGES else Counter()
         sweep_seconds = time.perf_counter() - started
+        sweep_cpu = cpu_seconds(responder) - cpu
         stats = json.loads(urllib3.request("GET", f"{stripe_base}/stats").data)
         after = ledger(schema)
         log(f"  run {run_seconds:.1f} s ({result.retries} retries, {result.emails} emails, {result.stages} stages)")
         log(f"  sweep {sweep_seconds:.1f} s; outbox {dict(totals)}; gateway {stats}; ledger {after}")
+        log(f"  run {cpu_text(run_cpu, INVOICES)}; sweep {cpu_text(sweep_cpu, INVOICES)}")
         if result.retries != INVOICES or (CHARGES and after["payments"].get("succeeded", 0) != INVOICES):
             log(f"  !! expected {INVOICES} retries and as many succeeded payments")
         started = time.perf_counter()
@@ -356,12 +391,16 @@ def main() -> None:
         log("baseline: the same state seeded again, the retries alone, then the same collection …")
         urllib3.request("POST", f"{stripe_base}/reset")
         seed(schema)
+        cpu = cpu_seconds(responder)
         started = time.perf_counter()
         opened = retries_alone(schema)
         loop_seconds = time.perf_counter() - started
+        loop_cpu = cpu_seconds(responder) - cpu
         totals = collect(schema, stripe_base) if CHARGES else Counter()
         baseline_seconds = time.perf_counter() - started
+        baseline_cpu = cpu_seconds(responder) - cpu
         log(f"  retries opened {opened} in {loop_seconds:.1f} s; with the charges {baseline_seconds:.1f} s")
+        log(f"  loop {cpu_text(loop_cpu, INVOICES)}; baseline {cpu_text(baseline_cpu, INVOICES)}")
         log(f"  outbox {dict(totals)}; ledger {ledger(schema)}")
     finally:
         stop(responder)
@@ -373,6 +412,8 @@ def main() -> None:
                 "sweep_seconds": round(sweep_seconds, 2),
                 "baseline_seconds": round(baseline_seconds, 2),
                 "run_seconds": round(run_seconds, 2),
+                "sweep_cpu_ms_per_invoice": round(1000 * sum(sweep_cpu.values()) / INVOICES, 2),
+                "baseline_cpu_ms_per_invoice": round(1000 * sum(baseline_cpu.values()) / INVOICES, 2),
                 "close_seconds": round(close_seconds, 2),
                 "double_charges": double_charges,
                 "charges": CHARGES,

@@ -56,6 +56,9 @@ WORKERS = int(os.environ.get("BENCH_DUNNING_WORKERS", "2"))
 # 0: leave the retry charges out of both timings (the run against the retries' loop alone), for
 # a quick figure of dunning's own cost when the collection path is what takes the time.
 CHARGES = os.environ.get("BENCH_DUNNING_CHARGES", "1") != "0"
+# 0: skip the close (the next run's recoveries, one by one: ~80 ms an organization, so minutes at
+# 10,000), which is reported but is no part of the sweep.
+CLOSE = os.environ.get("BENCH_DUNNING_CLOSE", "1") != "0"
 SECRET_KEY = "sk_test_" + "b" * 24
 AMOUNT = Decimal("58.31")
 
@@ -95,6 +98,37 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def cpu_seconds(responder: subprocess.Popen) -> Counter:
+    """CPU seconds so far, by part (bench/payments.py's measure): this process (`run`: the
+    dunning run is in process), its finished children (`workers`: the collection processes, once
+    joined), the responder's process tree and this run's PostgreSQL (its postmaster, whose reaped
+    backends count in its children's times, and the live backends). A phase's cost, which does not
+    depend on the machine's load, is the difference."""
+    import psutil
+
+    mine = os.times()
+    parts: Counter = Counter({"run": mine[0] + mine[1], "workers": mine[2] + mine[3]})
+    roots = {"responder": responder.pid}
+    pid_file = Path(os.environ.get("TEST_DATA_DIR", ".data/test")) / "pg" / "postmaster.pid"
+    if pid_file.exists():
+        roots["postgres"] = int(pid_file.read_text().split()[0])
+    for name, pid in roots.items():
+        try:
+            root = psutil.Process(pid)
+            for one in [root, *root.children(recursive=True)]:
+                times = one.cpu_times()
+                parts[name] += times.user + times.system + times.children_user + times.children_system
+        except psutil.Error:  # gone meanwhile
+            continue
+    return parts
+
+
+def cpu_text(parts: Counter, units: int) -> str:
+    total = sum(parts.values())
+    each = ", ".join(f"{name} {1000 * seconds / units:.2f}" for name, seconds in sorted(parts.items()))
+    return f"CPU {total:.1f} s = {1000 * total / units:.2f} ms an invoice ({each})"
 
 
 def seed(schema: str):
@@ -287,16 +321,13 @@ def retries_alone(schema: str) -> int:
 
     from invoicing.locks import invoice_lock
     from invoicing.models import Invoice
-    from payments.services.collection import collection_enqueue, payment_retry_open
+    from payments.services.collection import payment_retry_open
 
     opened = 0
     with schema_context(schema):
         for invoice_id in Invoice.objects.order_by("id").values_list("id", flat=True):
             with transaction.atomic():
-                payment = payment_retry_open(invoice=invoice_lock(invoice_id))
-                if payment is not None:
-                    collection_enqueue(invoice_id=invoice_id, number=payment.number)
-                    opened += 1
+                opened += payment_retry_open(invoice=invoice_lock(invoice_id)) is not None
         connection.set_schema_to_public()
     return opened
 
@@ -339,32 +370,42 @@ def main() -> None:
         log(f"seeding {INVOICES} past-due invoices (first charge failed a day ago) …")
         at = seed(schema)
         log(f"sweep: dunning_run on day 1, then the retry charges by {WORKERS} worker processes …")
+        cpu = cpu_seconds(responder)
         started = time.perf_counter()
         result = dunning(schema, at)
         run_seconds = time.perf_counter() - started
+        run_cpu = cpu_seconds(responder) - cpu
         totals = collect(schema, stripe_base) if CHARGES else Counter()
         sweep_seconds = time.perf_counter() - started
+        sweep_cpu = cpu_seconds(responder) - cpu
         stats = json.loads(urllib3.request("GET", f"{stripe_base}/stats").data)
         after = ledger(schema)
         log(f"  run {run_seconds:.1f} s ({result.retries} retries, {result.emails} emails, {result.stages} stages)")
         log(f"  sweep {sweep_seconds:.1f} s; outbox {dict(totals)}; gateway {stats}; ledger {after}")
+        log(f"  run {cpu_text(run_cpu, INVOICES)}; sweep {cpu_text(sweep_cpu, INVOICES)}")
         if result.retries != INVOICES or (CHARGES and after["payments"].get("succeeded", 0) != INVOICES):
             log(f"  !! expected {INVOICES} retries and as many succeeded payments")
-        started = time.perf_counter()
-        closing = dunning(schema, at + timedelta(minutes=5))
-        close_seconds = time.perf_counter() - started
-        log(f"  close: {close_seconds:.1f} s ({closing.cases_closed} cases closed); ledger {ledger(schema)}")
+        close_seconds = None
+        if CLOSE:
+            started = time.perf_counter()
+            closing = dunning(schema, at + timedelta(minutes=5))
+            close_seconds = round(time.perf_counter() - started, 2)
+            log(f"  close: {close_seconds:.1f} s ({closing.cases_closed} cases closed); ledger {ledger(schema)}")
         double_charges = stats["double_charges"]
 
         log("baseline: the same state seeded again, the retries alone, then the same collection …")
         urllib3.request("POST", f"{stripe_base}/reset")
         seed(schema)
+        cpu = cpu_seconds(responder)
         started = time.perf_counter()
         opened = retries_alone(schema)
         loop_seconds = time.perf_counter() - started
+        loop_cpu = cpu_seconds(responder) - cpu
         totals = collect(schema, stripe_base) if CHARGES else Counter()
         baseline_seconds = time.perf_counter() - started
+        baseline_cpu = cpu_seconds(responder) - cpu
         log(f"  retries opened {opened} in {loop_seconds:.1f} s; with the charges {baseline_seconds:.1f} s")
+        log(f"  loop {cpu_text(loop_cpu, INVOICES)}; baseline {cpu_text(baseline_cpu, INVOICES)}")
         log(f"  outbox {dict(totals)}; ledger {ledger(schema)}")
     finally:
         stop(responder)
@@ -376,7 +417,9 @@ def main() -> None:
                 "sweep_seconds": round(sweep_seconds, 2),
                 "baseline_seconds": round(baseline_seconds, 2),
                 "run_seconds": round(run_seconds, 2),
-                "close_seconds": round(close_seconds, 2),
+                "sweep_cpu_ms_per_invoice": round(1000 * sum(sweep_cpu.values()) / INVOICES, 2),
+                "baseline_cpu_ms_per_invoice": round(1000 * sum(baseline_cpu.values()) / INVOICES, 2),
+                "close_seconds": close_seconds,
                 "double_charges": double_charges,
                 "charges": CHARGES,
             }

@@ -161,3 +161,33 @@ class DunningStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step} of invoice {self.invoice_id}"
+
+
+class CardExpiryWarning(models.Model):
+    """A warning that the organization's default card expires soon, sent once per card (and
+    expiry: an updated card is a new one) and threshold: the unique constraint, the row written
+    with its outbox message in one transaction, so a rerun or a concurrent run sends nothing
+    twice. `emailed_at` as on DunningStep (the outbox is at least once)."""
+
+    organization = models.ForeignKey(
+        "billing.Organization", on_delete=models.PROTECT, related_name="card_expiry_warnings"
+    )
+    payment_method_id = models.CharField(max_length=255)
+    label = models.CharField(max_length=100, blank=True)  # "visa •••• 4242"
+    exp_month = models.PositiveSmallIntegerField()
+    exp_year = models.PositiveSmallIntegerField()
+    days = models.PositiveSmallIntegerField()  # the threshold: 30 or 7 days ahead
+    at = models.DateTimeField()
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    emailed_to = models.EmailField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "payment_method_id", "exp_year", "exp_month", "days"],
+                name="dunning_card_expiry_warning_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"card expiry warning ({self.days} days) of organization {self.organization_id}"

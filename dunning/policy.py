@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 DEFAULT_RETRY_DAYS = (1, 3, 5, 7, 10, 14)
 DEFAULT_EMAIL_DAYS = (0, 3, 7, 12, 14)
+# Days before the default card expires to warn the organization (once per card and threshold;
+# every tenant, not a policy setting: a card's expiry is not an overdue invoice's).
+CARD_EXPIRY_WARNING_DAYS = (30, 7)
 
 PLAN_CHANGES = "plan_changes"
 USAGE = "usage"

@@ -14,8 +14,8 @@ from dunning.selectors import plan_change_block_get
 
 @dataclass(frozen=True)
 class PlanChangeGate:
-    """Whether the organization may change, cancel or resume its plan from the portal now; when
-    not, `reason` is the sentence the page shows."""
+    """Whether the organization may change its plan from the portal now; when not, `reason` is
+    the sentence the page shows."""
 
     allowed: bool
     reason: str = ""
@@ -27,9 +27,9 @@ ALLOWED = PlanChangeGate(allowed=True)
 def plan_change_gate_get(*, organization: Organization) -> PlanChangeGate:
     """The portal's one question to dunning before a customer changes their plan: which states
     block what is dunning's policy (dunning.selectors.plan_change_block_get, the same rule
-    billing's plan change enforces through billing.hooks); the plan page shows `reason`. The
-    portal keeps the customer from cancelling or resuming from here meanwhile too: those wait
-    for the overdue invoice like a plan change (staff can still do them)."""
+    billing's plan change enforces through billing.hooks); the plan page shows `reason`. Cancelling
+    and resuming are not plan changes: the page keeps offering them meanwhile, as billing and the
+    API allow them (a customer in dunning may leave; the overdue invoice stays owed)."""
     block = plan_change_block_get(organization_id=organization.pk)
     return ALLOWED if block is None else PlanChangeGate(allowed=False, reason=block.message)
 

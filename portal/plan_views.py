@@ -83,8 +83,6 @@ def _preview_or_confirm(request, context: dict, action: str, run, *, done: str):
     """Preview on the first POST; do it on a second POST that confirms exactly what was shown."""
     if context["subscription"] is None:
         return _refused(request, context, "There is no subscription to change.")
-    if not context["gate"].allowed:
-        return _refused(request, context, context["gate"].reason)
     try:
         preview = run(preview=True)
         fingerprint = _fingerprint(action, preview)
@@ -105,6 +103,10 @@ def _preview_or_confirm(request, context: dict, action: str, run, *, done: str):
 @require_POST
 def plan_change(request, external_id: str):
     context = _changing(request, external_id)
+    if context["subscription"] is not None and not context["gate"].allowed:
+        # dunning's gate holds plan changes only: cancelling and resuming stay open (as in billing
+        # and the API), so a customer in dunning may still leave, or take a cancellation back.
+        return _refused(request, context, context["gate"].reason)
     version = plan_option_get(
         organization=context["organization"], subscription=context["subscription"], code=request.POST.get("plan", "")
     )
@@ -143,8 +145,6 @@ def plan_resume(request, external_id: str):
     context = _changing(request, external_id)
     if context["subscription"] is None:
         return _refused(request, context, "There is no subscription to resume.")
-    if not context["gate"].allowed:
-        return _refused(request, context, context["gate"].reason)
     try:
         subscription_resume(actor=request.user, subscription=context["subscription"])
     except DomainError as exc:

@@ -35,7 +35,6 @@ from billing.models import Organization, OrganizationStatus, Subscription, Subsc
 from billing.services.subscription import subscription_cancel
 from billing.webhooks import subscription_emit
 from core.errors import DomainError
-from core.services.outbox import OutboxItem, outbox_add_bulk
 from core.services.webhook_emit import webhook_emit
 from dunning.models import (
     CaseResolution,
@@ -49,12 +48,13 @@ from dunning.models import (
 )
 from dunning.policy import PLAN_CHANGES, USAGE, Policy
 from dunning.selectors import entitlement_key, policies_for_invoices, policy_for_invoice
+from dunning.services.card_expiry import card_expiry_warnings_take
 from dunning.services.emails import dunning_email_enqueue
 from invoicing.locks import invoice_lock
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.invoice import invoice_mark_uncollectible
 from payments.models import CollectionMethod, Payment, PaymentCustomer, PaymentStatus
-from payments.services.collection import COLLECT_KIND, collection_enqueue, payment_retry_open
+from payments.services.collection import payment_retry_open, payments_retry_open_bulk
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ def dunning_run(*, at: datetime | None = None) -> RunResult:
     result = RunResult()
     result.cases_opened = _cases_open(at)
     result.emails += _pre_due_reminders(at)
+    result.emails += card_expiry_warnings_take(at)
     accounts = {a.organization_id: a for a in DunningAccount.objects.all()}
     paused = {pk for pk, a in accounts.items() if a.paused}
     cases = [
@@ -404,7 +405,6 @@ def _retry_take(case: DunningCase, step: str, *, at: datetime) -> bool:
             payment = payment_retry_open(invoice=invoice)
             if payment is None or _step(case, step, at=at, payment=payment) is None:
                 raise _Taken
-            collection_enqueue(invoice_id=invoice.pk, number=payment.number)
             audit_event(invoice, event="dunning.retry", step=step, payment=payment.pk, number=payment.number)
     except _Taken:
         return False
@@ -418,9 +418,10 @@ def _retries_take(retries: list[tuple[DunningCase, str]], *, at: datetime, resul
     """The sweep's retries, RETRY_CHUNK invoices a transaction: their rows locked in id order
     (as one by one: the invoice before anything else), the steps already taken re-read under the
     locks (every retry takes its invoice's lock before writing its step, so none can appear
-    meanwhile), then per invoice payments' own `payment_retry_open`, and the steps, collection
-    messages and audit entries of the chunk in one INSERT each. A chunk that fails anyway (a
-    constraint, a domain rule) is rolled back and taken one by one, isolating the failure."""
+    meanwhile), then payments' `payments_retry_open_bulk` for the rest (their payments, audit rows
+    and collection messages one INSERT each), and the chunk's steps and audit entries one INSERT
+    each: a handful of statements per chunk. A chunk that fails anyway (a constraint, a domain
+    rule) is rolled back and taken one by one, isolating the failure."""
     for start in range(0, len(retries), RETRY_CHUNK):
         chunk = retries[start : start + RETRY_CHUNK]
         try:
@@ -437,43 +438,29 @@ def _retries_take(retries: list[tuple[DunningCase, str]], *, at: datetime, resul
 
 def _retry_chunk(chunk: list[tuple[DunningCase, str]], *, at: datetime) -> int:
     ids = sorted(case.invoice_id for case, _ in chunk)
-    invoices = {
-        i.pk: i
-        for i in Invoice.objects.select_for_update(of=("self",))
-        .select_related("organization")
-        .filter(pk__in=ids)
-        .order_by("pk")
-    }
+    list(Invoice.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk").values_list("pk"))
     taken = set(
         DunningStep.objects.filter(invoice_id__in=ids, step__in={step for _, step in chunk}).values_list(
             "invoice_id", "step"
         )
     )
-    steps, messages, opened = [], [], []
-    for case, step in chunk:
-        if (case.invoice_id, step) in taken:
-            continue
-        invoice = invoices[case.invoice_id]
-        payment = payment_retry_open(invoice=invoice)
-        if payment is None:
-            continue
-        steps.append(
-            DunningStep(invoice_id=invoice.pk, organization_id=case.organization_id, step=step, at=at, payment=payment)
+    wanted = {case.invoice_id: (case, step) for case, step in chunk if (case.invoice_id, step) not in taken}
+    opened = payments_retry_open_bulk(sorted(wanted))
+    steps = [
+        DunningStep(
+            invoice_id=invoice_id,
+            organization_id=wanted[invoice_id][0].organization_id,
+            step=wanted[invoice_id][1],
+            at=at,
+            payment=payment,
         )
-        # what collection_enqueue writes, for the whole chunk in one INSERT
-        messages.append(
-            OutboxItem(
-                kind=COLLECT_KIND, key=f"collect:{invoice.pk}:{payment.number}", payload={"invoice_id": invoice.pk}
-            )
-        )
-        opened.append((invoice, step, payment))
+        for invoice_id, payment in opened.items()
+    ]
     DunningStep.objects.bulk_create(steps)
-    outbox_add_bulk(messages)
-    details = {invoice.pk: (step, payment) for invoice, step, payment in opened}
     audit_events_bulk(
-        [invoice for invoice, _, _ in opened],
+        [payment.invoice for payment in opened.values()],
         event="dunning.retry",
-        details=lambda i: {"step": details[i.pk][0], "payment": details[i.pk][1].pk, "number": details[i.pk][1].number},
+        details=lambda i: {"step": wanted[i.pk][1], "payment": opened[i.pk].pk, "number": opened[i.pk].number},
     )
     return len(opened)
 

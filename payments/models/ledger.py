@@ -24,6 +24,11 @@ class PaymentCustomer(models.Model):
     default_payment_method_id = models.CharField(max_length=255, blank=True)
     default_method_type = models.CharField(max_length=30, blank=True)
     default_method_label = models.CharField(max_length=100, blank=True)  # "visa •••• 4242": never more
+    # The default card's expiry (its brand and last four are the label), kept when it is made the
+    # default: the gateway is asked only when methods are listed, and dunning's card-expiry
+    # warnings (30 and 7 days ahead) need it for every payer at once. None for other methods.
+    default_card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    default_card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
     # A PayPal wallet beside the methods of `gateway` (Stripe): PayPal's vault customer and the one
     # payment token its approval page saved. Ids only, like Stripe's `pm_...`: charging a token takes
     # the tenant's client secret (encrypted in GatewaySettings). The label is the payer's e-mail,

@@ -115,21 +115,62 @@ def _payment_build(
 
 
 def payment_retry_open(*, invoice: Invoice) -> Payment | None:
-    """Dunning's retry, under the caller's lock of `invoice` (invoicing.services.invoice_lock):
-    payment n+1 on the default method (after failed ones, or a partial payment), for the caller to have
-    the collection message drive (`collection_enqueue`, in the same transaction). None when the
-    invoice is not awaiting payment, a payment is in flight, or there is no method to charge."""
-    payer = PaymentCustomer.objects.filter(organization_id=invoice.organization_id).first()
-    if payer is None or not payer.chargeable:
-        return None
-    if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) or invoice.amount_due <= 0:
-        return None
-    last = Payment.objects.filter(invoice=invoice).order_by("-number").first()
-    if last is not None and last.status in IN_FLIGHT:
-        return None
-    return _payment_new(
-        invoice=invoice, payer=payer, number=(last.number + 1 if last else 1), amount=invoice.amount_due
+    """Dunning's retry of one invoice, under the caller's lock of `invoice`
+    (invoicing.services.invoice_lock): `payments_retry_open_bulk`'s case of one, its collection
+    message included (in the caller's transaction). None when the invoice is not awaiting
+    payment, a payment is in flight, or there is no method to charge."""
+    return payments_retry_open_bulk([invoice.pk]).get(invoice.pk)
+
+
+def payments_retry_open_bulk(invoice_ids: Sequence[int]) -> dict[int, Payment]:
+    """Dunning's retries of many invoices, in the caller's transaction: the invoices locked with
+    one statement (in id order, as every other path locks them; a caller holding the locks
+    already takes them again at no cost), their payers and last payments read with one each,
+    then payment n+1 on the default method (after failed ones, or a partial payment) for each
+    invoice awaiting payment with nothing in flight and a method to charge, and their audit rows
+    and the collection messages that drive them (`collection_enqueue`'s, keyed per payment)
+    written with one INSERT each. The opened payments by invoice; the others are left out."""
+    if not invoice_ids:
+        return {}
+    invoices = list(
+        Invoice.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(pk__in=set(invoice_ids))
+        .order_by("pk")
     )
+    payers = {
+        c.organization_id: c
+        for c in PaymentCustomer.objects.filter(organization_id__in={i.organization_id for i in invoices})
+    }
+    last = {
+        p.invoice_id: p
+        for p in Payment.objects.filter(invoice__in=invoices).order_by("invoice_id", "-number").distinct("invoice_id")
+    }
+    new: list[Payment] = []
+    for invoice in invoices:
+        payer = payers.get(invoice.organization_id)
+        if payer is None or not payer.chargeable:
+            continue
+        if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) or invoice.amount_due <= 0:
+            continue
+        previous = last.get(invoice.pk)
+        if previous is not None and previous.status in IN_FLIGHT:
+            continue
+        number = previous.number + 1 if previous else 1
+        new.append(_payment_build(invoice=invoice, payer=payer, number=number, amount=invoice.amount_due))
+    if not new:
+        return {}
+    Payment.objects.bulk_create(new)
+    audit_events_bulk(
+        new,
+        event="payment.created",
+        details=lambda p: {"amount": str(p.amount), "currency": p.currency, "number": p.number},
+    )
+    outbox_add_bulk(
+        OutboxItem(kind=COLLECT_KIND, key=f"collect:{p.invoice_id}:{p.number}", payload={"invoice_id": p.invoice_id})
+        for p in new
+    )
+    return {p.invoice_id: p for p in new}
 
 
 def collection_enqueue(*, invoice_id: int, number: int) -> None:

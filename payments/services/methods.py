@@ -82,10 +82,20 @@ def payment_method_default_set(*, actor, organization: Organization, payment_met
         locked.default_payment_method_id = method.id
         locked.default_method_type = str(method.type)
         locked.default_method_label = method.label[:100]
+        locked.default_card_exp_month, locked.default_card_exp_year = card_expiry(method)
         locked.save()
         audit_event(locked, event="payment_method.default_set", method=(before, method.label))
     method_changed_hooks_run(organization.pk)
     return locked
+
+
+def card_expiry(method: PaymentMethodInfo) -> tuple[int | None, int | None]:
+    """A card's (month, year) from the gateway's "MM/YYYY"; (None, None) for other methods, or
+    when the gateway did not say."""
+    month, _, year = method.expires.partition("/")
+    if str(method.type) != MethodType.CARD or not (month.isdigit() and year.isdigit()):
+        return None, None
+    return int(month), int(year)
 
 
 def payment_method_owned_get(*, organization: Organization, payment_method_id: str) -> PaymentMethodInfo:
@@ -115,6 +125,7 @@ def payment_method_remove(*, actor, organization: Organization, payment_method_i
         locked = PaymentCustomer.objects.select_for_update().get(pk=payer.pk)
         if locked.default_payment_method_id == method.id:
             locked.default_payment_method_id = locked.default_method_type = locked.default_method_label = ""
+            locked.default_card_exp_month = locked.default_card_exp_year = None
         if locked.paypal_token_id == method.id:
             locked.paypal_token_id = locked.paypal_label = ""
         locked.save()

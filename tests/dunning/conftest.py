@@ -32,16 +32,24 @@ class ScriptedGateway:
         self.charges: dict[str, tuple[ChargeResult, str]] = {}
         self.confirms: list[tuple[str, str, str]] = []  # (method, amount, outcome)
         self.keys: set[str] = set()
+        self.methods: dict[str, tuple[str, str]] = {}  # id → (type, "MM/YYYY"), when not a card without expiry
 
-    def method(self, method_id: str, *outcomes: str) -> str:
+    def method(self, method_id: str, *outcomes: str, kind: str = "card", expires: str = "") -> str:
         self.scripts[method_id] = deque(outcomes)
+        self.methods[method_id] = (kind, expires)
         return method_id
 
     def customer_ensure(self, *, customer_id, email, name, reference):
         return customer_id or f"cus_{reference}"
 
     def payment_methods_list(self, *, customer_id):
-        return [PaymentMethodInfo(id=m, type="card", label=f"visa •••• {m[-4:]}") for m in self.scripts]
+        return [
+            PaymentMethodInfo(id=m, type=kind, label=f"visa •••• {m[-4:]}", expires=expires)
+            for m, (kind, expires) in self.methods.items()
+        ]
+
+    def payment_method_detach(self, *, payment_method_id):
+        self.methods.pop(payment_method_id, None)
 
     def charge_create(self, request):
         assert request.idempotency_key not in self.keys  # a new charge is a new key
@@ -56,7 +64,9 @@ class ScriptedGateway:
         script = self.scripts[method]
         outcome = script.popleft() if len(script) > 1 else script[0]
         self.confirms.append((method, str(created.amount.amount.quantize(Decimal("0.01"))), outcome))
-        if outcome == "ok":
+        if outcome == "processing":  # a debit (SEPA): its outcome comes days later, by webhook
+            result = ChargeResult(charge_id, ChargeStatus.PROCESSING, created.amount, method)
+        elif outcome == "ok":
             result = ChargeResult(
                 charge_id, ChargeStatus.SUCCEEDED, created.amount, method, charge_id=f"ch_{charge_id}"
             )
@@ -78,8 +88,8 @@ def gateway(monkeypatch):
     return fake
 
 
-def card_set(organization, gateway, method_id: str, *outcomes: str):
-    gateway.method(method_id, *outcomes)
+def card_set(organization, gateway, method_id: str, *outcomes: str, kind: str = "card", expires: str = ""):
+    gateway.method(method_id, *outcomes, kind=kind, expires=expires)
     payer_ensure(organization=organization)
     return payment_method_default_set(actor=None, organization=organization, payment_method_id=method_id)
 
@@ -98,7 +108,7 @@ class Clock:
 
     def work_outbox(self, at: datetime) -> None:
         with time_machine.travel(at, tick=False):
-            for kinds in (["payments.collect"], ["payments.receipt", "dunning.email"]):
+            for kinds in (["payments.collect"], ["payments.receipt", "dunning.email", "dunning.card_expiry_email"]):
                 ids = list(
                     OutboxMessage.objects.filter(kind__in=kinds, status=OutboxStatus.PENDING).values_list(
                         "pk", flat=True

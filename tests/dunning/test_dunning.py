@@ -91,19 +91,21 @@ def test_rerunning_at_the_same_instant_does_nothing(world, gateway, endpoint, em
 def test_a_run_killed_inside_a_retry_leaves_nothing_and_the_rerun_charges_once(
     world, gateway, email_backend, monkeypatch
 ):
-    _invoice, clock = failed_at_start(world, gateway, "soft_decline")
+    invoice, clock = failed_at_start(world, gateway, "soft_decline")
     clock.run(clock.start + timedelta(hours=1))
     at = clock.start + DAY + timedelta(hours=1)
 
     def killed(*args, **kwargs):
         raise SystemExit("killed")
 
-    # the sweep writes its retries' collection messages with one INSERT, after their payments and steps
-    monkeypatch.setattr("dunning.services.run.outbox_add_bulk", killed)
+    # the sweep's chunk writes its retries' audit entries last, after their payments, collection
+    # messages (payments_retry_open_bulk) and steps: killed there, the chunk leaves none of them
+    monkeypatch.setattr("dunning.services.run.audit_events_bulk", killed)
     with time_machine.travel(at, tick=False), pytest.raises(SystemExit):
         dunning_run(at=at)
     assert list(Payment.objects.values_list("number", flat=True)) == [1]
     assert not DunningStep.objects.filter(step__startswith="retry").exists()
+    assert not OutboxMessage.objects.filter(key=f"collect:{invoice.pk}:2").exists()
     monkeypatch.undo()
     monkeypatch.setattr("payments.services.collection.gateway_get", lambda name="stripe": gateway)
     clock.run(at)
@@ -111,6 +113,7 @@ def test_a_run_killed_inside_a_retry_leaves_nothing_and_the_rerun_charges_once(
     assert sorted(Payment.objects.values_list("number", "status")) == [(1, "failed"), (2, "failed")]
     assert list(DunningStep.objects.filter(step__startswith="retry").values_list("step", flat=True)) == ["retry:1"]
     assert len(gateway.confirms) == 2
+    assert OutboxMessage.objects.filter(key=f"collect:{invoice.pk}:2").count() == 1
 
 
 def test_an_email_message_run_twice_sends_once(world, gateway, email_backend):

@@ -1,8 +1,8 @@
 """Dunning on the test clock, up to 90 days after the first failure: every email (subjects in
 order), every charge (method, amount, outcome), every step row and every transition (webhooks)
 asserted, for: success at each retry; a hard decline through the final action; the card updated
-on day 4; a partial payment; settled by a credit note; two overdue invoices where paying one is
-not enough. Each rerun of a day (two runs a day) must add nothing."""
+on day 4; SEPA failing days after the attempt; a partial payment; settled by a credit note; two
+overdue invoices where paying one is not enough. Each rerun of a day (two runs a day) must add nothing."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ from dunning.selectors import entitlement_get
 from invoicing.models import Invoice
 from invoicing.services.billing_run import billing_run
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create, invoice_mark_paid
+from payments.gateways.base import ChargeResult, ChargeStatus, Failure, FailureCode
 from payments.models import Payment
 from payments.services.bank_transfer import bank_transfer_record
+from payments.services.ledger import payment_result_record
 from tests.dunning.conftest import Clock, card_set, events, subjects
 from tests.helpers import utc
 from tests.invoicing.test_invoice_api import april_open
@@ -350,3 +352,61 @@ def test_the_customer_cancels_during_dunning(world, gateway, endpoint, email_bac
     assert cancels.count() == 1
     assert state(world[0]) == ("suspended", "suspended", "final", False, ["plan_changes", "usage"])
     assert Invoice.objects.get(pk=invoice.pk).status == "open"  # still owed
+
+
+def debit_settles(clock: Clock, invoice: Invoice, number: int, at, *, failure: str = "") -> None:
+    """The debit's webhook (`payment_intent.payment_failed` or `.succeeded`) applied at `at`,
+    through the ledger as the webhook apply does, and the outbox worked after it."""
+    payment = Payment.objects.get(invoice=invoice, number=number)
+    assert payment.status == "processing"
+    if failure:
+        result = ChargeResult(
+            payment.gateway_payment_id,
+            ChargeStatus.FAILED,
+            payment.money,
+            payment.payment_method_id,
+            failure=Failure(FailureCode(failure), "The debit was returned."),
+        )
+    else:
+        result = ChargeResult(
+            payment.gateway_payment_id, ChargeStatus.SUCCEEDED, payment.money, payment.payment_method_id
+        )
+    with time_machine.travel(at, tick=False):
+        assert payment_result_record(payment_id=payment.pk, result=result, gateway_at=at)
+    clock.work_outbox(at)
+
+
+def test_sepa_failing_days_after_the_attempt(world, gateway, endpoint, email_backend):
+    """A SEPA debit is `processing` for days before it fails: no case (nor email) until then, the
+    days count from the failure, and the reminders (and the next retry) wait while a debit is in
+    flight, so the customer gets only the failure notice; the third debit succeeds on day 6 and the
+    case closes paid."""
+    organization = world[0]
+    organization.billing_email = "ap@acme.example"
+    organization.save()
+    card_set(organization, gateway, "pm_sepa_3000", "processing", kind="sepa_debit")
+    invoice = april_open(world)
+    n = invoice.number
+    before = Clock(start=FIRST_FAILURE)
+    before.work_outbox(FIRST_FAILURE)
+    before.days(0, 2)  # the debit is in flight: nothing to dun
+    assert charges(invoice) == [(1, "processing", D("35.70"))]
+    assert DunningCase.objects.count() == 0 and subjects() == [] and events() == []
+
+    returned = FIRST_FAILURE + timedelta(days=3)  # the bank returns it
+    debit_settles(before, invoice, 1, returned, failure="insufficient_funds")
+    clock = Clock(start=returned)
+    clock.days(0, 2)  # day 1: the retry (debit 2), in flight from then on
+    debit_settles(clock, invoice, 2, returned + timedelta(days=3, minutes=30), failure="insufficient_funds")
+    clock.days(3, 5)  # day 3: retry 2 at once (debit 3), in flight: day 3's reminder and day 5's retry wait
+    debit_settles(clock, invoice, 3, returned + timedelta(days=6, minutes=30))
+    clock.days(6, 90)
+
+    assert gateway.confirms == [("pm_sepa_3000", "35.70", "processing")] * 3
+    assert charges(invoice) == [(1, "failed", D("35.70")), (2, "failed", D("35.70")), (3, "succeeded", D("35.70"))]
+    assert subjects() == [subject("failed", n), subject("receipt", n), subject("recovered", n)]
+    assert steps(clock, invoice) == [(0, "email:d0"), (1, "retry:1"), (3, "retry:2"), (6, "email:recovered")]
+    assert events() == ["dunning.past_due", "dunning.recovered"]
+    assert state(organization) == ("active", "active", "active", True, [])
+    case = DunningCase.objects.get(invoice=invoice)
+    assert (case.resolution, clock.day(case.started_at), clock.day(case.closed_at)) == ("paid", 0, 6)

@@ -174,15 +174,35 @@ def test_post_without_csrf_token_is_refused(acme, tenant_a):
     assert events(acme) == []
 
 
-def test_dunnings_gate_blocks_every_change_with_its_reason(acme, client_a, monkeypatch):
+def test_dunnings_gate_blocks_plan_changes_with_its_reason(acme, client_a, monkeypatch):
     blocked = PlanChangeGate(allowed=False, reason="Your account is past due: pay the open invoice first.")
     monkeypatch.setattr(plan_views, "plan_change_gate_get", lambda *, organization: blocked)
     page = client_a.get(PLAN).content.decode()
-    assert blocked.reason in page and "Preview the change" not in page
-    for action, data in (("change/", {"plan": "pro"}), ("cancel/", {}), ("resume/", {})):
-        response = client_a.post(PLAN + action, data)
-        assert response.status_code == 400 and response.context["error"] == blocked.reason
+    assert blocked.reason in page and "Preview the change" not in page and "Preview cancellation" in page
+    response = client_a.post(f"{PLAN}change/", {"plan": "pro"})
+    assert response.status_code == 400 and response.context["error"] == blocked.reason
+    assert "preview" not in response.context
     assert plan_code(acme) == "basic" and events(acme) == []
+
+
+def test_cancel_and_resume_stay_open_during_dunning(acme, client_a, monkeypatch):
+    """Cancelling is not a plan change (billing and the API allow it in dunning): the portal
+    offers it, and taking it back, while plan changes are blocked."""
+    blocked = PlanChangeGate(allowed=False, reason="Plan changes are blocked.")
+    monkeypatch.setattr(plan_views, "plan_change_gate_get", lambda *, organization: blocked)
+    response = client_a.post(f"{PLAN}cancel/")
+    assert response.status_code == 200 and response.context["preview"].effective_at == PERIOD_END
+    assert client_a.post(f"{PLAN}cancel/", {"confirm": response.context["fingerprint"]}).status_code == 302
+    subscription = Subscription.objects.get(pk=acme["subscription"].pk)
+    assert subscription.cancel_at_period_end and subscription.ended_at == PERIOD_END
+    page = client_a.get(PLAN).content.decode()
+    assert blocked.reason in page and "Resume subscription" in page
+
+    assert client_a.post(f"{PLAN}resume/").status_code == 302
+    subscription = Subscription.objects.get(pk=acme["subscription"].pk)
+    assert not subscription.cancel_at_period_end and subscription.ended_at is None
+    assert plan_code(acme) == "basic"
+    assert events(acme) == ["subscription.cancel", "subscription.resume"]
 
 
 def test_another_organization_is_404(acme, client_a):

@@ -14,9 +14,10 @@ responder of `bench-payments`) under uvicorn on 127.0.0.1; it accepts every char
    lock with its step and its collection message), then the `payments.collect` messages run by
    BENCH_DUNNING_WORKERS (default 2) processes with the outbox's own `outbox_process` until every
    retry charge is done. sweep_seconds = the run + the charges (wall time); run_seconds alone.
-2. Baseline, same run, on the same state seeded again: the retries alone, as a loop of what a
-   retry is without dunning (lock the invoice, `payment_retry_open`, `collection_enqueue`, one
-   transaction each), then the same collection. baseline_seconds.
+2. Baseline, same run, on the same state seeded again: the retries alone, without dunning (the
+   payments service's bulk retry the run calls, `payments_retry_open_bulk`, 200 invoices a
+   transaction: no policy, steps, emails or stages), then the same collection. baseline_seconds;
+   sweep_seconds - baseline_seconds is what dunning itself adds.
 3. Close (reported, not part of the sweep): the next `dunning_run`, which finds every invoice paid,
    closes its case and moves its organization back to active (audit, webhook, recovery email).
 
@@ -315,19 +316,21 @@ def dunning(schema: str, at):
 
 
 def retries_alone(schema: str) -> int:
-    """What the sweep's retries are without dunning: one transaction per invoice."""
+    """What the sweep's retries are without dunning's decisions, steps, emails and stages: the
+    payments service's bulk retry (`payments_retry_open_bulk`, the call the run makes), 200
+    invoices a transaction, the run's chunk."""
     from django.db import connection, transaction
     from django_tenants.utils import schema_context
 
-    from invoicing.locks import invoice_lock
     from invoicing.models import Invoice
-    from payments.services.collection import payment_retry_open
+    from payments.services.collection import payments_retry_open_bulk
 
     opened = 0
     with schema_context(schema):
-        for invoice_id in Invoice.objects.order_by("id").values_list("id", flat=True):
+        ids = list(Invoice.objects.order_by("id").values_list("id", flat=True))
+        for start in range(0, len(ids), 200):
             with transaction.atomic():
-                opened += payment_retry_open(invoice=invoice_lock(invoice_id)) is not None
+                opened += len(payments_retry_open_bulk(ids[start : start + 200]))
         connection.set_schema_to_public()
     return opened
 

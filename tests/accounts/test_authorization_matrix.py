@@ -218,6 +218,12 @@ ROWS: dict[tuple[str, str], Row] = {
     ("adminpanel:audit_log", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", query="action=1"),
     ("adminpanel:audit_log_csv", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", query="object_id=1"),
     ("adminpanel:analytics", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
+    ("adminpanel:dunning", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
+    # an empty form: 400, nothing done (dunning and the suspension are finance's)
+    ("adminpanel:dunning_pause", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:dunning_retry", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:dunning_write_off", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:suspension", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
     # live usage: a member's browser session, for their own organization
     ("ws:usage", "CONNECT"): Row(ok=0, members=True, kind="websocket"),
 }

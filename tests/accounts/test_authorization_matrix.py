@@ -234,7 +234,7 @@ FUNCTION_VIEW_METHODS.update(
     {
         f"adminpanel:{name}": [method]
         for method, names in (
-            ("GET", ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv"]),
+            ("GET", ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv", "dunning"]),
             (
                 "POST",
                 [
@@ -246,6 +246,10 @@ FUNCTION_VIEW_METHODS.update(
                     "refund",
                     "close",
                     "note_add",
+                    "dunning_pause",
+                    "dunning_retry",
+                    "dunning_write_off",
+                    "suspension",
                 ],
             ),
         )

@@ -19,10 +19,10 @@ class AnalyticsView(View):
             try:
                 day = date.fromisoformat(raw)
             except ValueError:
-                context = {"error": f"“{raw[:40]}” is not a date: use YYYY-MM-DD.", "as_of": ""}
+                context = {"error": f"“{raw[:40]}” is not a date: use YYYY-MM-DD.", "as_of": "", "section": "analytics"}
                 return render(request, "adminpanel/analytics.html", context, status=400)
         report = revenue_report_get(day=day, currency=request.GET.get("currency") or None)
-        context = {"report": report, "as_of": raw, "charts": _charts(report)}
+        context = {"report": report, "as_of": raw, "charts": _charts(report), "section": "analytics"}
         return render(request, "adminpanel/analytics.html", context)
 
 

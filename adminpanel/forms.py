@@ -167,6 +167,41 @@ class CloseForm(forms.Form):
         return value
 
 
+class DunningPauseForm(forms.Form):
+    pause = forms.TypedChoiceField(
+        choices=[("1", "Pause dunning (no retry, email or stage)"), ("0", "Resume dunning")],
+        coerce=lambda v: v == "1",
+        label="Dunning",
+    )
+
+
+class DunningInvoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Invoice) -> str:
+        return f"{obj.number} ({obj.dunning_case.get_stage_display()})"
+
+
+class DunningInvoiceForm(forms.Form):
+    """An invoice of the organization in open dunning: what retry now and write off act on."""
+
+    invoice = DunningInvoiceField(queryset=Invoice.objects.none())
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["invoice"].queryset = (
+            Invoice.objects.filter(organization=organization, dunning_case__closed_at__isnull=True)
+            .select_related("dunning_case")
+            .order_by("dunning_case__started_at", "pk")
+        )
+
+
+class SuspendForm(forms.Form):
+    suspend = forms.TypedChoiceField(
+        choices=[("1", "Suspend (block usage and plan changes)"), ("0", "Reactivate (lift the staff suspension)")],
+        coerce=lambda v: v == "1",
+        label="Suspension",
+    )
+
+
 class NoteForm(forms.Form):
     body = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3}), label="Note")
 

@@ -7,14 +7,14 @@ from decimal import Decimal
 
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from adminpanel.models import StaffNote
 from billing.models import CreditEntry, Organization, OrganizationStatus, Subscription, SubscriptionStatus
 from billing.selectors.credit import credit_balance_get
 from core.money import Money
-from dunning.models import DunningAccount, DunningCase
+from dunning.models import CaseResolution, CaseStage, DunningAccount, DunningCase, DunningStatus
 from invoicing.models import CreditNote, Invoice
 from metering.models import Meter
 from metering.selectors.meter import meter_list
@@ -246,3 +246,90 @@ def organization_usage_days(organization: Organization, *, now: datetime | None 
         days = [(day, by_day.get(day)) for day in (start.date() + timedelta(days=n) for n in range(USAGE_DAYS))]
         meters.append(MeterDays(meter=meter, value=total.value, days=days))
     return UsageWindow(start=start, end=end, meters=meters)
+
+
+# --- dunning ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DunningStageRow:
+    stage: str
+    label: str
+    invoices: int
+    at_risk: list[Money]  # one per currency, by currency code
+
+
+@dataclass(frozen=True)
+class DunningOverview:
+    month_start: datetime  # the first instant of this UTC month
+    stages: list[DunningStageRow]
+    invoices: int
+    at_risk: list[Money]
+    recovered: list[Money]  # paid on the invoices whose case closed as paid this month
+    recovered_invoices: int
+    closed_invoices: int  # cases closed this month, however
+    recovery_rate: Decimal | None  # percent, None when no case closed this month
+
+
+def _per_currency(rows, key: str) -> list[Money]:
+    return [Money(row[key], row["invoice__currency"]) for row in rows]
+
+
+def dunning_overview_get(*, now: datetime | None = None) -> DunningOverview:
+    """The dunning view's figures in four queries. Recovery counts UTC calendar months (staff
+    compare organizations across timezones); amounts stay per currency, never added across."""
+    now = now or timezone.now()
+    month_start = datetime.combine(now.astimezone(UTC).date().replace(day=1), time(), tzinfo=UTC)
+    open_rows = list(
+        DunningCase.objects.filter(closed_at=None)
+        .values("stage", "invoice__currency")
+        .annotate(n=Count("id"), due=Sum("invoice__amount_due"))
+        .order_by("stage", "invoice__currency")
+    )
+    stages = [
+        DunningStageRow(
+            stage=stage.value,
+            label=stage.label,
+            invoices=sum(r["n"] for r in open_rows if r["stage"] == stage),
+            at_risk=_per_currency([r for r in open_rows if r["stage"] == stage], "due"),
+        )
+        for stage in CaseStage
+    ]
+    totals: dict[str, Decimal] = {}
+    for row in open_rows:
+        totals[row["invoice__currency"]] = totals.get(row["invoice__currency"], Decimal(0)) + row["due"]
+    closed = DunningCase.objects.filter(closed_at__gte=month_start, closed_at__lte=now)
+    recovered = list(
+        closed.filter(resolution=CaseResolution.PAID)
+        .values("invoice__currency")
+        .annotate(paid=Sum("invoice__amount_paid"))
+        .order_by("invoice__currency")
+    )
+    counts = closed.aggregate(total=Count("id"), paid=Count("id", filter=Q(resolution=CaseResolution.PAID)))
+    rate = (Decimal(100) * counts["paid"] / counts["total"]).quantize(Decimal("0.1")) if counts["total"] else None
+    return DunningOverview(
+        month_start=month_start,
+        stages=stages,
+        invoices=sum(r["n"] for r in open_rows),
+        at_risk=[Money(amount, currency) for currency, amount in sorted(totals.items())],
+        recovered=_per_currency(recovered, "paid"),
+        recovered_invoices=counts["paid"],
+        closed_invoices=counts["total"],
+        recovery_rate=rate,
+    )
+
+
+def dunning_accounts_list() -> QuerySet[DunningAccount]:
+    """Organizations that need staff's eye: not active, paused or suspended by staff; with their
+    open cases counted and what those cases still owe (in the organization's currency), the
+    longest in dunning first."""
+    open_case = Q(organization__dunning_cases__closed_at=None)
+    return (
+        DunningAccount.objects.filter(~Q(status=DunningStatus.ACTIVE) | Q(paused=True) | Q(suspended_by_staff=True))
+        .select_related("organization")
+        .annotate(
+            open_cases=Count("organization__dunning_cases", filter=open_case),
+            due=Sum("organization__dunning_cases__invoice__amount_due", filter=open_case),
+        )
+        .order_by("since", "pk")
+    )

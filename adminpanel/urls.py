@@ -21,6 +21,14 @@ urlpatterns += [
     path("audit/", views.audit_log, name="audit_log"),
     path("audit/export.csv", views.audit_log_csv, name="audit_log_csv"),
 ]
+# Dunning (issue 12's "Staff") and the staff suspension.
+urlpatterns += [
+    path("dunning/", views.dunning, name="dunning"),
+    path("organizations/<str:external_id>/dunning/pause/", views.dunning_pause_set, name="dunning_pause"),
+    path("organizations/<str:external_id>/dunning/retry/", views.dunning_retry, name="dunning_retry"),
+    path("organizations/<str:external_id>/dunning/write-off/", views.dunning_write_off_view, name="dunning_write_off"),
+    path("organizations/<str:external_id>/suspension/", views.suspension_set, name="suspension"),
+]
 urlpatterns += [path("analytics/", AnalyticsView.as_view(), name="analytics")]
 # The compliance dashboard (issue 14 item 6): live checks, second approver, GDPR export and erasure.
 urlpatterns += [

@@ -33,6 +33,8 @@ from adminpanel.models import ApprovalKind, PendingApproval, StaffNote
 from adminpanel.selectors import (
     audit_entries_list,
     changes_text,
+    dunning_accounts_list,
+    dunning_overview_get,
     organization_360_get,
     organization_search,
     organization_usage_days,
@@ -50,6 +52,8 @@ from billing.services.subscription import subscription_change_plan, subscription
 from billing.templatetags.money import money
 from core.errors import DomainError
 from core.money import Money
+from dunning.models import DunningAccount
+from dunning.services.staff import dunning_pause, dunning_retry_now, dunning_write_off, organization_suspend
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
 from payments.services.refunds import RefundInput, payment_refund
@@ -93,6 +97,9 @@ def _action_forms(organization: Organization) -> dict:
         "refund_form": forms.RefundForm(organization=organization),
         "close_form": forms.CloseForm(organization=organization),
         "note_form": forms.NoteForm(),
+        "dunning_pause_form": forms.DunningPauseForm(),
+        "dunning_invoice_form": forms.DunningInvoiceForm(organization=organization),
+        "suspend_form": forms.SuspendForm(),
     }
 
 
@@ -543,6 +550,158 @@ def note_add(request, external_id: str):
         audit_event(organization, event="staff_note.added", note=note.pk)
     messages.success(request, "Note added.")
     return redirect("adminpanel:organization", external_id=organization.external_id)
+
+
+# --- dunning (issue 12's "Staff") -------------------------------------------------------------
+
+DUNNING_PAGE = 50
+
+
+@require_GET
+def dunning(request):
+    page = Paginator(dunning_accounts_list(), DUNNING_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request, "adminpanel/dunning.html", {"overview": dunning_overview_get(), "page": page, "section": "dunning"}
+    )
+
+
+def _account(organization: Organization) -> DunningAccount:
+    return DunningAccount.objects.filter(organization=organization).first() or DunningAccount(organization=organization)
+
+
+@require_POST
+def dunning_pause_set(request, external_id: str):
+    _allowed(request, "dunning.change_dunningaccount")
+    organization = _organization(external_id)
+    form = forms.DunningPauseForm(request.POST)
+
+    def effect():
+        # The state before is part of what is shown: a second POST of the same confirm finds it
+        # changed and shows it again.
+        account = _account(organization)
+        pause = form.cleaned_data["pause"]
+        if account.paused == pause:
+            raise DomainError("Dunning is paused already." if pause else "Dunning is not paused.", code="unchanged")
+        return [
+            ("Dunning", "running → paused" if pause else "paused → running"),
+            ("Open cases", str(organization.dunning_cases.filter(closed_at=None).count())),
+            (
+                "Effect",
+                "no retry, email or stage until resumed; the state stays as it is"
+                if pause
+                else "the next run catches up to the day each case is on",
+            ),
+        ]
+
+    return _two_step(
+        request,
+        organization,
+        action="dunning_pause",
+        title="Pause or resume dunning",
+        form=form,
+        effect=effect,
+        run=lambda: dunning_pause(actor=request.user, organization=organization, paused=form.cleaned_data["pause"]),
+        done="Dunning paused." if request.POST.get("pause") == "1" else "Dunning resumed.",
+    )
+
+
+@require_POST
+def dunning_retry(request, external_id: str):
+    _allowed(request, "payments.add_payment")
+    organization = _organization(external_id)
+    form = forms.DunningInvoiceForm(request.POST, organization=organization)
+
+    def effect():
+        invoice = form.cleaned_data["invoice"]
+        attempts = invoice.payments.count()
+        return [
+            ("Invoice", f"{invoice.number} ({invoice.dunning_case.get_stage_display()})"),
+            ("Charged now", _money(invoice.amount_due, invoice.currency)),
+            ("With", "the default payment method (a payment in flight is taken instead of a new one)"),
+            ("Attempts so far", str(attempts)),
+        ]
+
+    return _two_step(
+        request,
+        organization,
+        action="dunning_retry",
+        title="Retry the payment now",
+        form=form,
+        effect=effect,
+        run=lambda: dunning_retry_now(actor=request.user, invoice=form.cleaned_data["invoice"]),
+        done="Payment retried.",
+    )
+
+
+@require_POST
+def dunning_write_off_view(request, external_id: str):
+    _allowed(request, "invoicing.change_invoice")
+    organization = _organization(external_id)
+    form = forms.DunningInvoiceForm(request.POST, organization=organization)
+
+    def effect():
+        invoice = form.cleaned_data["invoice"]
+        others = organization.dunning_cases.filter(closed_at=None).exclude(invoice=invoice).count()
+        return [
+            ("Invoice", f"{invoice.number} ({invoice.dunning_case.get_stage_display()})"),
+            ("Written off (uncollectible)", _money(invoice.amount_due, invoice.currency)),
+            ("Other invoices in dunning", str(others)),
+            ("Organization", "active again" if not others else "stays in dunning for the others"),
+        ]
+
+    return _two_step(
+        request,
+        organization,
+        action="dunning_write_off",
+        title="Write an invoice off",
+        form=form,
+        effect=effect,
+        run=lambda: dunning_write_off(actor=request.user, invoice=form.cleaned_data["invoice"]),
+        done="Invoice written off.",
+    )
+
+
+@require_POST
+def suspension_set(request, external_id: str):
+    _allowed(request, "dunning.change_dunningaccount")
+    organization = _organization(external_id)
+    form = forms.SuspendForm(request.POST)
+
+    def effect():
+        account = _account(organization)
+        suspend = form.cleaned_data["suspend"]
+        if organization.status == "closed":
+            raise DomainError("The organization is closed.", code="organization_closed")
+        if account.suspended_by_staff == suspend:
+            raise DomainError(
+                "The organization is suspended by staff already." if suspend else "No suspension by staff to lift.",
+                code="suspension_unchanged",
+            )
+        live = organization.subscriptions.filter(status__in=forms.LIVE).count()
+        cases = organization.dunning_cases.filter(closed_at=None).count()
+        return [
+            ("Organization", f"{organization.get_status_display()} → {'suspended' if suspend else 'by its invoices'}"),
+            ("Live subscriptions", str(live)),
+            (
+                "Effect",
+                "usage and plan changes blocked (entitlement serve: false), subscriptions suspended"
+                if suspend
+                else f"active again, or the dunning state of its {cases} overdue invoice(s)",
+            ),
+        ]
+
+    return _two_step(
+        request,
+        organization,
+        action="suspend",
+        title="Suspend or reactivate",
+        form=form,
+        effect=effect,
+        run=lambda: organization_suspend(
+            actor=request.user, organization=organization, suspended=form.cleaned_data["suspend"]
+        ),
+        done="Organization suspended." if request.POST.get("suspend") == "1" else "Organization reactivated.",
+    )
 
 
 @require_GET

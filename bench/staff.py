@@ -1,4 +1,11 @@
-"""p95 of the staff analytics page on a year of snapshots of 10,000 organizations.
+"""p95 of every staff page (home, organization search, organization 360, audit log, dunning,
+analytics) on a dataset of 10,000 organizations and a year of snapshots.
+
+The customers are written with bulk inserts (no services: seeding through them would take an
+hour): per organization twelve monthly invoices with one payment each, the last one open and in
+dunning for 5 % of them (its case, its account past due or suspended), and ten audit entries; so
+10,000 organizations, 120,000 invoices, 120,000 payments, 500 dunning cases and 100,000 audit
+entries (about two minutes to seed on 2 cores; reused while the size is the same).
 
 The page reads `RevenueSnapshot` rows only (adminpanel.analytics_report), so the dataset is made
 of those rows directly, for speed: a year of days (default 365) in each of three currencies, each
@@ -22,6 +29,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -44,6 +52,10 @@ TARGET_MS = 500
 SHARES = {"EUR": 70, "USD": 20, "GBP": 10}
 FEES = {"EUR": 49, "USD": 59, "GBP": 45}
 SEED = 2  # bump when the rows' shape changes: older rows are written again
+INVOICES_PER_ORG = 12
+AUDIT_PER_ORG = 10
+IN_DUNNING = 20  # one organization in IN_DUNNING is in dunning
+CUSTOMER_SEED = 1  # bump when the customers' shape changes
 
 
 def log(message: str) -> None:
@@ -152,6 +164,135 @@ def seed(today: date) -> str:
     return tenant.get_primary_domain().domain
 
 
+def seed_customers(tenant, today: date) -> None:
+    """ORGS organizations with their invoices, payments, dunning and audit entries, unless the
+    tenant holds that many already (from the same generator)."""
+    from auditlog.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    from billing.models import Organization
+    from dunning.models import DunningAccount, DunningCase
+    from invoicing.models import Invoice
+    from payments.models import Payment
+
+    with schema_context(tenant.schema_name):
+        marker = f"bench-{CUSTOMER_SEED}-{ORGS:05}"
+        if Organization.objects.filter(external_id=marker).exists() and Organization.objects.count() == ORGS:
+            log(f"reusing {ORGS} organizations")
+            return
+        started = time.perf_counter()
+        with connection.cursor() as cursor:  # the tenant's own schema: nothing else lives there
+            cursor.execute(
+                "TRUNCATE auditlog_logentry, dunning_dunningstep, dunning_dunningcase, dunning_dunningaccount, "
+                "payments_payment, invoicing_invoice, billing_organization CASCADE"
+            )
+        rng = random.Random(3)
+        currencies = [c for c, share in SHARES.items() for _ in range(share)]
+        now = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
+        organizations = Organization.objects.bulk_create(
+            [
+                Organization(
+                    external_id=f"bench-{CUSTOMER_SEED}-{n:05}",
+                    name=f"Customer {n:05} {rng.choice(['GmbH', 'Ltd', 'Inc', 'SAS'])}",
+                    currency=rng.choice(currencies),
+                    billing_email=f"ap-{n:05}@customer.example",
+                    timezone=rng.choice(["UTC", "Europe/Berlin", "America/New_York"]),
+                )
+                for n in range(1, ORGS + 1)
+            ],
+            batch_size=2000,
+        )
+        invoices, dunned = [], []
+        for org in organizations:
+            in_dunning = org.pk % IN_DUNNING == 0
+            for m in range(INVOICES_PER_ORG):
+                issued = now - timedelta(days=30 * (INVOICES_PER_ORG - m))
+                total = Decimal(FEES[org.currency] + rng.randrange(0, 200))
+                open_ = in_dunning and m == INVOICES_PER_ORG - 1
+                invoices.append(
+                    Invoice(
+                        organization=org,
+                        currency=org.currency,
+                        number=f"B{org.pk:06}-{m + 1:02}",
+                        status="open" if open_ else "paid",
+                        subtotal=total,
+                        total=total,
+                        amount_due=total if open_ else Decimal(0),
+                        amount_paid=Decimal(0) if open_ else total,
+                        issued_at=issued,
+                        due_at=issued + timedelta(days=14),
+                        paid_at=None if open_ else issued + timedelta(days=2),
+                    )
+                )
+        invoices = Invoice.objects.bulk_create(invoices, batch_size=5000)
+        payments = []
+        for invoice in invoices:
+            failed = invoice.status == "open"
+            payments.append(
+                Payment(
+                    invoice=invoice,
+                    organization_id=invoice.organization_id,
+                    number=1,
+                    idempotency_key=f"bench-{invoice.pk}-1",
+                    gateway="stripe",
+                    amount=invoice.total,
+                    currency=invoice.currency,
+                    status="failed" if failed else "succeeded",
+                    failure_code="card_declined" if failed else "",
+                )
+            )
+            if failed:
+                dunned.append(invoice)
+        Payment.objects.bulk_create(payments, batch_size=5000)
+        DunningCase.objects.bulk_create(
+            [
+                DunningCase(
+                    invoice=i,
+                    organization_id=i.organization_id,
+                    started_at=i.due_at,
+                    stage=rng.choice(["past_due", "restricted", "suspended"]),
+                )
+                for i in dunned
+            ]
+        )
+        DunningAccount.objects.bulk_create(
+            [
+                DunningAccount(
+                    organization_id=i.organization_id,
+                    status=rng.choice(["past_due", "suspended"]),
+                    since=i.due_at,
+                    reason=f"payment failed: invoice {i.number}",
+                )
+                for i in dunned
+            ]
+        )
+        org_type = ContentType.objects.get_for_model(Organization)
+        LogEntry.objects.bulk_create(
+            [
+                LogEntry(
+                    content_type=org_type,
+                    object_pk=str(org.pk),
+                    object_id=org.pk,
+                    object_repr=org.name,
+                    action=LogEntry.Action.UPDATE,
+                    changes={"event": [None, rng.choice(["staff_note.added", "dunning.transition", "credit"])]},
+                    timestamp=now - timedelta(minutes=rng.randrange(60 * 24 * 365)),
+                )
+                for org in organizations
+                for _ in range(AUDIT_PER_ORG)
+            ],
+            batch_size=5000,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        log(
+            f"seeded {ORGS} organizations, {len(invoices)} invoices and payments, {len(dunned)} dunning cases, "
+            f"{ORGS * AUDIT_PER_ORG} audit entries in {time.perf_counter() - started:.1f} s"
+        )
+
+
 def compute_seconds_per_day(today: date, days: int = 10) -> float:
     """What beat pays per day and tenant: `revenue_figures` on in-memory data of ORGS organizations
     (a year of monthly invoices each, 90 % paid, one payment each, a usage line each; 30 % churn
@@ -203,6 +344,7 @@ def main() -> None:
     from tests.helpers import staff_login
 
     tenant = Tenant.objects.get(slug=SLUG)
+    seed_customers(tenant, today)
     with schema_context(tenant.schema_name):
         user = UserFactory(staff_role="viewer", email=f"staff-{time.time_ns()}@bench.example")  # one per run
         secret = totp_enable(user)
@@ -210,8 +352,18 @@ def main() -> None:
     staff_login(client, email=user.email, totp_secret=secret)
 
     rng = random.Random(1)
+
+    def organization_id() -> str:
+        return f"bench-{CUSTOMER_SEED}-{rng.randrange(1, ORGS + 1):05}"
+
     pages = {
         "staff_home": lambda: "/staff/",
+        "staff_organizations": lambda: f"/staff/organizations/?q=customer+{rng.randrange(ORGS // 10):04}",
+        "staff_organizations_all": lambda: f"/staff/organizations/?page={rng.randrange(1, ORGS // 25)}",
+        "staff_organization": lambda: f"/staff/organizations/{organization_id()}/",
+        "staff_audit": lambda: f"/staff/audit/?page={rng.randrange(1, 40)}",
+        "staff_audit_filtered": lambda: "/staff/audit/?event=staff_note.added",
+        "staff_dunning": lambda: f"/staff/dunning/?page={rng.randrange(1, 4)}",
         "staff_analytics": lambda: (
             f"/staff/analytics/?as_of={today - timedelta(days=rng.randrange(DAYS))}&currency={rng.choice(list(SHARES))}"
         ),
@@ -243,6 +395,10 @@ def main() -> None:
                 "days": DAYS,
                 "snapshot_rows": DAYS * len(SHARES),
                 "snapshot_compute_s_per_day": round(per_day, 2),
+                "invoices": ORGS * INVOICES_PER_ORG,
+                "audit_entries": ORGS * AUDIT_PER_ORG,
+                "dunning_cases": ORGS // IN_DUNNING,
+                "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
             }
         ),
         flush=True,

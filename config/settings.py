@@ -378,6 +378,7 @@ WEBHOOK_SECRET_OVERLAP_HOURS = env.int("WEBHOOK_SECRET_OVERLAP_HOURS", default=2
 # Web
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+FORMAT_MODULE_PATH = ["config.formats"]  # datetimes with their zone (config/formats/en)
 USE_I18N = True
 USE_TZ = True
 

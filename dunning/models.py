@@ -100,6 +100,9 @@ class DunningAccount(models.Model):
     # Staff paused dunning for this organization: the run takes no step for it (no retry, no
     # email, no stage) until it is resumed.
     paused = models.BooleanField(default=False)
+    # Staff suspended the organization by hand (dunning.services.staff.organization_suspend): it is
+    # at least suspended whatever its cases say, until staff reactivate it.
+    suspended_by_staff = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

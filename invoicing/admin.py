@@ -21,8 +21,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from billing.admin.display import lines_display, money_display
 from core.errors import DomainError
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
+from invoicing.pdf_render import _address_lines, _customer_address
 from invoicing.remittance import bic_compact, iban_compact, rtn_compact
 from invoicing.selectors.settings import tax_provider, tax_settings_from
 from invoicing.services.finalize import invoice_finalize
@@ -87,9 +89,8 @@ class InvoiceAdmin(admin.ModelAdmin):
         "__str__",
         "organization",
         "status",
-        "currency",
-        "total",
-        "amount_due",
+        "total_display",
+        "amount_due_display",
         "bill_point",
         "issued_at",
         "due_at",
@@ -107,19 +108,41 @@ class InvoiceAdmin(admin.ModelAdmin):
             "Amounts",
             {
                 "fields": [
-                    "subtotal",
-                    "tax_total",
-                    "total",
-                    "credits_applied",
-                    "amount_due",
-                    "amount_paid",
+                    "subtotal_display",
+                    "tax_total_display",
+                    "total_display",
+                    "credits_applied_display",
+                    "amount_due_display",
+                    "amount_paid_display",
                     "tax_problem",
                 ]
             },
         ),
         ("Dates", {"fields": ["issued_at", "due_at", "paid_at", "voided_at", "emailed_at", "created_at"]}),
-        ("As issued", {"fields": ["seller", "customer", "pdf_sha256"]}),
+        ("As issued", {"fields": ["seller_address", "customer_address", "pdf_sha256"]}),
     ]
+    subtotal_display = money_display("subtotal")
+    tax_total_display = money_display("tax_total", label="tax")
+    total_display = money_display("total")
+    credits_applied_display = money_display("credits_applied")
+    amount_due_display = money_display("amount_due")
+    amount_paid_display = money_display("amount_paid")
+
+    @admin.display(description="seller, as issued")
+    def seller_address(self, obj: Invoice):
+        seller = obj.seller or {}
+        lines = [seller.get("name"), *_address_lines(seller.get("address")), seller.get("country")]
+        if seller.get("tax_id"):
+            lines.append(f"Tax ID {seller['tax_id']}")
+        return lines_display(str(line) for line in lines if line)
+
+    @admin.display(description="customer, as issued")
+    def customer_address(self, obj: Invoice):
+        customer = obj.customer or {}
+        lines = [customer.get("name"), *_customer_address(customer)]
+        if customer.get("tax_id"):
+            lines.append(f"Tax ID {customer['tax_id']}")
+        return lines_display(str(line) for line in lines if line)
 
     def get_readonly_fields(self, request, obj=None):
         return [field for _, options in self.fieldsets for field in options["fields"]]
@@ -243,7 +266,7 @@ class CreditNoteLineInline(_ReadOnlyInline):
 
 @admin.register(CreditNote)
 class CreditNoteAdmin(admin.ModelAdmin):
-    list_display = ["number", "invoice", "organization", "total", "currency", "created_at"]
+    list_display = ["number", "invoice", "organization", "total_display", "created_at"]
     list_filter = ["currency", "created_at"]
     search_fields = ["number", "invoice__number", "invoice__organization__external_id", "reason"]
     list_select_related = ["invoice__organization"]
@@ -252,16 +275,20 @@ class CreditNoteAdmin(admin.ModelAdmin):
         "number",
         "invoice",
         "reason",
-        "currency",
-        "subtotal",
-        "tax_total",
-        "total",
-        "applied_to_invoice",
-        "credited_to_balance",
+        "subtotal_display",
+        "tax_total_display",
+        "total_display",
+        "applied_to_invoice_display",
+        "credited_to_balance_display",
         "created_by",
         "created_at",
     ]
     readonly_fields = fields
+    subtotal_display = money_display("subtotal")
+    tax_total_display = money_display("tax_total", label="tax")
+    total_display = money_display("total")
+    applied_to_invoice_display = money_display("applied_to_invoice", label="applied to the invoice")
+    credited_to_balance_display = money_display("credited_to_balance", label="credited to the balance")
 
     @admin.display(description="Organization", ordering="invoice__organization__external_id")
     def organization(self, obj: CreditNote):

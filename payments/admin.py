@@ -98,6 +98,7 @@ _djstripe_admins_narrow(admin.site)
 
 from django import forms  # noqa: E402
 
+from billing.admin.display import money_display  # noqa: E402
 from payments.models import GatewayEventRecord, GatewaySettings, Payment, PaymentAttempt  # noqa: E402
 
 
@@ -167,13 +168,21 @@ class PaymentAttemptInline(admin.TabularInline):
 class PaymentAdmin(admin.ModelAdmin):
     """Read-only: the ledger changes only through its services."""
 
-    list_display = ("pk", "invoice", "organization", "amount", "currency", "status", "failure_code", "created_at")
+    list_display = ("pk", "invoice", "organization", "amount_display", "status", "failure_code", "created_at")
     list_filter = ("status", "method_type", "failure_code")
     search_fields = ("gateway_payment_id", "invoice__number", "organization__external_id")
     inlines = [PaymentAttemptInline]
 
+    amount_display = money_display("amount")
+    amount_refunded_display = money_display("amount_refunded", label="refunded")
+
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Payment._meta.fields]
+
+    def get_fields(self, request, obj=None):
+        # the amounts in their currency, beside the other columns
+        money = {"amount": "amount_display", "amount_refunded": "amount_refunded_display"}
+        return [money.get(f.name, f.name) for f in Payment._meta.fields]
 
     def has_add_permission(self, request):
         return False

@@ -484,23 +484,27 @@ def _email(
             result.emails += 1
 
 
-def _organization_settle(*, organization_id: int, at: datetime, result: RunResult) -> None:
-    """Move the organization to the state of its open cases (active when none is left)."""
+def _organization_settle(*, organization_id: int, at: datetime, result: RunResult, actor=None) -> None:
+    """Move the organization to the state of its open cases (active when none is left), at
+    least suspended while staff suspended it by hand."""
     stages = list(
         DunningCase.objects.filter(organization_id=organization_id, closed_at=None).values_list("stage", flat=True)
     )
     worst = max(stages, key=STAGE_RANK.__getitem__) if stages else None
-    status = STATUS_OF_STAGE[worst] if worst else DunningStatus.ACTIVE
-    blocked = BLOCKED_OF_STAGE[worst] if worst else []
-    with audit_actor(None), transaction.atomic():
+    with audit_actor(actor), transaction.atomic():
         account = DunningAccount.objects.select_for_update().get(organization_id=organization_id)
+        manual = account.suspended_by_staff and STAGE_RANK.get(worst, -1) < STAGE_RANK[CaseStage.SUSPENDED]
+        if manual:
+            worst = CaseStage.SUSPENDED
+        status = STATUS_OF_STAGE[worst] if worst else DunningStatus.ACTIVE
+        blocked = BLOCKED_OF_STAGE[worst] if worst else []
         if account.status == status and account.blocked_features == blocked:
             return
         before = account.status
         organization = Organization.objects.get(pk=organization_id)
         account.status, account.blocked_features = status, blocked
         account.since = at if status != DunningStatus.ACTIVE else None
-        account.reason = _reason(organization_id, worst) if worst else ""
+        account.reason = "suspended by staff" if manual else _reason(organization_id, worst) if worst else ""
         account.save(update_fields=["status", "blocked_features", "since", "reason", "updated_at"])
         if organization.status != OrganizationStatus.CLOSED:
             Organization.objects.filter(pk=organization_id).exclude(status=OrganizationStatus.CLOSED).update(

@@ -1,5 +1,6 @@
-"""Staff actions on an organization's dunning (the staff view comes later): pause and resume,
-retry now, write an invoice off. Each is audited with the acting user."""
+"""Staff actions on an organization's dunning (the staff dunning view, adminpanel): pause and
+resume, retry now, write an invoice off, suspend and reactivate by hand. Each is audited with the
+acting user."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from accounts.audit import Actor, audit_actor, audit_event
 from billing.models import Organization
 from core.errors import DomainError
 from dunning.models import CaseResolution, DunningAccount, DunningCase
-from dunning.services.run import case_close, organization_run
+from dunning.services.run import RunResult, _organization_settle, case_close, organization_run
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.invoice import invoice_mark_uncollectible
 from payments.models import Payment
@@ -58,3 +59,29 @@ def dunning_write_off(*, actor: Actor, invoice: Invoice, at: datetime | None = N
     with audit_actor(actor):
         organization_run(organization_id=case.organization_id, at=at)
     return case
+
+
+def organization_suspend(
+    *, actor: Actor, organization: Organization, suspended: bool = True, at: datetime | None = None
+) -> DunningAccount:
+    """Suspend the organization by hand (usage and plan changes blocked, its live subscriptions
+    suspended with `subscription.suspended`), or lift that suspension: the organization then
+    takes the state its open cases give it (active when none, `subscription.reactivated`).
+    The same transition as dunning's stages, so the run and the entitlement agree with it; the
+    run keeps it suspended until staff reactivate. A closed organization is refused."""
+    at = at or timezone.now()
+    if organization.status == "closed":
+        raise DomainError("The organization is closed.", code="organization_closed", status_code=409)
+    with audit_actor(actor), transaction.atomic():
+        account, _ = DunningAccount.objects.select_for_update().get_or_create(organization=organization)
+        if account.suspended_by_staff == suspended:
+            raise DomainError(
+                "The organization is suspended by staff already." if suspended else "No suspension by staff to lift.",
+                code="suspension_unchanged",
+                status_code=409,
+            )
+        account.suspended_by_staff = suspended
+        account.save(update_fields=["suspended_by_staff", "updated_at"])
+        audit_event(organization, event="organization.suspended" if suspended else "organization.reactivated")
+        _organization_settle(organization_id=organization.pk, at=at, result=RunResult(), actor=actor)
+    return DunningAccount.objects.get(pk=account.pk)

@@ -232,6 +232,12 @@ ROWS: dict[tuple[str, str], Row] = {
     ),
     ("adminpanel:gdpr_export", "POST"): Row(ok=400, staff=ORGANIZATION_WRITERS, kind="staff_page"),
     ("adminpanel:gdpr_erase", "POST"): Row(ok=400, staff=ORGANIZATION_WRITERS, kind="staff_page"),
+    ("adminpanel:dunning", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
+    # an empty form: 400, nothing done (dunning and the suspension are finance's)
+    ("adminpanel:dunning_pause", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:dunning_retry", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:dunning_write_off", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:suspension", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
     # live usage: a member's browser session, for their own organization
     ("ws:usage", "CONNECT"): Row(ok=0, members=True, kind="websocket"),
 }
@@ -242,7 +248,7 @@ FUNCTION_VIEW_METHODS.update(
     {
         f"adminpanel:{name}": [method]
         for method, names in (
-            ("GET", ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv", "compliance"]),
+            ("GET", ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv", "compliance", "dunning"]),
             (
                 "POST",
                 [
@@ -260,6 +266,10 @@ FUNCTION_VIEW_METHODS.update(
                     "approval_reject",
                     "gdpr_export",
                     "gdpr_erase",
+                    "dunning_pause",
+                    "dunning_retry",
+                    "dunning_write_off",
+                    "suspension",
                 ],
             ),
         )

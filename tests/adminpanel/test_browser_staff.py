@@ -84,3 +84,62 @@ def test_search_open_and_grant_credit_in_chromium(with_staff):
             shoot(small, "staff-organization-phone")
         finally:
             browser.close()
+
+
+def test_dunning_view_and_pause_in_chromium(with_staff, committed_tenant, django_db_blocker):
+    """The open invoice of the portal's scenario put in dunning (its case and account written
+    directly: the run's path is dunning's tests'); staff go Home → Dunning → the organization and
+    pause its dunning through the confirm step."""
+    from dunning.models import DunningAccount, DunningCase
+    from invoicing.models import Invoice
+
+    origin = with_staff["origin"]
+    tenant, _ = committed_tenant
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        invoice = Invoice.objects.filter(status="open").get()
+        DunningCase.objects.create(invoice=invoice, organization=invoice.organization, started_at=invoice.due_at)
+        DunningAccount.objects.create(
+            organization=invoice.organization, status="past_due", since=invoice.due_at, reason="payment failed"
+        )
+        due = f"€{invoice.amount_due:.2f}"
+    connection.set_schema_to_public()
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.goto(f"{origin}/staff/")
+            page.fill("input[name=login]", "finance@seller.example")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.fill("input[name=code]", totp_now(with_staff["secret"]))
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{origin}/staff/")
+            page.click("nav[aria-label='Staff sections'] >> text=Dunning")
+            page.wait_for_url(f"{origin}/staff/dunning/")
+            assert page.locator("[data-figure=invoices]").inner_text() == "1"
+            assert page.locator("[data-figure=at-risk]").inner_text() == due
+            assert page.locator("tr[data-stage=past_due]").inner_text().split("\t") == ["Past Due", "1", due]
+            assert axe_serious(page) == []
+            shoot(page, "staff-dunning-desktop")
+
+            page.click("tr[data-account=acme] >> text=Acme GmbH")
+            page.wait_for_url(f"{origin}/staff/organizations/acme/#dunning-heading")
+            page.click("summary:has-text('Pause or resume dunning')")
+            page.select_option("form[action$='/dunning/pause/'] select[name=pause]", "1")
+            page.click("button:has-text('Review: pause or resume dunning')")
+            assert page.locator("[data-effect]").all_inner_texts()[:2] == ["running → paused", "1"]
+            assert axe_serious(page) == []
+            shoot(page, "staff-dunning-confirm-desktop")
+            page.click("button:has-text('Confirm: pause or resume dunning')")
+            page.wait_for_selector("text=Dunning paused.")
+            assert "· paused" in page.locator("[data-dunning]").inner_text()
+
+            phone = browser.new_context(viewport={"width": 390, "height": 844}, storage_state=context.storage_state())
+            small = phone.new_page()
+            small.goto(f"{origin}/staff/dunning/")
+            assert small.evaluate("() => document.documentElement.scrollWidth") <= 390
+            assert axe_serious(small) == []
+            shoot(small, "staff-dunning-phone")
+        finally:
+            browser.close()

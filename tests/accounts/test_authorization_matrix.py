@@ -248,7 +248,10 @@ FUNCTION_VIEW_METHODS.update(
     {
         f"adminpanel:{name}": [method]
         for method, names in (
-            ("GET", ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv", "compliance", "dunning"]),
+            (
+                "GET",
+                ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv", "compliance", "dunning"],
+            ),
             (
                 "POST",
                 [

@@ -30,8 +30,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -50,6 +48,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DEBUG", "false")  # no query log, as in production
 
 from ingest import manage  # noqa: E402
+from procs import cpu_seconds, cpu_text, free_port, serve, stop, wait_http  # noqa: E402
 
 SLUG = "dunbench"
 INVOICES = int(os.environ.get("BENCH_DUNNING_INVOICES", "10000"))
@@ -60,76 +59,13 @@ CHARGES = os.environ.get("BENCH_DUNNING_CHARGES", "1") != "0"
 # 0: skip the close (the next run's recoveries, one by one: ~80 ms an organization, so minutes at
 # 10,000), which is reported but is no part of the sweep.
 CLOSE = os.environ.get("BENCH_DUNNING_CLOSE", "1") != "0"
+UNIT = "an invoice"
 SECRET_KEY = "sk_test_" + "b" * 24
 AMOUNT = Decimal("58.31")
 
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib3.request("GET", url, retries=False, timeout=1)
-            return
-        except Exception:  # not up yet
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def serve(app: str, port: int, *, app_dir: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--app-dir", app_dir]
-    command += ["--log-level", "warning", "--no-access-log", "--lifespan", "off"]
-    return subprocess.Popen(command, cwd=ROOT, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-def cpu_seconds(responder: subprocess.Popen) -> Counter:
-    """CPU seconds so far, by part (bench/payments.py's measure): this process (`run`: the
-    dunning run is in process), its finished children (`workers`: the collection processes, once
-    joined), the responder's process tree and this run's PostgreSQL (its postmaster, whose reaped
-    backends count in its children's times, and the live backends). A phase's cost, which does not
-    depend on the machine's load, is the difference."""
-    import psutil
-
-    mine = os.times()
-    parts: Counter = Counter({"run": mine[0] + mine[1], "workers": mine[2] + mine[3]})
-    roots = {"responder": responder.pid}
-    pid_file = Path(os.environ.get("TEST_DATA_DIR", ".data/test")) / "pg" / "postmaster.pid"
-    if pid_file.exists():
-        roots["postgres"] = int(pid_file.read_text().split()[0])
-    for name, pid in roots.items():
-        try:
-            root = psutil.Process(pid)
-            for one in [root, *root.children(recursive=True)]:
-                times = one.cpu_times()
-                parts[name] += times.user + times.system + times.children_user + times.children_system
-        except psutil.Error:  # gone meanwhile
-            continue
-    return parts
-
-
-def cpu_text(parts: Counter, units: int) -> str:
-    total = sum(parts.values())
-    each = ", ".join(f"{name} {1000 * seconds / units:.2f}" for name, seconds in sorted(parts.items()))
-    return f"CPU {total:.1f} s = {1000 * total / units:.2f} ms an invoice ({each})"
 
 
 def seed(schema: str):
@@ -373,19 +309,19 @@ def main() -> None:
         log(f"seeding {INVOICES} past-due invoices (first charge failed a day ago) …")
         at = seed(schema)
         log(f"sweep: dunning_run on day 1, then the retry charges by {WORKERS} worker processes …")
-        cpu = cpu_seconds(responder)
+        cpu = cpu_seconds({"responder": responder}, own=True)
         started = time.perf_counter()
         result = dunning(schema, at)
         run_seconds = time.perf_counter() - started
-        run_cpu = cpu_seconds(responder) - cpu
+        run_cpu = cpu_seconds({"responder": responder}, own=True) - cpu
         totals = collect(schema, stripe_base) if CHARGES else Counter()
         sweep_seconds = time.perf_counter() - started
-        sweep_cpu = cpu_seconds(responder) - cpu
+        sweep_cpu = cpu_seconds({"responder": responder}, own=True) - cpu
         stats = json.loads(urllib3.request("GET", f"{stripe_base}/stats").data)
         after = ledger(schema)
         log(f"  run {run_seconds:.1f} s ({result.retries} retries, {result.emails} emails, {result.stages} stages)")
         log(f"  sweep {sweep_seconds:.1f} s; outbox {dict(totals)}; gateway {stats}; ledger {after}")
-        log(f"  run {cpu_text(run_cpu, INVOICES)}; sweep {cpu_text(sweep_cpu, INVOICES)}")
+        log(f"  run {cpu_text(run_cpu, INVOICES, UNIT)}; sweep {cpu_text(sweep_cpu, INVOICES, UNIT)}")
         if result.retries != INVOICES or (CHARGES and after["payments"].get("succeeded", 0) != INVOICES):
             log(f"  !! expected {INVOICES} retries and as many succeeded payments")
         close_seconds = None
@@ -399,16 +335,16 @@ def main() -> None:
         log("baseline: the same state seeded again, the retries alone, then the same collection …")
         urllib3.request("POST", f"{stripe_base}/reset")
         seed(schema)
-        cpu = cpu_seconds(responder)
+        cpu = cpu_seconds({"responder": responder}, own=True)
         started = time.perf_counter()
         opened = retries_alone(schema)
         loop_seconds = time.perf_counter() - started
-        loop_cpu = cpu_seconds(responder) - cpu
+        loop_cpu = cpu_seconds({"responder": responder}, own=True) - cpu
         totals = collect(schema, stripe_base) if CHARGES else Counter()
         baseline_seconds = time.perf_counter() - started
-        baseline_cpu = cpu_seconds(responder) - cpu
+        baseline_cpu = cpu_seconds({"responder": responder}, own=True) - cpu
         log(f"  retries opened {opened} in {loop_seconds:.1f} s; with the charges {baseline_seconds:.1f} s")
-        log(f"  loop {cpu_text(loop_cpu, INVOICES)}; baseline {cpu_text(baseline_cpu, INVOICES)}")
+        log(f"  loop {cpu_text(loop_cpu, INVOICES, UNIT)}; baseline {cpu_text(baseline_cpu, INVOICES, UNIT)}")
         log(f"  outbox {dict(totals)}; ledger {ledger(schema)}")
     finally:
         stop(responder)

@@ -128,6 +128,8 @@ ROWS: dict[tuple[str, str], Row] = {
     ("plan", "PATCH"): api_write(400, BILLING_WRITERS, kwargs={"code": "basic"}, body={"name": ""}),
     ("plan-versions", "GET"): api_read(members=True, other=200, kwargs={"code": "basic"}),
     ("plan-versions", "POST"): api_write(400, BILLING_WRITERS, kwargs={"code": "basic"}, body={"trial_days": -1}),
+    ("dunning-policy", "GET"): api_read(),
+    ("dunning-policy", "PUT"): api_write(400, BILLING_WRITERS, body={"retry_days": [3, 1]}),
     ("plan-limits", "GET"): api_read(members=True, other=200, kwargs={"code": "basic"}),
     ("plan-limits", "PUT"): api_write(
         400, BILLING_WRITERS, kwargs={"code": "basic"}, body={"limits": [{"meter": "calls", "limit": "-1"}]}

@@ -341,6 +341,17 @@ BASE_BODIES: dict[str, Callable[[World], Any]] = {
         "base_fee": "31.00",
         "charges": [{"meter": "calls", "price": _GRADUATED}],
     },
+    "PUT /api/v1/dunning/policy": lambda w: {
+        "retry_days": [1, 3, 5],
+        "retry_hard_declines": False,
+        "retry_on_method_change": True,
+        "plan_changes_blocked_day": 10,
+        "suspend_day": 14,
+        "final_day": 30,
+        "final_action": "cancel_at_period_end",
+        "email_days": [0, 3, 7],
+        "pre_due_reminder_days": None,
+    },
     "PUT /api/v1/plans/{code}/limits": lambda w: {"limits": [{"meter": "calls", "limit": "1000"}]},
     "POST /api/v1/subscriptions": lambda w: {
         "customer": "acme",

@@ -122,16 +122,12 @@ def payment_retry_open(*, invoice: Invoice) -> Payment | None:
     return payments_retry_open_bulk([invoice.pk]).get(invoice.pk)
 
 
-def payments_retry_open_bulk(invoice_ids: Sequence[int]) -> dict[int, Payment]:
-    """Dunning's retries of many invoices, in the caller's transaction: the invoices locked with
-    one statement (in id order, as every other path locks them; a caller holding the locks
-    already takes them again at no cost), their payers and last payments read with one each,
-    then payment n+1 on the default method (after failed ones, or a partial payment) for each
-    invoice awaiting payment with nothing in flight and a method to charge, and their audit rows
-    and the collection messages that drive them (`collection_enqueue`'s, keyed per payment)
-    written with one INSERT each. The opened payments by invoice; the others are left out."""
-    if not invoice_ids:
-        return {}
+def _invoices_locked(
+    invoice_ids: Sequence[int],
+) -> tuple[list[Invoice], dict[int, PaymentCustomer], dict[int, Payment]]:
+    """The invoices locked with one statement, in id order (as every path locks them), with their
+    payers by organization and their last payments by invoice, one statement each: what a chunk's
+    collection and a chunk's retries both decide from. In the caller's transaction."""
     invoices = list(
         Invoice.objects.select_for_update(of=("self",))
         .select_related("organization")
@@ -144,8 +140,25 @@ def payments_retry_open_bulk(invoice_ids: Sequence[int]) -> dict[int, Payment]:
     }
     last = {
         p.invoice_id: p
-        for p in Payment.objects.filter(invoice__in=invoices).order_by("invoice_id", "-number").distinct("invoice_id")
+        for p in Payment.objects.select_related("organization")
+        .filter(invoice__in=invoices)
+        .order_by("invoice_id", "-number")
+        .distinct("invoice_id")
     }
+    return invoices, payers, last
+
+
+def payments_retry_open_bulk(invoice_ids: Sequence[int]) -> dict[int, Payment]:
+    """Dunning's retries of many invoices, in the caller's transaction: the invoices locked with
+    one statement (in id order, as every other path locks them; a caller holding the locks
+    already takes them again at no cost), their payers and last payments read with one each,
+    then payment n+1 on the default method (after failed ones, or a partial payment) for each
+    invoice awaiting payment with nothing in flight and a method to charge, and their audit rows
+    and the collection messages that drive them (`collection_enqueue`'s, keyed per payment)
+    written with one INSERT each. The opened payments by invoice; the others are left out."""
+    if not invoice_ids:
+        return {}
+    invoices, payers, last = _invoices_locked(invoice_ids)
     new: list[Payment] = []
     for invoice in invoices:
         payer = payers.get(invoice.organization_id)
@@ -435,23 +448,7 @@ def invoices_collect(invoice_ids: Sequence[int]) -> dict[int, Payment | Exceptio
     retrying is dunning's call), or the exception its message is retried for."""
     out: dict[int, Payment | Exception | None] = {}
     with transaction.atomic():
-        invoices = list(
-            Invoice.objects.select_for_update(of=("self",))
-            .select_related("organization")
-            .filter(pk__in=set(invoice_ids))
-            .order_by("pk")
-        )
-        payers = {
-            c.organization_id: c
-            for c in PaymentCustomer.objects.filter(organization_id__in={i.organization_id for i in invoices})
-        }
-        last = {
-            p.invoice_id: p
-            for p in Payment.objects.select_related("organization")
-            .filter(invoice__in=invoices)
-            .order_by("invoice_id", "-number")
-            .distinct("invoice_id")
-        }
+        invoices, payers, last = _invoices_locked(invoice_ids)
         drive: list[Payment] = []
         new: list[Payment] = []
         for invoice in invoices:

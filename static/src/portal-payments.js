@@ -10,29 +10,37 @@
     return form.querySelector("input[name=csrfmiddlewaretoken]").value;
   }
 
-  function cardForm(box) {
+  function failIf(result, failure) {
+    if (result.error) throw new Error(result.error.message || failure);
+    return result;
+  }
+
+  // The one shape of every "save a method" form: ask our server for a SetupIntent of the given
+  // type, let the gateway's own UI confirm it (`confirm`, per kind of method), then post only the
+  // setup's id. `prefix` names the form's data attributes (data-<prefix>-done, -errors, -submit).
+  function setupForm(box, prefix, type, failure, confirm) {
     const stripe = Stripe(box.dataset.publishableKey);
-    const card = stripe.elements().create("card");
-    card.mount(box.querySelector("[data-card-element]"));
-    const done = box.querySelector("[data-card-done]");
-    const errors = box.querySelector("[data-card-errors]");
-    const button = box.querySelector("[data-card-submit]");
+    const done = box.querySelector(`[data-${prefix}-done]`);
+    const errors = box.querySelector(`[data-${prefix}-errors]`);
+    const button = box.querySelector(`[data-${prefix}-submit]`);
+    const mounted = confirm.mount ? confirm.mount(stripe) : null;
     done.addEventListener("submit", async (event) => {
-      if (done.elements.setup.value) return; // the card is saved: post the setup's id
+      if (done.elements.setup.value) return; // the method is saved: post the setup's id
       event.preventDefault();
       errors.textContent = "";
       button.setAttribute("aria-busy", "true");
       button.disabled = true;
       try {
-        const response = await fetch(box.dataset.setupUrl, {
-          method: "POST",
-          headers: { "X-CSRFToken": csrf(done) },
-          credentials: "same-origin",
-        });
+        const headers = { "X-CSRFToken": csrf(done) };
+        const request = { method: "POST", headers: headers, credentials: "same-origin" };
+        if (type) {
+          headers["Content-Type"] = "application/x-www-form-urlencoded";
+          request.body = `type=${type}`;
+        }
+        const response = await fetch(box.dataset.setupUrl, request);
         const body = await response.json();
-        if (!response.ok) throw new Error(body.error ? body.error.message : "The card could not be saved.");
-        const result = await stripe.confirmCardSetup(body.client_secret, { payment_method: { card: card } });
-        if (result.error) throw new Error(result.error.message || "The card could not be saved.");
+        if (!response.ok) throw new Error(body.error ? body.error.message : failure);
+        const result = failIf(await confirm.run(stripe, body.client_secret, mounted), failure);
         done.elements.setup.value = result.setupIntent.id;
         done.submit();
       } catch (error) {
@@ -43,47 +51,37 @@
     });
   }
 
+  function cardForm(box) {
+    setupForm(box, "card", null, "The card could not be saved.", {
+      mount: (stripe) => {
+        const card = stripe.elements().create("card");
+        card.mount(box.querySelector("[data-card-element]"));
+        return card;
+      },
+      run: (stripe, secret, card) => stripe.confirmCardSetup(secret, { payment_method: { card: card } }),
+    });
+  }
+
+  function billingDetails(box, prefix) {
+    return {
+      name: box.querySelector(`[data-${prefix}-name]`).value,
+      email: box.querySelector(`[data-${prefix}-email]`).value,
+    };
+  }
+
   function sepaForm(box) {
     // A SEPA Direct Debit mandate: the IBAN is typed into the gateway's element; the customer
     // accepts the mandate text shown with it by saving.
-    const stripe = Stripe(box.dataset.publishableKey);
-    const iban = stripe.elements().create("iban", { supportedCountries: ["SEPA"] });
-    iban.mount(box.querySelector("[data-iban-element]"));
-    const done = box.querySelector("[data-sepa-done]");
-    const errors = box.querySelector("[data-sepa-errors]");
-    const button = box.querySelector("[data-sepa-submit]");
-    done.addEventListener("submit", async (event) => {
-      if (done.elements.setup.value) return; // the mandate is saved: post the setup's id
-      event.preventDefault();
-      errors.textContent = "";
-      button.setAttribute("aria-busy", "true");
-      button.disabled = true;
-      try {
-        const response = await fetch(box.dataset.setupUrl, {
-          method: "POST",
-          headers: { "X-CSRFToken": csrf(done), "Content-Type": "application/x-www-form-urlencoded" },
-          body: "type=sepa_debit",
-          credentials: "same-origin",
-        });
-        const body = await response.json();
-        if (!response.ok) throw new Error(body.error ? body.error.message : "The mandate could not be saved.");
-        const result = await stripe.confirmSepaDebitSetup(body.client_secret, {
-          payment_method: {
-            sepa_debit: iban,
-            billing_details: {
-              name: box.querySelector("[data-sepa-name]").value,
-              email: box.querySelector("[data-sepa-email]").value,
-            },
-          },
-        });
-        if (result.error) throw new Error(result.error.message || "The mandate could not be saved.");
-        done.elements.setup.value = result.setupIntent.id;
-        done.submit();
-      } catch (error) {
-        errors.textContent = error.message;
-        button.removeAttribute("aria-busy");
-        button.disabled = false;
-      }
+    setupForm(box, "sepa", "sepa_debit", "The mandate could not be saved.", {
+      mount: (stripe) => {
+        const iban = stripe.elements().create("iban", { supportedCountries: ["SEPA"] });
+        iban.mount(box.querySelector("[data-iban-element]"));
+        return iban;
+      },
+      run: (stripe, secret, iban) =>
+        stripe.confirmSepaDebitSetup(secret, {
+          payment_method: { sepa_debit: iban, billing_details: billingDetails(box, "sepa") },
+        }),
     });
   }
 
@@ -91,47 +89,21 @@
     // A US bank account for ACH debits: the gateway's own dialog collects the account
     // (collectBankAccountForSetup), then the SetupIntent is confirmed, which accepts the mandate
     // shown with the form.
-    const stripe = Stripe(box.dataset.publishableKey);
-    const done = box.querySelector("[data-ach-done]");
-    const errors = box.querySelector("[data-ach-errors]");
-    const button = box.querySelector("[data-ach-submit]");
-    done.addEventListener("submit", async (event) => {
-      if (done.elements.setup.value) return;
-      event.preventDefault();
-      errors.textContent = "";
-      button.setAttribute("aria-busy", "true");
-      button.disabled = true;
-      try {
-        const response = await fetch(box.dataset.setupUrl, {
-          method: "POST",
-          headers: { "X-CSRFToken": csrf(done), "Content-Type": "application/x-www-form-urlencoded" },
-          body: "type=us_bank_account",
-          credentials: "same-origin",
-        });
-        const body = await response.json();
-        if (!response.ok) throw new Error(body.error ? body.error.message : "The bank account could not be saved.");
-        const collected = await stripe.collectBankAccountForSetup({
-          clientSecret: body.client_secret,
-          params: {
-            payment_method_type: "us_bank_account",
-            payment_method_data: {
-              billing_details: {
-                name: box.querySelector("[data-ach-name]").value,
-                email: box.querySelector("[data-ach-email]").value,
-              },
+    const failure = "The bank account could not be saved.";
+    setupForm(box, "ach", "us_bank_account", failure, {
+      run: async (stripe, secret) => {
+        failIf(
+          await stripe.collectBankAccountForSetup({
+            clientSecret: secret,
+            params: {
+              payment_method_type: "us_bank_account",
+              payment_method_data: { billing_details: billingDetails(box, "ach") },
             },
-          },
-        });
-        if (collected.error) throw new Error(collected.error.message || "The bank account could not be saved.");
-        const result = await stripe.confirmUsBankAccountSetup(body.client_secret);
-        if (result.error) throw new Error(result.error.message || "The bank account could not be saved.");
-        done.elements.setup.value = result.setupIntent.id;
-        done.submit();
-      } catch (error) {
-        errors.textContent = error.message;
-        button.removeAttribute("aria-busy");
-        button.disabled = false;
-      }
+          }),
+          failure,
+        );
+        return stripe.confirmUsBankAccountSetup(secret);
+      },
     });
   }
 

@@ -69,6 +69,38 @@ def subject(kind: str, number: str) -> str:
     }[kind]
 
 
+def assert_unpaid_to_the_final_action(clock: Clock, invoice: Invoice) -> None:
+    """An invoice never paid, under the default policy: every notice, stage and webhook from the
+    failure on day 0 to the final action on day 30, each once, on its day."""
+    n = invoice.number
+    assert subjects() == [
+        subject("failed", n),
+        subject("reminder", n),
+        subject("reminder", n),
+        subject("reminder", n),
+        subject("suspended", n),
+        subject("final", n),
+    ]
+    assert steps(clock, invoice) == [
+        (0, "email:d0"),
+        (3, "email:d3"),
+        (7, "email:d7"),
+        (10, "stage:restricted"),
+        (12, "email:d12"),
+        (14, "stage:suspended"),
+        (14, "email:d14"),
+        (30, "stage:final"),
+        (30, "email:d30"),
+    ]
+    assert events() == [
+        "dunning.past_due",
+        "dunning.restricted",
+        "dunning.suspended",
+        "subscription.suspended",
+        "dunning.final_action",
+    ]
+
+
 def state(organization) -> tuple:
     organization.refresh_from_db()
     subscription = Subscription.objects.get(organization=organization)
@@ -116,32 +148,7 @@ def test_hard_decline_is_not_retried_and_runs_to_the_final_action(world, gateway
 
     assert gateway.confirms == [("pm_card_0341", "35.70", "hard_decline")]  # never retried
     assert charges(invoice) == [(1, "failed", D("35.70"))]
-    assert subjects() == [
-        subject("failed", n),
-        subject("reminder", n),
-        subject("reminder", n),
-        subject("reminder", n),
-        subject("suspended", n),
-        subject("final", n),
-    ]
-    assert steps(clock, invoice) == [
-        (0, "email:d0"),
-        (3, "email:d3"),
-        (7, "email:d7"),
-        (10, "stage:restricted"),
-        (12, "email:d12"),
-        (14, "stage:suspended"),
-        (14, "email:d14"),
-        (30, "stage:final"),
-        (30, "email:d30"),
-    ]
-    assert events() == [
-        "dunning.past_due",
-        "dunning.restricted",
-        "dunning.suspended",
-        "subscription.suspended",
-        "dunning.final_action",
-    ]
+    assert_unpaid_to_the_final_action(clock, invoice)
     subscription = Subscription.objects.get(organization=world[0])
     assert subscription.cancel_at_period_end and subscription.ended_at == utc(2027, 6, 1)  # the final action
     assert Invoice.objects.get(pk=invoice.pk).status == "open"
@@ -311,7 +318,6 @@ def test_the_customer_cancels_during_dunning(world, gateway, endpoint, email_bac
     stays possible in dunning; what is owed is still dunned to the final action, which finds
     nothing left to cancel (the subscription keeps the customer's end, not the next period's)."""
     invoice, clock = failed_at_start(world, gateway, "hard_decline")
-    n = invoice.number
     clock.days(0, 5)
     subscription = Subscription.objects.get(organization=world[0])
     with time_machine.travel(clock.start + timedelta(days=5, hours=3), tick=False):
@@ -320,32 +326,7 @@ def test_the_customer_cancels_during_dunning(world, gateway, endpoint, email_bac
 
     assert gateway.confirms == [("pm_card_0341", "35.70", "hard_decline")]
     assert charges(invoice) == [(1, "failed", D("35.70"))]
-    assert subjects() == [
-        subject("failed", n),
-        subject("reminder", n),
-        subject("reminder", n),
-        subject("reminder", n),
-        subject("suspended", n),
-        subject("final", n),
-    ]
-    assert steps(clock, invoice) == [
-        (0, "email:d0"),
-        (3, "email:d3"),
-        (7, "email:d7"),
-        (10, "stage:restricted"),
-        (12, "email:d12"),
-        (14, "stage:suspended"),
-        (14, "email:d14"),
-        (30, "stage:final"),
-        (30, "email:d30"),
-    ]
-    assert events() == [
-        "dunning.past_due",
-        "dunning.restricted",
-        "dunning.suspended",
-        "subscription.suspended",
-        "dunning.final_action",
-    ]
+    assert_unpaid_to_the_final_action(clock, invoice)
     subscription.refresh_from_db()
     assert subscription.cancel_at_period_end and subscription.ended_at == utc(2027, 5, 1)  # the customer's
     cancels = LogEntry.objects.get_for_object(subscription).filter(changes__event__1="subscription.cancel")

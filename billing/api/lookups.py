@@ -32,6 +32,14 @@ def param_required(request, name: str) -> str:
     return param_checked(name, value)
 
 
+def param_choice(request, name: str, choices: list[str]) -> str | None:
+    """The query parameter when it is one of `choices`; None when absent; else 400."""
+    value = param(request, name)
+    if value is not None and value not in choices:
+        raise DomainError(f"'{name}' must be one of {', '.join(choices)}.", code="invalid_parameter")
+    return value
+
+
 def organization_visible(request, external_id: str, *, code: str = "not_found") -> Organization:
     """The organization `external_id` if the caller may see it, else 404 with `code` (the same
     answer for one that does not exist)."""

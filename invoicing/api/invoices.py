@@ -36,7 +36,7 @@ from accounts.api.pagination import StrictCursorPagination, page_response
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from accounts.api.schema import errors
-from billing.api.lookups import organization_visible, param, param_checked, param_required
+from billing.api.lookups import organization_visible, param, param_checked, param_choice, param_required
 from billing.selectors.organization import organization_list
 from core.errors import DomainError
 from invoicing.api.formats import draft_out, invoice_out
@@ -116,11 +116,7 @@ class InvoicesView(APIView):
         if (customer := param(request, "customer")) is not None:
             customer = param_checked("customer", customer)
             invoices = invoices.filter(organization=organization_visible(request, customer, code="unknown_customer"))
-        if (status := param(request, "status")) is not None:
-            if status not in InvoiceStatus.values:
-                raise DomainError(
-                    f"'status' must be one of {', '.join(InvoiceStatus.values)}.", code="invalid_parameter"
-                )
+        if (status := param_choice(request, "status", InvoiceStatus.values)) is not None:
             invoices = invoices.filter(status=status)
         return page_response(self, request, invoices, invoice_out)
 

@@ -35,7 +35,7 @@ from accounts.api.pagination import StrictCursorPagination, page_response
 from accounts.api.permissions import AccessPermission, read, write
 from accounts.api.principal import principal_get
 from accounts.api.schema import errors
-from billing.api.lookups import organization_visible, param, param_checked
+from billing.api.lookups import organization_visible, param, param_checked, param_choice
 from billing.decimals import decimal_parse
 from billing.selectors.organization import organization_list
 from core.errors import DomainError
@@ -111,11 +111,7 @@ class PaymentsView(APIView):
             if not invoice.isascii() or not invoice.isdigit() or not 0 < int(invoice) < 2**63:
                 raise DomainError("'invoice' must be an invoice id.", code="invalid_parameter")
             payments = payments.filter(invoice_id=int(invoice))
-        if (state := param(request, "status")) is not None:
-            if state not in PaymentStatus.values:
-                raise DomainError(
-                    f"'status' must be one of {', '.join(PaymentStatus.values)}.", code="invalid_parameter"
-                )
+        if (state := param_choice(request, "status", PaymentStatus.values)) is not None:
             payments = payments.filter(status=state)
         return page_response(self, request, payments, payment_out)
 

@@ -93,3 +93,21 @@ def plan_change_gate_add(gate: PlanChangeGate) -> None:
 def plan_change_gates_run(*, organization_id: int, at: datetime) -> None:
     for gate in _plan_change_gates:
         gate(organization_id, at)
+
+
+# Listeners told when a plan's usage limit was raised or removed (portal.alerts installs one in
+# PortalConfig.ready: it lifts the blocks that limit recorded this period and evaluates again).
+# Called after the change commits, with the plan's id and the meters' ids.
+PlanLimitsRaised = Callable[[int, list[int]], None]
+
+_plan_limits_raised: list[PlanLimitsRaised] = []
+
+
+def plan_limits_raised_add(listener: PlanLimitsRaised) -> None:
+    if listener not in _plan_limits_raised:
+        _plan_limits_raised.append(listener)
+
+
+def plan_limits_raised_run(*, plan_id: int, meter_ids: list[int]) -> None:
+    for listener in _plan_limits_raised:
+        listener(plan_id, meter_ids)

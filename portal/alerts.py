@@ -158,6 +158,27 @@ def _limits_changed(organization: Organization, meter: Meter) -> None:
     transaction.on_commit(lambda: (cache.delete(key), limits_evaluate(organization_id=organization.pk)))
 
 
+def plan_limits_raised(plan_id: int, meter_ids: list[int]) -> None:
+    """A seller raised or removed a plan's limit (billing.hooks, after the change committed): the
+    blocks that limit recorded this period for the plan's organizations are lifted and each is
+    evaluated again at once, so one still past the new limit is blocked again (and told so, with
+    the new limit)."""
+    now = timezone.now()
+    on_plan = Subscription.objects.filter(plan_version__plan_id=plan_id, status__in=LIVE_STATUSES).values(
+        "organization_id"
+    )
+    rows = UsageLimitReached.objects.filter(
+        source=LimitSource.PLAN, meter_id__in=meter_ids, period_end__gt=now, organization_id__in=on_plan
+    )
+    organization_ids = sorted(set(rows.values_list("organization_id", flat=True)))
+    if not organization_ids:
+        return
+    rows.delete()
+    cache.delete_many([entitlement_key(organization_id) for organization_id in organization_ids])
+    for organization_id in organization_ids:
+        limits_evaluate(organization_id=organization_id, now=now)
+
+
 def usage_cap_set(*, organization: Organization, user, meter: Meter, limit: Decimal, hard: bool) -> UsageCap:
     if limit < 0:
         raise DomainError("The cap cannot be negative.", code="not_positive", path="limit")

@@ -2,9 +2,9 @@
 one row at a time in the admin. Hard: the portal's evaluation (portal.alerts) blocks a meter in
 the organization's entitlement once a period's usage reaches its plan's limit.
 
-A changed limit applies from the next evaluation: a raised limit does not unblock a meter already
-blocked this period (the block is recorded for the period), a lowered one blocks at the
-organization's next event."""
+A raised or removed limit lifts at once the blocks it recorded this period (billing.hooks'
+`plan_limits_raised` listeners, installed by the portal, which evaluates those organizations again
+under the new limit); a lowered one blocks at the organization's next event."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from accounts.audit import Actor, audit_actor, audit_event
+from billing.hooks import plan_limits_raised_run
 from billing.models import Plan, PlanUsageLimit
 from core.errors import DomainError
 from metering.models import Meter
@@ -32,9 +33,20 @@ def plan_limits_set(*, actor: Actor, plan: Plan, limits: list[tuple[str, Decimal
         seen.add(code)
     with audit_actor(actor), transaction.atomic():
         Plan.objects.select_for_update().filter(pk=plan.pk).first()
+        before = dict(PlanUsageLimit.objects.filter(plan=plan).values_list("meter_id", "limit"))
         PlanUsageLimit.objects.filter(plan=plan).delete()
         rows = PlanUsageLimit.objects.bulk_create(
             [PlanUsageLimit(plan=plan, meter=meters[code], limit=limit) for code, limit in limits]
         )
         audit_event(plan, event="plan.limits_set", limits={code: f"{limit.normalize():f}" for code, limit in limits})
+        after = {meters[code].pk: limit for code, limit in limits}
+        plan_limits_raised_on_commit(plan_id=plan.pk, before=before, after=after)
     return rows
+
+
+def plan_limits_raised_on_commit(*, plan_id: int, before: dict[int, Decimal], after: dict[int, Decimal]) -> None:
+    """Tell the listeners, once the change commits, which meters' limits (meter id -> limit)
+    went up or away."""
+    raised = sorted(meter_id for meter_id, limit in before.items() if meter_id not in after or after[meter_id] > limit)
+    if raised:
+        transaction.on_commit(lambda: plan_limits_raised_run(plan_id=plan_id, meter_ids=raised))

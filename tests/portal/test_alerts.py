@@ -412,6 +412,75 @@ def test_plan_limits_in_the_admin_refuse_bad_rows_as_form_errors(in_a, client_a,
     assert list(PlanUsageLimit.objects.values_list("limit", flat=True)) == [Decimal(1000)]
 
 
+def test_a_raised_or_removed_plan_limit_lifts_its_block_at_once(acme, client_a, django_capture_on_commit_callbacks):
+    """Usage is 140. Raising the plan's limit past it unblocks at once; lowering it blocks only
+    at the next evaluation; raising it to a limit still reached blocks again with the new limit
+    (and says so); removing it unblocks. The customer's own soft cap is not touched."""
+    org = acme["organization"]
+    key = APIKeyFactory(name="w", scopes=["read", "write"]).secret
+    url = "/api/v1/plans/basic/limits"
+
+    def put(limit: str | None) -> None:
+        body = {"limits": [] if limit is None else [{"meter": "calls", "limit": limit}]}
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client_a.put(url, body, content_type="application/json", **bearer(key))
+        assert response.status_code == 200
+
+    def blocked() -> list[str]:
+        return [m["limit"] for m in entitlement(client_a, key)["blocked_meters"]]
+
+    UsageCap.objects.create(organization=org, meter=meter(), limit=Decimal(50), hard=False)
+    put("140")
+    limits_evaluate(organization_id=org.pk)
+    assert blocked() == ["140"]
+    put("1000")
+    assert blocked() == []
+    assert list(UsageLimitReached.objects.values_list("source", "hard")) == [("cap", False)]
+    put("100")  # lowered: nothing happens until the next evaluation
+    assert blocked() == []
+    limits_evaluate(organization_id=org.pk)
+    assert blocked() == ["100"]
+    put("120")  # raised, still reached: blocked again at once under the new limit
+    assert blocked() == ["120"]
+    put(None)
+    assert blocked() == []
+    assert [(h["limit"], h["hard"]) for h in hooks("usage.limit_reached")] == [
+        ("140", True),
+        ("50", False),
+        ("100", True),
+        ("120", True),
+    ]
+    assert list(UsageLimitReached.objects.values_list("source", "limit")) == [("cap", Decimal(50))]
+
+
+def test_the_admin_tells_the_listeners_of_a_raised_moved_or_deleted_plan_limit(
+    in_a, client_a, staff, monkeypatch, django_capture_on_commit_callbacks
+):
+    told: list[tuple[int, list[int]]] = []
+    monkeypatch.setattr(
+        "billing.hooks._plan_limits_raised", [lambda plan_id, meter_ids: told.append((plan_id, meter_ids))]
+    )
+    staff("admin")
+    calls_meter, other = MeterFactory(), MeterFactory(code="tokens", event_type="token")
+    plan = PlanFactory(code="basic", currency="EUR", base_fee="10.00")
+    row = PlanUsageLimit.objects.create(plan=plan, meter=calls_meter, limit=Decimal(100))
+    change = f"/admin/billing/planusagelimit/{row.pk}/change/"
+
+    def post(path: str, body: dict) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client_a.post(path, body).status_code == 302
+
+    post(change, {"plan": plan.pk, "meter": calls_meter.pk, "limit": "50"})  # lowered: nobody told
+    assert told == []
+    post(change, {"plan": plan.pk, "meter": calls_meter.pk, "limit": "60"})
+    assert told == [(plan.pk, [calls_meter.pk])]
+    post(change, {"plan": plan.pk, "meter": other.pk, "limit": "60"})  # calls' limit is gone
+    assert told[1:] == [(plan.pk, [calls_meter.pk])]
+    post(f"/admin/billing/planusagelimit/{row.pk}/delete/", {"post": "yes"})
+    assert told[2:] == [(plan.pk, [other.pk])]
+    assert PlanUsageLimit.objects.count() == 0
+
+
 def test_a_failing_listener_does_not_stop_the_others(acme, queued, monkeypatch):
     from metering import live
 

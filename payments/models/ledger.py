@@ -32,12 +32,15 @@ class PaymentCustomer(models.Model):
     # A PayPal wallet beside the methods of `gateway` (Stripe): PayPal's vault customer and the one
     # payment token its approval page saved. Ids only, like Stripe's `pm_...`: charging a token takes
     # the tenant's client secret (encrypted in GatewaySettings). The label is the payer's e-mail,
-    # masked. `paypal_setup_token_id` is the approval under way: the only setup token the portal's
-    # return may turn into this organization's wallet (another organization's is refused).
+    # masked. `paypal_setup_token_id` is the latest approval: the only setup token the portal's
+    # return may turn into this organization's wallet (another organization's is refused). Once it
+    # is saved, `paypal_setup_finished` is set and the token kept, so a reloaded return page answers
+    # "saved" instead of "not added"; removing the wallet or starting another approval forgets it.
     paypal_customer_id = models.CharField(max_length=64, blank=True)
     paypal_token_id = models.CharField(max_length=64, blank=True)
     paypal_label = models.CharField(max_length=100, blank=True)
     paypal_setup_token_id = models.CharField(max_length=64, blank=True)
+    paypal_setup_finished = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -128,6 +128,8 @@ def payment_method_remove(*, actor, organization: Organization, payment_method_i
             locked.default_card_exp_month = locked.default_card_exp_year = None
         if locked.paypal_token_id == method.id:
             locked.paypal_token_id = locked.paypal_label = ""
+            if locked.paypal_setup_finished:  # its approval's return page no longer answers "saved"
+                locked.paypal_setup_token_id, locked.paypal_setup_finished = "", False
         locked.save()
         audit_event(locked, event="payment_method.removed", method=method.label)
 
@@ -149,7 +151,9 @@ def paypal_approval_start(*, organization: Organization, return_url: str, cancel
         cancel_url=cancel_url,
         idempotency_key=f"ppsetup-{organization.pk}-{uuid.uuid4().hex}",
     )
-    PaymentCustomer.objects.filter(pk=payer.pk).update(paypal_setup_token_id=session.setup_token_id)
+    PaymentCustomer.objects.filter(pk=payer.pk).update(
+        paypal_setup_token_id=session.setup_token_id, paypal_setup_finished=False
+    )
     return session.approve_url
 
 
@@ -161,6 +165,8 @@ def paypal_approval_finish(*, actor, organization: Organization, setup_token_id:
     payer = PaymentCustomer.objects.filter(organization=organization).first()
     if payer is None or not setup_token_id or setup_token_id != payer.paypal_setup_token_id:
         raise DomainError("PayPal was not saved.", code="setup_incomplete")
+    if payer.paypal_setup_finished and payer.paypal_token_id:  # a reloaded return page: already saved
+        return _paypal_methods(payer)[0]
     adapter = gateway_get("paypal")
     try:
         # The key follows the setup token: a reloaded return page gets the same payment token.
@@ -175,14 +181,14 @@ def paypal_approval_finish(*, actor, organization: Organization, setup_token_id:
         raise DomainError("PayPal was not saved.", code="setup_incomplete")
     with audit_actor(actor), transaction.atomic():
         locked = PaymentCustomer.objects.select_for_update().get(pk=payer.pk)
-        if locked.paypal_setup_token_id != setup_token_id:
+        if locked.paypal_setup_token_id != setup_token_id or locked.paypal_setup_finished:
             if locked.paypal_token_id == method.id:  # a concurrent return of the same approval saved it
                 return method
             raise DomainError("PayPal was not saved.", code="setup_incomplete")
         replaced = locked.paypal_token_id if locked.paypal_token_id != method.id else ""
         locked.paypal_customer_id = customer_id
         locked.paypal_token_id, locked.paypal_label = method.id, method.label[:100]
-        locked.paypal_setup_token_id = ""
+        locked.paypal_setup_finished = True
         if replaced and locked.default_payment_method_id == replaced:
             locked.default_payment_method_id, locked.default_method_label = method.id, method.label[:100]
         locked.save()
@@ -195,7 +201,7 @@ def paypal_approval_finish(*, actor, organization: Organization, setup_token_id:
 def paypal_approval_cancel(*, organization: Organization) -> None:
     """The payer cancelled on PayPal's page: the approval under way is dropped, nothing saved."""
     PaymentCustomer.objects.filter(organization=organization).exclude(paypal_setup_token_id="").update(
-        paypal_setup_token_id=""
+        paypal_setup_token_id="", paypal_setup_finished=False
     )
 
 

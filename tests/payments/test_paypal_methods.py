@@ -81,7 +81,8 @@ def test_saved_listed_made_default_and_charged_once_through_paypal(world, fake):
     organization = world[0]
     token = saved(organization, fake)
     customer = fake.payment_tokens[token]["customer"]["id"]
-    assert wallet_of(organization) == (customer, token, "PayPal j•••@example.com", "")
+    assert wallet_of(organization)[:3] == (customer, token, "PayPal j•••@example.com")
+    assert PaymentCustomer.objects.get(organization=organization).paypal_setup_finished
     payer, methods = payment_methods_list(organization=organization)
     assert [(m.id, str(m.type), m.label) for m in methods] == [(token, "paypal", "PayPal j•••@example.com")]
     assert payer.default_payment_method_id == ""  # saving alone does not change the default
@@ -152,6 +153,31 @@ def test_remove_deletes_the_token_at_paypal_and_clears_the_default(world, fake):
     april_open(world)
     collect_all()
     assert not Payment.objects.exists() and fake.capture_count() == 0
+
+
+def test_a_reloaded_return_page_answers_saved_and_writes_nothing(world, fake):
+    organization = world[0]
+    setup = started(organization)
+    fake.approve_setup_token(setup)
+    first = paypal_approval_finish(actor=None, organization=organization, setup_token_id=setup)
+    saved_state = wallet_of(organization)
+    tokens = dict(fake.payment_tokens)
+    again = paypal_approval_finish(actor=None, organization=organization, setup_token_id=setup)
+    assert again == first
+    assert wallet_of(organization) == saved_state and fake.payment_tokens == tokens
+    payer = PaymentCustomer.objects.get(organization=organization)
+    events = list(
+        LogEntry.objects.get_for_object(payer)
+        .filter(changes__has_key="event")
+        .values_list("changes__event__1", flat=True)
+    )
+    assert events == ["payment_method.added"]
+    # Once the wallet is removed, its old return page does not bring it back.
+    payment_method_remove(actor=None, organization=organization, payment_method_id=first.id)
+    with pytest.raises(DomainError) as raised:
+        paypal_approval_finish(actor=None, organization=organization, setup_token_id=setup)
+    assert raised.value.code == "setup_incomplete"
+    assert wallet_of(organization) == (saved_state[0], "", "", "")
 
 
 def test_cancel_at_paypal_saves_nothing(world, fake):

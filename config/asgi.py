@@ -4,6 +4,10 @@ from the Host header (Channels has no tenant support of its own; see portal.ws).
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# The web process borrows its database connections from a pool (config/settings.py, DB_POOL: a
+# request's thread does not outlive it, so its own connection would not either). Only here: the
+# worker, beat, drainer and management commands keep theirs. DB_POOL=0 in the environment wins.
+os.environ.setdefault("DB_POOL", "1")
 
 from django.core.asgi import get_asgi_application
 

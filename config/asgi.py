@@ -16,13 +16,14 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from dunning.lane import EntitlementLane  # noqa: E402
 from metering.api.lane import IngestLane  # noqa: E402
 from payments.lane import WebhookLane  # noqa: E402
 from portal.ws import TenantAuthMiddleware, TenantMiddleware, websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": IngestLane(WebhookLane(django_asgi_app)),
+        "http": IngestLane(WebhookLane(EntitlementLane(django_asgi_app))),
         "websocket": AllowedHostsOriginValidator(
             TenantMiddleware(TenantAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),

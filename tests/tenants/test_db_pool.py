@@ -106,7 +106,7 @@ print(json.dumps({
 def test_the_web_process_borrows_from_the_pool_and_other_processes_do_not():
     web = _settings_in_process("import config.asgi\n" + SHOW, DJANGO_ENV="development")
     assert web == {
-        "pool": {"min_size": 2, "max_size": 24, "timeout": 5.0, "max_idle": 300.0, "name": "web"},
+        "pool": {"min_size": 2, "max_size": 28, "timeout": 5.0, "max_idle": 300.0, "name": "web"},
         "conn_max_age": 0,
         "borrowed": True,
         "name": "web",

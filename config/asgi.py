@@ -4,6 +4,10 @@ from the Host header (Channels has no tenant support of its own; see portal.ws).
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# The web process borrows its database connections from a pool (config/settings.py, DB_POOL: a
+# request's thread does not outlive it, so its own connection would not either). Only here: the
+# worker, beat, drainer and management commands keep theirs. DB_POOL=0 in the environment wins.
+os.environ.setdefault("DB_POOL", "1")
 
 from django.core.asgi import get_asgi_application
 
@@ -12,13 +16,14 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from dunning.lane import EntitlementLane  # noqa: E402
 from metering.api.lane import IngestLane  # noqa: E402
 from payments.lane import WebhookLane  # noqa: E402
 from portal.ws import TenantAuthMiddleware, TenantMiddleware, websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": IngestLane(WebhookLane(django_asgi_app)),
+        "http": IngestLane(WebhookLane(EntitlementLane(django_asgi_app))),
         "websocket": AllowedHostsOriginValidator(
             TenantMiddleware(TenantAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),

@@ -13,7 +13,7 @@ import re
 from auditlog.middleware import AuditlogMiddleware as _AuditlogMiddleware
 
 # Ids a client may choose for its own requests (UUIDs, ULIDs, trace ids, "req-42").
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 
 
 class RequestIdMiddleware:
@@ -25,7 +25,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         given = request.META.get("HTTP_X_REQUEST_ID")
-        if given is not None and not _REQUEST_ID.fullmatch(given):
+        if given is not None and not REQUEST_ID.fullmatch(given):
             del request.META["HTTP_X_REQUEST_ID"]
         return self.get_response(request)
 

@@ -143,8 +143,36 @@ ASGI_APPLICATION = "config.asgi.application"
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres:@localhost:5432/billing")}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 DATABASES["default"].setdefault("OPTIONS", {})
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60 if PRODUCTION else 0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A psycopg connection pool (Django's built-in support) for the web process, which config/asgi.py
+# turns on (DB_POOL=1 unless set). Under ASGI Django runs each request's sync code on a thread of
+# its own, and a thread-local connection dies with its thread: persistent connections do not help
+# there (with CONN_MAX_AGE > 0 they pile up until "too many clients"), so every request opened a
+# new PostgreSQL backend, ~18 ms of the entitlement read's 21 ms over HTTP (bench/entitlement.py).
+# With the pool a request borrows an open connection and returns it when it finishes; django-
+# tenants sets the tenant's search_path on the first query of every borrowed connection (its
+# record of the path is per wrapper, and close() forgets it): tests/tenants/test_db_pool.py.
+# Not for the other processes: Celery's prefork children, beat, the drainer and management
+# commands run their queries on one long-lived thread, where CONN_MAX_AGE keeps the connection,
+# and a pool opened before a fork would be shared by the children. Not for tests either (their
+# transactions wrap one connection per test). Sizing, per web worker: the ingest, webhook and
+# entitlement lanes' threads each keep one connection (2 x INGEST_THREADS + ENTITLEMENT_THREADS
+# = 20 when all three are busy) and Django's requests borrow the rest; two workers at 28 leave
+# 44 of the embedded server's max_connections (100) for the worker, beat, drainers and
+# management commands. A request that
+# finds none free within DB_POOL_TIMEOUT seconds gets the same 503 as a database outage.
+DB_POOL = env.bool("DB_POOL", default=False)
+if DB_POOL:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses a pool with persistent connections
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": env.int("DB_POOL_MIN", default=2),
+        "max_size": env.int("DB_POOL_MAX", default=28),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=5.0),
+        # Idle connections above min_size are closed after this long (psycopg_pool's default: 10 min).
+        "max_idle": env.float("DB_POOL_MAX_IDLE", default=300.0),
+        "name": "web",
+    }
 ORIGINAL_BACKEND = "django_prometheus.db.backends.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -352,6 +380,8 @@ EVENT_RAW_RETENTION_DAYS = env.int("EVENT_RAW_RETENTION_DAYS", default=400)
 DRAIN_BATCH_EVENTS = env.int("DRAIN_BATCH_EVENTS", default=20_000)
 # Threads (each with its own database connection) per web worker for the ingestion fast lane.
 INGEST_THREADS = env.int("INGEST_THREADS", default=8)
+# Threads (each keeping a database connection) per web worker for the entitlement lane (dunning.lane).
+ENTITLEMENT_THREADS = env.int("ENTITLEMENT_THREADS", default=4)
 # Request bodies up to the ingestion limit (metering.ingest.MAX_BODY_BYTES); larger ones get 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -468,4 +498,3 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)

@@ -53,7 +53,9 @@ class CreditEntry(models.Model):
         indexes = [models.Index(fields=["organization", "currency"])]
 
     def __str__(self) -> str:
-        # the amount in its currency's decimals, not the column's ten
-        return f"{self.kind} {round_money(self.amount, self.currency)} {self.currency} ({self.organization_id})"
+        # the amount in its currency's decimals, not the column's ten (an unsaved grant of the
+        # admin's add form has no currency yet)
+        amount = round_money(self.amount, self.currency) if self.currency else self.amount
+        return f"{self.kind} {amount} {self.currency} ({self.organization_id})"
 
     amount_money = money_column("amount")

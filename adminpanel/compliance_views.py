@@ -8,6 +8,7 @@ a service that audits with the signed-in user as actor."""
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
@@ -23,13 +24,12 @@ from accounts.models import StaffRole
 from adminpanel import compliance
 from adminpanel.models import ApprovalKind, ApprovalStatus, ApprovalThreshold, ComplianceCheck, PendingApproval
 from adminpanel.selectors import organization_usage_days
-from adminpanel.views import _allowed, _fingerprint, _money
+from adminpanel.views import _allowed, _money, confirm_two_posts, payment_refund_request
 from billing.models import Organization
 from billing.services.credit import credit_grant
 from core.errors import DomainError
 from invoicing.models import Invoice
 from payments.models import Payment
-from payments.services.refunds import RefundInput, payment_refund
 from tenants.validators import validate_currency
 
 APPROVAL_PERMS = {ApprovalKind.CREDIT: "billing.add_creditentry", ApprovalKind.REFUND: "payments.add_refund"}
@@ -108,29 +108,18 @@ def run_checks(request):
 
 
 def _confirm(request, *, action: str, title: str, form, effect, run, organization=None):
-    """The two POSTs of a compliance action: `effect()` shown with a fingerprint, `run()` (which
-    returns the response) done when the POST carries it. A refusal (form or DomainError) is a
-    400 page that says nothing was done."""
-    if not form.is_valid():
-        return _refused(request, title, form)
-    try:
-        shown = effect()
-        fingerprint = _fingerprint(action, form, shown)
-        confirm = request.POST.get("confirm", "")
-        if confirm == fingerprint:
-            return run()
-    except DomainError as exc:
-        return _refused(request, title, form, exc.message)
-    context = {
-        "title": title,
-        "form": form,
-        "effect": shown,
-        "fingerprint": fingerprint,
-        "changed": bool(confirm),
-        "organization": organization,
-        "section": "compliance",
-    }
-    return render(request, "adminpanel/compliance_confirm.html", context)
+    """The two POSTs of a compliance action (views.confirm_two_posts): `run()` returns the
+    response; a refusal is a 400 page that says nothing was done."""
+    page = {"title": title, "form": form, "organization": organization, "section": "compliance"}
+    return confirm_two_posts(
+        request,
+        action=action,
+        form=form,
+        effect=effect,
+        run=run,
+        refused=lambda message: _refused(request, title, form, message),
+        confirm_page=lambda shown: render(request, "adminpanel/compliance_confirm.html", {**page, **shown}),
+    )
 
 
 def _refused(request, title: str, form, message: str = ""):
@@ -253,7 +242,9 @@ def approval_execute(approval: PendingApproval, *, actor) -> None:
             description=params.get("description", ""),
         )
     else:
-        payment_refund(actor=actor, payment_id=params["payment"], refund=RefundInput(reason=params["reason"]))
+        payment = Payment.objects.select_related("invoice").get(pk=params["payment"])
+        amount = Decimal(params["amount"]) if params.get("amount") else None
+        payment_refund_request(actor, payment, params["reason"], amount)
 
 
 @require_POST

@@ -22,10 +22,19 @@ from billing.models import (
     SubscriptionStatus,
 )
 from billing.services.subscription import ChangeTiming
+from core.money import round_money
 from invoicing.models import Invoice, InvoiceStatus
 from payments.models import Payment, PaymentStatus
 
 LIVE = (SubscriptionStatus.PENDING, SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+
+
+class OrganizationForm(forms.Form):
+    """An action's form on one organization's page (its choices are the organization's)."""
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        self.organization = organization
+        super().__init__(*args, **kwargs)
 
 
 class SearchForm(forms.Form):
@@ -48,7 +57,7 @@ class PlanVersionField(forms.ModelChoiceField):
         return f"{obj.plan.name} ({obj.plan.code} v{obj.version})"
 
 
-class SubscriptionCreateForm(forms.Form):
+class SubscriptionCreateForm(OrganizationForm):
     plan_version = PlanVersionField(queryset=PlanVersion.objects.none(), label="Plan")
     billing_mode = forms.ChoiceField(
         choices=[("calendar", "Calendar (periods start on the 1st)"), ("anniversary", "Anniversary (from the start)")]
@@ -58,8 +67,7 @@ class SubscriptionCreateForm(forms.Form):
     )
 
     def __init__(self, *args, organization: Organization, **kwargs):
-        self.organization = organization
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, organization=organization, **kwargs)
         self.fields["plan_version"].queryset = latest_versions(organization.currency)
         self.fields["start_on"].initial = datetime.now(ZoneInfo(organization.timezone)).date()
 
@@ -68,7 +76,7 @@ class SubscriptionCreateForm(forms.Form):
         return datetime.combine(self.cleaned_data["start_on"], time(), tzinfo=ZoneInfo(self.organization.timezone))
 
 
-class PlanChangeForm(forms.Form):
+class PlanChangeForm(OrganizationForm):
     subscription = forms.ModelChoiceField(queryset=Subscription.objects.none())
     plan_version = PlanVersionField(queryset=PlanVersion.objects.none(), label="New plan")
     timing = forms.ChoiceField(
@@ -81,22 +89,18 @@ class PlanChangeForm(forms.Form):
     )
 
     def __init__(self, *args, organization: Organization, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, organization=organization, **kwargs)
         self.fields["subscription"].queryset = organization.subscriptions.filter(status__in=LIVE).select_related(
             "plan_version__plan"
         )
         self.fields["plan_version"].queryset = latest_versions(organization.currency)
 
 
-class CreditGrantForm(forms.Form):
+class CreditGrantForm(OrganizationForm):
     amount = forms.DecimalField(max_digits=18, decimal_places=4, min_value=0)
     kind = forms.ChoiceField(choices=[(k, CreditKind(k).label) for k in GRANT_KINDS], initial=CreditKind.PROMOTIONAL)
     expires_on = forms.DateField(required=False, help_text="Last day it can be used, in the organization's timezone")
     description = forms.CharField(max_length=300, required=False)
-
-    def __init__(self, *args, organization: Organization, **kwargs):
-        self.organization = organization
-        super().__init__(*args, **kwargs)
 
     def expires_at(self) -> datetime | None:
         day = self.cleaned_data.get("expires_on")
@@ -105,7 +109,7 @@ class CreditGrantForm(forms.Form):
         return datetime.combine(day + timedelta(days=1), time(), tzinfo=ZoneInfo(self.organization.timezone))
 
 
-class CreditNoteForm(forms.Form):
+class CreditNoteForm(OrganizationForm):
     invoice = forms.ModelChoiceField(queryset=Invoice.objects.none())
     amount = forms.DecimalField(
         max_digits=18, decimal_places=4, min_value=0, help_text="Net, before tax (tax is credited in proportion)"
@@ -113,20 +117,17 @@ class CreditNoteForm(forms.Form):
     reason = forms.CharField(max_length=300)
 
     def __init__(self, *args, organization: Organization, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, organization=organization, **kwargs)
         self.fields["invoice"].queryset = Invoice.objects.filter(
             organization=organization,
             status__in=[InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE],
         ).order_by("-issued_at", "-pk")
 
 
-class CouponForm(forms.Form):
+class CouponForm(OrganizationForm):
     coupon = forms.ModelChoiceField(
         queryset=Coupon.objects.filter(is_active=True).order_by("code"), to_field_name="code"
     )
-
-    def __init__(self, *args, organization: Organization, **kwargs):
-        super().__init__(*args, **kwargs)
 
 
 class PaymentField(forms.ModelChoiceField):
@@ -136,29 +137,57 @@ class PaymentField(forms.ModelChoiceField):
         )
 
 
-class RefundForm(forms.Form):
-    """A full refund: a credit note of everything still creditable on the paid invoice, paid
-    back up to what is left of the payment (payments.services.refunds). Partial refunds and
-    refunds of an existing credit note are the API's for now (POST /api/v1/payments/<id>/refunds)."""
+class RefundForm(OrganizationForm):
+    """A refund of a succeeded payment on a paid invoice (payments.services.refunds): in full (no
+    amount: a credit note of everything still creditable, paid back up to what is left of the
+    payment) or in part (an amount, gross, at most what is left: a credit note of that much,
+    spread over the invoice's lines, paid back). Refunds of an existing credit note are the API's
+    (POST /api/v1/payments/<id>/refunds with `credit_note`)."""
 
     payment = PaymentField(queryset=Payment.objects.none())
+    amount = forms.DecimalField(
+        max_digits=18,
+        decimal_places=4,
+        min_value=0,
+        required=False,
+        help_text="Gross, with tax; at most what is left of the payment. Empty: refund in full",
+    )
     reason = forms.CharField(max_length=300)
 
     def __init__(self, *args, organization: Organization, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, organization=organization, **kwargs)
         self.fields["payment"].queryset = (
             Payment.objects.filter(organization=organization, status=PaymentStatus.SUCCEEDED)
             .select_related("invoice")
             .order_by("-created_at", "-pk")
         )
 
+    def clean(self):
+        data = super().clean()
+        payment, amount = data.get("payment"), data.get("amount")
+        if payment is not None and amount is not None:
+            left = payment.amount - payment.amount_refunded
+            if amount <= 0 or round_money(amount, payment.currency) != amount:
+                self.add_error("amount", f"A positive amount in {payment.currency}'s decimals.")
+            elif amount > left:
+                self.add_error("amount", f"At most the {left.normalize():f} {payment.currency} left to refund.")
+        return data
 
-class CloseForm(forms.Form):
+
+class OneOffChargeForm(OrganizationForm):
+    """A one-off charge (invoicing.services.one_off): one line, in the organization's currency."""
+
+    description = forms.CharField(max_length=300)
+    amount = forms.DecimalField(
+        max_digits=18,
+        decimal_places=4,
+        min_value=0,
+        help_text="As the tenant's prices are: before tax unless they include it",
+    )
+
+
+class CloseForm(OrganizationForm):
     external_id = forms.CharField(max_length=255, help_text="Type the customer ID to confirm")
-
-    def __init__(self, *args, organization: Organization, **kwargs):
-        self.organization = organization
-        super().__init__(*args, **kwargs)
 
     def clean_external_id(self) -> str:
         value = self.cleaned_data["external_id"]
@@ -167,7 +196,7 @@ class CloseForm(forms.Form):
         return value
 
 
-class DunningPauseForm(forms.Form):
+class DunningPauseForm(OrganizationForm):
     pause = forms.TypedChoiceField(
         choices=[("1", "Pause dunning (no retry, email or stage)"), ("0", "Resume dunning")],
         coerce=lambda v: v == "1",
@@ -180,13 +209,13 @@ class DunningInvoiceField(forms.ModelChoiceField):
         return f"{obj.number} ({obj.dunning_case.get_stage_display()})"
 
 
-class DunningInvoiceForm(forms.Form):
+class DunningInvoiceForm(OrganizationForm):
     """An invoice of the organization in open dunning: what retry now and write off act on."""
 
     invoice = DunningInvoiceField(queryset=Invoice.objects.none())
 
     def __init__(self, *args, organization: Organization, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, organization=organization, **kwargs)
         self.fields["invoice"].queryset = (
             Invoice.objects.filter(organization=organization, dunning_case__closed_at__isnull=True)
             .select_related("dunning_case")
@@ -194,7 +223,7 @@ class DunningInvoiceForm(forms.Form):
         )
 
 
-class SuspendForm(forms.Form):
+class SuspendForm(OrganizationForm):
     suspend = forms.TypedChoiceField(
         choices=[("1", "Suspend (block usage and plan changes)"), ("0", "Reactivate (lift the staff suspension)")],
         coerce=lambda v: v == "1",
@@ -202,7 +231,7 @@ class SuspendForm(forms.Form):
     )
 
 
-class NoteForm(forms.Form):
+class NoteForm(OrganizationForm):
     body = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3}), label="Note")
 
 

@@ -15,6 +15,7 @@ urlpatterns += [
     path("organizations/<str:external_id>/credit-notes/", views.credit_note_add, name="credit_note_add"),
     path("organizations/<str:external_id>/coupons/", views.coupon_apply, name="coupon_apply"),
     path("organizations/<str:external_id>/refunds/", views.refund, name="refund"),
+    path("organizations/<str:external_id>/one-off-charges/", views.one_off_charge, name="one_off_charge"),
     path("organizations/<str:external_id>/close/", views.close, name="close"),
     path("organizations/<str:external_id>/notes/", views.note_add, name="note_add"),
     path("invoices/<int:pk>/pdf/", views.invoice_pdf, name="invoice_pdf"),

@@ -56,8 +56,9 @@ from dunning.models import DunningAccount
 from dunning.services.staff import dunning_pause, dunning_retry_now, dunning_write_off, organization_suspend
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create
-from payments.services.refunds import RefundInput, payment_refund
-from payments.services.refunds import _full_lines as refund_full_lines
+from invoicing.services.one_off import invoice_one_off_create, one_off_draft
+from payments.models import CollectionMethod, PaymentCustomer
+from payments.services.refunds import RefundInput, payment_refund, refund_lines
 
 SEARCH_PAGE = 25
 AUDIT_PAGE = 50
@@ -95,11 +96,12 @@ def _action_forms(organization: Organization) -> dict:
         "credit_note_form": forms.CreditNoteForm(organization=organization),
         "coupon_form": forms.CouponForm(organization=organization),
         "refund_form": forms.RefundForm(organization=organization),
+        "one_off_form": forms.OneOffChargeForm(organization=organization),
         "close_form": forms.CloseForm(organization=organization),
-        "note_form": forms.NoteForm(),
-        "dunning_pause_form": forms.DunningPauseForm(),
+        "note_form": forms.NoteForm(organization=organization),
+        "dunning_pause_form": forms.DunningPauseForm(organization=organization),
         "dunning_invoice_form": forms.DunningInvoiceForm(organization=organization),
-        "suspend_form": forms.SuspendForm(),
+        "suspend_form": forms.SuspendForm(organization=organization),
     }
 
 
@@ -134,31 +136,51 @@ def _refused(request, organization: Organization, title: str, form, message: str
     return render(request, "adminpanel/action_refused.html", context, status=400)
 
 
-def _two_step(request, organization: Organization, *, action: str, title: str, form, effect, run, done: str):
-    """Show `effect()` (label, value) pairs with a confirm button; do `run()` when the POST carries
-    the fingerprint of exactly what was shown."""
+def confirm_two_posts(request, *, action: str, form, effect, run, refused, confirm_page):
+    """The two POSTs of every staff action (customer 360's, dunning's and the compliance page's):
+    `effect()` (label, value) pairs shown with a fingerprint by `confirm_page(context)`; `run()`,
+    which returns the response, done when the POST carries the fingerprint of exactly what was
+    shown. A refusal by the form or a service (DomainError) is `refused(message)`: nothing done."""
     if not form.is_valid():
-        return _refused(request, organization, title, form)
+        return refused("")
     try:
         shown = effect()
         fingerprint = _fingerprint(action, form, shown)
         confirm = request.POST.get("confirm", "")
         if confirm == fingerprint:
-            said = run()  # a text says what was done instead (a request waiting for a second approver)
-            messages.success(request, said if isinstance(said, str) else done)
-            return redirect("adminpanel:organization", external_id=organization.external_id)
+            return run()
     except DomainError as exc:
-        return _refused(request, organization, title, form, exc.message)
-    context = {
-        "organization": organization,
-        "title": title,
-        "form": form,
-        "effect": shown,
-        "fingerprint": fingerprint,
-        "changed": bool(confirm),
-        "section": "customers",
-    }
-    return render(request, "adminpanel/confirm.html", context)
+        return refused(exc.message)
+    return confirm_page({"effect": shown, "fingerprint": fingerprint, "changed": bool(confirm)})
+
+
+def _posted(request, external_id: str, *, perm: str, form_class) -> tuple[Organization, forms.OrganizationForm]:
+    """An action's POST: the role's permission first (a refused role learns nothing of the
+    organization), then the organization and the bound form."""
+    _allowed(request, perm)
+    organization = _organization(external_id)
+    return organization, form_class(request.POST, organization=organization)
+
+
+def _two_step(request, organization: Organization, *, action: str, title: str, form, effect, run, done: str):
+    """A customer 360 action (confirm_two_posts): once done, back to the organization page with
+    `done` (or the text `run()` returns instead: a request waiting for a second approver)."""
+
+    def do():
+        said = run()
+        messages.success(request, said if isinstance(said, str) else done)
+        return redirect("adminpanel:organization", external_id=organization.external_id)
+
+    page = {"organization": organization, "title": title, "form": form, "section": "customers"}
+    return confirm_two_posts(
+        request,
+        action=action,
+        form=form,
+        effect=effect,
+        run=do,
+        refused=lambda message: _refused(request, organization, title, form, message),
+        confirm_page=lambda shown: render(request, "adminpanel/confirm.html", {**page, **shown}),
+    )
 
 
 def _money(amount: Decimal, currency: str) -> str:
@@ -172,9 +194,9 @@ def _when(instant: datetime, organization: Organization) -> str:
 
 @require_POST
 def subscription_add(request, external_id: str):
-    _allowed(request, "billing.add_subscription")
-    organization = _organization(external_id)
-    form = forms.SubscriptionCreateForm(request.POST, organization=organization)
+    organization, form = _posted(
+        request, external_id, perm="billing.add_subscription", form_class=forms.SubscriptionCreateForm
+    )
 
     def create():
         return subscription_create(
@@ -229,9 +251,9 @@ def subscription_add(request, external_id: str):
 
 @require_POST
 def plan_change(request, external_id: str):
-    _allowed(request, "billing.change_subscription")
-    organization = _organization(external_id)
-    form = forms.PlanChangeForm(request.POST, organization=organization)
+    organization, form = _posted(
+        request, external_id, perm="billing.change_subscription", form_class=forms.PlanChangeForm
+    )
 
     def change(preview: bool):
         return subscription_change_plan(
@@ -295,9 +317,7 @@ def _approval_request(request, organization, kind, amount: Decimal, params: dict
 
 @require_POST
 def credit_add(request, external_id: str):
-    _allowed(request, "billing.add_creditentry")
-    organization = _organization(external_id)
-    form = forms.CreditGrantForm(request.POST, organization=organization)
+    organization, form = _posted(request, external_id, perm="billing.add_creditentry", form_class=forms.CreditGrantForm)
 
     def effect():
         amount, expires_at = form.cleaned_data["amount"], form.expires_at()
@@ -353,9 +373,7 @@ class _Rollback(Exception):
 
 @require_POST
 def credit_note_add(request, external_id: str):
-    _allowed(request, "invoicing.add_creditnote")
-    organization = _organization(external_id)
-    form = forms.CreditNoteForm(request.POST, organization=organization)
+    organization, form = _posted(request, external_id, perm="invoicing.add_creditnote", form_class=forms.CreditNoteForm)
 
     def lines(invoice: Invoice) -> list[CreditNoteLineInput]:
         """The amount against the invoice's first creditable line (the form credits one sum)."""
@@ -414,9 +432,7 @@ def _previewed(make):
 
 @require_POST
 def coupon_apply(request, external_id: str):
-    _allowed(request, "billing.add_couponredemption")
-    organization = _organization(external_id)
-    form = forms.CouponForm(request.POST, organization=organization)
+    organization, form = _posted(request, external_id, perm="billing.add_couponredemption", form_class=forms.CouponForm)
 
     def redeem():
         return coupon_redeem(actor=request.user, coupon=form.cleaned_data["coupon"], organization=organization)
@@ -453,50 +469,55 @@ def coupon_apply(request, external_id: str):
 
 @require_POST
 def refund(request, external_id: str):
-    _allowed(request, "payments.add_refund")
-    organization = _organization(external_id)
-    form = forms.RefundForm(request.POST, organization=organization)
+    organization, form = _posted(request, external_id, perm="payments.add_refund", form_class=forms.RefundForm)
+
+    def left_of(payment) -> Decimal:
+        return payment.amount - payment.amount_refunded
 
     def effect():
-        payment = form.cleaned_data["payment"]
+        payment, asked = form.cleaned_data["payment"], form.cleaned_data["amount"]
         invoice = payment.invoice
         if invoice.status != InvoiceStatus.PAID:
             raise DomainError(f"{invoice} is {invoice.status}: refunds are of paid invoices.", code="invoice_not_paid")
-        left = payment.amount - payment.amount_refunded
+        left = left_of(payment)
         if left <= 0:
             raise DomainError(f"Payment {payment.pk} is refunded in full.", code="amount_exceeds_refundable")
 
         def make():
-            # the note the refund makes: everything still creditable, as payment_refund writes it
+            # The note payment_refund makes (the one the refund is linked to), run and rolled
+            # back; it pays back what the note puts on the balance, capped by what is left (its
+            # default amount: payment_refund is durable, so it cannot run inside this preview).
             note = credit_note_create(
                 actor=request.user,
                 invoice=invoice,
                 reason=form.cleaned_data["reason"],
-                lines=refund_full_lines(invoice),
+                lines=refund_lines(invoice, asked),
             )
             cur = note.currency
-            amount = min(note.credited_to_balance, left)
+            back = min(note.credited_to_balance, left)
             return [
                 ("Payment", f"{invoice.number} attempt {payment.number}: {_money(payment.amount, cur)}"),
                 ("Already refunded", _money(payment.amount_refunded, cur)),
+                ("Refund", "in full" if asked is None else f"in part: {_money(asked, cur)} asked"),
+                ("Credit note", f"net {_money(note.subtotal, cur)}, tax {_money(note.tax_total, cur)}"),
                 ("Credit note total", _money(note.total, cur)),
-                ("Paid back to the customer", _money(amount, cur)),
-                *_second_approver(organization, ApprovalKind.REFUND, left, cur),
+                ("Paid back to the customer", _money(back, cur)),
+                ("Left to refund after", _money(left - back, cur)),
+                *_second_approver(organization, ApprovalKind.REFUND, asked or left, cur),
             ]
 
         return _previewed(make)
 
     def run():
-        payment = form.cleaned_data["payment"]
-        left = payment.amount - payment.amount_refunded
-        if approval_needed(left, payment.currency) is not None:
+        payment, asked = form.cleaned_data["payment"], form.cleaned_data["amount"]
+        if approval_needed(asked or left_of(payment), payment.currency) is not None:
             params = {"payment": payment.pk, "reason": form.cleaned_data["reason"]}
-            return _approval_request(request, organization, ApprovalKind.REFUND, left, params, payment.currency)
-        payment_refund(
-            actor=request.user,
-            payment_id=form.cleaned_data["payment"].pk,
-            refund=RefundInput(reason=form.cleaned_data["reason"]),
-        )
+            if asked is not None:
+                params["amount"] = format(asked, "f")
+            return _approval_request(
+                request, organization, ApprovalKind.REFUND, asked or left_of(payment), params, payment.currency
+            )
+        payment_refund_request(request.user, payment, form.cleaned_data["reason"], asked)
 
     return _two_step(
         request,
@@ -510,11 +531,77 @@ def refund(request, external_id: str):
     )
 
 
+def payment_refund_request(actor, payment, reason: str, amount: Decimal | None):
+    """A staff refund through payments' service: in full (`amount` None) or of `amount` (gross),
+    with the credit note refund_lines makes of it; the service pays back what the note credits,
+    capped by what is left of the payment."""
+    return payment_refund(
+        actor=actor,
+        payment_id=payment.pk,
+        refund=RefundInput(reason=reason, lines=tuple(refund_lines(payment.invoice, amount))),
+    )
+
+
+@require_POST
+def one_off_charge(request, external_id: str):
+    organization, form = _posted(request, external_id, perm="invoicing.add_invoice", form_class=forms.OneOffChargeForm)
+
+    def charge() -> Money:
+        return Money(form.cleaned_data["amount"], organization.currency)
+
+    def effect():
+        draft = one_off_draft(
+            organization=organization, description=form.cleaned_data["description"], amount=charge(), at=timezone.now()
+        )
+        cur = draft.currency
+        balance = credit_balance_get(organization=organization)
+        from_credit = min(balance.amount, draft.total.amount)
+        due = draft.total.amount - from_credit
+        payer = PaymentCustomer.objects.filter(organization=organization).first()
+        # as payments' finalized hook decides (collections_enqueue)
+        if due == 0:
+            collected = "nothing to collect: paid from the credit balance"
+        elif payer is not None and payer.collection_method == CollectionMethod.MANUAL:
+            collected = "sent: the customer pays from the portal or by transfer"
+        elif payer is not None and payer.default_payment_method_id:
+            collected = "charged to the default payment method"
+        else:
+            collected = "no payment method: the customer is asked to pay from the portal"
+        line = draft.lines[0]
+        tax = f"{line.tax_rate.normalize():f} % ({line.tax_jurisdiction})" if line.tax_rate is not None else "none"
+        # The invoices issued so far are part of what is shown: a second POST of the same confirm
+        # (a double click) finds the effect changed and shows it again instead of charging twice.
+        return [
+            ("Invoices issued so far", str(organization.invoices.exclude(status=InvoiceStatus.DRAFT).count())),
+            ("Charge", line.line.description),
+            ("Net", _money(draft.subtotal.amount, cur)),
+            ("Tax", f"{_money(draft.tax_total.amount, cur)}, rate {tax}"),
+            ("Invoice total", _money(draft.total.amount, cur)),
+            ("Paid from the credit balance", _money(from_credit, cur)),
+            ("Amount due", _money(due, cur)),
+            ("Collection", collected),
+        ]
+
+    return _two_step(
+        request,
+        organization,
+        action="one_off",
+        title="Charge a one-off amount",
+        form=form,
+        effect=effect,
+        run=lambda: invoice_one_off_create(
+            actor=request.user,
+            organization=organization,
+            description=form.cleaned_data["description"],
+            amount=charge(),
+        ),
+        done="One-off charge invoiced.",
+    )
+
+
 @require_POST
 def close(request, external_id: str):
-    _allowed(request, "billing.delete_organization")
-    organization = _organization(external_id)
-    form = forms.CloseForm(request.POST, organization=organization)
+    organization, form = _posted(request, external_id, perm="billing.delete_organization", form_class=forms.CloseForm)
 
     def effect():
         if organization.status == "closed":
@@ -540,9 +627,7 @@ def close(request, external_id: str):
 
 @require_POST
 def note_add(request, external_id: str):
-    _allowed(request, "billing.change_organization")
-    organization = _organization(external_id)
-    form = forms.NoteForm(request.POST)
+    organization, form = _posted(request, external_id, perm="billing.change_organization", form_class=forms.NoteForm)
     if not form.is_valid():
         return _refused(request, organization, "Add a note", form)
     with audit_actor(request.user), transaction.atomic():
@@ -571,9 +656,9 @@ def _account(organization: Organization) -> DunningAccount:
 
 @require_POST
 def dunning_pause_set(request, external_id: str):
-    _allowed(request, "dunning.change_dunningaccount")
-    organization = _organization(external_id)
-    form = forms.DunningPauseForm(request.POST)
+    organization, form = _posted(
+        request, external_id, perm="dunning.change_dunningaccount", form_class=forms.DunningPauseForm
+    )
 
     def effect():
         # The state before is part of what is shown: a second POST of the same confirm finds it
@@ -607,9 +692,7 @@ def dunning_pause_set(request, external_id: str):
 
 @require_POST
 def dunning_retry(request, external_id: str):
-    _allowed(request, "payments.add_payment")
-    organization = _organization(external_id)
-    form = forms.DunningInvoiceForm(request.POST, organization=organization)
+    organization, form = _posted(request, external_id, perm="payments.add_payment", form_class=forms.DunningInvoiceForm)
 
     def effect():
         invoice = form.cleaned_data["invoice"]
@@ -635,9 +718,9 @@ def dunning_retry(request, external_id: str):
 
 @require_POST
 def dunning_write_off_view(request, external_id: str):
-    _allowed(request, "invoicing.change_invoice")
-    organization = _organization(external_id)
-    form = forms.DunningInvoiceForm(request.POST, organization=organization)
+    organization, form = _posted(
+        request, external_id, perm="invoicing.change_invoice", form_class=forms.DunningInvoiceForm
+    )
 
     def effect():
         invoice = form.cleaned_data["invoice"]
@@ -663,9 +746,9 @@ def dunning_write_off_view(request, external_id: str):
 
 @require_POST
 def suspension_set(request, external_id: str):
-    _allowed(request, "dunning.change_dunningaccount")
-    organization = _organization(external_id)
-    form = forms.SuspendForm(request.POST)
+    organization, form = _posted(
+        request, external_id, perm="dunning.change_dunningaccount", form_class=forms.SuspendForm
+    )
 
     def effect():
         account = _account(organization)

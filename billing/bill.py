@@ -84,6 +84,9 @@ class LineKind:
     DISCOUNT = "discount"
     # Late usage of a period already invoiced, billed on a later invoice (invoicing.corrections)
     CORRECTION = "correction"
+    # A charge outside any subscription (staff's one-off charge, invoicing.services.one_off): a
+    # point in time, recognized when issued
+    ONE_OFF = "one_off"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.admin.display import lines_display, money_display
+from billing.admin.display import lines_display, money_display, number_display
 from core.errors import DomainError
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus, InvoicingSettings
 from invoicing.pdf_render import _address_lines, _customer_address
@@ -55,23 +55,32 @@ class InvoiceLineInline(_ReadOnlyInline):
         "position",
         "kind",
         "description",
-        "quantity",
-        "unit_amount",
-        "amount",
-        "net_amount",
-        "tax_amount",
-        "tax_rate",
+        "quantity_display",
+        "unit_amount_display",
+        "amount_display",
+        "net_amount_display",
+        "tax_amount_display",
+        "tax_rate_display",
         "tax_jurisdiction",
         "period_start",
         "period_end",
     ]
     ordering = ["position"]
+    quantity_display = number_display("quantity")
+    unit_amount_display = money_display("unit_amount", label="unit price", precise=True)
+    amount_display = money_display("amount")
+    net_amount_display = money_display("net_amount", label="net")
+    tax_amount_display = money_display("tax_amount", label="tax")
+    tax_rate_display = number_display("tax_rate", suffix=" %")
 
 
 class CreditNoteInline(_ReadOnlyInline):
     model = CreditNote
-    fields = ["number", "reason", "total", "applied_to_invoice", "credited_to_balance", "created_at"]
+    fields = ["number", "reason", "total_display", "applied_display", "credited_display", "created_at"]
     show_change_link = True
+    total_display = money_display("total")
+    applied_display = money_display("applied_to_invoice", label="applied to the invoice")
+    credited_display = money_display("credited_to_balance", label="credited to the balance")
 
 
 VOIDABLE = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)  # as invoice_void checks
@@ -261,7 +270,14 @@ class InvoiceAdmin(admin.ModelAdmin):
 
 class CreditNoteLineInline(_ReadOnlyInline):
     model = CreditNoteLine
-    fields = ["invoice_line", "description", "amount", "tax_amount"]
+    fields = ["line", "amount_display", "tax_amount_display"]
+    amount_display = money_display("amount", currency="credit_note.currency", label="net")
+    tax_amount_display = money_display("tax_amount", currency="credit_note.currency", label="tax")
+
+    @admin.display(description="Invoice line")
+    def line(self, obj: CreditNoteLine) -> str:
+        # not the line's __str__, which prints its stored amount
+        return f"{obj.invoice_line.position + 1}. {obj.description}"
 
 
 @admin.register(CreditNote)

@@ -8,9 +8,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from billing.admin.display import money_display
 from billing.models import Coupon, CouponRedemption, CreditEntry, CreditKind, Organization
 from billing.services.coupon import coupon_build, coupon_create, coupon_update
 from billing.services.credit import credit_grant, credit_grant_check, credit_void
+from billing.templatetags.money import money
 from core.errors import DomainError
 
 
@@ -68,13 +70,34 @@ class CouponForm(forms.ModelForm):
 @admin.register(Coupon)
 class CouponAdmin(admin.ModelAdmin):
     form = CouponForm
-    list_display = ["code", "name", "discount_type", "percent_off", "amount_off", "currency", "duration", "is_active"]
+    list_display = ["code", "name", "discount_type", "discount", "duration", "is_active"]
     list_filter = ["discount_type", "duration", "applies_to", "is_active"]
     search_fields = ["code", "name"]
     inlines = [RedemptionInline]
 
+    # On change the fixed fields are shown, the amounts in their format (not the stored decimals).
+    _SHOWN = {"percent_off": "percent_off_shown", "amount_off": "amount_off_shown"}
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        return fields if obj is None else [self._SHOWN.get(f, f) for f in fields]
+
     def get_readonly_fields(self, request, obj=None):
-        return _FIXED if obj is not None else []
+        return [self._SHOWN.get(f, f) for f in _FIXED] if obj is not None else []
+
+    @admin.display(description="percent off")
+    def percent_off_shown(self, obj: Coupon) -> str:
+        return f"{obj.percent_off.normalize():f} %" if obj.percent_off is not None else "—"
+
+    @admin.display(description="amount off")
+    def amount_off_shown(self, obj: Coupon) -> str:
+        return money(obj.amount_off, obj.currency) if obj.amount_off is not None else "—"
+
+    @admin.display(description="discount")
+    def discount(self, obj: Coupon) -> str:
+        if obj.discount_type == "percentage":
+            return f"{obj.percent_off.normalize():f} %"
+        return money(obj.amount_off, obj.currency)
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -117,17 +140,24 @@ class GrantForm(forms.ModelForm):
 @admin.register(CreditEntry)
 class CreditEntryAdmin(admin.ModelAdmin):
     form = GrantForm
-    list_display = ["created_at", "organization", "kind", "amount", "currency", "expires_at", "grant", "reference"]
+    list_display = ["created_at", "organization", "kind", "amount_display", "expires_at", "grant", "reference"]
     list_filter = ["kind", "currency"]
     search_fields = ["organization__external_id", "reference", "description"]
     list_select_related = ["organization"]
     raw_id_fields = ["organization"]
     actions = ["void_remaining"]
 
-    def get_readonly_fields(self, request, obj=None):
+    amount_display = money_display("amount")
+
+    def get_fields(self, request, obj=None):
         if obj is None:
-            return []
-        return [f.name for f in CreditEntry._meta.fields]
+            return super().get_fields(request, obj)
+        shown = {"amount": "amount_display"}
+        return [shown.get(f.name, f.name) for f in CreditEntry._meta.fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        # an entry is never changed (the ledger is append-only): every field shown, read-only
+        return [] if obj is None else self.get_fields(request, obj)
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)

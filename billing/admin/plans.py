@@ -30,6 +30,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from billing.admin.display import money_display
 from billing.models import BaseFeeTiming, Plan, PlanCharge, PlanInterval, PlanVersion
 from billing.pricing import (
     ChargeResult,
@@ -397,9 +398,13 @@ def _version_initial(version: PlanVersion | None) -> tuple[dict[str, Any], list[
 class PlanVersionInline(admin.TabularInline):
     model = PlanVersion
     extra = 0
-    fields = ["version", "base_fee", "base_fee_timing", "trial_days", "minimum_commitment", "created_at"]
+    fields = ["version", "base_fee_display", "base_fee_timing", "trial_days", "commitment_display", "created_at"]
     readonly_fields = fields  # versions are immutable: a price change is a new version
     show_change_link = True
+    base_fee_display = money_display("base_fee", currency="plan.currency", label="base fee", precise=True)
+    commitment_display = money_display(
+        "minimum_commitment", currency="plan.currency", label="minimum commitment", precise=True
+    )
     ordering = ["-version"]
 
     def has_add_permission(self, request, obj=None):
@@ -590,20 +595,24 @@ class PlanChargeInline(admin.TabularInline):
 
 @admin.register(PlanVersion)
 class PlanVersionAdmin(admin.ModelAdmin):
-    list_display = ["plan", "version", "base_fee", "base_fee_timing", "trial_days", "created_at"]
+    list_display = ["plan", "version", "base_fee_display", "base_fee_timing", "trial_days", "created_at"]
     list_filter = ["plan"]
     fields = [
         "plan",
         "version",
-        "base_fee",
+        "base_fee_display",
         "base_fee_timing",
         "trial_days",
-        "minimum_commitment",
+        "commitment_display",
         "created_at",
         "charges_summary",
     ]
     readonly_fields = fields
     inlines = [PlanChargeInline]
+    base_fee_display = money_display("base_fee", currency="plan.currency", label="base fee", precise=True)
+    commitment_display = money_display(
+        "minimum_commitment", currency="plan.currency", label="minimum commitment", precise=True
+    )
 
     @admin.display(description="Charges")
     def charges_summary(self, obj: PlanVersion):

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from billing.models.plan import PRICE_DIGITS
-from core.money import money_column
+from core.money import money_column, round_money
 from tenants.validators import validate_currency
 
 
@@ -53,6 +53,9 @@ class CreditEntry(models.Model):
         indexes = [models.Index(fields=["organization", "currency"])]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount} {self.currency} ({self.organization_id})"
+        # the amount in its currency's decimals, not the column's ten (an unsaved grant of the
+        # admin's add form has no currency yet)
+        amount = round_money(self.amount, self.currency) if self.currency else self.amount
+        return f"{self.kind} {amount} {self.currency} ({self.organization_id})"
 
     amount_money = money_column("amount")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from core.money import money_column
+from core.money import money_column, round_money
 from tenants.validators import validate_currency
 
 # Rounded amounts (at most 3 decimals: KWD) with room to spare; unit prices keep 12 decimals.
@@ -137,7 +137,8 @@ class InvoiceLine(models.Model):
         constraints = [models.UniqueConstraint(fields=["invoice", "position"], name="invoicing_line_position")]
 
     def __str__(self) -> str:
-        return f"{self.description}: {self.amount} {self.currency}"
+        # the amount in its currency's decimals, not the column's four
+        return f"{self.description}: {round_money(self.amount, self.currency)} {self.currency}"
 
     amount_money = money_column("amount")
 
@@ -187,4 +188,4 @@ class CreditNoteLine(models.Model):
     tax_amount = models.DecimalField(**AMOUNT)
 
     def __str__(self) -> str:
-        return f"{self.description}: {self.amount}"
+        return f"{self.description}: {round_money(self.amount, self.credit_note.currency)}"

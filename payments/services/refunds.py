@@ -100,6 +100,38 @@ def _full_lines(invoice) -> list[CreditNoteLineInput]:
     return lines
 
 
+def refund_lines(invoice, amount: Decimal | None) -> list[CreditNoteLineInput]:
+    """The credit note lines of a refund of `amount` (gross) of `invoice`; None: everything still
+    creditable (a full refund). The amount is taken from the lines still creditable in their
+    order, each up to what is left of it with its tax, and turned back into the net the note
+    takes in the proportion of that line's net to its tax, rounded to the currency: the note's
+    tax is then credited in proportion per line (credit_note_create), so its total can differ
+    from `amount` by that rounding (a cent), which a preview of the refund shows."""
+    if amount is None:
+        return _full_lines(invoice)
+    credited = {
+        row["invoice_line_id"]: (row["amount"], row["tax"])
+        for row in CreditNoteLine.objects.filter(invoice_line__invoice=invoice)
+        .values("invoice_line_id")
+        .annotate(amount=Sum("amount"), tax=Sum("tax_amount"))
+    }
+    lines, rest = [], amount
+    for line in invoice.lines.exclude(kind="discount").order_by("id"):
+        if rest <= 0:
+            break
+        done, done_tax = credited.get(line.pk, (ZERO, ZERO))
+        net_left, tax_left = line.net_amount - done, line.tax_amount - done_tax
+        gross_left = net_left + tax_left
+        if net_left <= 0 or gross_left <= 0:
+            continue
+        take = min(rest, gross_left)
+        net = net_left if take == gross_left else round_money(take * net_left / gross_left, invoice.currency)
+        if net > 0:
+            lines.append(CreditNoteLineInput(invoice_line_id=line.pk, amount=net))
+        rest -= take
+    return lines
+
+
 def payment_refund(*, actor, payment_id: int, refund: RefundInput) -> Refund:
     """Refund part or all of a succeeded payment (see the module docstring); the gateway call is
     made after commit. DomainError codes: `payment_not_refundable` (409: not succeeded),

@@ -85,8 +85,11 @@ def test_full_refund_previews_then_refunds(world, connected, client_a, staff):  
     assert effect(body) == [
         ("Payment", f"{invoice.number} attempt 1: €35.70"),
         ("Already refunded", "€0.00"),
+        ("Refund", "in full"),
+        ("Credit note", "net €30.00, tax €5.70"),
         ("Credit note total", "€35.70"),
         ("Paid back to the customer", "€35.70"),
+        ("Left to refund after", "€0.00"),
     ]
     assert not Refund.objects.exists() and not CreditNote.objects.exists()
     response = client_a.post(PAGE + "refunds/", {**form, "confirm": fingerprint(body)})

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from adminpanel import views
+from adminpanel import revenue_views, views
 from adminpanel.analytics_views import AnalyticsView
 
 app_name = "adminpanel"
@@ -22,3 +22,8 @@ urlpatterns += [
     path("audit/export.csv", views.audit_log_csv, name="audit_log_csv"),
 ]
 urlpatterns += [path("analytics/", AnalyticsView.as_view(), name="analytics")]
+# Revenue recognition (issue 14, item 4).
+urlpatterns += [
+    path("revenue/", revenue_views.revenue, name="revenue"),
+    path("revenue/close/", revenue_views.revenue_close, name="revenue_close"),
+]

@@ -6,6 +6,7 @@ from invoicing.models.invoice import (
     InvoiceLine,
     InvoiceStatus,
 )
+from invoicing.models.revenue import RevenueEntry, RevenueMonthClose, RevenuePattern, RevenueSource
 from invoicing.models.settings import InvoicingSettings, NumberSequence
 
 __all__ = [
@@ -17,4 +18,8 @@ __all__ = [
     "InvoiceStatus",
     "InvoicingSettings",
     "NumberSequence",
+    "RevenueEntry",
+    "RevenueMonthClose",
+    "RevenuePattern",
+    "RevenueSource",
 ]

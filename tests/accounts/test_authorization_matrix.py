@@ -218,6 +218,8 @@ ROWS: dict[tuple[str, str], Row] = {
     ("adminpanel:audit_log", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", query="action=1"),
     ("adminpanel:audit_log_csv", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page", query="object_id=1"),
     ("adminpanel:analytics", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
+    ("adminpanel:revenue", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
+    ("adminpanel:revenue_close", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page"),
     # live usage: a member's browser session, for their own organization
     ("ws:usage", "CONNECT"): Row(ok=0, members=True, kind="websocket"),
 }
@@ -228,7 +230,7 @@ FUNCTION_VIEW_METHODS.update(
     {
         f"adminpanel:{name}": [method]
         for method, names in (
-            ("GET", ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv"]),
+            ("GET", ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv", "revenue"]),
             (
                 "POST",
                 [
@@ -240,6 +242,7 @@ FUNCTION_VIEW_METHODS.update(
                     "refund",
                     "close",
                     "note_add",
+                    "revenue_close",
                 ],
             ),
         )

@@ -27,3 +27,9 @@ urlpatterns += [
     path("revenue/", revenue_views.revenue, name="revenue"),
     path("revenue/close/", revenue_views.revenue_close, name="revenue_close"),
 ]
+# Accounting exports (issue 14, item 5).
+urlpatterns += [
+    path("revenue/journal.csv", revenue_views.journal_csv, name="journal_csv"),
+    path("revenue/journal.xlsx", revenue_views.journal_xlsx, name="journal_xlsx"),
+    path("revenue/accounts/", revenue_views.account_map, name="account_map"),
+]

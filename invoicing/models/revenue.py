@@ -71,3 +71,15 @@ class RevenueMonthClose(models.Model):
 
     def __str__(self) -> str:
         return self.month.strftime("%Y-%m")
+
+
+class AccountMap(models.Model):
+    """The tenant's ledger accounts for the journal export (adminpanel.journal): one row,
+    `accounts` maps a role (receivable, deferred_revenue, ...) to {"code", "name"}; a role not in
+    it uses the documented default (docs/revenue.md)."""
+
+    accounts = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return "Account map"

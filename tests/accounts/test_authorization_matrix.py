@@ -220,6 +220,13 @@ ROWS: dict[tuple[str, str], Row] = {
     ("adminpanel:analytics", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
     ("adminpanel:revenue", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
     ("adminpanel:revenue_close", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page"),
+    ("adminpanel:journal_csv", "GET"): Row(
+        ok=200, staff=EVERY_ROLE, kind="staff_page", query="from=2027-04-01&to=2027-04-30"
+    ),
+    ("adminpanel:journal_xlsx", "GET"): Row(
+        ok=200, staff=EVERY_ROLE, kind="staff_page", query="from=2027-04-01&to=2027-04-30"
+    ),
+    ("adminpanel:account_map", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page"),
     # live usage: a member's browser session, for their own organization
     ("ws:usage", "CONNECT"): Row(ok=0, members=True, kind="websocket"),
 }
@@ -230,7 +237,19 @@ FUNCTION_VIEW_METHODS.update(
     {
         f"adminpanel:{name}": [method]
         for method, names in (
-            ("GET", ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv", "revenue"]),
+            (
+                "GET",
+                [
+                    "organizations",
+                    "organization",
+                    "invoice_pdf",
+                    "audit_log",
+                    "audit_log_csv",
+                    "revenue",
+                    "journal_csv",
+                    "journal_xlsx",
+                ],
+            ),
             (
                 "POST",
                 [
@@ -243,6 +262,7 @@ FUNCTION_VIEW_METHODS.update(
                     "close",
                     "note_add",
                     "revenue_close",
+                    "account_map",
                 ],
             ),
         )

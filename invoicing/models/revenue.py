@@ -1,4 +1,4 @@
-"""Revenue recognition (issue 14, item 4): what each finalized invoice line earns on which day.
+"""Revenue recognition (issue 14, item 4): what each finalized invoice line earns in which month.
 
 It lives in invoicing because it reads only invoicing's lines and credit notes (and their
 billing periods): payments and refunds never move recognized revenue, so the layer above is not
@@ -26,10 +26,12 @@ class RevenueSource(models.TextChoices):
 
 
 class RevenueEntry(models.Model):
-    """One day of one line's revenue from one document. `service_on` is the day the service was
-    delivered; `recognized_on` is the same day unless that month was closed when the row was
-    written, then the first day of the first open month (a closed month never changes).
-    `booked_on` is the document's date (billed revenue; a usage day before it is unbilled)."""
+    """One month of one line's revenue from one document (the grain is the UTC month: the waterfall,
+    close and journal are monthly, and a row a day multiplied finalization's writes). `service_on`
+    is the last day of the month the service was delivered in; `recognized_on` is the same unless
+    that month was closed when the row was written, then the last day of the first open month (a
+    closed month never changes). `booked_on` is the document's date (billed revenue; a usage month
+    before it is unbilled)."""
 
     line = models.ForeignKey(InvoiceLine, on_delete=models.PROTECT, related_name="revenue_entries")
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="revenue_entries")

@@ -2,20 +2,25 @@
 invoice line, written in the transaction that finalizes the invoice (or issues the credit note,
 or voids it), and the month close.
 
+The grain is one row per line (and document) per UTC calendar month, dated the month's last day:
+the waterfall, the month close and the journal are monthly, and a row per day (~30 a line) would
+multiply the writes of finalization, the billing run's hot path (docs/revenue.md, the figures).
+
 What a line earns is its `net_amount` (the line with its discounts, before tax: tax is never
 revenue), spread by its kind:
-- a base fee (and the credit for unused time that reverses part of one) by day over its service
-  period, each UTC day weighted by the seconds of the period it holds;
-- usage and its late corrections on the days of the period they were consumed (the engine bills a
-  period's usage as one amount, so the days share it like a fee; days before the invoice are
-  unbilled revenue until it is issued);
-- minimums and commitments (settled when the period ends) on the period's last day; anything else
-  on the day the invoice was issued (a point in time).
+- a base fee (and the credit for unused time that reverses part of one) over the UTC months of its
+  service period, each weighted by the seconds of the period it holds;
+- usage and its late corrections over the months of the period they were consumed in (the engine
+  bills a period's usage as one amount, so the months share it like a fee; a month before the
+  invoice is unbilled revenue until it is issued);
+- minimums and commitments (settled when the period ends) in the month of the period's last
+  instant; anything else in the month the invoice was issued (a point in time).
 
-Rounding happens at one named point, `day_shares`: each day's exact share is rounded toward zero
-to the currency's minor unit and the last day takes the remainder, so a line's rows sum to its
-amount exactly. A credit note spreads its (negative) amount over the line's days the same way; a
-void reverses what the invoice's rows still hold. Payments and refunds write nothing here."""
+Rounding happens at one named point, `month_shares`: each month's exact share is rounded toward
+zero to the currency's minor unit and the last month takes the remainder, so a line's rows sum to
+its amount exactly. A credit note spreads its (negative) amount over the line's months the same
+way; a void reverses what each of the invoice's line-months still holds. Payments and refunds
+write nothing here."""
 
 from __future__ import annotations
 
@@ -43,8 +48,8 @@ from invoicing.models import (
     RevenueSource,
 )
 
-# Each day's share is rounded toward zero (so the last day's remainder has the sign of the amount).
-DAY_ROUNDING = ROUND_DOWN
+# Each month's share is rounded toward zero (so the last month's remainder has the sign of the amount).
+MONTH_ROUNDING = ROUND_DOWN
 _RATABLE = {LineKind.BASE_FEE, LineKind.BASE_FEE_CREDIT}
 _USAGE = {LineKind.USAGE, LineKind.CORRECTION}
 _PERIOD_END = {LineKind.CHARGE_MINIMUM, LineKind.COMMITMENT}
@@ -59,60 +64,66 @@ def _lock(*, exclusive: bool = False) -> None:
         cursor.execute(f"SELECT {fn}(%s)", [_LOCK_KEY])
 
 
-def day_weights(start: datetime, end: datetime) -> list[tuple[date, int]]:
-    """The UTC days of [start, end) with the seconds of the period each holds."""
+def month_end(day: date) -> date:
+    """The last day of `day`'s month: the date a month's rows carry."""
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+
+
+def month_weights(start: datetime, end: datetime) -> list[tuple[date, int]]:
+    """The UTC calendar months of [start, end), each by its last day, with the seconds of the
+    period it holds."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
-    days, cursor = [], start
+    months, cursor = [], start
     while cursor < end:
-        next_midnight = datetime.combine(cursor.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-        stop = min(next_midnight, end)
-        days.append((cursor.date(), int((stop - cursor).total_seconds())))
+        following = datetime.combine(month_end(cursor.date()) + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        stop = min(following, end)
+        months.append((month_end(cursor.date()), int((stop - cursor).total_seconds())))
         cursor = stop
-    return [(day, seconds) for day, seconds in days if seconds > 0]
+    return [(month, seconds) for month, seconds in months if seconds > 0]
 
 
-def day_shares(amount: Decimal, currency: str, weights: Sequence[tuple[date, int]]) -> list[tuple[date, Decimal]]:
-    """`amount` over the weighted days: exact shares rounded toward zero, the remainder on the
-    last day (the named rounding point). Days whose share is zero are left out."""
+def month_shares(amount: Decimal, currency: str, weights: Sequence[tuple[date, int]]) -> list[tuple[date, Decimal]]:
+    """`amount` over the weighted months: exact shares rounded toward zero, the remainder on the
+    last month (the named rounding point). Months whose share is zero are left out."""
     if not weights:
-        raise ValueError("no days to spread an amount over")
+        raise ValueError("no months to spread an amount over")
     whole = sum(seconds for _, seconds in weights)
     units = minor_units(currency)
     scaled = Fraction(amount) * 10**units  # the amount in minor units, exact
     shares, given = [], Decimal(0)
-    for day, seconds in weights[:-1]:
+    for month, seconds in weights[:-1]:
         exact = scaled * seconds / whole
-        minor = abs(exact.numerator) // exact.denominator  # toward zero: DAY_ROUNDING
+        minor = abs(exact.numerator) // exact.denominator  # toward zero: MONTH_ROUNDING
         share = Decimal(-minor if exact < 0 else minor).scaleb(-units)
-        shares.append((day, share))
+        shares.append((month, share))
         given += share
     shares.append((weights[-1][0], amount - given))
-    return [(day, share) for day, share in shares if share != 0]
+    return [(month, share) for month, share in shares if share != 0]
 
 
 def _pattern(line: InvoiceLine, invoice: Invoice) -> tuple[str, list[tuple[date, int]]]:
-    """How `line` is recognized and over which weighted days."""
+    """How `line` is recognized and over which weighted months."""
     if line.kind in _RATABLE and line.period_end > line.period_start:
-        return RevenuePattern.RATABLE, day_weights(line.period_start, line.period_end)
+        return RevenuePattern.RATABLE, month_weights(line.period_start, line.period_end)
     if line.kind in _USAGE and line.period_end > line.period_start:
-        return RevenuePattern.USAGE, day_weights(line.period_start, line.period_end)
+        return RevenuePattern.USAGE, month_weights(line.period_start, line.period_end)
     if line.kind in _PERIOD_END:
-        return RevenuePattern.POINT, [((line.period_end - timedelta(microseconds=1)).astimezone(UTC).date(), 1)]
-    return RevenuePattern.POINT, [(invoice.issued_at.astimezone(UTC).date(), 1)]
+        last = (line.period_end - timedelta(microseconds=1)).astimezone(UTC).date()
+        return RevenuePattern.POINT, [(month_end(last), 1)]
+    return RevenuePattern.POINT, [(month_end(invoice.issued_at.astimezone(UTC).date()), 1)]
 
 
 def _closed_months() -> set[date]:
     return set(RevenueMonthClose.objects.values_list("month", flat=True))
 
 
-def _open_day(day: date, closed: set[date]) -> date:
-    """`day`, or the first day of the first open month after it when its month is closed."""
-    month = day.replace(day=1)
-    if month not in closed:
-        return day
-    while month in closed:
-        month = (month + timedelta(days=32)).replace(day=1)
-    return month
+def _open_month(month: date, closed: set[date]) -> date:
+    """`month` (its last day), or the last day of the first open month after it when it is closed
+    (`closed` holds first days)."""
+    first = month.replace(day=1)
+    while first in closed:
+        first = (first + timedelta(days=32)).replace(day=1)
+    return month_end(first)
 
 
 def _rows(
@@ -134,12 +145,12 @@ def _rows(
             source=source,
             pattern=pattern,
             currency=invoice.currency,
-            service_on=day,
-            recognized_on=_open_day(day, closed),
+            service_on=month,
+            recognized_on=_open_month(month, closed),
             booked_on=booked.astimezone(UTC).date(),
             amount=share,
         )
-        for day, share in day_shares(amount, invoice.currency, weights)
+        for month, share in month_shares(amount, invoice.currency, weights)
     ]
 
 
@@ -164,7 +175,7 @@ def revenue_schedule_build(invoices: Iterable[Invoice]) -> int:
 
 
 def revenue_credit_note_reverse(note: CreditNote) -> int:
-    """A credit note takes its lines' amounts back over the same days as the lines earned them."""
+    """A credit note takes its lines' amounts back over the same months as the lines earned them."""
     _lock()
     closed = _closed_months()
     invoice = note.invoice
@@ -184,7 +195,7 @@ def revenue_credit_note_reverse(note: CreditNote) -> int:
 
 
 def revenue_void_reverse(invoice: Invoice, *, at: datetime) -> int:
-    """A voided invoice earns nothing: what each of its line-days still holds is reversed."""
+    """A voided invoice earns nothing: what each of its line-months still holds is reversed."""
     _lock()
     closed = _closed_months()
     held = (
@@ -201,7 +212,7 @@ def revenue_void_reverse(invoice: Invoice, *, at: datetime) -> int:
             pattern=row["pattern"],
             currency=invoice.currency,
             service_on=row["service_on"],
-            recognized_on=_open_day(row["service_on"], closed),
+            recognized_on=_open_month(row["service_on"], closed),
             booked_on=at.astimezone(UTC).date(),
             amount=-row["total"],
         )
@@ -213,7 +224,7 @@ def revenue_void_reverse(invoice: Invoice, *, at: datetime) -> int:
 
 
 def revenue_month_close(*, actor: Actor, month: date, at: datetime | None = None) -> RevenueMonthClose:
-    """Lock `month`: rows for its days written later land in the first open month after it.
+    """Lock `month`: rows for it written later land in the first open month after it.
     Refused (nothing written) before the month has ended, for a month already closed, and while
     an earlier month that holds revenue is still open (months close in order)."""
     at = at or timezone.now()

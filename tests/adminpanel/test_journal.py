@@ -3,7 +3,8 @@ the tenant's account map over the defaults; refusals write nothing.
 
 Flat 100.00 EUR a month with German VAT (19 %): Acme's April invoice 119.00 on April 1st 2027,
 paid on the 2nd, 60.00 credited on the 10th (71.40 with VAT, to the balance: it was paid) and
-refunded on the 20th; 40.00 of April's fee is left to recognize in April."""
+refunded on the 20th; 40.00 of April's fee is left to recognize in April, on its last day (the
+schedule's grain is the month, dated its last day)."""
 
 import csv
 import io
@@ -113,8 +114,12 @@ def test_the_journal_of_a_period(april, client_a, staff):
 def test_a_period_outside_leaves_the_entries_out(april, client_a, staff):
     staff("viewer")
     body = rows(b"".join(client_a.get(CSV, {"from": "2027-04-03", "to": "2027-04-09"}).streaming_content))
-    assert [r[0] for r in body[1:]] == ["recognition-2027-04-EUR-ratable"] * 2
-    assert [r[7:9] for r in body[1:]] == [["9.31", "0.00"], ["0.00", "9.31"]]  # 7 days of 3.33 less the note's 2.00
+    assert body[1:] == []  # April's recognition is dated April 30th, outside
+    body = rows(b"".join(client_a.get(CSV, {"from": "2027-04-21", "to": "2027-04-30"}).streaming_content))
+    assert [(r[0], r[1], r[7], r[8]) for r in body[1:]] == [
+        ("recognition-2027-04-EUR-ratable", "2027-04-30", "40.00", "0.00"),
+        ("recognition-2027-04-EUR-ratable", "2027-04-30", "0.00", "40.00"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,9 @@
 """The staff revenue recognition page (issue 14, item 4): the waterfall's figures and the month
 close, role-checked, refusals writing nothing.
 
-Acme on Flat (100.00 EUR a month in advance, anniversary billing) from April 16th 2027: its first
-invoice covers April 16th to May 16th (30 days), 3.33 a day and 3.43 on the last: 15 days (49.95) earned in April, the
-other 50.05 deferred at April's end and earned in May."""
+Acme on Flat (100.00 EUR a month in advance, anniversary billing) from April 20th 2027: its first
+invoice covers April 20th to May 20th (30 days), recognized by month: 11 days' share in April
+(36.666... toward zero: 36.66), the remainder 63.34 deferred at April's end and earned in May."""
 
 import re
 from datetime import date
@@ -25,8 +25,8 @@ PAGE, CLOSE = "/staff/revenue/", "/staff/revenue/close/"
 @pytest.fixture
 def billed():
     org = OrganizationFactory(external_id="acme", currency="EUR", country="DE", name="Acme GmbH")
-    SubscriptionFactory(organization=org, plan="flat", at=utc(2027, 4, 16), billing_mode="anniversary")
-    billing_run(at=utc(2027, 4, 16))
+    SubscriptionFactory(organization=org, plan="flat", at=utc(2027, 4, 20), billing_mode="anniversary")
+    billing_run(at=utc(2027, 4, 20))
 
 
 def cells(body: str, attr: str, key: str) -> list[str]:
@@ -38,10 +38,10 @@ def test_the_waterfall_shows_billed_recognized_deferred_and_unbilled(billed, cli
     staff("viewer")
     body = client_a.get(PAGE, {"currency": "EUR", "from": "2027-03"}).content.decode()
     assert cells(body, "data-month", "2027-03") == ["€0.00", "€0.00", "€0.00", "€0.00", "open"]
-    assert cells(body, "data-month", "2027-04") == ["€100.00", "€49.95", "€50.05", "€0.00", "open"]
-    assert cells(body, "data-month", "2027-05") == ["€0.00", "€50.05", "€0.00", "€0.00", "open"]
+    assert cells(body, "data-month", "2027-04") == ["€100.00", "€36.66", "€63.34", "€0.00", "open"]
+    assert cells(body, "data-month", "2027-05") == ["€0.00", "€63.34", "€0.00", "€0.00", "open"]
     row = cells(body, "data-booked", "2027-04")
-    assert (row[0], row[2], row[3], row[-2], row[-1]) == ("€0.00", "€49.95", "€50.05", "€0.00", "€100.00")
+    assert (row[0], row[2], row[3], row[-2], row[-1]) == ("€0.00", "€36.66", "€63.34", "€0.00", "€100.00")
 
 
 def test_a_bad_month_or_currency_is_a_400(billed, client_a, staff):

@@ -1,9 +1,12 @@
-"""Revenue recognition (issue 14, item 4): each finalized line's daily schedule, credit notes and
-voids reversing, the month close, and the property that over a subscription's life recognized
-revenue equals billed revenue net of credit notes and voids, exactly.
+"""Revenue recognition (issue 14, item 4): each finalized line's monthly schedule, credit notes
+and voids reversing per month, the month close, and the property that over a subscription's life
+recognized revenue equals billed revenue net of credit notes and voids, exactly.
 
 Plans of tests/invoicing/test_unused_time_credit.py: Flat 100.00 EUR a month in advance (Pro
-200.00, Lite 50.00); Acme on Flat since April 1st 2027 (30 days), no grace period, no tax."""
+200.00, Lite 50.00); Acme on Flat since April 1st 2027 (30 days), no grace period, no tax. The
+anniversary subscription from April 20th: its first invoice covers April 20th to May 20th (30
+days), 11 of them in April: 100.00 x 11/30 = 36.666... rounded toward zero to 36.66, May takes
+the remainder 63.34."""
 
 from datetime import date, timedelta
 from decimal import Decimal
@@ -21,8 +24,8 @@ from core.errors import DomainError
 from invoicing.models import CreditNote, Invoice, InvoiceLine, RevenueEntry, RevenueMonthClose
 from invoicing.services.billing_run import billing_run
 from invoicing.services.invoice import CreditNoteLineInput, credit_note_create, invoice_mark_paid, invoice_void
-from invoicing.services.revenue import day_shares, day_weights, revenue_month_close
-from tests.factories import OrganizationFactory
+from invoicing.services.revenue import month_shares, month_weights, revenue_month_close
+from tests.factories import OrganizationFactory, SubscriptionFactory
 from tests.helpers import utc
 from tests.invoicing.test_unused_time_credit import (  # noqa: F401 (plans is a fixture)
     APRIL,
@@ -34,6 +37,7 @@ from tests.invoicing.test_unused_time_credit import (  # noqa: F401 (plans is a 
 )
 
 D = Decimal
+APR, MAY, JUN = date(2027, 4, 30), date(2027, 5, 31), date(2027, 6, 30)
 
 
 def schedule(**filters) -> list[tuple[str, date, date, Decimal]]:
@@ -45,91 +49,109 @@ def total(**filters) -> Decimal:
     return RevenueEntry.objects.filter(**filters).aggregate(t=Sum("amount"))["t"] or D(0)
 
 
+def anniversary_billed() -> Invoice:
+    org = OrganizationFactory(external_id="acme", currency="EUR", country="DE", name="Acme GmbH")
+    SubscriptionFactory(organization=org, plan="flat", at=utc(2027, 4, 20), billing_mode="anniversary")
+    billing_run(at=utc(2027, 4, 20))
+    invoice = Invoice.objects.get()
+    assert (invoice.status, invoice.subtotal) == ("open", D("100.00"))
+    return invoice
+
+
 @given(
     amount=st.decimals(min_value=D("-100000"), max_value=D("100000"), places=2, allow_nan=False),
-    seconds=st.lists(st.integers(min_value=1, max_value=86400), min_size=1, max_size=400),
+    seconds=st.lists(st.integers(min_value=1, max_value=31 * 86400), min_size=1, max_size=40),
 )
-def test_day_shares_sum_exactly_with_the_remainder_on_the_last_day(amount, seconds):
-    weights = [(date(2027, 1, 1) + timedelta(days=i), s) for i, s in enumerate(seconds)]
-    shares = day_shares(amount, "EUR", weights)
+def test_month_shares_sum_exactly_with_the_remainder_on_the_last_month(amount, seconds):
+    weights = [(date(2027 + i // 12, i % 12 + 1, 1), s) for i, s in enumerate(seconds)]
+    shares = month_shares(amount, "EUR", weights)
     assert sum((share for _, share in shares), D(0)) == amount
     assert all(share.as_tuple().exponent >= -2 for _, share in shares)
-    # every day but the last is rounded toward zero, so none has the opposite sign of the amount
+    # every month but the last is rounded toward zero, so none has the opposite sign of the amount
     assert all(share * amount > 0 for _, share in shares)
 
 
-def test_day_weights_split_a_period_at_utc_midnight():
-    assert day_weights(utc(2027, 4, 1, 18), utc(2027, 4, 3, 6)) == [
-        (date(2027, 4, 1), 6 * 3600),
-        (date(2027, 4, 2), 86400),
-        (date(2027, 4, 3), 6 * 3600),
+def test_month_shares_round_toward_zero_at_the_named_point():
+    weights = [(APR, 11), (MAY, 19)]
+    assert month_shares(D("100.00"), "EUR", weights) == [(APR, D("36.66")), (MAY, D("63.34"))]
+    assert month_shares(D("-10.00"), "EUR", weights) == [(APR, D("-3.66")), (MAY, D("-6.34"))]
+    assert month_shares(D("100"), "JPY", weights) == [(APR, D("36")), (MAY, D("64"))]
+    assert month_shares(D("0.01"), "EUR", weights) == [(MAY, D("0.01"))]  # a zero share has no row
+
+
+def test_month_weights_split_a_period_at_utc_month_ends():
+    assert month_weights(utc(2027, 4, 30, 18), utc(2027, 6, 2, 6)) == [
+        (APR, 6 * 3600),
+        (MAY, 31 * 86400),
+        (JUN, 30 * 3600),
     ]
+    assert month_weights(utc(2027, 4, 1), utc(2027, 5, 1)) == [(APR, 30 * 86400)]
 
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("plans")
-def test_a_fee_is_recognized_by_day_over_its_period():
+def test_a_calendar_month_fee_is_one_row():
     _, _, invoice = april_billed()
-    rows = schedule(invoice=invoice)
-    # 100.00 over 30 days: 3.33 a day toward zero, the last day takes 100.00 - 29 x 3.33 = 3.43
-    assert rows == [("invoice", date(2027, 4, d), date(2027, 4, d), D("3.33")) for d in range(1, 30)] + [
-        ("invoice", date(2027, 4, 30), date(2027, 4, 30), D("3.43"))
-    ]
-    assert {r.booked_on for r in RevenueEntry.objects.all()} == {date(2027, 4, 1)}
+    assert schedule(invoice=invoice) == [("invoice", APR, APR, D("100.00"))]
+    [row] = RevenueEntry.objects.all()
+    assert (row.booked_on, row.pattern, row.currency) == (date(2027, 4, 1), "ratable", "EUR")
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("plans")
+def test_a_fee_is_recognized_by_month_over_its_period():
+    invoice = anniversary_billed()
+    assert schedule(invoice=invoice) == [("invoice", APR, APR, D("36.66")), ("invoice", MAY, MAY, D("63.34"))]
+    assert {r.booked_on for r in RevenueEntry.objects.all()} == {date(2027, 4, 20)}
     assert {r.pattern for r in RevenueEntry.objects.all()} == {"ratable"}
 
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("plans")
-def test_payments_never_move_revenue_and_a_credit_note_reverses_over_the_same_days():
-    _, _, invoice = april_billed()
+def test_payments_never_move_revenue_and_a_credit_note_reverses_over_the_same_months():
+    invoice = anniversary_billed()
     before = schedule()
-    invoice_mark_paid(actor=None, invoice=invoice, at=utc(2027, 4, 2))
+    invoice_mark_paid(actor=None, invoice=invoice, at=utc(2027, 4, 21))
     assert schedule() == before
     line = invoice.lines.get(kind="base_fee")
     note = credit_note_create(
         actor=None,
         invoice=invoice,
         reason="goodwill",
-        lines=[CreditNoteLineInput(line.pk, D("60.00"))],
-        at=utc(2027, 4, 10),
+        lines=[CreditNoteLineInput(line.pk, D("10.00"))],
+        at=utc(2027, 4, 25),
     )
     assert schedule(credit_note=note) == [
-        ("credit_note", date(2027, 4, d), date(2027, 4, d), D("-2.00")) for d in range(1, 31)
+        ("credit_note", APR, APR, D("-3.66")),
+        ("credit_note", MAY, MAY, D("-6.34")),
     ]
-    assert {r.booked_on for r in RevenueEntry.objects.filter(credit_note=note)} == {date(2027, 4, 10)}
-    assert total() == D("40.00")
+    assert {r.booked_on for r in RevenueEntry.objects.filter(credit_note=note)} == {date(2027, 4, 25)}
+    assert total() == D("90.00")
 
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("plans")
 def test_a_void_reverses_what_the_invoice_still_holds():
-    _, _, invoice = april_billed()
+    invoice = anniversary_billed()
     line = invoice.lines.get(kind="base_fee")
     credit_note_create(
         actor=None,
         invoice=invoice,
         reason="goodwill",
         lines=[CreditNoteLineInput(line.pk, D("10.00"))],
-        at=utc(2027, 4, 3),
+        at=utc(2027, 4, 22),
     )
-    invoice_void(actor=None, invoice=invoice, at=utc(2027, 4, 5))
+    invoice_void(actor=None, invoice=invoice, at=utc(2027, 4, 24))
     assert total() == 0
-    voids = schedule(source="void")
-    assert len(voids) == 30
-    assert voids[0] == ("void", date(2027, 4, 1), date(2027, 4, 1), D("-3.00"))  # 3.33 - 0.33
-    assert voids[-1] == (
-        "void",
-        date(2027, 4, 30),
-        date(2027, 4, 30),
-        D("-3.00"),
-    )  # 3.43 - 0.43 (the note's own last-day remainder)
+    # 36.66 - 3.66 and 63.34 - 6.34 (each with its own remainder on the last month)
+    assert schedule(source="void") == [("void", APR, APR, D("-33.00")), ("void", MAY, MAY, D("-57.00"))]
+    assert {r.booked_on for r in RevenueEntry.objects.filter(source="void")} == {date(2027, 4, 24)}
 
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("plans")
 def test_a_closed_month_never_changes_and_later_corrections_land_in_the_first_open_month(staff):
-    _, _, invoice = april_billed()
+    invoice = anniversary_billed()
     closer = staff("finance")
     LogEntry.objects.all().delete()
     closed = revenue_month_close(actor=closer, month=date(2027, 4, 1), at=utc(2027, 5, 2))
@@ -137,17 +159,19 @@ def test_a_closed_month_never_changes_and_later_corrections_land_in_the_first_op
     [entry] = LogEntry.objects.all()
     assert entry.actor == closer
     assert entry.changes["event"] == [None, "revenue.month_closed"]
-    assert entry.changes["recognized"] == [None, {"EUR": "100.0000"}]
+    assert entry.changes["recognized"] == [None, {"EUR": "36.6600"}]
     april = schedule(recognized_on__lt=date(2027, 5, 1))
     line = invoice.lines.get(kind="base_fee")
     note = credit_note_create(
         actor=None, invoice=invoice, reason="late", lines=[CreditNoteLineInput(line.pk, D("30.00"))], at=utc(2027, 5, 3)
     )
-    assert schedule(recognized_on__lt=date(2027, 5, 1)) == april
-    rows = schedule(credit_note=note)
-    assert rows[0] == ("credit_note", date(2027, 4, 1), date(2027, 5, 1), D("-1.00"))
-    assert {r[2] for r in rows} == {date(2027, 5, 1)}
-    assert total(recognized_on=date(2027, 5, 1)) == D("-30.00") + total(service_on=date(2027, 5, 1), source="invoice")
+    assert schedule(recognized_on__lt=date(2027, 5, 1)) == april == [("invoice", APR, APR, D("36.66"))]
+    # April's share of the note (30.00 x 11/30) keeps its service month, recognized in May
+    assert schedule(credit_note=note) == [
+        ("credit_note", APR, MAY, D("-11.00")),
+        ("credit_note", MAY, MAY, D("-19.00")),
+    ]
+    assert total(recognized_on=MAY) == D("63.34") - D("30.00")
 
 
 @pytest.mark.django_db

@@ -486,7 +486,8 @@ def baseline_writes(point_of: dict[int, datetime]) -> dict[str, float]:
             invoice.pk = None
             invoice._state.adding = True
             invoice.bill_point += timedelta(seconds=1)
-            invoice.status, invoice.number = "draft", None
+            # a draft has no number and no bank-transfer reference (unique, given at finalization)
+            invoice.status, invoice.number, invoice.payment_reference = "draft", None, None
             for line in copy_lines:
                 line.pk, line.discounts_id, line.corrects_id = None, None, None
                 line._state.adding = True

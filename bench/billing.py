@@ -547,6 +547,7 @@ def baseline_writes(point_of: dict[int, datetime]) -> dict[str, float]:
                 '"bill_point"': "bill_point + interval '2 seconds' AS bill_point",
                 '"number"': "NULL::varchar AS number",
                 '"status"': "'draft'::varchar AS status",
+                '"payment_reference"': "NULL::varchar AS payment_reference",
             }
             cursor.execute(f"SELECT max(id) FROM {inv}")
             top = cursor.fetchone()[0]

@@ -6,10 +6,12 @@ from invoicing.models.invoice import (
     InvoiceLine,
     InvoiceStatus,
 )
+from invoicing.models.revenue import AccountMap, RevenueEntry, RevenueMonthClose, RevenuePattern, RevenueSource
 from invoicing.models.settings import InvoicingSettings, NumberSequence
 
 __all__ = [
     "FINAL_STATUSES",
+    "AccountMap",
     "CreditNote",
     "CreditNoteLine",
     "Invoice",
@@ -17,4 +19,8 @@ __all__ = [
     "InvoiceStatus",
     "InvoicingSettings",
     "NumberSequence",
+    "RevenueEntry",
+    "RevenueMonthClose",
+    "RevenuePattern",
+    "RevenueSource",
 ]

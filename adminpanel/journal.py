@@ -11,18 +11,16 @@ amount and the recognition entries move it to revenue month by month, so a balan
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db.models import Sum
 from django.db.models.functions import TruncMonth
-from openpyxl import Workbook
 
 from core.money import round_money
+from core.tabular import csv_bytes, xlsx_bytes
 from dunning.models import CaseResolution, DunningCase
 from invoicing.models import AccountMap, CreditNote, Invoice, InvoiceStatus, RevenueEntry
 from payments.models import Payment, PaymentStatus, Refund
@@ -67,6 +65,7 @@ class JournalLine:
     credit: Decimal
     currency: str
     memo: str
+    customer_name: str = ""  # the organization's name (QuickBooks' Name column)
 
 
 def accounts_get() -> dict[str, tuple[str, str]]:
@@ -79,7 +78,7 @@ def accounts_get() -> dict[str, tuple[str, str]]:
     return accounts
 
 
-def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
+def period_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     return datetime.combine(start, time.min, tzinfo=UTC), datetime.combine(
         end + timedelta(days=1), time.min, tzinfo=UTC
     )
@@ -89,8 +88,10 @@ class _Entries:
     def __init__(self, accounts: dict[str, tuple[str, str]]) -> None:
         self.accounts, self.lines = accounts, []
 
-    def entry(self, entry_id, day, journal, document, customer, currency, memo, postings) -> None:
-        """`postings`: (role, signed amount), positive a debit; zero amounts are left out."""
+    def entry(self, entry_id, day, journal, document, organization, currency, memo, postings) -> None:
+        """`postings`: (role, signed amount), positive a debit; zero amounts are left out.
+        `organization`: the customer, None for recognition (summed over customers)."""
+        customer, customer_name = (organization.external_id, organization.name) if organization else ("", "")
         for role, amount in postings:
             if amount == 0:
                 continue
@@ -110,13 +111,26 @@ class _Entries:
                     round_money(credit, currency),
                     currency,
                     memo,
+                    customer_name,
                 )
             )
 
 
-def journal_lines(start: date, end: date) -> list[JournalLine]:
-    """Every journal line dated in [start, end] (UTC days), by date then entry."""
-    since, until = _bounds(start, end)
+JOURNAL_STEPS = 7  # the sources read, for an export's progress
+
+
+def journal_lines(
+    start: date, end: date, *, currency: str = "", progress: Callable[[int, int], None] | None = None
+) -> list[JournalLine]:
+    """Every journal line dated in [start, end] (UTC days), by date then entry; only `currency`'s
+    when given. `progress(done, JOURNAL_STEPS)` after each source."""
+    since, until = period_bounds(start, end)
+    step = iter(range(1, JOURNAL_STEPS + 1))
+
+    def advance() -> None:
+        if progress is not None:
+            progress(next(step), JOURNAL_STEPS)
+
     out = _Entries(accounts_get())
     invoices = Invoice.objects.exclude(status=InvoiceStatus.DRAFT).select_related("organization")
     for i in invoices.filter(issued_at__gte=since, issued_at__lt=until):
@@ -125,7 +139,7 @@ def journal_lines(start: date, end: date) -> list[JournalLine]:
             i.issued_at.astimezone(UTC).date(),
             "invoice",
             i.number,
-            i.organization.external_id,
+            i.organization,
             i.currency,
             "Invoice finalized",
             [
@@ -136,13 +150,14 @@ def journal_lines(start: date, end: date) -> list[JournalLine]:
                 ("receivable", -i.credits_applied),
             ],
         )
+    advance()
     for i in invoices.filter(status=InvoiceStatus.VOID, voided_at__gte=since, voided_at__lt=until):
         out.entry(
             f"void-{i.number}",
             i.voided_at.astimezone(UTC).date(),
             "void",
             i.number,
-            i.organization.external_id,
+            i.organization,
             i.currency,
             "Invoice voided",
             [
@@ -153,6 +168,7 @@ def journal_lines(start: date, end: date) -> list[JournalLine]:
                 ("customer_credit", -i.credits_applied),
             ],
         )
+    advance()
     notes = CreditNote.objects.filter(created_at__gte=since, created_at__lt=until).select_related(
         "invoice__organization"
     )
@@ -162,7 +178,7 @@ def journal_lines(start: date, end: date) -> list[JournalLine]:
             n.created_at.astimezone(UTC).date(),
             "credit_note",
             n.number,
-            n.invoice.organization.external_id,
+            n.invoice.organization,
             n.currency,
             f"Credit note on {n.invoice.number}: {n.reason}"[:200],
             [
@@ -172,6 +188,7 @@ def journal_lines(start: date, end: date) -> list[JournalLine]:
                 ("customer_credit", -n.credited_to_balance),
             ],
         )
+    advance()
     payments = Payment.objects.filter(
         status=PaymentStatus.SUCCEEDED, applied_at__gte=since, applied_at__lt=until
     ).select_related("invoice", "organization")
@@ -181,11 +198,12 @@ def journal_lines(start: date, end: date) -> list[JournalLine]:
             p.applied_at.astimezone(UTC).date(),
             "payment",
             p.invoice.number,
-            p.organization.external_id,
+            p.organization,
             p.currency,
             f"{p.gateway} payment",
             [("cash", p.amount), ("receivable", -p.amount)],
         )
+    advance()
     refunds = Refund.objects.filter(status="succeeded", created_at__gte=since, created_at__lt=until).select_related(
         "payment__organization", "credit_note"
     )
@@ -195,11 +213,12 @@ def journal_lines(start: date, end: date) -> list[JournalLine]:
             r.created_at.astimezone(UTC).date(),
             "refund",
             r.credit_note.number,
-            r.payment.organization.external_id,
+            r.payment.organization,
             r.currency,
             "Refund of credit on the balance",
             [("customer_credit", r.amount), ("cash", -r.amount)],
         )
+    advance()
     cases = DunningCase.objects.filter(
         resolution=CaseResolution.WRITTEN_OFF, closed_at__gte=since, closed_at__lt=until
     ).select_related("invoice", "organization")
@@ -209,11 +228,12 @@ def journal_lines(start: date, end: date) -> list[JournalLine]:
             c.closed_at.astimezone(UTC).date(),
             "write_off",
             c.invoice.number,
-            c.organization.external_id,
+            c.organization,
             c.invoice.currency,
             "Written off as uncollectible",
             [("bad_debt", c.invoice.amount_due), ("receivable", -c.invoice.amount_due)],
         )
+    advance()
     recognized = (
         RevenueEntry.objects.filter(recognized_on__gte=start, recognized_on__lte=end)
         .annotate(month=TruncMonth("recognized_on"))
@@ -229,48 +249,119 @@ def journal_lines(start: date, end: date) -> list[JournalLine]:
             last,
             "recognition",
             f"{month:%Y-%m}",
-            "",
+            None,
             currency,
             f"Revenue recognized ({pattern})",
             [("deferred_revenue", row["total"]), (f"revenue_{pattern}", -row["total"])],
         )
-    return sorted(out.lines, key=lambda line: (line.date, line.entry_id))
+    advance()
+    lines = [line for line in out.lines if not currency or line.currency == currency]
+    return sorted(lines, key=lambda line: (line.date, line.entry_id))
 
 
-def _row(line: JournalLine) -> list:
+def journal_rows(lines: list[JournalLine]) -> list[list]:
+    """The documented layout (COLUMNS): dates and amounts typed (XLSX cells; core.tabular writes
+    the CSV's text)."""
     return [
-        line.entry_id,
-        line.date.isoformat(),
-        line.journal,
-        line.document,
-        line.customer,
-        line.account_code,
-        line.account_name,
-        format(line.debit, "f"),
-        format(line.credit, "f"),
-        line.currency,
-        line.memo,
+        [
+            line.entry_id,
+            line.date,
+            line.journal,
+            line.document,
+            line.customer,
+            line.account_code,
+            line.account_name,
+            line.debit,
+            line.credit,
+            line.currency,
+            line.memo,
+        ]
+        for line in lines
     ]
 
 
-def journal_csv(lines: list[JournalLine]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(COLUMNS)
-    for line in lines:
-        writer.writerow(_row(line))
-    yield buffer.getvalue()
+def journal_csv(lines: list[JournalLine]) -> bytes:
+    return csv_bytes(COLUMNS, journal_rows(lines))
 
 
 def journal_xlsx(lines: list[JournalLine]) -> bytes:
     """The same columns; debit and credit as numbers (exact decimals of at most 3 places)."""
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("Journal")
-    sheet.append(COLUMNS)
-    for line in lines:
-        row = _row(line)
-        row[1], row[7], row[8] = line.date, line.debit, line.credit
-        sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return xlsx_bytes("Journal", COLUMNS, journal_rows(lines))
+
+
+# -- the accounting packages' import layouts ------------------------------------------------------
+# Both import one currency, the company's (QuickBooks Online without multicurrency, Xero's manual
+# journals): an export in these layouts is of one currency (adminpanel.exports asks for it).
+# Dates are text in the layouts' formats, in the XLSX too (what the import reads).
+
+# QuickBooks Online, Settings > Import data > Journal entries: the columns its help page lists
+# (docs/revenue.md cites it). Lines with the same Journal No. form one entry; one of Debits and
+# Credits is filled; Account Name must match the chart of accounts (account numbers turned off);
+# Name is the customer, which QuickBooks asks for on receivable lines.
+QBO_COLUMNS = ["Journal No.", "Journal Date", "Account Name", "Debits", "Credits", "Description", "Name"]
+_QBO_PREFIX = {"void": "V-", "payment": "PAY-", "refund": "REF-", "write_off": "WO-", "recognition": "REV-"}
+
+
+def qbo_journal_no(line: JournalLine) -> str:
+    """Short (QuickBooks' document numbers hold 21 characters) and unique across periods: an
+    invoice's or credit note's own number, a prefix and the document or row id otherwise, the
+    month and the pattern's initial for recognition (one currency a file)."""
+    if line.journal in ("invoice", "credit_note"):
+        return line.document
+    if line.journal in ("payment", "refund"):
+        return _QBO_PREFIX[line.journal] + line.entry_id.rsplit("-", 1)[1]
+    if line.journal == "recognition":
+        return f"REV-{line.document}-{line.entry_id.rsplit('-', 1)[1][0].upper()}"
+    return _QBO_PREFIX[line.journal] + line.document
+
+
+def qbo_rows(lines: list[JournalLine]) -> list[list]:
+    return [
+        [
+            qbo_journal_no(line),
+            line.date.strftime("%m/%d/%Y"),
+            line.account_name,
+            line.debit or None,
+            line.credit or None,
+            line.memo,
+            line.customer_name,
+        ]
+        for line in lines
+    ]
+
+
+# Xero, Accounting > Manual journals > Import: the template's columns (docs/revenue.md cites the
+# help page). Rows with the same Narration and Date form one journal; Amount is a debit when
+# positive, a credit when negative; AccountCode is the code; TaxRate is mandatory and names one
+# of the organisation's tax rates: the journal posts tax to its own account, so a rate without tax
+# ("Tax Exempt", "No VAT", "BAS Excluded", "No GST" by region) is asked for with the export.
+XERO_COLUMNS = [
+    "Narration",
+    "Date",
+    "Description",
+    "AccountCode",
+    "TaxRate",
+    "Amount",
+    "TrackingName1",
+    "TrackingOption1",
+    "TrackingName2",
+    "TrackingOption2",
+]
+
+
+def xero_rows(lines: list[JournalLine], *, tax_rate: str) -> list[list]:
+    return [
+        [
+            f"{line.entry_id}: {line.memo}",
+            line.date.strftime("%d/%m/%Y"),
+            f"{line.customer_name} ({line.customer})" if line.customer else line.account_name,
+            line.account_code,
+            tax_rate,
+            line.debit - line.credit,
+            None,
+            None,
+            None,
+            None,
+        ]
+        for line in lines
+    ]

@@ -99,7 +99,7 @@ def journal_csv(request):
     period = _period(request)
     if period is None:
         return HttpResponse(PERIOD_REFUSED, status=400, content_type="text/plain")
-    response = StreamingHttpResponse(journal.journal_csv(journal.journal_lines(*period)), content_type="text/csv")
+    response = StreamingHttpResponse([journal.journal_csv(journal.journal_lines(*period))], content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="journal-{period[0]}-{period[1]}.csv"'
     return response
 

@@ -6,12 +6,20 @@ from invoicing.models.invoice import (
     InvoiceLine,
     InvoiceStatus,
 )
-from invoicing.models.revenue import AccountMap, RevenueEntry, RevenueMonthClose, RevenuePattern, RevenueSource
+from invoicing.models.revenue import (
+    AccountingExport,
+    AccountMap,
+    RevenueEntry,
+    RevenueMonthClose,
+    RevenuePattern,
+    RevenueSource,
+)
 from invoicing.models.settings import InvoicingSettings, NumberSequence
 
 __all__ = [
     "FINAL_STATUSES",
     "AccountMap",
+    "AccountingExport",
     "CreditNote",
     "CreditNoteLine",
     "Invoice",

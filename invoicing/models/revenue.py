@@ -85,3 +85,45 @@ class AccountMap(models.Model):
 
     def __str__(self) -> str:
         return "Account map"
+
+
+def _export_path(export: AccountingExport, filename: str) -> str:
+    # Under the tenant's own media directory (TenantFileSystemStorage), named by the export's id;
+    # served only through the staff download view, which checks the role and audits.
+    return f"accounting-exports/{export.pk}-{filename}"
+
+
+class AccountingExport(models.Model):
+    """An accounting export of a period built in the background (adminpanel.exports, run by
+    core.background_exports as the portal's usage reports are): what was asked, how far the task
+    got, and its CSV and XLSX. Here rather than in adminpanel so that its permissions follow
+    invoicing's (finance requests them; accounts.backends)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to start"
+        RUNNING = "running", "Building"
+        DONE = "done", "Ready"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=20)  # a key of adminpanel.exports.DATASETS
+    spec = models.JSONField()  # {"from", "to", "currency", "tax_rate"}
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0)
+    csv = models.FileField(upload_to=_export_path, blank=True)
+    xlsx = models.FileField(upload_to=_export_path, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} export {self.pk} ({self.get_status_display()})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.status == self.Status.DONE else (self.done * 100 // self.total if self.total else 0)

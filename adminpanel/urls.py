@@ -1,6 +1,6 @@
 from django.urls import path
 
-from adminpanel import compliance_views, revenue_views, views
+from adminpanel import compliance_views, export_views, revenue_views, views
 from adminpanel.analytics_views import AnalyticsView
 
 app_name = "adminpanel"
@@ -50,4 +50,12 @@ urlpatterns += [
     path("revenue/journal.csv", revenue_views.journal_csv, name="journal_csv"),
     path("revenue/journal.xlsx", revenue_views.journal_xlsx, name="journal_xlsx"),
     path("revenue/accounts/", revenue_views.account_map, name="account_map"),
+]
+# Accounting exports as background tasks (issue 14, item 5): journal layouts, invoices, lines,
+# payments, customers.
+urlpatterns += [
+    path("exports/", export_views.exports, name="exports"),
+    path("exports/new/", export_views.export_create, name="export_create"),
+    path("exports/<int:pk>/", export_views.export_status, name="export_status"),
+    path("exports/<int:pk>/<str:fmt>/", export_views.export_file, name="export_file"),
 ]

@@ -249,6 +249,14 @@ ROWS: dict[tuple[str, str], Row] = {
         ok=200, staff=EVERY_ROLE, kind="staff_page", query="from=2027-04-01&to=2027-04-30"
     ),
     ("adminpanel:account_map", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page"),
+    # accounting exports: every role reads and downloads, finance asks (an empty form: 400, nothing
+    # stored or queued); an unknown export is a 404 after the check
+    ("adminpanel:exports", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
+    ("adminpanel:export_create", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page"),
+    ("adminpanel:export_status", "GET"): Row(ok=404, staff=EVERY_ROLE, kind="staff_page", kwargs={"pk": "999999"}),
+    ("adminpanel:export_file", "GET"): Row(
+        ok=404, staff=EVERY_ROLE, kind="staff_page", kwargs={"pk": "999999", "fmt": "csv"}
+    ),
     # live usage: a member's browser session, for their own organization
     ("ws:usage", "CONNECT"): Row(ok=0, members=True, kind="websocket"),
 }
@@ -272,6 +280,9 @@ FUNCTION_VIEW_METHODS.update(
                     "revenue",
                     "journal_csv",
                     "journal_xlsx",
+                    "exports",
+                    "export_status",
+                    "export_file",
                 ],
             ),
             (
@@ -297,6 +308,7 @@ FUNCTION_VIEW_METHODS.update(
                     "suspension",
                     "revenue_close",
                     "account_map",
+                    "export_create",
                 ],
             ),
         )

@@ -25,8 +25,8 @@ MAX_DAYS = 366  # a year a file: what an accountant imports at once, and a bound
 
 class ExportForm(forms.Form):
     kind = forms.ChoiceField(choices=[(key, d.label) for key, d in DATASETS.items()], label="Export")
-    start = forms.DateField(label="From (UTC day)")
-    end = forms.DateField(label="To (UTC day, included)")
+    start = forms.DateField(label="From (UTC day)", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To (UTC day, included)", widget=forms.DateInput(attrs={"type": "date"}))
     currency = forms.CharField(required=False, max_length=3, label="Currency (QuickBooks and Xero: required)")
     tax_rate = forms.CharField(
         required=False, max_length=50, initial="Tax Exempt", label="Xero tax rate name (a rate without tax)"

@@ -8,7 +8,8 @@ per file the builder returns."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.core.files.base import ContentFile
 from django.utils import timezone
@@ -17,10 +18,12 @@ logger = logging.getLogger(__name__)
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
 # build(export, progress) -> (rows, {file field: (file name, bytes)}); progress(done, total)
-Build = Callable[[object, Callable[[int, int], None]], tuple[int, dict[str, tuple[str, bytes]]]]
+Build = Callable[[Any, Callable[[int, int], None]], tuple[int, dict[str, tuple[str, bytes]]]]
 
 
-def file_export_run(*, model, export_id: int, build: Build, progress_every: int, related=()) -> str:
+def file_export_run(
+    *, model: Any, export_id: int, build: Build, progress_every: int, related: Iterable[str] = ()
+) -> str:
     """Build one export. Idempotent: only a pending (or, after a lost worker, running) export is
     claimed; a finished one is left as it is. A failure is recorded on the export, not retried
     (the sources are committed rows; asking again is the requester's button). Progress is

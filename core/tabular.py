@@ -16,10 +16,10 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import Decimal
 
-from openpyxl import Workbook
+from openpyxl import Workbook  # type: ignore[import-untyped]  # no stubs in the venv
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
@@ -29,7 +29,7 @@ def _text(value) -> str:
     return str(value)
 
 
-def csv_bytes(header: Sequence[str], rows: Iterable[Sequence]) -> bytes:
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
     """UTF-8, CRLF line ends (RFC 4180)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -38,7 +38,7 @@ def csv_bytes(header: Sequence[str], rows: Iterable[Sequence]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def xlsx_bytes(sheet_name: str, header: Sequence[str], rows: Iterable[Sequence]) -> bytes:
+def xlsx_bytes(sheet_name: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
     """One sheet. Write-only mode streams the rows, so a large export stays small in memory."""
     book = Workbook(write_only=True)
     sheet = book.create_sheet(sheet_name)

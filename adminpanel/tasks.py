@@ -27,3 +27,11 @@ def compliance_run_task() -> dict:
     from adminpanel.compliance import compliance_run
 
     return {row.key: row.passed for row in compliance_run()}
+
+
+@shared_task(name="adminpanel.accounting_export_run", acks_late=True, time_limit=1800, soft_time_limit=1700)
+def accounting_export_run_task(export_id: int) -> str:
+    """Build one accounting export (adminpanel.exports; queued by the staff exports page)."""
+    from adminpanel.exports import accounting_export_run
+
+    return accounting_export_run(export_id=export_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from adminpanel import compliance_views, views
+from adminpanel import compliance_views, export_views, revenue_views, views
 from adminpanel.analytics_views import AnalyticsView
 
 app_name = "adminpanel"
@@ -40,4 +40,23 @@ urlpatterns += [
     path("compliance/approvals/<int:pk>/reject/", compliance_views.approval_reject, name="approval_reject"),
     path("compliance/gdpr/export/", compliance_views.gdpr_export, name="gdpr_export"),
     path("compliance/gdpr/erase/", compliance_views.gdpr_erase, name="gdpr_erase"),
+]
+# Revenue recognition (issue 14, item 4).
+urlpatterns += [
+    path("revenue/", revenue_views.revenue, name="revenue"),
+    path("revenue/close/", revenue_views.revenue_close, name="revenue_close"),
+]
+# Accounting exports (issue 14, item 5).
+urlpatterns += [
+    path("revenue/journal.csv", revenue_views.journal_csv, name="journal_csv"),
+    path("revenue/journal.xlsx", revenue_views.journal_xlsx, name="journal_xlsx"),
+    path("revenue/accounts/", revenue_views.account_map, name="account_map"),
+]
+# Accounting exports as background tasks (issue 14, item 5): journal layouts, invoices, lines,
+# payments, customers.
+urlpatterns += [
+    path("exports/", export_views.exports, name="exports"),
+    path("exports/new/", export_views.export_create, name="export_create"),
+    path("exports/<int:pk>/", export_views.export_status, name="export_status"),
+    path("exports/<int:pk>/<str:fmt>/", export_views.export_file, name="export_file"),
 ]

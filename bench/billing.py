@@ -47,6 +47,10 @@ bulk_update, and rows_update); the time finalization spends enqueueing the outbo
 (measured around core.services.outbox.outbox_dispatch_enqueue); and WeasyPrint rendering a one-line
 HTML page.
 
+Revenue recognition (invoicing.services.revenue.revenue_schedule_build, part of finalization) is
+timed and its rows counted (revrec_seconds, revrec_rows); BENCH_BILLING_REVREC=0 replaces it with a
+no-op for the figure without it.
+
 Query logging is off (DEBUG=false) as in production. BENCH_BILLING_PROFILE=<dir> writes cProfile
 files of the two timed calls. The last line is JSON: orgs, invoices (month-end invoices
 finalized), draft_seconds, finalize_seconds, invoices_per_s (month-end invoices drafted and
@@ -83,6 +87,9 @@ ORGS = int(os.environ.get("BENCH_BILLING_ORGS", "10000"))
 EVENTS = int(os.environ.get("BENCH_BILLING_EVENTS", "10000000"))
 PDFS = int(os.environ.get("BENCH_BILLING_PDFS", "200"))
 PROFILE_DIR = os.environ.get("BENCH_BILLING_PROFILE", "")
+# 0: finalization writes no revenue recognition rows (the bench's figure without recognition, to
+# measure what the schedule costs; production always writes it).
+REVREC = os.environ.get("BENCH_BILLING_REVREC", "1") != "0"
 GRACE_HOURS = 24
 CHUNK = 500  # the billing run's default chunk, used by the baselines too
 
@@ -195,6 +202,28 @@ def enqueue_timed():
             spent["tasks"] += 1
 
     with mock.patch.object(outbox, "outbox_dispatch_enqueue", timed):
+        yield spent
+
+
+@contextmanager
+def recognition_timed():
+    """Time and rows of invoicing.services.revenue.revenue_schedule_build inside finalization, or
+    a no-op in its place with BENCH_BILLING_REVREC=0."""
+    from invoicing.services import finalize
+
+    spent = {"seconds": 0.0, "rows": 0}
+    original = finalize.revenue_schedule_build
+
+    def timed(invoices):
+        if not REVREC:
+            return 0
+        started = time.perf_counter()
+        rows = original(invoices)
+        spent["seconds"] += time.perf_counter() - started
+        spent["rows"] += rows
+        return rows
+
+    with mock.patch.object(finalize, "revenue_schedule_build", timed):
         yield spent
 
 
@@ -457,7 +486,8 @@ def baseline_writes(point_of: dict[int, datetime]) -> dict[str, float]:
             invoice.pk = None
             invoice._state.adding = True
             invoice.bill_point += timedelta(seconds=1)
-            invoice.status, invoice.number = "draft", None
+            # a draft has no number and no bank-transfer reference (unique, given at finalization)
+            invoice.status, invoice.number, invoice.payment_reference = "draft", None, None
             for line in copy_lines:
                 line.pk, line.discounts_id, line.corrects_id = None, None, None
                 line._state.adding = True
@@ -517,6 +547,7 @@ def baseline_writes(point_of: dict[int, datetime]) -> dict[str, float]:
                 '"bill_point"': "bill_point + interval '2 seconds' AS bill_point",
                 '"number"': "NULL::varchar AS number",
                 '"status"': "'draft'::varchar AS status",
+                '"payment_reference"': "NULL::varchar AS payment_reference",
             }
             cursor.execute(f"SELECT max(id) FROM {inv}")
             top = cursor.fetchone()[0]
@@ -742,12 +773,17 @@ def main() -> None:
         log(f"  {run.invoices_created:,} drafts in {draft_seconds:.2f}s ({ORGS / draft_seconds:,.0f}/s)")
 
         log(f"finalizing at month end + {GRACE_HOURS} h …")
-        with profiled("finalize"), enqueue_timed() as enqueue:
+        with profiled("finalize"), enqueue_timed() as enqueue, recognition_timed() as recognition:
             started = time.perf_counter()
             final = invoices_finalize_due(at=end_at + grace)
             finalize_seconds = time.perf_counter() - started
         assert (final.finalized, final.held) == (ORGS, 0), final
         log(f"  {final.finalized:,} finalized in {finalize_seconds:.2f}s ({ORGS / finalize_seconds:,.0f}/s)")
+        log(
+            f"  revenue recognition: {recognition['rows']:,} rows in {recognition['seconds']:.2f}s"
+            if REVREC
+            else "  revenue recognition off (BENCH_BILLING_REVREC=0)"
+        )
         from config.celery import app
 
         purged = app.control.purge()  # the outbox dispatch tasks: no worker runs in the bench
@@ -825,6 +861,9 @@ def main() -> None:
             "baseline_finalize_update_orm_seconds": round(update["orm"], 2),
             "baseline_finalize_update_run_seconds": round(update["run"], 2),
             "finalize_enqueue_seconds": round(enqueue["seconds"], 2),
+            "revrec": REVREC,
+            "revrec_rows": recognition["rows"],
+            "revrec_seconds": round(recognition["seconds"], 2),
             "pdf_one_process_per_s": _round(pdf["pdf_one_process_per_s"]),
             "pdf_two_processes_per_s": _round(pdf["pdf_two_processes_per_s"]),
             "baseline_trivial_pdf_per_s": _round(pdf["baseline_trivial_pdf_per_s"]),

@@ -6,18 +6,14 @@ memberships (another organization's export is a 404)."""
 
 from __future__ import annotations
 
-import logging
-
-from django.core.files.base import ContentFile
 from django.db import transaction
-from django.utils import timezone
 
 from billing.models import Organization
+from core.background_exports import file_export_run
 from portal.models import ReportExport
 from portal.report_files import report_csv, report_xlsx
 from portal.reports import ReportSpec, report_build, report_cells
 
-logger = logging.getLogger(__name__)
 REPORT_TASK = "portal.report_export_run"
 PROGRESS_EVERY = 25  # statements between progress writes: the page polls once a second
 
@@ -40,35 +36,13 @@ def report_export_request(*, actor, organization: Organization, spec: ReportSpec
 
 
 def report_export_run(*, export_id: int) -> str:
-    """Build one export. Idempotent: only a pending (or, after a lost worker, running) export is
-    claimed; a finished one is left as it is. A failure is recorded on the export, not retried
-    (the report reads committed usage; asking again is the customer's button)."""
-    claimed = ReportExport.objects.filter(
-        pk=export_id, status__in=[ReportExport.Status.PENDING, ReportExport.Status.RUNNING]
-    ).update(status=ReportExport.Status.RUNNING, done=0)
-    if not claimed:
-        return "skipped"
-    export = ReportExport.objects.select_related("organization").get(pk=export_id)
+    """Build one export (core.background_exports: claimed once, progress, failure recorded)."""
 
-    def progress(done: int, total: int) -> None:
-        if done % PROGRESS_EVERY == 0 or done == total:
-            ReportExport.objects.filter(pk=export_id).update(done=done, total=total)
+    def build(export, progress):
+        spec = ReportSpec.from_json(export.spec)
+        report = report_build(organization=export.organization, spec=spec, progress=progress)
+        return len(report.rows), {"csv": ("usage.csv", report_csv(report)), "xlsx": ("usage.xlsx", report_xlsx(report))}
 
-    try:
-        report = report_build(
-            organization=export.organization, spec=ReportSpec.from_json(export.spec), progress=progress
-        )
-        export.refresh_from_db(fields=["done", "total"])
-        export.csv.save("usage.csv", ContentFile(report_csv(report)), save=False)
-        export.xlsx.save("usage.xlsx", ContentFile(report_xlsx(report)), save=False)
-    except Exception as exc:  # recorded for the page; the log has the traceback
-        logger.exception("report export failed", extra={"export": export_id})
-        ReportExport.objects.filter(pk=export_id).update(
-            status=ReportExport.Status.FAILED, error=str(exc)[:300], finished_at=timezone.now()
-        )
-        return "failed"
-    export.rows = len(report.rows)
-    export.status = ReportExport.Status.DONE
-    export.finished_at = timezone.now()
-    export.save(update_fields=["csv", "xlsx", "rows", "status", "finished_at", "done", "total"])
-    return "done"
+    return file_export_run(
+        model=ReportExport, export_id=export_id, build=build, progress_every=PROGRESS_EVERY, related=["organization"]
+    )

@@ -1,6 +1,6 @@
-"""A report as files: CSV (the standard library's csv writer), XLSX (openpyxl) and the monthly
-statement PDF (WeasyPrint, with invoicing's fetcher that refuses the network). Pure: they take
-what the selectors read and write nothing.
+"""A report as files: CSV and XLSX (core.tabular's writers, shared with the staff's accounting
+exports) and the monthly statement PDF (WeasyPrint, with invoicing's fetcher that refuses the
+network). Pure: they take what the selectors read and write nothing.
 
 Figures are metering's exact decimals: as text in the CSV, as numbers in the XLSX (a spreadsheet
 computes with them; Excel keeps 15 significant digits). Times are the organization's local
@@ -10,17 +10,15 @@ change), the XLSX as a local date-time (spreadsheets have no zones) with the zon
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.template.loader import render_to_string
-from openpyxl import Workbook
 
 from billing.models import Organization
+from core.tabular import csv_bytes, xlsx_bytes
 from metering.selectors.meter import meter_list
 from metering.selectors.usage import usage_get
 from portal.reports import Report
@@ -39,11 +37,9 @@ def _group(report: Report, row) -> list[str]:
 
 
 def report_csv(report: Report) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(_header(report))
-    for row in report.rows:
-        writer.writerow(
+    return csv_bytes(
+        _header(report),
+        (
             [
                 row.bucket.local_start.isoformat(),
                 row.bucket.label(report.spec.granularity),
@@ -51,28 +47,26 @@ def report_csv(report: Report) -> bytes:
                 *_group(report, row),
                 "" if row.value is None else str(row.value),
             ]
-        )
-    return out.getvalue().encode("utf-8")
+            for row in report.rows
+        ),
+    )
 
 
 def report_xlsx(report: Report) -> bytes:
-    book = Workbook(write_only=True)  # streams rows: a 744-hour x 3-meter report stays small in memory
-    sheet = book.create_sheet("Usage")
-    sheet.append(
-        [f"period start ({report.organization.timezone})", "meter", *(["group"] if report.grouped else []), "value"]
-    )
-    for row in report.rows:
-        sheet.append(
+    # streamed rows (core.tabular): a 744-hour x 3-meter report stays small in memory
+    return xlsx_bytes(
+        "Usage",
+        [f"period start ({report.organization.timezone})", "meter", *(["group"] if report.grouped else []), "value"],
+        (
             [
                 row.bucket.local_start.replace(tzinfo=None),
                 row.meter.code,
                 *_group(report, row),
                 row.value,  # a Decimal (a number cell) or None (empty)
             ]
-        )
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+            for row in report.rows
+        ),
+    )
 
 
 # --- monthly statement --------------------------------------------------------------------------

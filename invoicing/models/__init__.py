@@ -6,10 +6,20 @@ from invoicing.models.invoice import (
     InvoiceLine,
     InvoiceStatus,
 )
+from invoicing.models.revenue import (
+    AccountingExport,
+    AccountMap,
+    RevenueEntry,
+    RevenueMonthClose,
+    RevenuePattern,
+    RevenueSource,
+)
 from invoicing.models.settings import InvoicingSettings, NumberSequence
 
 __all__ = [
     "FINAL_STATUSES",
+    "AccountMap",
+    "AccountingExport",
     "CreditNote",
     "CreditNoteLine",
     "Invoice",
@@ -17,4 +27,8 @@ __all__ = [
     "InvoiceStatus",
     "InvoicingSettings",
     "NumberSequence",
+    "RevenueEntry",
+    "RevenueMonthClose",
+    "RevenuePattern",
+    "RevenueSource",
 ]

@@ -35,6 +35,7 @@ from invoicing.services.billing_problems import FINALIZING, NOT_ISOLATED, billin
 from invoicing.services.deliver import invoice_deliveries_add
 from invoicing.services.invoice_lines import draft_totals, invoice_line_rows, invoice_lines_write
 from invoicing.services.numbering import numbers_take
+from invoicing.services.revenue import revenue_schedule_build
 from invoicing.webhooks import invoices_emit
 
 logger = logging.getLogger(__name__)
@@ -175,6 +176,7 @@ def _finalized_effects(invoices: list[Invoice]) -> None:
     customers = {invoice.organization_id: invoice.organization.external_id for invoice in invoices}
     invoices_emit("invoice.finalized", invoices, customers=customers)
     invoices_emit("invoice.paid", [i for i in invoices if i.status == InvoiceStatus.PAID], customers=customers)
+    revenue_schedule_build(invoices)
     finalized_hooks_run(invoices)
 
 

@@ -27,6 +27,7 @@ from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, I
 from invoicing.selectors.billed import fees_billed_get
 from invoicing.selectors.settings import invoicing_settings_get
 from invoicing.services.numbering import numbers_take
+from invoicing.services.revenue import revenue_credit_note_reverse, revenue_void_reverse
 from invoicing.webhooks import credit_note_emit, invoice_emit
 
 ZERO = Decimal(0)
@@ -135,6 +136,7 @@ def invoice_void(*, actor: Actor, invoice: Invoice, at: datetime | None = None) 
         _credit_returned(locked, at=at, why="voided")
         locked.status, locked.voided_at, locked.amount_due = InvoiceStatus.VOID, at, ZERO
         locked.save(update_fields=["status", "voided_at", "amount_due", "updated_at"])
+        revenue_void_reverse(locked, at=at)
         invoice_emit("invoice.voided", locked)
     return locked
 
@@ -280,5 +282,6 @@ def credit_note_create(
                 reference=number,
                 at=at,
             )
+        revenue_credit_note_reverse(note)
         credit_note_emit(note)
     return note

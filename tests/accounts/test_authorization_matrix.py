@@ -241,6 +241,23 @@ ROWS: dict[tuple[str, str], Row] = {
     ("adminpanel:dunning_retry", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
     ("adminpanel:dunning_write_off", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
     ("adminpanel:suspension", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page", kwargs=ACME),
+    ("adminpanel:revenue", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
+    ("adminpanel:revenue_close", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page"),
+    ("adminpanel:journal_csv", "GET"): Row(
+        ok=200, staff=EVERY_ROLE, kind="staff_page", query="from=2027-04-01&to=2027-04-30"
+    ),
+    ("adminpanel:journal_xlsx", "GET"): Row(
+        ok=200, staff=EVERY_ROLE, kind="staff_page", query="from=2027-04-01&to=2027-04-30"
+    ),
+    ("adminpanel:account_map", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page"),
+    # accounting exports: every role reads and downloads, finance asks (an empty form: 400, nothing
+    # stored or queued); an unknown export is a 404 after the check
+    ("adminpanel:exports", "GET"): Row(ok=200, staff=EVERY_ROLE, kind="staff_page"),
+    ("adminpanel:export_create", "POST"): Row(ok=400, staff=BILLING_WRITERS, kind="staff_page"),
+    ("adminpanel:export_status", "GET"): Row(ok=404, staff=EVERY_ROLE, kind="staff_page", kwargs={"pk": "999999"}),
+    ("adminpanel:export_file", "GET"): Row(
+        ok=404, staff=EVERY_ROLE, kind="staff_page", kwargs={"pk": "999999", "fmt": "csv"}
+    ),
     # live usage: a member's browser session, for their own organization
     ("ws:usage", "CONNECT"): Row(ok=0, members=True, kind="websocket"),
 }
@@ -253,7 +270,21 @@ FUNCTION_VIEW_METHODS.update(
         for method, names in (
             (
                 "GET",
-                ["organizations", "organization", "invoice_pdf", "audit_log", "audit_log_csv", "compliance", "dunning"],
+                [
+                    "organizations",
+                    "organization",
+                    "invoice_pdf",
+                    "audit_log",
+                    "audit_log_csv",
+                    "compliance",
+                    "dunning",
+                    "revenue",
+                    "journal_csv",
+                    "journal_xlsx",
+                    "exports",
+                    "export_status",
+                    "export_file",
+                ],
             ),
             (
                 "POST",
@@ -277,6 +308,9 @@ FUNCTION_VIEW_METHODS.update(
                     "dunning_retry",
                     "dunning_write_off",
                     "suspension",
+                    "revenue_close",
+                    "account_map",
+                    "export_create",
                 ],
             ),
         )

@@ -8,12 +8,10 @@ the socket's address."""
 from __future__ import annotations
 
 import ipaddress
-import re
 
 from auditlog.middleware import AuditlogMiddleware as _AuditlogMiddleware
 
-# Ids a client may choose for its own requests (UUIDs, ULIDs, trace ids, "req-42").
-REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
+from core.request_id import REQUEST_ID
 
 
 class RequestIdMiddleware:

@@ -31,7 +31,7 @@ from accounts.api.principal import ApiPrincipal
 from accounts.models.api_key import KEY_PREFIX, APIKeyScope
 from accounts.selectors.api_key import apikey_get_active
 from billing.selectors.organization import organization_visible_get
-from config.request_meta import REQUEST_ID
+from core.request_id import REQUEST_ID
 from dunning.selectors import entitlement_get
 from tenants.selectors import is_public, tenant_get_for_host
 

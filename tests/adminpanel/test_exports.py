@@ -103,7 +103,7 @@ def test_the_journal_in_quickbooks_online_layout(april, client_a, staff, built):
         [*b[:6], b[6] or ""] for b in body[1:]
     ]
     # requested and downloaded twice: three audit entries, the requester's
-    events = LogEntry.objects.filter(object_pk=str(export.pk)).order_by("pk")
+    events = LogEntry.objects.get_for_object(export).order_by("pk")
     assert [(e.changes["event"][1], e.actor_id) for e in events] == [
         ("export.requested", user.pk),
         ("export.downloaded", user.pk),

@@ -156,7 +156,7 @@ class RevenueData:
 
 
 def revenue_data_load() -> RevenueData:
-    """Everything the figures need, in seven queries (values, no model instances)."""
+    """Everything the figures need, in eight queries (values, no model instances)."""
     from auditlog.models import LogEntry
     from django.contrib.contenttypes.models import ContentType
 

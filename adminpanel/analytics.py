@@ -9,9 +9,11 @@ Definitions follow ChartMogul's (docs/staff-analytics.md, and shown on the page)
 - A day's figures are the state at the end of that day in UTC (the instant just before the next
   midnight); months are calendar months in UTC.
 - MRR is committed recurring revenue: each subscription's base fee of the plan version in effect,
-  normalized to a month (quarterly / 3, yearly / 12). Trials, subscriptions not started yet and
-  ended ones count zero. Usage is not MRR (Stripe, Lago and ChartMogul leave it out): it is shown
-  beside it, from finalized invoices' usage lines by the month their service period starts in.
+  normalized to a month (quarterly / 3, yearly / 12), less the recurring coupons on it while they
+  apply (ChartMogul computes MRR from subscription lines net of their discounts); a "once" coupon
+  is a one-off discount on one invoice and leaves MRR alone. Trials, subscriptions not started yet
+  and ended ones count zero. Usage is not MRR (Stripe, Lago and ChartMogul leave it out): it is
+  shown beside it, from finalized invoices' usage lines by the month their service period starts.
 - Movements of a month compare each customer's MRR just before the month began with its MRR at
   the end of the month (or of the day, for the current month): new (0 → >0, never paid before),
   reactivation (0 → >0, paid before), expansion, contraction, churn (>0 → 0).
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, localcontext
@@ -59,6 +62,27 @@ class PhaseRow:
     annual: Decimal  # 12 times the monthly fee: exact for every interval
     starts_at: datetime  # when it counts: the latest of phase start, subscription start, trial end
     ends_at: datetime | None  # the earliest of phase end and subscription end
+    subscription_id: int = 0  # what coupons attach to (DiscountRow)
+    months: int = 1  # the plan's interval in months: a fixed coupon gives its amount per period
+
+
+@dataclass(frozen=True)
+class DiscountRow:
+    """A recurring coupon redemption on a subscription's base fee (billing.CouponRedemption), in
+    the order billing applies them (each to what the previous ones left)."""
+
+    subscription_id: int
+    percent_off: Decimal | None  # percentage coupons
+    amount_off: Decimal | None  # fixed coupons: per billing period, never below zero
+    starts_at: datetime  # the latest of its redemption and the start of what it covers
+    ends_at: datetime | None  # the earliest of the end of what it covers and its removal
+
+    def off(self, annual: Decimal, months: int) -> Decimal:
+        """What it takes off a fee of 12 times `annual`/12 a month billed every `months`."""
+        if self.percent_off is not None:
+            return annual * self.percent_off / 100
+        assert self.amount_off is not None
+        return min(annual, self.amount_off * (12 // months))
 
 
 @dataclass(frozen=True)
@@ -71,6 +95,7 @@ class InvoiceRow:
     due_at: datetime | None
     paid_at: datetime | None
     voided_at: datetime | None
+    uncollectible_at: datetime | None = None  # written off: no longer outstanding from then on
 
 
 @dataclass(frozen=True)
@@ -81,35 +106,67 @@ class PaymentRow:
     status: str
     created_at: datetime
     applied_at: datetime | None
+    # the gateway time of its latest state (Payment.gateway_state_at): for a failed payment, when
+    # it failed; None for rows the gateway never answered
+    state_at: datetime | None = None
+
+    @property
+    def settled_at(self) -> datetime:
+        """When the attempt settled: a success when its money was applied, a failure when the
+        gateway said so; its creation when the ledger kept neither."""
+        if self.status == "succeeded" and self.applied_at is not None:
+            return self.applied_at
+        if self.status == "failed" and self.state_at is not None:
+            return self.state_at
+        return self.created_at
 
 
 @dataclass
 class RevenueData:
     phases: list[PhaseRow] = field(default_factory=list)
+    discounts: list[DiscountRow] = field(default_factory=list)
     invoices: list[InvoiceRow] = field(default_factory=list)
     payments: list[PaymentRow] = field(default_factory=list)
     # (currency, month its service period starts in, net of discounts, issued_at, voided_at)
     usage_lines: list[tuple[str, datetime, Decimal, datetime, datetime | None]] = field(default_factory=list)
     # (invoice id, amount credited to the invoice, credit note created_at)
     credit_notes: list[tuple[int, Decimal, datetime]] = field(default_factory=list)
+    # succeeded refunds: (currency, amount, when it succeeded)
+    refunds: list[tuple[str, Decimal, datetime]] = field(default_factory=list)
     # MRR by instant, shared by the days computed from this data: a backfill of a year asks for the
     # same month boundaries on every day of a month
     _mrr: _Mrr | None = None
+    # per invoice: (when, amount) of the payments applied and the credit notes, for write-offs
+    _settlements: dict[int, list[tuple[datetime, Decimal]]] | None = None
 
     def mrr(self) -> _Mrr:
         if self._mrr is None:
-            self._mrr = _Mrr(self.phases)
+            self._mrr = _Mrr(self.phases, self.discounts)
         return self._mrr
+
+    def settlements(self) -> dict[int, list[tuple[datetime, Decimal]]]:
+        if self._settlements is None:
+            self._settlements = defaultdict(list)
+            for p in self.payments:
+                if p.applied_at is not None:
+                    self._settlements[p.invoice_id].append((p.applied_at, p.amount))
+            for invoice_id, amount, created_at in self.credit_notes:
+                self._settlements[invoice_id].append((created_at, amount))
+        return self._settlements
 
 
 def revenue_data_load() -> RevenueData:
-    """Everything the figures need, in five queries (values, no model instances)."""
-    from billing.models import SubscriptionPhase
+    """Everything the figures need, in eight queries (values, no model instances)."""
+    from auditlog.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    from billing.models import CouponDuration, CouponRedemption, CouponTarget, SubscriptionPhase
     from invoicing.models import CreditNote, Invoice, InvoiceLine
-    from payments.models import Payment
+    from payments.models import Payment, Refund
 
     data = RevenueData()
     for row in SubscriptionPhase.objects.values_list(
+        "subscription_id",
         "subscription__organization_id",
         "plan_version__plan__currency",
         "plan_version__plan__interval",
@@ -120,23 +177,54 @@ def revenue_data_load() -> RevenueData:
         "subscription__ended_at",
         "subscription__trial_end",
     ):
-        org, currency, interval, fee, starts, ends, sub_start, sub_end, trial_end = row
+        sub, org, currency, interval, fee, starts, ends, sub_start, sub_end, trial_end = row
         if not fee:
             continue
         start = max(starts, sub_start, trial_end or starts)
         end = min((t for t in (ends, sub_end) if t is not None), default=None)
         if end is not None and end <= start:
             continue
-        data.phases.append(PhaseRow(org, currency, fee * (12 // INTERVAL_MONTHS[interval]), start, end))
-    for pk, currency, total, credits, issued, due, paid, voided in (
+        months = INTERVAL_MONTHS[interval]
+        data.phases.append(PhaseRow(org, currency, fee * (12 // months), start, end, sub, months))
+    # Coupons that reach the base fee, in billing's order (billing.bill.apply_discounts). A "once"
+    # coupon discounts the one period it is redeemed in: a one-off, not recurring revenue.
+    for sub, percent, amount, redeemed, covers_from, covers_until, removed in (
+        CouponRedemption.objects.filter(coupon__applies_to__in=(CouponTarget.BASE_FEE, CouponTarget.INVOICE))
+        .exclude(coupon__duration=CouponDuration.ONCE)
+        .order_by("redeemed_at", "id")
+        .values_list(
+            "subscription_id",
+            "coupon__percent_off",
+            "coupon__amount_off",
+            "redeemed_at",
+            "covers_from",
+            "covers_until",
+            "removed_at",
+        )
+    ):
+        end = min((t for t in (covers_until, removed) if t is not None), default=None)
+        data.discounts.append(DiscountRow(sub, percent, amount, max(redeemed, covers_from), end))
+    for pk, currency, total, credits, issued, due, paid, voided, written_off in (
         Invoice.objects.filter(issued_at__isnull=False)
         .exclude(status="draft")
-        .values_list("id", "currency", "total", "credits_applied", "issued_at", "due_at", "paid_at", "voided_at")
+        .values_list(
+            "id",
+            "currency",
+            "total",
+            "credits_applied",
+            "issued_at",
+            "due_at",
+            "paid_at",
+            "voided_at",
+            "uncollectible_at",
+        )
     ):
-        data.invoices.append(InvoiceRow(pk, currency, total, total - credits, issued, due, paid, voided))
+        data.invoices.append(InvoiceRow(pk, currency, total, total - credits, issued, due, paid, voided, written_off))
     data.payments = [
         PaymentRow(*row)
-        for row in Payment.objects.values_list("invoice_id", "currency", "amount", "status", "created_at", "applied_at")
+        for row in Payment.objects.values_list(
+            "invoice_id", "currency", "amount", "status", "created_at", "applied_at", "gateway_state_at"
+        )
     ]
     data.usage_lines = [
         (currency, month_start(period_start), net, issued, voided)
@@ -147,6 +235,19 @@ def revenue_data_load() -> RevenueData:
         .values_list("currency", "period_start", "net_amount", "invoice__issued_at", "invoice__voided_at")
     ]
     data.credit_notes = list(CreditNote.objects.values_list("invoice_id", "applied_to_invoice", "created_at"))
+    # A refund keeps no time of its success; the audit entry of its "refund.succeeded" event
+    # (payments.services.refunds.refund_result_record, written in the same transaction) does.
+    succeeded = dict(
+        LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(Refund), changes__event__1="refund.succeeded"
+        ).values_list("object_id", "timestamp")
+    )
+    data.refunds = [
+        (currency, amount, succeeded.get(pk, updated))
+        for pk, currency, amount, updated in Refund.objects.filter(status="succeeded").values_list(
+            "id", "currency", "amount", "updated_at"
+        )
+    ]
     return data
 
 
@@ -163,8 +264,11 @@ class _Mrr:
     """Each customer's MRR at instants, memoized: movements and cohorts ask for the same month
     boundaries many times."""
 
-    def __init__(self, phases: list[PhaseRow]):
+    def __init__(self, phases: list[PhaseRow], discounts: Sequence[DiscountRow] = ()):
         self.phases = phases
+        self.discounts: dict[int, list[DiscountRow]] = defaultdict(list)
+        for discount in discounts:
+            self.discounts[discount.subscription_id].append(discount)
         self._at: dict[datetime, dict[tuple[str, int], Decimal]] = {}
         self.first_paid: dict[tuple[str, int], datetime] = {}
         for phase in phases:
@@ -179,7 +283,12 @@ class _Mrr:
             mrr: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
             for phase in self.phases:
                 if phase.starts_at <= t and (phase.ends_at is None or t < phase.ends_at):
-                    mrr[(phase.currency, phase.organization_id)] += phase.annual
+                    annual = phase.annual
+                    for d in self.discounts.get(phase.subscription_id, ()):
+                        if d.starts_at <= t and (d.ends_at is None or t < d.ends_at):
+                            annual -= d.off(annual, phase.months)
+                    if annual:  # a 100 % coupon: no MRR, not a customer
+                        mrr[(phase.currency, phase.organization_id)] += annual
             self._at[instant] = dict(mrr)
         return self._at[instant]
 
@@ -339,13 +448,17 @@ def _receivables(
     settled: tuple[dict[int, Decimal], dict[int, Decimal]],
 ) -> dict:
     paid, credited = settled
-    invoiced = outstanding = Decimal(0)
+    invoiced = outstanding = written_off = Decimal(0)
     aging = dict.fromkeys(AGING_BUCKETS, Decimal(0))
     for i in data.invoices:
         if i.currency != currency or i.issued_at >= at or (i.voided_at is not None and i.voided_at < at):
             continue
         if i.issued_at >= this_month:
             invoiced += i.total
+        if i.uncollectible_at is not None and i.uncollectible_at < at:
+            if this_month <= i.uncollectible_at:
+                written_off += max(_owed_at(data, i, i.uncollectible_at), ZERO)
+            continue  # written off: still payable, no longer a receivable
         if i.paid_at is not None and i.paid_at < at:
             continue
         left = i.due_initial - paid[i.id] - credited[i.id]
@@ -373,16 +486,27 @@ def _receivables(
         ),
         Decimal(0),
     )
+    refunded = sum((a for c, a, t in data.refunds if c == currency and this_month <= t < at), Decimal(0))
     return {
         "invoiced": _money(invoiced, currency),
-        "collected": _money(collected, currency),
+        # ChartMogul's gross and net cash flow: payments received, then less refunds that succeeded
+        "collected_gross": _money(collected, currency),
+        "refunded": _money(refunded, currency),
+        "collected": _money(collected - refunded, currency),
         "outstanding": _money(outstanding, currency),
+        "written_off": _money(written_off, currency),
         "aging": {k: _money(v, currency) for k, v in aging.items()},
     }
 
 
+def _owed_at(data: RevenueData, invoice: InvoiceRow, instant: datetime) -> Decimal:
+    """What `invoice` still owed just before `instant`: the amount a write-off then gave up."""
+    settled = sum((a for t, a in data.settlements().get(invoice.id, ()) if t < instant), ZERO)
+    return invoice.due_initial - settled
+
+
 def _collection(data: RevenueData, currency: str, at: datetime, this_month: datetime) -> dict:
-    month_payments = [p for p in data.payments if p.currency == currency and this_month <= p.created_at < at]
+    month_payments = [p for p in data.payments if p.currency == currency and this_month <= p.settled_at < at]
     settled = [p for p in month_payments if p.status in ("succeeded", "failed")]
     failed = [p for p in settled if p.status == "failed"]
     paid_at = {i.id: i.paid_at for i in data.invoices}

@@ -51,7 +51,7 @@ REQUESTS = int(os.environ.get("BENCH_STAFF_REQUESTS", "200"))
 TARGET_MS = 500
 SHARES = {"EUR": 70, "USD": 20, "GBP": 10}
 FEES = {"EUR": 49, "USD": 59, "GBP": 45}
-SEED = 2  # bump when the rows' shape changes: older rows are written again
+SEED = 3  # bump when the rows' shape changes: older rows are written again
 INVOICES_PER_ORG = 12
 AUDIT_PER_ORG = 10
 IN_DUNNING = 20  # one organization in IN_DUNNING is in dunning
@@ -111,8 +111,11 @@ def figures(day: date, currency: str, rng: random.Random) -> dict:
         "customer_churn_rate_6m": "1.6",
         "ltv": money(FEES[currency] / 0.016),
         "invoiced": money(mrr * 1.3),
+        "collected_gross": money(mrr * 1.21),
+        "refunded": money(mrr * 0.01),
         "collected": money(mrr * 1.2),
         "outstanding": money(mrr * 0.3),
+        "written_off": money(mrr * 0.02),
         "aging": {b: money(mrr * 0.05) for b in ("current", "0-30", "31-60", "61-90", "90+")},
         "payments_settled": customers,
         "payments_failed": customers // 25,
@@ -296,8 +299,18 @@ def seed_customers(tenant, today: date) -> None:
 def compute_seconds_per_day(today: date, days: int = 10) -> float:
     """What beat pays per day and tenant: `revenue_figures` on in-memory data of ORGS organizations
     (a year of monthly invoices each, 90 % paid, one payment each, a usage line each; 30 % churn
-    within 30 to 500 days), so the figure is the computation's, without the five load queries."""
-    from adminpanel.analytics import InvoiceRow, PaymentRow, PhaseRow, RevenueData, month_start, revenue_figures
+    within 30 to 500 days; 20 % with a coupon, half of them forever and half for three months; 1 %
+    of the payments partly refunded; half the unpaid invoices written off two months after they were
+    due), so the figure is the computation's, without the load queries."""
+    from adminpanel.analytics import (
+        DiscountRow,
+        InvoiceRow,
+        PaymentRow,
+        PhaseRow,
+        RevenueData,
+        month_start,
+        revenue_figures,
+    )
 
     rng = random.Random(7)
     data = RevenueData()
@@ -307,18 +320,23 @@ def compute_seconds_per_day(today: date, days: int = 10) -> float:
         currency = rng.choice(currencies)
         begins = start + timedelta(days=rng.randrange(365))
         ends = begins + timedelta(days=rng.randrange(30, 500)) if rng.random() < 0.3 else None
-        data.phases.append(PhaseRow(org, currency, Decimal(FEES[currency] * 12), begins, ends))
+        data.phases.append(PhaseRow(org, currency, Decimal(FEES[currency] * 12), begins, ends, org, 1))
+        if rng.random() < 0.2:
+            until = None if rng.random() < 0.5 else begins + timedelta(days=91)
+            data.discounts.append(DiscountRow(org, Decimal(20), None, begins, until))
         for m in range(12):
             issued = start + timedelta(days=30 * m + 1)
             if issued < begins:
                 continue
             pk, total = org * 100 + m, Decimal("120.00")
             paid = issued + timedelta(days=3) if rng.random() < 0.9 else None
-            data.invoices.append(
-                InvoiceRow(pk, currency, total, total, issued, issued + timedelta(days=14), paid, None)
-            )
+            due = issued + timedelta(days=14)
+            written_off = due + timedelta(days=60) if not paid and rng.random() < 0.5 else None
+            data.invoices.append(InvoiceRow(pk, currency, total, total, issued, due, paid, None, written_off))
             status = "succeeded" if paid else "failed"
-            data.payments.append(PaymentRow(pk, currency, total, status, issued, paid))
+            data.payments.append(PaymentRow(pk, currency, total, status, issued, paid, paid or issued))
+            if paid and rng.random() < 0.01:
+                data.refunds.append((currency, Decimal("20.00"), paid + timedelta(days=5)))
             data.usage_lines.append(
                 (currency, month_start(issued - timedelta(days=30)), Decimal("20.00"), issued, None)
             )

@@ -48,6 +48,9 @@ class Invoice(models.Model):
     due_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
+    # When it was written off (marked uncollectible); kept if it is paid or voided afterwards, so
+    # receivables and the month's write-offs can be stated as of any day.
+    uncollectible_at = models.DateTimeField(null=True, blank=True)
     seller = models.JSONField(default=dict, blank=True)
     customer = models.JSONField(default=dict, blank=True)
     # The ISO 11649 creditor reference a bank transfer quotes (invoicing.remittance), set with the

@@ -142,6 +142,9 @@ def invoice_void(*, actor: Actor, invoice: Invoice, at: datetime | None = None) 
 
 
 def invoice_mark_uncollectible(*, actor: Actor, invoice: Invoice, at: datetime | None = None) -> Invoice:
+    """Write an open invoice off (staff, or dunning's final action at `at`): it is still owed
+    and may be paid, but receivables no longer count it from `uncollectible_at` on."""
+    at = at or timezone.now()
     with audit_actor(actor), transaction.atomic():
         locked = invoice_lock(invoice.pk)
         if locked.status != InvoiceStatus.OPEN:
@@ -150,8 +153,8 @@ def invoice_mark_uncollectible(*, actor: Actor, invoice: Invoice, at: datetime |
                 code="invoice_not_open",
                 status_code=409,
             )
-        locked.status = InvoiceStatus.UNCOLLECTIBLE
-        locked.save(update_fields=["status", "updated_at"])
+        locked.status, locked.uncollectible_at = InvoiceStatus.UNCOLLECTIBLE, at
+        locked.save(update_fields=["status", "uncollectible_at", "updated_at"])
     return locked
 
 

@@ -16,7 +16,7 @@ from invoicing.services.invoice import invoice_mark_paid, invoice_mark_uncollect
 from tests.factories import OrganizationFactory
 from tests.helpers import utc
 
-backfill = importlib.import_module("invoicing.migrations.0005_invoice_uncollectible_at").uncollectible_at_backfill
+backfill = importlib.import_module("invoicing.migrations.0006_invoice_uncollectible_at").uncollectible_at_backfill
 
 
 def open_invoice(org, number: str) -> Invoice:

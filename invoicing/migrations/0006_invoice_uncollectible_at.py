@@ -32,7 +32,7 @@ def uncollectible_at_backfill(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("invoicing", "0002_bank_transfers"),
+        ("invoicing", "0005_accounting_export"),
         ("auditlog", "0017_add_actor_email"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]

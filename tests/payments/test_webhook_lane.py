@@ -3,6 +3,7 @@ lane's threads verify and store as the view does; other methods reach Django."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -85,3 +86,50 @@ def test_lane_verifies_stores_once_refuses_and_delegates(committed_tenant, djang
         assert gateway_events_apply() == 1
     connection.set_schema_to_public()
     assert stored(django_db_blocker, tenant.schema_name) == [("evt_lane", "ignored")]
+
+
+def test_concurrent_webhooks_are_stored_together_and_each_answered(committed_tenant, django_db_blocker, monkeypatch):
+    """Requests that arrive together share INSERTs (the group commit) and each gets its own
+    answer: a redelivery in the same burst is `duplicate`, a forged one is refused."""
+    from payments import lane
+
+    batches = []
+    real = lane.events_store_in_lane
+    monkeypatch.setattr(lane, "events_store_in_lane", lambda batch: batches.append(len(batch)) or real(batch))
+    tenant, _ = committed_tenant
+    host = tenant.get_primary_domain().domain
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        row = GatewaySettings(stripe_publishable_key=PUBLISHABLE_KEY)
+        row.stripe_secret_key_set(SECRET_KEY)
+        row.stripe_webhook_secret_set(WEBHOOK_SECRET)
+        row.save()
+    connection.set_schema_to_public()
+    gateway_settings_forget()
+    now = int(time.time())
+    bodies = [
+        signed({"id": f"evt_c{n}", "object": "event", "type": "customer.updated", "created": now, "data": {}})
+        for n in range(12)
+    ]
+    bodies += [bodies[0], bodies[5]]  # redelivered in the same burst
+    bodies.append(signed({"id": "evt_cforged", "object": "event", "type": "x", "created": now}, secret="whsec_other"))
+    headers = [(b"host", host.encode()), (b"content-type", b"application/json")]
+
+    async def run():
+        communicators = [
+            HttpCommunicator(
+                application,
+                "POST",
+                "/payments/stripe/webhook",
+                body=body,
+                headers=[*headers, (b"stripe-signature", signature.encode())],
+            )
+            for body, signature in bodies
+        ]
+        return await asyncio.gather(*(c.get_response(timeout=10) for c in communicators))
+
+    responses = async_to_sync(run)()
+    answers = [(r["status"], json.loads(r["body"]).get("outcome")) for r in responses]
+    assert sorted(answers[:14]) == sorted([(200, "received")] * 12 + [(200, "duplicate")] * 2)
+    assert (responses[14]["status"], json.loads(responses[14]["body"])["error"]["code"]) == (400, "webhook_rejected")
+    assert sum(batches) == 14  # every verified event went through a batch, the forged one through none
+    assert sorted(stored(django_db_blocker, tenant.schema_name)) == sorted((f"evt_c{n}", "received") for n in range(12))

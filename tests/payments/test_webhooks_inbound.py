@@ -232,3 +232,42 @@ def test_localstripes_own_signed_event_fails_the_sepa_debit(world, connected, cl
     payment.refresh_from_db()
     assert (payment.status, payment.failure_code) == ("failed", "soft_decline")
     assert Invoice.objects.get(pk=invoice.pk).status == "open"
+
+
+def test_events_stored_together_once_each_in_order(processing, in_a, monkeypatch, django_capture_on_commit_callbacks):
+    """The lane's group commit stores a batch with one INSERT: an id given twice, or stored
+    already, is `duplicate` and inserts nothing; the rows keep the batch's order; one apply run is
+    scheduled for the lot."""
+    from payments.gateways.stripe import stripe_event
+    from payments.services import inbound
+
+    scheduled = []
+    monkeypatch.setattr(inbound, "gateway_events_schedule", lambda schema: scheduled.append(schema))
+    _, payment = processing
+    events = [
+        stripe_event(
+            intent_event(
+                payment, event_id=f"evt_g{n}", type_="payment_intent.processing", status="processing", created=n
+            )
+        )
+        for n in (3, 1, 2)
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert inbound.gateway_events_store("stripe", [events[0], events[1], events[0], events[2]]) == [
+            "received",
+            "received",
+            "duplicate",
+            "received",
+        ]
+    assert scheduled == [in_a.schema_name]
+    rows = GatewayEventRecord.objects.order_by("id").values_list("event_id", "type", "outcome", "payload")
+    assert [(e, t, o, p["id"]) for e, t, o, p in rows] == [
+        ("evt_g3", "payment_intent.processing", "received", "evt_g3"),
+        ("evt_g1", "payment_intent.processing", "received", "evt_g1"),
+        ("evt_g2", "payment_intent.processing", "received", "evt_g2"),
+    ]
+    assert [r.created for r in GatewayEventRecord.objects.order_by("id")] == [e.created for e in events]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert inbound.gateway_events_store("stripe", [events[2], events[1]]) == ["duplicate", "duplicate"]
+    assert scheduled == [in_a.schema_name]  # nothing stored: nothing scheduled
+    assert GatewayEventRecord.objects.count() == 3

@@ -144,6 +144,7 @@ class GatewayEvent:
     charge: ChargeResult | None = None
     refund: RefundResult | None = None
     refund_charge_id: str = ""
+    method: PaymentMethodInfo | None = None  # a saved method's details, as the gateway now has them
 
 
 class Gateway(Protocol):

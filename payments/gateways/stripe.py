@@ -408,4 +408,5 @@ def stripe_event(event: dict) -> GatewayEvent:
         charge=charge,
         refund=refund,
         refund_charge_id=str(obj.get("payment_intent") or "") if refund else "",
+        method=_method_info(obj) if kind == "payment_method" else None,
     )

@@ -31,6 +31,7 @@ from payments.gateways.base import GatewayError, GatewayEvent, WebhookRejected
 from payments.gateways.stripe import stripe_event, stripe_webhook_parse
 from payments.models import GatewayEventRecord, Payment, Refund
 from payments.services.ledger import payment_result_record, payment_results_record
+from payments.services.methods import payment_method_updated
 from payments.services.refunds import refund_result_record
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ CHARGE_EVENTS = frozenset(
     }
 )
 REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
+METHOD_EVENTS = frozenset({"payment_method.updated", "payment_method.automatically_updated"})
 APPLY_TASK = "payments.gateway_events_apply"
 APPLY_BATCH = 500  # events per transaction of a run
 APPLY_DELAY = 0.2  # seconds a scheduled run waits, gathering the events that arrive meanwhile
@@ -231,5 +233,9 @@ def _apply(gateway: str, event) -> str:
         before = Refund.objects.values_list("status", flat=True).get(pk=refund_id)
         after = refund_result_record(refund_id=refund_id, status=event.refund.status, message=event.type).status
         return GatewayEventRecord.Outcome.APPLIED if after != before else GatewayEventRecord.Outcome.STALE
+    if event.method is not None and event.type in METHOD_EVENTS:
+        if payment_method_updated(method=event.method):
+            return GatewayEventRecord.Outcome.APPLIED
+        return GatewayEventRecord.Outcome.STALE
     logger.info("gateway webhook of a type we do not act on", extra={"event": event.id, "type": event.type})
     return GatewayEventRecord.Outcome.IGNORED

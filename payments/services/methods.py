@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import transaction
+from django.db.models import Q
 
 from accounts.audit import audit_actor, audit_event
 from billing.models import Organization
@@ -87,6 +88,40 @@ def payment_method_default_set(*, actor, organization: Organization, payment_met
         audit_event(locked, event="payment_method.default_set", method=(before, method.label))
     method_changed_hooks_run(organization.pk)
     return locked
+
+
+def payment_method_updated(*, method: PaymentMethodInfo) -> bool:
+    """The gateway says a saved card changed (Stripe's `payment_method.updated`, and
+    `payment_method.automatically_updated` when the card network sent a renewed card): where it is
+    an organization's default, its expiry (the card-expiry warnings read it) and label follow. Only
+    a later expiry is taken, so an older event applied after a newer one changes nothing. A moved
+    expiry counts as an updated method (dunning tries it at once). Whether anything changed."""
+    month, year = card_expiry(method)
+    if month is None or year is None:
+        return False
+    later = Q(default_card_exp_year__lt=year) | Q(default_card_exp_year=year, default_card_exp_month__lt=month)
+    changed = []
+    with transaction.atomic():
+        payers = PaymentCustomer.objects.select_for_update().filter(
+            Q(default_card_exp_year__isnull=True) | later, default_payment_method_id=method.id
+        )
+        for payer in payers:
+            before = (payer.default_card_exp_month, payer.default_card_exp_year)
+            payer.default_card_exp_month, payer.default_card_exp_year = month, year
+            payer.default_method_label = method.label[:100]
+            payer.save(
+                update_fields=["default_card_exp_month", "default_card_exp_year", "default_method_label", "updated_at"]
+            )
+            audit_event(
+                payer, event="payment_method.updated", method=method.label, expiry=(list(before), [month, year])
+            )
+            changed.append(payer.organization_id)
+            # after the commit (a batch of webhooks applies in one transaction): the retry calls
+            # the gateway, which must not happen under the batch's locks
+            transaction.on_commit(
+                lambda organization_id=payer.organization_id: method_changed_hooks_run(organization_id), robust=True
+            )
+    return bool(changed)
 
 
 def card_expiry(method: PaymentMethodInfo) -> tuple[int | None, int | None]:

@@ -271,3 +271,55 @@ def test_events_stored_together_once_each_in_order(processing, in_a, monkeypatch
         assert inbound.gateway_events_store("stripe", [events[2], events[1]]) == ["duplicate", "duplicate"]
     assert scheduled == [in_a.schema_name]  # nothing stored: nothing scheduled
     assert GatewayEventRecord.objects.count() == 3
+
+
+def method_event(method_id: str, *, event_id: str, type_: str, month: int, year: int, last4: str = "4242") -> dict:
+    card = {"brand": "visa", "last4": last4, "exp_month": month, "exp_year": year}
+    obj = {"id": method_id, "object": "payment_method", "type": "card", "card": card}
+    return {"id": event_id, "object": "event", "type": type_, "created": int(time.time()), "data": {"object": obj}}
+
+
+def test_a_renewed_default_card_moves_its_expiry_and_an_older_event_changes_nothing(
+    world, connected, client_a, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Stripe's card updater renews the default card: the payer's expiry (the card-expiry warnings
+    read it) and label follow, audited, and dunning is told of an updated method after the commit;
+    a stale event (an earlier expiry) and another organization's card change nothing."""
+    payer = payer_with(world[0], connected, card="4242424242424242")
+    told: list[int] = []
+    monkeypatch.setattr("payments.services.methods.method_changed_hooks_run", told.append)
+    method = payer.default_payment_method_id
+    before = (payer.default_card_exp_month, payer.default_card_exp_year)
+    year = before[1] + 3
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = delivered(
+            client_a,
+            *signed(
+                method_event(
+                    method,
+                    event_id="evt_m1",
+                    type_="payment_method.automatically_updated",
+                    month=2,
+                    year=year,
+                    last4="1881",
+                )
+            ),
+        )
+    assert outcome == "applied"
+    payer.refresh_from_db()
+    assert (payer.default_card_exp_month, payer.default_card_exp_year, payer.default_method_label) == (
+        2,
+        year,
+        "visa •••• 1881",
+    )
+    assert told == [world[0].pk]
+    [entry] = LogEntry.objects.get_for_object(payer).filter(changes__event__1="payment_method.updated")
+    assert entry.changes["expiry"] == [list(before), [2, year]]
+    stale = method_event(method, event_id="evt_m0", type_="payment_method.updated", month=1, year=year)
+    other = method_event("pm_not_a_default", event_id="evt_m2", type_="payment_method.updated", month=9, year=year + 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert delivered(client_a, *signed(stale)) == "stale"
+        assert delivered(client_a, *signed(other)) == "stale"
+    payer.refresh_from_db()
+    assert (payer.default_card_exp_month, payer.default_card_exp_year) == (2, year)
+    assert told == [world[0].pk]

@@ -40,10 +40,14 @@ from invoicing.selectors.preview import invoice_preview_get
 from metering.models import Aggregation, Meter
 from metering.selectors.meter import meter_list
 from metering.selectors.usage import UsageResult, usage_get
+from metering.selectors.usage_sql import ceil_hour
 from portal.projection import ADDITIVE, Projection, project
 
 PERIODS_SHOWN = 6  # the current period and the five before it
 _HOURLY_MAX = timedelta(days=31)  # metering's longest hourly series
+# Read hour by hour and folded into days here: a latest value or a time-weighted average is
+# metering's per bucket, not a grouping-set aggregate.
+_PER_BUCKET = frozenset({Aggregation.LATEST, Aggregation.WEIGHTED_SUM})
 _ZERO = Decimal(0)
 
 
@@ -143,13 +147,31 @@ def _fold(aggregation: str, buckets: list[tuple[datetime, datetime, Decimal | No
     return weighted / Decimal(int(total)) if total else None
 
 
+def day_bounds(
+    aggregation: str, days: list[tuple[date, datetime, datetime]], start: datetime, end: datetime
+) -> list[datetime]:
+    """The boundaries of `days` (local_days of [start, end)) for metering's `bounds`: a distinct
+    count's are the local midnights themselves; the others' are rounded up to the UTC hour, so
+    that in a zone whose offset is not a whole hour the hour holding midnight counts on the day
+    it starts in (the day as the hourly rollups cut it, and as the pages have always shown it)."""
+    inner = [day_end for _, _, day_end in days[:-1]]
+    if aggregation != Aggregation.UNIQUE_COUNT:
+        inner = [min(ceil_hour(instant), end) for instant in inner]
+    return [start, *inner, end]
+
+
 def usage_with_days(
     *, meter: Meter, customer: str, start: datetime, end: datetime, zone: ZoneInfo, group_by: bool = False
 ) -> tuple[UsageResult, list[tuple[date, Decimal | None]]]:
     """The meter's usage over [start, end) (optionally by group) and its value on each local day.
-    When the range fits one hourly series, the total, the groups and the hours come from one
-    statement (metering's grouping sets): the dashboard and the projection read each meter once
-    rather than twice."""
+    For count, sum, max, min and distinct counts the total, the groups and the days come from one
+    statement (metering's grouping sets over the days' own buckets: ~30 rows aggregated in SQL,
+    not 720 hours folded here); the dashboard and the projection read each meter once."""
+    if end - start <= _HOURLY_MAX + timedelta(days=1) and meter.aggregation not in _PER_BUCKET:
+        days = local_days(start, end, zone)
+        bounds = day_bounds(meter.aggregation, days, start, end)
+        result = usage_get(meter=meter, customer=customer, start=start, end=end, group_by=group_by, bounds=bounds)
+        return result, [(day, point["value"]) for (day, _, _), point in zip(days, result.series, strict=True)]
     if end - start <= _HOURLY_MAX and meter.aggregation != Aggregation.UNIQUE_COUNT:
         result = usage_get(meter=meter, customer=customer, start=start, end=end, group_by=group_by, window="hour")
         return result, usage_daily(
@@ -168,9 +190,11 @@ def usage_daily(
     if end - start > _HOURLY_MAX + timedelta(days=1):
         series = usage_get(meter=meter, customer=customer, start=start, end=end, window="day").series
         return [(p["start"].date(), p["value"]) for p in series]
-    if meter.aggregation == Aggregation.UNIQUE_COUNT:
-        # Distinct counts do not add up across hours: one statement per day.
-        return [(day, usage_get(meter=meter, customer=customer, start=s, end=e).value) for day, s, e in days]
+    if meter.aggregation not in _PER_BUCKET:
+        series = usage_get(
+            meter=meter, customer=customer, start=start, end=end, bounds=day_bounds(meter.aggregation, days, start, end)
+        ).series
+        return [(day, point["value"]) for (day, _, _), point in zip(days, series, strict=True)]
     if hourly is None:
         hourly = []
         cursor = start

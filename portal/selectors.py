@@ -519,7 +519,7 @@ def forecast_get(*, organization: Organization, now: datetime | None = None) -> 
     if state is None:
         return forecast
     try:
-        forecast.preview = invoice_preview_get(organization=organization)
+        forecast.preview = invoice_preview_get(organization=organization, states={subscription.pk: state})
         invoiced = _invoiced_for(organization, period)
         factors = [{m.meter.pk: m.projection.factors()[which] for m in meters} for which in range(3)]
         priced = [

@@ -232,11 +232,22 @@ class MeterUsage:
         return f"chart-{self.meter.code}"
 
     @property
+    def labels(self) -> list[str]:
+        # strftime rather than the template's date filter (the same text: the site is English
+        # only): the filter took ~0.2 ms a row, ~20 ms for a month of three meters' tables.
+        return [day.strftime("%a %-d %b") for day, _ in self.days]
+
+    @property
+    def table(self) -> list[tuple[str, Decimal | None]]:
+        """The days as the page's table shows them: (label, value)."""
+        return list(zip(self.labels, (value for _, value in self.days), strict=True))
+
+    @property
     def chart(self) -> dict:
         """What the page's Chart.js reads (json_script): day labels and values as decimal text."""
         return {
             "label": self.meter.name,
-            "labels": [day.strftime("%a %-d %b") for day, _ in self.days],
+            "labels": self.labels,
             "values": [None if value is None else str(value) for _, value in self.days],
         }
 

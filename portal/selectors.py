@@ -38,6 +38,7 @@ from invoicing.compose import InvoiceDraft
 from invoicing.models import FINAL_STATUSES, CreditNote, Invoice, InvoiceLine
 from invoicing.selectors.preview import invoice_preview_get
 from metering.models import Aggregation, Meter
+from metering.models.meter import ROLLUP_AGGREGATIONS
 from metering.selectors.meter import meter_list
 from metering.selectors.usage import UsageResult, usage_get
 from metering.selectors.usage_sql import ceil_hour
@@ -161,14 +162,30 @@ def day_bounds(
 
 
 def usage_with_days(
-    *, meter: Meter, customer: str, start: datetime, end: datetime, zone: ZoneInfo, group_by: bool = False
+    *,
+    meter: Meter,
+    customer: str,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    group_by: bool = False,
+    live_until: datetime | None = None,
 ) -> tuple[UsageResult, list[tuple[date, Decimal | None]]]:
     """The meter's usage over [start, end) (optionally by group) and its value on each local day.
     For count, sum, max, min and distinct counts the total, the groups and the days come from one
     statement (metering's grouping sets over the days' own buckets: ~30 rows aggregated in SQL,
-    not 720 hours folded here); the dashboard and the projection read each meter once."""
+    not 720 hours folded here); the dashboard and the projection read each meter once.
+
+    `live_until` (the period's end, when `end` is now): a count, sum, max or min is read to the
+    end of the hour in progress (not past `live_until`). The drainer writes an event and its
+    hourly rollup in one transaction, so that hour's rollup holds every event stored in it so
+    far: read from it rather than from the hour's raw events (tens of thousands for a busy
+    customer while it sends). Only an event stamped later than now in this hour counts early,
+    as it already does in the spend (the bill reads whole hours)."""
     if end - start <= _HOURLY_MAX + timedelta(days=1) and meter.aggregation not in _PER_BUCKET:
         days = local_days(start, end, zone)
+        if live_until is not None and meter.aggregation in ROLLUP_AGGREGATIONS:
+            end = max(end, min(ceil_hour(end), live_until))
         bounds = day_bounds(meter.aggregation, days, start, end)
         result = usage_get(meter=meter, customer=customer, start=start, end=end, group_by=group_by, bounds=bounds)
         return result, [(day, point["value"]) for (day, _, _), point in zip(days, result.series, strict=True)]
@@ -347,6 +364,7 @@ def dashboard_get(*, organization: Organization, period_index: int = 0, now: dat
             end=until,
             zone=zone,
             group_by=bool(meter.group_by),
+            live_until=period.end if period.current else None,
         )
         meters.append(
             MeterUsage(
@@ -506,7 +524,12 @@ def forecast_get(*, organization: Organization, now: datetime | None = None) -> 
         days = []
         if meter.aggregation in ADDITIVE:
             usage, daily = usage_with_days(
-                meter=meter, customer=organization.external_id, start=period.start, end=until, zone=zone
+                meter=meter,
+                customer=organization.external_id,
+                start=period.start,
+                end=until,
+                zone=zone,
+                live_until=period.end,
             )
             so_far = usage.value
             # whole days only: the first day counts if the period started at its midnight

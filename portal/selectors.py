@@ -8,10 +8,12 @@ Money is priced by the billing engine only: spend so far is the upcoming-invoice
 already billed for the period; the projection prices projected usage through the same
 bill_get the run uses (billing.selectors.bill). Nothing here computes a price.
 
-Days are the organization's local days: hourly usage (UTC hours, one statement per meter and up
-to 31 days) is folded into them. In a zone whose offset is not a whole hour (India, +5:30) a
-local day is cut at the UTC hour nearest its midnight. Periods longer than 32 days (yearly
-plans) are charted by UTC day.
+Days are the organization's local days, aggregated in SQL: one statement per meter gives the
+total, the groups and a bucket per day (metering's `bounds`; latest and time-weighted averages
+are read by hour and folded here). In a zone whose offset is not a whole hour (India, +5:30) a
+local day is cut at the end of the UTC hour holding its midnight (the hour counts on the day it
+starts in), except for distinct counts, cut at the midnight itself. Periods longer than 32 days
+(yearly plans) are charted by UTC day.
 """
 
 from __future__ import annotations

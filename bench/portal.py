@@ -24,7 +24,9 @@ Pages: dashboard (current period, live events), dashboard_previous (the seeded m
 events' rollups), billing history, projection, plan, payment methods (no gateway configured in
 the bench tenant: the page's own work), team, reports (the seeded month by day, three meters:
 90 statements) and alerts when the page exists. The last line is JSON: `pages` (name -> p95 ms),
-`max_p95_ms`, `queries` (page name -> statements of one request, load-independent), whether
+`max_p95_ms`, `queries` (page name -> statements of one request, load-independent), `cpu_ms`
+(page name -> median CPU time of this process per request: the page's Python, less dependent on
+the machine's load than the wall clock; the database's time is not in it), whether
 django-tenants' TENANT_LIMIT_SET_CALLS was on (TENANT_LIMIT_SET_CALLS=false compares without it),
 the dataset size, requests per page and the ingest rate achieved.
 """
@@ -218,26 +220,34 @@ def main() -> None:
     time.sleep(3)  # the ingester is up and draining
     results: dict[str, float] = {}
     queries: dict[str, int] = {}  # statements of one request (load-independent), SET search_path included
+    # this process's CPU time of a request, median (the page's Python: less load-dependent than
+    # the wall clock on a shared machine; the database's time is not in it)
+    cpu_ms: dict[str, float] = {}
     started = time.perf_counter()
     counted = counter.value
     try:
         for name, (route, query) in pages.items():
-            times = []
+            times, cpu = [], []
             for i in range(REQUESTS + 2):
                 client, external_id = clients[i % len(clients)]
                 url = reverse(route, args=[external_id]) + query
-                begin = time.perf_counter()
+                begin, begin_cpu = time.perf_counter(), time.process_time()
                 response = client.get(url)
                 elapsed = (time.perf_counter() - begin) * 1000
                 assert response.status_code == 200, (name, url, response.status_code)
                 if i >= 2:
                     times.append(elapsed)
+                    cpu.append((time.process_time() - begin_cpu) * 1000)
+            cpu_ms[name] = round(statistics.median(cpu), 1)
             p95 = statistics.quantiles(times, n=20, method="inclusive")[18]
             results[name] = round(p95, 1)
             with CaptureQueriesContext(connection) as captured:  # one more request, not timed
                 assert client.get(url).status_code == 200
             queries[name] = len(captured.captured_queries)
-            log(f"  {name:20s} p50 {statistics.median(times):7.1f} ms  p95 {p95:7.1f} ms  max {max(times):7.1f} ms")
+            log(
+                f"  {name:20s} p50 {statistics.median(times):7.1f} ms  p95 {p95:7.1f} ms  max {max(times):7.1f} ms"
+                f"  cpu {cpu_ms[name]:5.1f} ms  {queries[name]} statements"
+            )
     finally:
         stop.set()
         ingester.join(timeout=30)
@@ -258,6 +268,7 @@ def main() -> None:
                 "ingest_events_per_s": round(achieved),
                 "pages": results,
                 "queries": queries,
+                "cpu_ms": cpu_ms,
                 "max_p95_ms": worst,
             }
         )

@@ -19,7 +19,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from billing.models import UsageCap, UsageLimitReached
+from billing.models import PlanUsageLimit, UsageCap, UsageLimitReached
 from core.errors import DomainError
 from metering.models import Meter
 from metering.selectors.meter import meter_list
@@ -29,7 +29,6 @@ from portal.alerts import (
     alert_create,
     alert_delete,
     limits_effective,
-    plan_limit_get,
     usage_cap_delete,
     usage_cap_set,
 )
@@ -75,20 +74,27 @@ def _page(request, external_id: str) -> dict:
     subscription, period = _current_period(organization, now)
     limits = limits_effective(organization=organization, subscription=subscription)
     caps = {cap.meter_id: cap for cap in UsageCap.objects.filter(organization=organization)}
+    # the plan's own limits, one read (plan_limit_get per meter re-read the subscription each time)
+    plan_limits = (
+        dict(PlanUsageLimit.objects.filter(plan_id=subscription.plan_version.plan_id).values_list("meter_id", "limit"))
+        if subscription is not None
+        else {}
+    )
     reached = {
         (row.meter_id, row.hard): row
         for row in UsageLimitReached.objects.filter(organization=organization, period_start=period.start)
     }
     rows = []
-    for meter in meter_list():
-        applies = [limit for limit in limits if limit.meter.pk == meter.pk]
+    meters = list(meter_list())
+    limited = {limit.meter.pk for limit in limits} | set(caps)
+    for meter in meters:
         value = None
-        if applies or meter.pk in caps:
+        if meter.pk in limited:  # only the meters a limit or cap watches
             value = usage_get(meter=meter, customer=organization.external_id, start=period.start, end=period.end).value
         rows.append(
             {
                 "meter": meter,
-                "plan_limit": plan_limit_get(organization=organization, meter=meter),
+                "plan_limit": plan_limits.get(meter.pk),
                 "cap": caps.get(meter.pk),
                 "value": value,
                 "blocked": (meter.pk, True) in reached,
@@ -103,7 +109,7 @@ def _page(request, external_id: str) -> dict:
     )
     context.update(
         period=period,
-        meters=meter_list(),
+        meters=meters,
         alerts=[(alert, alert.pk in fired_now) for alert in alerts],
         firings=UsageAlertFiring.objects.filter(alert__organization=organization).select_related("alert__meter")[
             :FIRINGS_SHOWN

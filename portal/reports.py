@@ -14,11 +14,13 @@ signed-in user's memberships (usage by its external id, as everywhere in the por
   that one (sum of counts and sums, max of maxima, min of minima); the other aggregations do not
   fold and such a meter cannot be grouped by one of several properties (a form error). A meter
   without the property is reported whole.
-- **Fewer statements where it is exact.** A meter reported whole (not grouped) whose buckets
-  are whole UTC hours (every zone with a whole-hour offset) is read as one hourly series per 31
-  days and folded into the buckets as the dashboard folds days (portal.selectors._fold: sum,
-  max, min, latest, length-weighted mean of time-weighted averages): the same figures as a
-  statement per bucket. Distinct counts do not fold: one statement per bucket.
+- **Fewer statements where it is exact.** A count, sum, max, min or distinct count reported
+  whole (not grouped) is one statement over the buckets' own bounds (metering's `bounds`:
+  aggregated per bucket in SQL, an hour a bucket boundary cuts read raw): the same figures as
+  a statement per bucket. A latest value or time-weighted average reported whole, whose buckets
+  are whole UTC hours (every zone with a whole-hour offset), is read as one hourly series per
+  31 days and folded into the buckets as portal.selectors._fold does (latest, length-weighted
+  mean of time-weighted averages); otherwise, and for a grouped meter, one statement per bucket.
 - **Size.** A report costs its statements; up to SYNC_MAX_CELLS are answered in the request,
   more are built by a Celery task with progress (portal.report_exports).
 """
@@ -37,7 +39,7 @@ from billing.models import Organization
 from metering.models import Aggregation, Meter
 from metering.selectors.meter import meter_list
 from metering.selectors.usage import usage_get
-from portal.selectors import _HOURLY_MAX, _fold, local_days
+from portal.selectors import _HOURLY_MAX, _PER_BUCKET, _fold, local_days
 
 GRANULARITIES = (("day", "Day"), ("hour", "Hour"), ("month", "Month"))
 # The longest range per granularity, in local days: 744 hourly or 366 daily buckets, 36 months.
@@ -188,14 +190,16 @@ def _whole_hours(instant: datetime) -> bool:
     return instant.minute == 0 and instant.second == 0 and instant.microsecond == 0
 
 
-def _folds(meter: Meter, spec: ReportSpec, buckets: list[Bucket]) -> bool:
-    """Whether the meter's buckets are read as one hourly series folded (see the module doc)."""
+def _mode(meter: Meter, spec: ReportSpec, buckets: list[Bucket]) -> str:
+    """How the meter's buckets are read (see the module doc): "bounds" (one statement over the
+    buckets' own bounds), "fold" (one hourly series per 31 days, folded here) or "each" (a
+    statement per bucket)."""
     grouped = bool(spec.group_by) and spec.group_by in meter.group_by
-    return (
-        not grouped
-        and meter.aggregation != Aggregation.UNIQUE_COUNT
-        and all(_whole_hours(b.start) and _whole_hours(b.end) for b in buckets)
-    )
+    if grouped:
+        return "each"
+    if meter.aggregation not in _PER_BUCKET:
+        return "bounds"
+    return "fold" if all(_whole_hours(b.start) and _whole_hours(b.end) for b in buckets) else "each"
 
 
 def _chunks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
@@ -209,7 +213,10 @@ def _chunks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
 def _statements(meter: Meter, spec: ReportSpec, buckets: list[Bucket]) -> int:
     if not buckets:
         return 0
-    return len(_chunks(buckets[0].start, buckets[-1].end)) if _folds(meter, spec, buckets) else len(buckets)
+    mode = _mode(meter, spec, buckets)
+    if mode == "bounds":
+        return 1
+    return len(_chunks(buckets[0].start, buckets[-1].end)) if mode == "fold" else len(buckets)
 
 
 def report_cells(*, spec: ReportSpec, zone: ZoneInfo) -> int:
@@ -302,7 +309,15 @@ def report_build(
 
     cells: dict[tuple[int, int], list[ReportRow]] = {}  # (bucket, meter) -> rows
     for index, meter in enumerate(meters):
-        if _folds(meter, spec, buckets):
+        mode = _mode(meter, spec, buckets)
+        if mode == "bounds":
+            bounds = [b.start for b in buckets] + [buckets[-1].end]
+            series = usage_get(meter=meter, customer=customer, start=bounds[0], end=bounds[-1], bounds=bounds).series
+            for b, (bucket, point) in enumerate(zip(buckets, series, strict=True)):
+                cells[b, index] = [ReportRow(bucket, meter, None, point["value"])]
+            step()
+            continue
+        if mode == "fold":
             hours: list[tuple[datetime, datetime, Decimal | None]] = []
             for start, end in _chunks(buckets[0].start, buckets[-1].end):
                 series = usage_get(meter=meter, customer=customer, start=start, end=end, window="hour").series

@@ -8,10 +8,12 @@ Money is priced by the billing engine only: spend so far is the upcoming-invoice
 already billed for the period; the projection prices projected usage through the same
 bill_get the run uses (billing.selectors.bill). Nothing here computes a price.
 
-Days are the organization's local days: hourly usage (UTC hours, one statement per meter and up
-to 31 days) is folded into them. In a zone whose offset is not a whole hour (India, +5:30) a
-local day is cut at the UTC hour nearest its midnight. Periods longer than 32 days (yearly
-plans) are charted by UTC day.
+Days are the organization's local days, aggregated in SQL: one statement per meter gives the
+total, the groups and a bucket per day (metering's `bounds`; latest and time-weighted averages
+are read by hour and folded here). In a zone whose offset is not a whole hour (India, +5:30) a
+local day is cut at the end of the UTC hour holding its midnight (the hour counts on the day it
+starts in), except for distinct counts, cut at the midnight itself. Periods longer than 32 days
+(yearly plans) are charted by UTC day.
 """
 
 from __future__ import annotations
@@ -38,12 +40,17 @@ from invoicing.compose import InvoiceDraft
 from invoicing.models import FINAL_STATUSES, CreditNote, Invoice, InvoiceLine
 from invoicing.selectors.preview import invoice_preview_get
 from metering.models import Aggregation, Meter
+from metering.models.meter import ROLLUP_AGGREGATIONS
 from metering.selectors.meter import meter_list
 from metering.selectors.usage import UsageResult, usage_get
+from metering.selectors.usage_sql import ceil_hour
 from portal.projection import ADDITIVE, Projection, project
 
 PERIODS_SHOWN = 6  # the current period and the five before it
 _HOURLY_MAX = timedelta(days=31)  # metering's longest hourly series
+# Read hour by hour and folded into days here: a latest value or a time-weighted average is
+# metering's per bucket, not a grouping-set aggregate.
+_PER_BUCKET = frozenset({Aggregation.LATEST, Aggregation.WEIGHTED_SUM})
 _ZERO = Decimal(0)
 
 
@@ -143,13 +150,47 @@ def _fold(aggregation: str, buckets: list[tuple[datetime, datetime, Decimal | No
     return weighted / Decimal(int(total)) if total else None
 
 
+def day_bounds(
+    aggregation: str, days: list[tuple[date, datetime, datetime]], start: datetime, end: datetime
+) -> list[datetime]:
+    """The boundaries of `days` (local_days of [start, end)) for metering's `bounds`: a distinct
+    count's are the local midnights themselves; the others' are rounded up to the UTC hour, so
+    that in a zone whose offset is not a whole hour the hour holding midnight counts on the day
+    it starts in (the day as the hourly rollups cut it, and as the pages have always shown it)."""
+    inner = [day_end for _, _, day_end in days[:-1]]
+    if aggregation != Aggregation.UNIQUE_COUNT:
+        inner = [min(ceil_hour(instant), end) for instant in inner]
+    return [start, *inner, end]
+
+
 def usage_with_days(
-    *, meter: Meter, customer: str, start: datetime, end: datetime, zone: ZoneInfo, group_by: bool = False
+    *,
+    meter: Meter,
+    customer: str,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    group_by: bool = False,
+    live_until: datetime | None = None,
 ) -> tuple[UsageResult, list[tuple[date, Decimal | None]]]:
     """The meter's usage over [start, end) (optionally by group) and its value on each local day.
-    When the range fits one hourly series, the total, the groups and the hours come from one
-    statement (metering's grouping sets): the dashboard and the projection read each meter once
-    rather than twice."""
+    For count, sum, max, min and distinct counts the total, the groups and the days come from one
+    statement (metering's grouping sets over the days' own buckets: ~30 rows aggregated in SQL,
+    not 720 hours folded here); the dashboard and the projection read each meter once.
+
+    `live_until` (the period's end, when `end` is now): a count, sum, max or min is read to the
+    end of the hour in progress (not past `live_until`). The drainer writes an event and its
+    hourly rollup in one transaction, so that hour's rollup holds every event stored in it so
+    far: read from it rather than from the hour's raw events (tens of thousands for a busy
+    customer while it sends). Only an event stamped later than now in this hour counts early,
+    as it already does in the spend (the bill reads whole hours)."""
+    if end - start <= _HOURLY_MAX + timedelta(days=1) and meter.aggregation not in _PER_BUCKET:
+        days = local_days(start, end, zone)
+        if live_until is not None and meter.aggregation in ROLLUP_AGGREGATIONS:
+            end = max(end, min(ceil_hour(end), live_until))
+        bounds = day_bounds(meter.aggregation, days, start, end)
+        result = usage_get(meter=meter, customer=customer, start=start, end=end, group_by=group_by, bounds=bounds)
+        return result, [(day, point["value"]) for (day, _, _), point in zip(days, result.series, strict=True)]
     if end - start <= _HOURLY_MAX and meter.aggregation != Aggregation.UNIQUE_COUNT:
         result = usage_get(meter=meter, customer=customer, start=start, end=end, group_by=group_by, window="hour")
         return result, usage_daily(
@@ -168,9 +209,11 @@ def usage_daily(
     if end - start > _HOURLY_MAX + timedelta(days=1):
         series = usage_get(meter=meter, customer=customer, start=start, end=end, window="day").series
         return [(p["start"].date(), p["value"]) for p in series]
-    if meter.aggregation == Aggregation.UNIQUE_COUNT:
-        # Distinct counts do not add up across hours: one statement per day.
-        return [(day, usage_get(meter=meter, customer=customer, start=s, end=e).value) for day, s, e in days]
+    if meter.aggregation not in _PER_BUCKET:
+        series = usage_get(
+            meter=meter, customer=customer, start=start, end=end, bounds=day_bounds(meter.aggregation, days, start, end)
+        ).series
+        return [(day, point["value"]) for (day, _, _), point in zip(days, series, strict=True)]
     if hourly is None:
         hourly = []
         cursor = start
@@ -208,11 +251,22 @@ class MeterUsage:
         return f"chart-{self.meter.code}"
 
     @property
+    def labels(self) -> list[str]:
+        # strftime rather than the template's date filter (the same text: the site is English
+        # only): the filter took ~0.2 ms a row, ~20 ms for a month of three meters' tables.
+        return [day.strftime("%a %-d %b") for day, _ in self.days]
+
+    @property
+    def table(self) -> list[tuple[str, Decimal | None]]:
+        """The days as the page's table shows them: (label, value)."""
+        return list(zip(self.labels, (value for _, value in self.days), strict=True))
+
+    @property
     def chart(self) -> dict:
         """What the page's Chart.js reads (json_script): day labels and values as decimal text."""
         return {
             "label": self.meter.name,
-            "labels": [day.strftime("%a %-d %b") for day, _ in self.days],
+            "labels": self.labels,
             "values": [None if value is None else str(value) for _, value in self.days],
         }
 
@@ -312,6 +366,7 @@ def dashboard_get(*, organization: Organization, period_index: int = 0, now: dat
             end=until,
             zone=zone,
             group_by=bool(meter.group_by),
+            live_until=period.end if period.current else None,
         )
         meters.append(
             MeterUsage(
@@ -471,7 +526,12 @@ def forecast_get(*, organization: Organization, now: datetime | None = None) -> 
         days = []
         if meter.aggregation in ADDITIVE:
             usage, daily = usage_with_days(
-                meter=meter, customer=organization.external_id, start=period.start, end=until, zone=zone
+                meter=meter,
+                customer=organization.external_id,
+                start=period.start,
+                end=until,
+                zone=zone,
+                live_until=period.end,
             )
             so_far = usage.value
             # whole days only: the first day counts if the period started at its midnight
@@ -495,7 +555,7 @@ def forecast_get(*, organization: Organization, now: datetime | None = None) -> 
     if state is None:
         return forecast
     try:
-        forecast.preview = invoice_preview_get(organization=organization)
+        forecast.preview = invoice_preview_get(organization=organization, states={subscription.pk: state})
         invoiced = _invoiced_for(organization, period)
         factors = [{m.meter.pk: m.projection.factors()[which] for m in meters} for which in range(3)]
         priced = [

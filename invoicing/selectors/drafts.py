@@ -37,15 +37,18 @@ def compose_due(
     settings: InvoicingSettings,
     points: dict[int, datetime] | None = None,
     exclude_invoice_ids: Iterable[int] = (),
+    states: dict[int, SubscriptionState] | None = None,
 ) -> list[Due]:
     """The drafts of every bill point due by `at` for these subscriptions (with their
     organization loaded), in order: each subscription's points one after another, as if each
     had been billed in turn (its snapshot moves past each point in memory; nothing is written).
-    `points` pins the one bill point to compose per subscription (a draft being re-made)."""
+    `points` pins the one bill point to compose per subscription (a draft being re-made);
+    `states`: their states when the caller has just read them (the preview), not read again."""
     if not subscriptions:
         return []
     tax_settings = tax_settings_from(settings)
-    states = subscription_states(subscriptions)
+    if states is None:
+        states = subscription_states(subscriptions)
     by_id = {s.pk: s for s in subscriptions}
     redemptions = redemption_states({s.organization_id for s in subscriptions})
     used = coupon_used_get(subscription_ids=list(by_id), exclude_invoice_ids=exclude_invoice_ids)

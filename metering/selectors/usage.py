@@ -31,7 +31,11 @@ weighted_sum that is not the sum of the groups: the latest event overall is one 
 
 Series buckets are UTC hours or days; bucket i covers [series[i].start, series[i+1].start) and
 the last one ends at `end`, so the first bucket starts at `start` itself when `start` is not on a
-bucket boundary. Every bucket is listed, empty ones with the empty value.
+bucket boundary. Every bucket is listed, empty ones with the empty value. Instead of a window, a
+count, sum, max, min or unique_count series may take its own bucket boundaries (`bounds`, e.g.
+an organization's local midnights): the rows are put in their bucket by `width_bucket` in the same
+statement, so a month by local day is one statement and ~30 rows rather than 720 hourly buckets
+folded in Python. An hour a boundary cuts is read from raw events, so such buckets are exact.
 """
 
 # SQL text here is assembled from constants and the meter's property paths, which metering.meters
@@ -42,9 +46,11 @@ bucket boundary. Every bucket is listed, empty ones with the empty value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from django.db import connection
@@ -61,6 +67,7 @@ from metering.selectors.usage_sql import (
     ROLLUP_VALUE,
     TS,
     Sql,
+    ceil_hour,
     events_sql,
     finish,
     floor,
@@ -109,9 +116,12 @@ def usage_get(
     end: datetime,
     group_by: bool = False,
     window: str | None = None,
+    bounds: Sequence[datetime] | None = None,
 ) -> UsageResult:
     """The usage of `meter` by `customer` over [start, end), optionally split by the meter's
-    group_by dimensions (`group_by=True`) and into UTC hour/day buckets (`window`). One query.
+    group_by dimensions (`group_by=True`) and into UTC hour/day buckets (`window`) or the
+    buckets [bounds[i], bounds[i + 1]) (`bounds`: ascending aware instants from `start` to `end`,
+    an empty bucket allowed; count, sum, max, min and unique_count meters). One query.
 
     weighted_sum is the time-weighted average of a gauge. The running value at an instant is the
     value of the latest event at or before it (ties at one timestamp: the greatest event id holds,
@@ -125,9 +135,13 @@ def usage_get(
     microsecond); the division keeps 34 significant digits. Per group, the running value is the
     group's own (carry-in per group); per bucket, the bucket is the range.
 
-    Raises DomainError `invalid_range` (start >= end), `invalid_window`, `window_too_large`.
+    Raises DomainError `invalid_range` (start >= end), `invalid_window`, `window_too_large`;
+    ValueError for bounds that do not run from start to end or a meter they do not apply to (a
+    caller's mistake, not input).
     """
     start, end = range_checked(start, end)
+    if bounds is not None:
+        bounds = _bounds_checked(bounds, start, end, window=window, aggregation=meter.aggregation)
     if window is not None:
         if window not in WINDOWS:
             raise DomainError(f"window must be one of {', '.join(WINDOWS)}.", code="invalid_window")
@@ -140,14 +154,17 @@ def usage_get(
     spec = spec_get(meter)
     k = len(spec.group_paths) if group_by else 0
     buckets = _buckets(start, end, window) if window else []
+    if bounds is not None:
+        buckets = list(pairwise(bounds))
+    bucketed = window or bounds is not None
 
     aggregation = spec.aggregation
     if aggregation in ROLLUP_AGGREGATIONS:
-        parts, params = _rollup_parts(spec, customer, start, end, k=k, window=window)
-        sql, params = _grouping_statement(parts, params, ROLLUP_VALUE[aggregation], k=k, window=window)
+        parts, params = _rollup_parts(spec, customer, start, end, k=k, window=window, bounds=bounds)
+        sql, params = _grouping_statement(parts, params, ROLLUP_VALUE[aggregation], k=k, window=bucketed)
     elif aggregation == Aggregation.UNIQUE_COUNT:
-        parts, params = _unique_parts(spec, customer, start, end, k=k, window=window)
-        sql, params = _grouping_statement(parts, params, "count(DISTINCT p.u)", k=k, window=window)
+        parts, params = _unique_parts(spec, customer, start, end, k=k, window=window, bounds=bounds)
+        sql, params = _grouping_statement(parts, params, "count(DISTINCT p.u)", k=k, window=bucketed)
     elif aggregation == Aggregation.LATEST:
         sql, params = _latest_statement(spec, customer, start, end, k=k, buckets=buckets)
     elif aggregation == Aggregation.WEIGHTED_SUM:
@@ -177,9 +194,13 @@ def usage_get(
         for values in sorted(by_group, key=group_sort_key)
     ]
     series = []
-    for bucket_start, bucket_end in buckets:
-        # Grouping-set buckets are keyed by the aligned boundary, per-bucket ones by their start.
-        key = bucket_start if aggregation in _PER_BUCKET else floor(bucket_start, window)
+    for index, (bucket_start, bucket_end) in enumerate(buckets):
+        # Grouping-set buckets are keyed by the aligned boundary, per-bucket ones by their start,
+        # bounds' buckets by width_bucket's number (1 for the first).
+        if bounds is not None:
+            key = index + 1
+        else:
+            key = bucket_start if aggregation in _PER_BUCKET else floor(bucket_start, window)
         series.append(
             {"start": bucket_start, "value": finish(aggregation, by_bucket.get(key), bucket_start, bucket_end)}
         )
@@ -217,6 +238,27 @@ def usage_for_customer(*, customer: str, start: datetime, end: datetime) -> dict
 # --- time ---------------------------------------------------------------------------------------
 
 
+def _bounds_checked(
+    bounds: Sequence[datetime], start: datetime, end: datetime, *, window: str | None, aggregation: str
+) -> list[datetime]:
+    if window is not None:
+        raise ValueError("a series takes a window or bounds, not both")
+    if aggregation not in ROLLUP_AGGREGATIONS and aggregation != Aggregation.UNIQUE_COUNT:
+        raise ValueError(f"bounds do not apply to {aggregation} (its buckets are read one by one)")
+    out = [instant.astimezone(UTC) for instant in bounds]
+    if len(out) < 2 or out[0] != start or out[-1] != end or any(a > b for a, b in pairwise(out)):
+        raise ValueError("bounds must ascend from start to end")
+    return out
+
+
+def _cut_hours(bounds: list[datetime] | None) -> list[datetime]:
+    """The UTC hours an inner boundary cuts (a local midnight at half past in UTC): their events
+    are read raw so that each lands in its own bucket."""
+    if not bounds:
+        return []
+    return sorted({floor(b, "hour") for b in bounds[1:-1] if ceil_hour(b) != b})
+
+
 def _buckets(start: datetime, end: datetime, window: str) -> list[tuple[datetime, datetime]]:
     step = WINDOWS[window]
     out = []
@@ -236,6 +278,12 @@ def _bucket_sql(column: str, window: str) -> str:
     return f"(date_trunc('{window}', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
 
 
+def _bounds_sql(column: str) -> str:
+    """The number of the bounds' bucket holding `column` (1 for the first): the lower bounds are
+    the statement's parameter."""
+    return f"width_bucket({column}, %s::timestamptz[])"
+
+
 def _raw_parts(
     spec: MeterSpec,
     customer: str,
@@ -243,13 +291,18 @@ def _raw_parts(
     spans: list[tuple[datetime, datetime]],
     k: int = 0,
     window: str | None = None,
+    bounds: list[datetime] | None = None,
     unique: bool = False,
 ) -> Sql:
     """SELECT g0.., b, ts, eid, value[, u] over the meter's matching events of `customer` in the
     union of `spans`."""
     columns = group_columns(spec, k=k)
+    column_params: list[Any] = []
     if window:
         columns += f"{_bucket_sql(TS, window)} AS b, "
+    elif bounds is not None:
+        columns += f"{_bounds_sql(TS)} AS b, "
+        column_params.append(bounds[:-1])
     columns += f"{TS} AS ts, {EID} AS eid, v.value AS value"
     if unique:
         assert spec.value_path is not None
@@ -258,45 +311,70 @@ def _raw_parts(
     events, params = events_sql(spec, when=when, unique=unique)
     # The customer as the window `w` that usage_sql's event fragment reads (one row: flattened).
     return f"SELECT {columns} FROM (SELECT %s::text AS c) w, {events}", [
+        *column_params,
         customer,
         *params,
         *(instant for span in spans for instant in span),
     ]
 
 
-def _unique_parts(spec: MeterSpec, customer: str, start: datetime, end: datetime, *, k: int, window: str | None) -> Sql:
+def _unique_parts(
+    spec: MeterSpec,
+    customer: str,
+    start: datetime,
+    end: datetime,
+    *,
+    k: int,
+    window: str | None,
+    bounds: list[datetime] | None = None,
+) -> Sql:
     """SELECT DISTINCT g0.., b, u: a hash aggregate first (far fewer rows than events), so the
     count(DISTINCT) over grouping sets sorts only the distinct texts."""
-    raw, params = _raw_parts(spec, customer, k=k, window=window, spans=[(start, end)], unique=True)
-    columns = [f"q.g{i}" for i in range(k)] + (["q.b"] if window else []) + ["q.u"]
+    raw, params = _raw_parts(spec, customer, k=k, window=window, bounds=bounds, spans=[(start, end)], unique=True)
+    columns = [f"q.g{i}" for i in range(k)] + (["q.b"] if window or bounds is not None else []) + ["q.u"]
     return f"SELECT DISTINCT {', '.join(columns)} FROM ({raw}) q WHERE q.u IS NOT NULL", params
 
 
-def _rollup_parts(spec: MeterSpec, customer: str, start: datetime, end: datetime, *, k: int, window: str | None) -> Sql:
-    """SELECT g0.., b, n, s, lo, hi: rollup rows for the whole hours, raw events for the edges."""
+def _rollup_parts(
+    spec: MeterSpec,
+    customer: str,
+    start: datetime,
+    end: datetime,
+    *,
+    k: int,
+    window: str | None,
+    bounds: list[datetime] | None = None,
+) -> Sql:
+    """SELECT g0.., b, n, s, lo, hi: rollup rows for the whole hours, raw events for the edges
+    (and for the hours the bounds cut)."""
     whole, edges = hours_split(start, end)
+    cut = [hour for hour in _cut_hours(bounds) if whole is not None and whole[0] <= hour < whole[1]]
+    edges = sorted([*edges, *((hour, hour + WINDOWS["hour"]) for hour in cut)])
     branches: list[Sql] = []
     if whole is not None:
         columns = rollup_group_columns(k)
+        column_params: list[Any] = []
         if window:
             columns += f"{_bucket_sql('r.hour', window)} AS b, "
+        elif bounds is not None:
+            columns += f"{_bounds_sql('r.hour')} AS b, "
+            column_params.append(bounds[:-1])
         columns += "r.event_count AS n, r.value_sum AS s, r.value_min AS lo, r.value_max AS hi"
-        branches.append(
-            (
-                f"SELECT {columns} FROM metering_rollup r "
-                "WHERE r.customer = %s AND r.meter_id = %s AND r.hour >= %s AND r.hour < %s",
-                [customer, spec.id, *whole],
-            )
-        )
+        where = "r.customer = %s AND r.meter_id = %s AND r.hour >= %s AND r.hour < %s"
+        where_params: list[Any] = [customer, spec.id, *whole]
+        if cut:
+            where += " AND r.hour <> ALL(%s::timestamptz[])"
+            where_params.append(cut)
+        branches.append((f"SELECT {columns} FROM metering_rollup r WHERE {where}", [*column_params, *where_params]))
     if edges:
-        raw, params = _raw_parts(spec, customer, k=k, window=window, spans=edges)
-        columns = [f"q.g{i}" for i in range(k)] + (["q.b"] if window else [])
+        raw, params = _raw_parts(spec, customer, k=k, window=window, bounds=bounds, spans=edges)
+        columns = [f"q.g{i}" for i in range(k)] + (["q.b"] if window or bounds is not None else [])
         columns += ["1::bigint AS n", "q.value AS s", "q.value AS lo", "q.value AS hi"]
         branches.append((f"SELECT {', '.join(columns)} FROM ({raw}) q", params))
     return " UNION ALL ".join(sql for sql, _ in branches), [p for _, params in branches for p in params]
 
 
-def _grouping_statement(parts: str, params: list[Any], value: str, *, k: int, window: str | None) -> Sql:
+def _grouping_statement(parts: str, params: list[Any], value: str, *, k: int, window: str | bool | None) -> Sql:
     """One pass over `parts` (aliased p) for the overall value, the groups and the buckets:
     rows (kind, g0.., b, value)."""
     group_cols = [f"p.g{i}" for i in range(k)]

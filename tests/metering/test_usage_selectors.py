@@ -311,6 +311,51 @@ def test_series_by_hour_for_rollup_and_raw_aggregations(traffic):
 
 
 @pytest.mark.django_db
+def test_series_over_bounds_cutting_hours_in_one_statement(traffic):
+    # Buckets [10:00, 10:30) [10:30, 11:30) [11:30, 11:30) [11:30, 13:00): the hours 10 and 11 are
+    # cut (read raw, each event in its own bucket), hour 12 is the rollup's; one bucket is empty.
+    bounds = [at(10), at(10, 30), at(11, 30), at(11, 30), at(13)]
+    distinct = meter("plans", "unique_count", value="plan", filters=EU)
+    with CaptureQueriesContext(connection) as context:
+        counts = value(traffic["count"], at(10), at(13), bounds=bounds, group_by=True)
+    assert len(statements(context)) == 1
+    assert counts.value == D(5)
+    assert counts.groups == [{"group": {"plan": "free"}, "value": D(2)}, {"group": {"plan": "pro"}, "value": D(3)}]
+    assert counts.series == [
+        {"start": at(10), "value": D(1)},  # e1
+        {"start": at(10, 30), "value": D(2)},  # e2, e4
+        {"start": at(11, 30), "value": D(0)},
+        {"start": at(11, 30), "value": D(2)},  # e5, e6
+    ]
+    expected = {
+        "sum": [D(10), D("9.5"), D(0), D(-1)],
+        "max": [D(10), D(7), None, D(-1)],
+        "min": [D(10), D("2.5"), None, D(-1)],
+    }
+    for aggregation, values in expected.items():
+        series = value(traffic[aggregation], at(10), at(13), bounds=bounds).series
+        assert [b["value"] for b in series] == values, aggregation
+    # the same figures as a statement per bucket
+    for b in (0, 1, 3):
+        alone = value(traffic["sum"], bounds[b], bounds[b + 1]).value
+        assert alone == expected["sum"][b]
+    assert [b["value"] for b in value(distinct, at(10), at(13), bounds=bounds).series] == [D(1), D(2), D(0), D(2)]
+
+
+@pytest.mark.django_db
+def test_bounds_must_run_from_start_to_end_for_a_grouping_set_aggregation(traffic):
+    latest = meter("last", "latest", value="bytes")
+    with pytest.raises(ValueError, match="ascend"):
+        value(traffic["sum"], at(10), at(13), bounds=[at(10), at(12)])
+    with pytest.raises(ValueError, match="ascend"):
+        value(traffic["sum"], at(10), at(13), bounds=[at(10), at(12), at(11), at(13)])
+    with pytest.raises(ValueError, match="window or bounds"):
+        value(traffic["sum"], at(10), at(13), bounds=[at(10), at(13)], window="hour")
+    with pytest.raises(ValueError, match="latest"):
+        value(latest, at(10), at(13), bounds=[at(10), at(13)])
+
+
+@pytest.mark.django_db
 def test_series_by_day_and_for_computed_aggregations(in_a):
     total = meter("total", "sum", value="v")
     last = meter("last", "latest", value="v")

@@ -287,6 +287,21 @@ def test_page_lists_alerts_limits_and_fired(acme, client_a):
     assert '<td class="num">140</td> <td class="num">none</td>' in flat  # used, no plan limit
 
 
+def test_page_reads_the_plan_limits_once_whatever_the_number_of_meters(acme, client_a):
+    from django.test.utils import CaptureQueriesContext
+
+    PlanUsageLimit.objects.create(plan=acme["subscription"].plan_version.plan, meter=meter(), limit=Decimal(500))
+    client_a.get(PAGE)  # the session's first read after login
+    with CaptureQueriesContext(connection) as one:
+        page = client_a.get(PAGE).content.decode()
+    assert '<td class="num">140</td> <td class="num">500</td>' in " ".join(page.split())  # used, the plan's limit
+    MeterFactory(code="storage", name="Storage", event_type="store")
+    MeterFactory(code="seats", name="Seats", event_type="seat")
+    with CaptureQueriesContext(connection) as three:
+        assert client_a.get(PAGE).status_code == 200
+    assert len(three.captured_queries) == len(one.captured_queries)
+
+
 def test_adding_an_alert_and_a_cap_through_the_forms(acme, client_a, queued):
     response = client_a.post(
         f"{PAGE}add/", {"metric": "spend", "meter": "", "kind": "percent", "budget": "100", "percent": "80"}

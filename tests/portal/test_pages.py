@@ -1,6 +1,8 @@
 """The portal's pages on a seeded customer (tests/portal/scenario.py), time frozen at
 2027-04-15 12:00 UTC (14:00 in Berlin, the organization's timezone)."""
 
+from decimal import Decimal
+
 import pytest
 import time_machine
 
@@ -39,6 +41,29 @@ def test_dashboard_prices_spend_and_shows_days_groups_in_local_time(acme, client
     assert '<td>eu</td><td class="num">77</td>' in page and '<td>us</td><td class="num">63</td>' in page
     assert 'data-ws="/ws/usage/?organization=acme"' in page
     assert 'aria-current="page">Dashboard' in page
+
+
+@pytest.mark.django_db
+def test_the_live_dashboard_reads_the_hour_in_progress_from_its_rollup(acme, client_a):
+    """At 11:30 the hour 11:00-12:00 is read from its rollup (the drainer writes it with the
+    events), not by scanning that hour's raw events: the same figures, no raw read."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.selectors import dashboard_get
+
+    with time_machine.travel(NOW - timedelta(minutes=30), tick=False):
+        with CaptureQueriesContext(connection) as queries:
+            dashboard = dashboard_get(organization=acme["organization"])
+    (calls,) = dashboard.meters
+    assert calls.value == CALLS_SO_FAR
+    assert [str(v) for _, v in calls.days] == ["5", "10", "15"] * 4 + ["5", "10", "5"]
+    assert [label for label, _ in calls.groups] == ["eu", "us"]
+    assert dashboard.spend.total == Decimal("11.40")
+    (usage,) = [q["sql"] for q in queries.captured_queries if "width_bucket" in q["sql"]]  # the page's own read
+    assert "metering_event" not in usage
 
 
 @pytest.mark.django_db
@@ -113,9 +138,11 @@ def test_a_member_of_two_organizations_chooses_one(in_a, client_a):
         # the period, the bill's inputs (billed usage, billed fees, redemptions), meters (bill,
         # page), the bill's usage, the meter's total + groups + hours (one statement), invoices
         ("/organizations/acme/", 16),
-        # as above, plus the upcoming-invoice preview's own reads; the three projected bills are
-        # priced from one read of the usage and billing state (billing.selectors.bill.bills_get)
-        ("/organizations/acme/projection/", 28),
+        # as above, plus the upcoming-invoice preview's own reads (its subscriptions, not their
+        # states again: the page's state is passed in and shared with the composition); the three
+        # projected bills are priced from one read of the usage and billing state
+        # (billing.selectors.bill.bills_get)
+        ("/organizations/acme/projection/", 22),
     ],
 )
 def test_pages_read_each_thing_once_and_set_the_search_path_once(acme, client_a, path, statements):

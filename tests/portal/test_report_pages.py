@@ -103,22 +103,27 @@ def test_csv_and_xlsx_carry_the_same_rows(acme, client_a):
     ]
 
 
-def test_an_ungrouped_meter_is_folded_from_one_hourly_series(acme, client_a):
-    """The same figures as a statement per bucket, in one statement per 31 days."""
+def test_an_ungrouped_meter_is_one_statement_over_the_buckets_bounds(acme, client_a):
+    """The same figures as a statement per bucket, in one statement (metering's bounds)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     from portal.reports import ReportSpec, report_build, report_cells
 
     org = acme["organization"]
     spec = ReportSpec(start="2027-04-01", end="2027-05-01", meters=["calls"], group_by="", granularity="hour")
-    assert report_cells(spec=spec, zone=BERLIN) == 1  # 744 hours, whole UTC hours: one series
+    assert report_cells(spec=spec, zone=BERLIN) == 1  # 744 hours: one statement
     days = ReportSpec(start="2027-03-01", end="2027-04-30", meters=["calls"], group_by="", granularity="day")
-    assert report_cells(spec=days, zone=BERLIN) == 2  # 61 days: two 31-day series
+    assert report_cells(spec=days, zone=BERLIN) == 1  # 61 days: one statement too
     seen = []
-    folded = report_build(organization=org, spec=days, progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(1, 2), (2, 2)]
-    with mock.patch("portal.reports._folds", return_value=False):
+    with CaptureQueriesContext(connection) as queries:
+        bounded = report_build(organization=org, spec=days, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 1)]
+    assert len([q for q in queries.captured_queries if "width_bucket" in q["sql"]]) == 1
+    with mock.patch("portal.reports._mode", return_value="each"):
         one_by_one = report_build(organization=org, spec=days)
-    assert [(r.bucket.start, r.value) for r in folded.rows] == [(r.bucket.start, r.value) for r in one_by_one.rows]
-    assert sum(r.value for r in folded.rows) == 140 and len(folded.rows) == 61
+    assert [(r.bucket.start, r.value) for r in bounded.rows] == [(r.bucket.start, r.value) for r in one_by_one.rows]
+    assert sum(r.value for r in bounded.rows) == 140 and len(bounded.rows) == 61
 
 
 def test_hours_and_months_are_local(acme, client_a):

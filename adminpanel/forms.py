@@ -22,6 +22,7 @@ from billing.models import (
     SubscriptionStatus,
 )
 from billing.services.subscription import ChangeTiming
+from billing.templatetags.money import money
 from core.money import round_money
 from invoicing.models import Invoice, InvoiceStatus
 from payments.models import Payment, PaymentStatus
@@ -170,7 +171,7 @@ class RefundForm(OrganizationForm):
             if amount <= 0 or round_money(amount, payment.currency) != amount:
                 self.add_error("amount", f"A positive amount in {payment.currency}'s decimals.")
             elif amount > left:
-                self.add_error("amount", f"At most the {left.normalize():f} {payment.currency} left to refund.")
+                self.add_error("amount", f"At most the {money(left, payment.currency)} left to refund.")
         return data
 
 

@@ -64,6 +64,7 @@ class Organization360:
     invoices: list[Invoice]
     payments: list[Payment]
     credit_entries: list[CreditEntry]
+    credit_notes: list[CreditNote]  # with the refund that paid each back, if any
     credit_balance: Money
     dunning: DunningAccount | None
     dunning_cases: list[DunningCase]
@@ -109,6 +110,12 @@ def organization_360_get(organization: Organization) -> Organization360:
         ),
         credit_entries=list(
             CreditEntry.objects.filter(organization=organization).order_by("-created_at", "-pk")[:PAGE_ROWS]
+        ),
+        # a refund is one-to-one with its note: one query for both
+        credit_notes=list(
+            CreditNote.objects.filter(invoice__organization=organization)
+            .select_related("invoice", "refund")
+            .order_by("-created_at", "-pk")[:PAGE_ROWS]
         ),
         credit_balance=credit_balance_get(organization=organization),
         dunning=DunningAccount.objects.filter(organization=organization).first(),

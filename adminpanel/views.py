@@ -568,14 +568,16 @@ def one_off_charge(request, external_id: str):
         else:
             collected = "no payment method: the customer is asked to pay from the portal"
         line = draft.lines[0]
-        tax = f"{line.tax_rate.normalize():f} % ({line.tax_jurisdiction})" if line.tax_rate is not None else "none"
+        tax = "no rate applies"
+        if line.tax_rate is not None:
+            tax = f"rate {line.tax_rate.normalize():f} % ({line.tax_jurisdiction})"
         # The invoices issued so far are part of what is shown: a second POST of the same confirm
         # (a double click) finds the effect changed and shows it again instead of charging twice.
         return [
             ("Invoices issued so far", str(organization.invoices.exclude(status=InvoiceStatus.DRAFT).count())),
             ("Charge", line.line.description),
             ("Net", _money(draft.subtotal.amount, cur)),
-            ("Tax", f"{_money(draft.tax_total.amount, cur)}, rate {tax}"),
+            ("Tax", f"{_money(draft.tax_total.amount, cur)}, {tax}"),
             ("Invoice total", _money(draft.total.amount, cur)),
             ("Paid from the credit balance", _money(from_credit, cur)),
             ("Amount due", _money(due, cur)),

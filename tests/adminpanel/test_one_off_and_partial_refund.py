@@ -193,7 +193,7 @@ def test_partial_refunds_then_the_rest(world, connected, client_a, staff):  # no
     before = snapshot()
     response = client_a.post(REFUND, {**form, "amount": "25.71"})
     assert response.status_code == 400
-    assert "At most the 25.7 EUR left to refund." in response.content.decode()
+    assert "At most the €25.70 left to refund." in response.content.decode()
     assert snapshot() == before
     # the rest, in full: a note of what is left of the line and its tax
     form = {"payment": payment.pk, "reason": "Cancelled"}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import ast
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -167,15 +169,54 @@ _RELATION_NOISE = re.compile(r"^[\w]+\.[\w]+\.None$")  # auditlog's text for a r
 _STORED_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?(\+00:00)?$")
 
 
+_STORED_DECIMAL = re.compile(r"^-?\d+\.\d{3,}$")  # a money or quantity column as stored (12 places)
+_SNAPSHOT_TEXT_MAX = 160
+
+
+def _decimal_text(text: str) -> str:
+    """A stored decimal without its padding: "100.000000000000" -> "100.00", "0.125000" -> "0.125"
+    (amounts keep two places; the currency is not in the entry, so no symbol)."""
+    value = Decimal(text)
+    cents = value.quantize(Decimal("0.01"))
+    return f"{cents:f}" if cents == value else f"{value.normalize():f}"
+
+
+def _mapping_text(mapping: dict) -> str:
+    """A snapshot (an address, a customer's details) as "key: value" pairs of what it holds, not
+    as a JSON dump; nested parts and empty values left out, cut at a readable length."""
+    pairs = [
+        f"{k}: {_value_text(v)}"
+        for k, v in mapping.items()
+        if v not in (None, "", [], {}) and not isinstance(v, (dict, list))
+    ]
+    text = ", ".join(pairs)
+    return text if len(text) <= _SNAPSHOT_TEXT_MAX else text[: _SNAPSHOT_TEXT_MAX - 1] + "…"
+
+
 def _value_text(value) -> str:
     """One side of a change as people read it: nothing for none, stored instants (UTC, as
-    django-auditlog and audit_event write them) with their zone named."""
+    django-auditlog and audit_event write them) with their zone named, stored decimals without
+    their padding, snapshots as their fields."""
     if value is None or value == "None":  # django-auditlog writes a created row's "before" as "None"
         return ""
+    if isinstance(value, dict):
+        return _mapping_text(value)
     text = str(value)
     if _STORED_INSTANT.match(text):
         instant = datetime.fromisoformat(text).replace(tzinfo=UTC)
         return instant.strftime("%-d %b %Y %H:%M:%S UTC")
+    if _STORED_DECIMAL.match(text):
+        return _decimal_text(text)
+    if text.startswith("{") and text.endswith("}"):  # django-auditlog stores a JSON field as its text
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            try:  # or as a Python dict's repr, for a field it saw as a dict
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                return text
+        if isinstance(parsed, dict):
+            return _mapping_text(parsed)
     return text
 
 

@@ -122,3 +122,26 @@ def test_csv_export_is_the_filtered_log(log, client_a, staff):
             "",
         ],
     ]
+
+
+def test_changes_read_as_people_read_them():
+    """Stored decimals without their padding, snapshots as their fields (JSON text, a dict's repr
+    or a dict), instants with their zone, nothing for a created row's None; no raw dumps."""
+    from adminpanel.selectors import changes_text
+
+    entry = LogEntry(
+        changes={
+            "amount_due": ["None", "100.000000000000"],
+            "quantity": ["0.125000000000", "3.500000000000"],
+            "customer_snapshot": ["None", '{"name": "Acme GmbH", "address": {"city": "Berlin"}, "vat_id": ""}'],
+            "seller_snapshot": ["None", "{'name': 'Seller GmbH', 'country': 'DE'}"],
+            "metadata": [None, {"plan": "basic", "seats": 3}],
+            "paid_at": ["None", "2027-04-02 10:15:00+00:00"],
+            "note": ["{not json", "kept"],
+        }
+    )
+    assert changes_text(entry) == (
+        "amount_due: 100.00; quantity: 0.125 → 3.50; customer_snapshot: name: Acme GmbH; "
+        "seller_snapshot: name: Seller GmbH, country: DE; metadata: plan: basic, seats: 3; "
+        "paid_at: 2 Apr 2027 10:15:00 UTC; note: {not json → kept"
+    )

@@ -2,9 +2,10 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 
 from accounts.api import webhooks
+from config.api_schema import CachedSchemaView
 from metering.api.events import events_ingest_view
 from payments.views import paypal_webhook, stripe_webhook
 
@@ -37,7 +38,7 @@ urlpatterns = [
         webhooks.WebhookDeliveryReplayView.as_view(),
         name="webhook-delivery-replay",
     ),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", CachedSchemaView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),

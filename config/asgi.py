@@ -7,11 +7,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # The web process borrows its database connections from a pool (config/settings.py, DB_POOL: a
 # request's thread does not outlive it, so its own connection would not either). Only here: the
 # worker, beat, drainer and management commands keep theirs. DB_POOL=0 in the environment wins.
-os.environ.setdefault("DB_POOL", "1")
+# Set for this process's settings only: a process this one starts (a test's Celery worker, say)
+# must not inherit it, as a worker on a pool stopped taking tasks.
+_pool_default = "DB_POOL" not in os.environ
+if _pool_default:
+    os.environ["DB_POOL"] = "1"
 
-from django.core.asgi import get_asgi_application
+from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
+if _pool_default:
+    del os.environ["DB_POOL"]
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

@@ -115,3 +115,12 @@ def test_the_web_process_borrows_from_the_pool_and_other_processes_do_not():
     assert other == {"pool": None, "conn_max_age": 0, "borrowed": False, "name": None}
     off = _settings_in_process("import config.asgi\n" + SHOW, DJANGO_ENV="development", DB_POOL="0")
     assert off == other
+
+
+@pytest.mark.slow
+def test_processes_the_web_process_starts_do_not_inherit_the_pool():
+    """config.asgi turns the pool on for its own settings only: a Celery worker a test (or the web
+    process) starts must not inherit DB_POOL (a worker on the pool stopped taking tasks)."""
+    code = "import config.asgi, json, os\nprint(json.dumps({'environ': os.environ.get('DB_POOL')}))\n"
+    assert _settings_in_process(code, DJANGO_ENV="development") == {"environ": None}
+    assert _settings_in_process(code, DJANGO_ENV="development", DB_POOL="0") == {"environ": "0"}

@@ -1,21 +1,30 @@
-"""p95 of every staff page (home, organization search, organization 360, audit log, dunning,
-analytics) on a dataset of 10,000 organizations and a year of snapshots.
+"""p95 of every staff page of issue 14 (home, organization search, organization 360, audit log and
+its CSV export, dunning, analytics, revenue recognition, accounting exports, compliance) on a
+dataset of 10,000 organizations and a year of snapshots.
 
 The customers are written with bulk inserts (no services: seeding through them would take an
-hour): per organization twelve monthly invoices with one payment each, the last one open and in
-dunning for 5 % of them (its case, its account past due or suspended), and ten audit entries; so
-10,000 organizations, 120,000 invoices, 120,000 payments, 500 dunning cases and 100,000 audit
-entries (about two minutes to seed on 2 cores; reused while the size is the same).
+hour): per organization twelve monthly invoices (a fee line in advance and the previous month's
+usage line) with one payment each, the last one open and in dunning for 5 % of them (its case, its
+account past due or suspended), and ten audit entries; so 10,000 organizations, 120,000 invoices
+and payments, 240,000 lines, 500 dunning cases and 100,000 audit entries (about two minutes to
+seed on 2 cores; reused while the size is the same). Then what the newer pages read
+(`seed_revenue`): each line's revenue recognition rows as finalization writes them (monthly grain,
+about 450,000 rows; the bulk rows are compared with `revenue_schedule_build`'s on three invoices
+and the seed stops if they differ), the months closed 35 days after they ended, 28 finished
+accounting exports, and the compliance checks' stored results (the dashboard reads those; beat's
+`compliance_run` writes them, timed once here as `compliance_run_s`).
 
-The page reads `RevenueSnapshot` rows only (adminpanel.analytics_report), so the dataset is made
-of those rows directly, for speed: a year of days (default 365) in each of three currencies, each
+The analytics page reads `RevenueSnapshot` rows only (adminpanel.analytics_report), so its data is
+made of those rows directly, for speed: a year of days (default 365) in each of three currencies, each
 row's figures shaped as `revenue_figures` writes them for 10,000 organizations (the customers
 split 70 / 20 / 10 across EUR / USD / GBP, twelve cohorts of up to twelve months). Then a staff
-user who passed the second factor (the real allauth flow) asks for the page at random days and
-currencies, and for the staff home page as the baseline of the same run.
+user who passed the second factor (the real allauth flow, a viewer) asks for each page with random
+parameters (an organization, a page of a list, a day and currency, a 12-month window of the
+waterfall, a week of the audit log's CSV), the staff home page being the baseline of the same run.
 
 Prints one line per page and, last, a JSON line: `pages` (page → p95 ms), `max_p95_ms`,
-`target_ms` (500), `requests` per page, the dataset's size, and `snapshot_compute_s_per_day`: what
+`target_ms` (500), `requests` per page, the dataset's size, `uptime` (the load during the run),
+and `snapshot_compute_s_per_day`: what
 computing one day's snapshot costs for that many organizations (in memory, see
 `compute_seconds_per_day`), i.e. beat's hourly work per tenant and a backfill's per day.
 

@@ -1,21 +1,30 @@
-"""p95 of every staff page (home, organization search, organization 360, audit log, dunning,
-analytics) on a dataset of 10,000 organizations and a year of snapshots.
+"""p95 of every staff page of issue 14 (home, organization search, organization 360, audit log and
+its CSV export, dunning, analytics, revenue recognition, accounting exports, compliance) on a
+dataset of 10,000 organizations and a year of snapshots.
 
 The customers are written with bulk inserts (no services: seeding through them would take an
-hour): per organization twelve monthly invoices with one payment each, the last one open and in
-dunning for 5 % of them (its case, its account past due or suspended), and ten audit entries; so
-10,000 organizations, 120,000 invoices, 120,000 payments, 500 dunning cases and 100,000 audit
-entries (about two minutes to seed on 2 cores; reused while the size is the same).
+hour): per organization twelve monthly invoices (a fee line in advance and the previous month's
+usage line) with one payment each, the last one open and in dunning for 5 % of them (its case, its
+account past due or suspended), and ten audit entries; so 10,000 organizations, 120,000 invoices
+and payments, 240,000 lines, 500 dunning cases and 100,000 audit entries (about two minutes to
+seed on 2 cores; reused while the size is the same). Then what the newer pages read
+(`seed_revenue`): each line's revenue recognition rows as finalization writes them (monthly grain,
+about 450,000 rows; the bulk rows are compared with `revenue_schedule_build`'s on three invoices
+and the seed stops if they differ), the months closed 35 days after they ended, 28 finished
+accounting exports, and the compliance checks' stored results (the dashboard reads those; beat's
+`compliance_run` writes them, timed once here as `compliance_run_s`).
 
-The page reads `RevenueSnapshot` rows only (adminpanel.analytics_report), so the dataset is made
-of those rows directly, for speed: a year of days (default 365) in each of three currencies, each
+The analytics page reads `RevenueSnapshot` rows only (adminpanel.analytics_report), so its data is
+made of those rows directly, for speed: a year of days (default 365) in each of three currencies, each
 row's figures shaped as `revenue_figures` writes them for 10,000 organizations (the customers
 split 70 / 20 / 10 across EUR / USD / GBP, twelve cohorts of up to twelve months). Then a staff
-user who passed the second factor (the real allauth flow) asks for the page at random days and
-currencies, and for the staff home page as the baseline of the same run.
+user who passed the second factor (the real allauth flow, a viewer) asks for each page with random
+parameters (an organization, a page of a list, a day and currency, a 12-month window of the
+waterfall, a week of the audit log's CSV), the staff home page being the baseline of the same run.
 
 Prints one line per page and, last, a JSON line: `pages` (page → p95 ms), `max_p95_ms`,
-`target_ms` (500), `requests` per page, the dataset's size, and `snapshot_compute_s_per_day`: what
+`target_ms` (500), `requests` per page, the dataset's size, `uptime` (the load during the run),
+and `snapshot_compute_s_per_day`: what
 computing one day's snapshot costs for that many organizations (in memory, see
 `compute_seconds_per_day`), i.e. beat's hourly work per tenant and a backfill's per day.
 
@@ -55,7 +64,7 @@ SEED = 3  # bump when the rows' shape changes: older rows are written again
 INVOICES_PER_ORG = 12
 AUDIT_PER_ORG = 10
 IN_DUNNING = 20  # one organization in IN_DUNNING is in dunning
-CUSTOMER_SEED = 1  # bump when the customers' shape changes
+CUSTOMER_SEED = 2  # bump when the customers' shape changes
 
 
 def log(message: str) -> None:
@@ -177,7 +186,7 @@ def seed_customers(tenant, today: date) -> None:
 
     from billing.models import Organization
     from dunning.models import DunningAccount, DunningCase
-    from invoicing.models import Invoice
+    from invoicing.models import Invoice, InvoiceLine
     from payments.models import Payment
 
     with schema_context(tenant.schema_name):
@@ -189,7 +198,8 @@ def seed_customers(tenant, today: date) -> None:
         with connection.cursor() as cursor:  # the tenant's own schema: nothing else lives there
             cursor.execute(
                 "TRUNCATE auditlog_logentry, dunning_dunningstep, dunning_dunningcase, dunning_dunningaccount, "
-                "payments_payment, invoicing_invoice, billing_organization CASCADE"
+                "payments_payment, invoicing_revenuemonthclose, invoicing_revenueentry, invoicing_invoiceline, "
+                "invoicing_invoice, billing_organization, adminpanel_compliancecheck CASCADE"
             )
         rng = random.Random(3)
         currencies = [c for c, share in SHARES.items() for _ in range(share)]
@@ -230,6 +240,47 @@ def seed_customers(tenant, today: date) -> None:
                     )
                 )
         invoices = Invoice.objects.bulk_create(invoices, batch_size=5000)
+        # Each invoice's lines as finalization leaves them: the month's fee in advance and the
+        # previous month's usage (the rest of the total; no tax, no discount, so net = amount).
+        period = timedelta(days=30)
+        lines = []
+        for invoice in invoices:
+            fee = Decimal(FEES[invoice.currency])
+            common = {"invoice": invoice, "currency": invoice.currency}
+            lines.append(
+                InvoiceLine(
+                    **common,
+                    position=1,
+                    kind="base_fee",
+                    description="Plan fee",
+                    quantity=Decimal(1),
+                    unit_amount=fee,
+                    amount=fee,
+                    net_amount=fee,
+                    period_start=invoice.issued_at,
+                    period_end=invoice.issued_at + period,
+                    billing_period_start=invoice.issued_at,
+                    billing_period_end=invoice.issued_at + period,
+                )
+            )
+            lines.append(
+                InvoiceLine(
+                    **common,
+                    position=2,
+                    kind="usage",
+                    description="API calls",
+                    meter_code="api_calls",
+                    quantity=(invoice.total - fee) * 1000,
+                    unit_amount=Decimal("0.001"),
+                    amount=invoice.total - fee,
+                    net_amount=invoice.total - fee,
+                    period_start=invoice.issued_at - period,
+                    period_end=invoice.issued_at,
+                    billing_period_start=invoice.issued_at - period,
+                    billing_period_end=invoice.issued_at,
+                )
+            )
+        InvoiceLine.objects.bulk_create(lines, batch_size=5000)
         payments = []
         for invoice in invoices:
             failed = invoice.status == "open"
@@ -292,8 +343,138 @@ def seed_customers(tenant, today: date) -> None:
             cursor.execute("ANALYZE")
         log(
             f"seeded {ORGS} organizations, {len(invoices)} invoices and payments, {len(dunned)} dunning cases, "
-            f"{ORGS * AUDIT_PER_ORG} audit entries in {time.perf_counter() - started:.1f} s"
+            f"{len(lines)} lines, {ORGS * AUDIT_PER_ORG} audit entries in {time.perf_counter() - started:.1f} s"
         )
+
+
+def _revenue_rows(invoices, lines) -> list:
+    """The recognition rows finalization writes for `lines` (invoicing.services.revenue
+    `revenue_schedule_build`, every month open then): a fee over the months of its service period,
+    usage over the months it was consumed in, each month's share from the service's own rounding
+    point (`month_shares`). `seed_revenue` checks them against the service on a few invoices."""
+    from invoicing.models import RevenueEntry, RevenuePattern, RevenueSource
+    from invoicing.services.revenue import month_shares, month_weights
+
+    patterns = {"base_fee": RevenuePattern.RATABLE, "usage": RevenuePattern.USAGE}
+    rows = []
+    for line in lines:
+        if line.net_amount == 0:
+            continue
+        invoice = invoices[line.invoice_id]
+        weights = month_weights(line.period_start, line.period_end)
+        rows += [
+            RevenueEntry(
+                line_id=line.pk,
+                invoice_id=invoice.pk,
+                source=RevenueSource.INVOICE,
+                pattern=patterns[line.kind],
+                currency=invoice.currency,
+                service_on=month,
+                recognized_on=month,
+                booked_on=invoice.issued_at.astimezone(UTC).date(),
+                amount=share,
+            )
+            for month, share in month_shares(line.net_amount, invoice.currency, weights)
+        ]
+    return rows
+
+
+def _schedule(invoice_ids) -> list[tuple]:
+    from invoicing.models import RevenueEntry
+
+    fields = ("line_id", "invoice_id", "credit_note_id", "source", "pattern", "currency")
+    fields += ("service_on", "recognized_on", "booked_on", "amount")
+    return sorted(RevenueEntry.objects.filter(invoice_id__in=invoice_ids).values_list(*fields))
+
+
+def seed_revenue(tenant, today: date) -> float | None:
+    """What the revenue, exports and compliance pages read: the recognition schedule of every
+    seeded invoice (bulk-inserted, shaped as finalization writes it, checked against the service),
+    the months closed 35 days after they ended (so no row written later falls in a closed month), a
+    few finished accounting exports, and the compliance checks' stored results (run once through
+    `compliance_run`, beat's work; returns its seconds when it ran)."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+    from django_tenants.utils import schema_context
+
+    from adminpanel.compliance import compliance_run
+    from adminpanel.exports import DATASETS
+    from adminpanel.models import ComplianceCheck
+    from invoicing.models import AccountingExport, Invoice, InvoiceLine, RevenueEntry, RevenueMonthClose
+    from invoicing.services.revenue import month_end, revenue_schedule_build
+
+    with schema_context(tenant.schema_name):
+        if not RevenueEntry.objects.exists():
+            started = time.perf_counter()
+            with transaction.atomic():
+                invoices = Invoice.objects.only("pk", "currency", "issued_at").in_bulk()
+                written = 0
+                lines = InvoiceLine.objects.only(
+                    "pk", "invoice_id", "kind", "net_amount", "period_start", "period_end"
+                ).order_by("invoice_id", "position")
+                chunk = []
+                for line in lines.iterator(chunk_size=20000):
+                    chunk.append(line)
+                    if len(chunk) == 20000:
+                        written += len(
+                            RevenueEntry.objects.bulk_create(_revenue_rows(invoices, chunk), batch_size=5000)
+                        )
+                        chunk = []
+                written += len(RevenueEntry.objects.bulk_create(_revenue_rows(invoices, chunk), batch_size=5000))
+                # The same invoices through the service (rolled back): the bulk rows must be its rows.
+                sample = sorted(random.Random(5).sample(sorted(invoices), 3))
+                seeded = _schedule(sample)
+                with transaction.atomic():
+                    RevenueEntry.objects.filter(invoice_id__in=sample).delete()
+                    revenue_schedule_build(Invoice.objects.filter(pk__in=sample))
+                    built = _schedule(sample)
+                    transaction.set_rollback(True)
+                assert seeded == built and seeded, ("seeded rows differ from the service's", seeded, built)
+                closes = []
+                month = min(i.issued_at for i in invoices.values()).date().replace(day=1) - timedelta(days=31)
+                month = month.replace(day=1)
+                while month_end(month) + timedelta(days=35) <= today:
+                    at = datetime.combine(month_end(month) + timedelta(days=35), datetime.min.time(), tzinfo=UTC)
+                    closes.append(RevenueMonthClose(month=month, closed_at=at))
+                    month = (month + timedelta(days=32)).replace(day=1)
+                RevenueMonthClose.objects.bulk_create(closes)
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE invoicing_revenueentry")
+            log(
+                f"seeded {written} revenue rows ({len(sample)} invoices checked against the service), "
+                f"{len(closes)} closed months in {time.perf_counter() - started:.1f} s"
+            )
+        if not AccountingExport.objects.exists():
+            finance = get_user_model().objects.filter(staff_role__isnull=False).order_by("pk").first()
+            exports = []
+            for k, kind in enumerate(k for k in DATASETS for _ in range(4)):
+                end = month_end(today.replace(day=1) - timedelta(days=1 + 30 * (k % 4)))
+                exports.append(
+                    AccountingExport(
+                        kind=kind,
+                        spec={
+                            "from": str(end.replace(day=1)),
+                            "to": str(end),
+                            "currency": "EUR" if DATASETS[kind].one_currency else "",
+                            "tax_rate": "Tax Exempt" if kind == "journal_xero" else "",
+                        },
+                        requested_by=finance,
+                        status=AccountingExport.Status.DONE,
+                        done=ORGS,
+                        total=ORGS,
+                        rows=ORGS * 2,
+                        finished_at=datetime.combine(end, datetime.min.time(), tzinfo=UTC),
+                    )
+                )
+            AccountingExport.objects.bulk_create(exports)
+            log(f"seeded {len(exports)} accounting exports")
+        if not ComplianceCheck.objects.exists():
+            started = time.perf_counter()
+            compliance_run()
+            seconds = time.perf_counter() - started
+            log(f"compliance checks (compliance_run, beat's work) in {seconds:.1f} s")
+            return seconds
+    return None
 
 
 def compute_seconds_per_day(today: date, days: int = 10) -> float:
@@ -363,6 +544,14 @@ def main() -> None:
 
     tenant = Tenant.objects.get(slug=SLUG)
     seed_customers(tenant, today)
+    compliance_seconds = seed_revenue(tenant, today)
+    with schema_context(tenant.schema_name):
+        from billing.models import Organization
+        from invoicing.models import RevenueEntry
+        from invoicing.selectors.revenue import month_add
+
+        revenue_rows = RevenueEntry.objects.count()
+        organization_pks = list(Organization.objects.values_list("pk", flat=True))
     with schema_context(tenant.schema_name):
         user = UserFactory(staff_role="viewer", email=f"staff-{time.time_ns()}@bench.example")  # one per run
         secret = totp_enable(user)
@@ -386,6 +575,22 @@ def main() -> None:
             f"/staff/analytics/?as_of={today - timedelta(days=rng.randrange(DAYS))}&currency={rng.choice(list(SHARES))}"
         ),
         "staff_analytics_latest": lambda: "/staff/analytics/",
+        "staff_revenue": lambda: (
+            f"/staff/revenue/?currency={rng.choice(list(SHARES))}"
+            f"&from={month_add(today.replace(day=1), -rng.randrange(6, 18)):%Y-%m}"
+        ),
+        "staff_revenue_latest": lambda: "/staff/revenue/",
+        "staff_exports": lambda: "/staff/exports/",
+        "staff_compliance": lambda: "/staff/compliance/",
+        # The audit log's CSV: one organization's trail (what an auditor asks for), and a week of
+        # every entry.
+        "staff_audit_export_organization": lambda: (
+            f"/staff/audit/export.csv?object_type=billing.organization&object_id={rng.choice(organization_pks)}"
+        ),
+        "staff_audit_export_week": lambda: (
+            f"/staff/audit/export.csv?since={(week := today - timedelta(days=rng.randrange(7, DAYS)))}"
+            f"&until={week + timedelta(days=6)}"
+        ),
     }
     results = {}
     for name, url in pages.items():
@@ -416,6 +621,8 @@ def main() -> None:
                 "invoices": ORGS * INVOICES_PER_ORG,
                 "audit_entries": ORGS * AUDIT_PER_ORG,
                 "dunning_cases": ORGS // IN_DUNNING,
+                "revenue_entries": revenue_rows,
+                "compliance_run_s": round(compliance_seconds, 1) if compliance_seconds is not None else None,
                 "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
             }
         ),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import TruncMonth
 
 from invoicing.models import RevenueEntry, RevenueMonthClose
@@ -60,8 +60,14 @@ def revenue_waterfall_get(*, currency: str, start: date, months: int) -> Waterfa
     """`months` months from `start` (a first day) in `currency`."""
     window = [month_add(start, i) for i in range(months)]
     end = month_add(start, months)
+    # Only rows the window's figures can hold: a row booked and recognized before the window (or
+    # both after it) is in no month's billed, recognized, deferred or unbilled amount nor in a
+    # row of the window, so the query reads the window's rows and not the whole history.
+    touches = (Q(booked_on__gte=start) | Q(recognized_on__gte=start)) & (
+        Q(booked_on__lt=end) | Q(recognized_on__lt=end)
+    )
     grouped = (
-        RevenueEntry.objects.filter(currency=currency)
+        RevenueEntry.objects.filter(touches, currency=currency)
         .annotate(booked=TruncMonth("booked_on"), recognized=TruncMonth("recognized_on"))
         .values("booked", "recognized")
         .annotate(total=Sum("amount"))

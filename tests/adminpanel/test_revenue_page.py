@@ -44,6 +44,19 @@ def test_the_waterfall_shows_billed_recognized_deferred_and_unbilled(billed, cli
     assert (row[0], row[2], row[3], row[-2], row[-1]) == ("€0.00", "€36.66", "€63.34", "€0.00", "€100.00")
 
 
+def test_a_window_holds_what_was_billed_before_it_and_earned_after_it(billed, client_a, staff):
+    """The waterfall reads only the rows its window can hold: April's invoice still counts in a
+    window that starts in May (earned then) and in one that ends in April (deferred past it)."""
+    staff("viewer")
+    body = client_a.get(PAGE, {"currency": "EUR", "from": "2027-05"}).content.decode()
+    assert cells(body, "data-month", "2027-05") == ["€0.00", "€63.34", "€0.00", "€0.00", "open"]
+    assert 'data-booked="2027-04"' not in body and "Nothing billed in these months." in body
+    body = client_a.get(PAGE, {"currency": "EUR", "from": "2026-05"}).content.decode()
+    assert cells(body, "data-month", "2027-04") == ["€100.00", "€36.66", "€63.34", "€0.00", "open"]
+    row = cells(body, "data-booked", "2027-04")
+    assert (row[0], row[-3], row[-2], row[-1]) == ("€0.00", "€36.66", "€63.34", "€100.00")
+
+
 def test_a_bad_month_or_currency_is_a_400(billed, client_a, staff):
     staff("viewer")
     assert client_a.get(PAGE, {"from": "April"}).status_code == 400

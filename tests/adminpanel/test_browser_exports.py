@@ -16,8 +16,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from adminpanel.exports import INVOICE_COLUMNS
-from tests.adminpanel.test_browser_staff import with_staff  # noqa: F401 (a fixture)
-from tests.factories import PASSWORD, totp_now
+from tests.adminpanel.test_browser_staff import staff_sign_in, with_staff  # noqa: F401 (a fixture)
 from tests.live import celery_worker
 from tests.portal.test_browser_portal import CHROMIUM, axe_serious, playwright_api, portal, shoot  # noqa: F401
 
@@ -45,13 +44,7 @@ def test_build_and_download_an_export_in_chromium(with_staff, committed_tenant, 
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
             page = context.new_page()
-            page.goto(f"{origin}/staff/")
-            page.fill("input[name=login]", "finance@seller.example")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.fill("input[name=code]", totp_now(with_staff["secret"]))
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{origin}/staff/")
+            staff_sign_in(page, origin, "/staff/", email="finance@seller.example", secret=with_staff["secret"])
             page.click("nav[aria-label='Staff sections'] >> text=Exports")
             page.wait_for_url(f"{origin}/staff/exports/")
             assert page.locator("[data-table=exports] tbody").inner_text() == "No export yet."

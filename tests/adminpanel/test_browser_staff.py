@@ -17,6 +17,18 @@ from tests.portal.test_browser_portal import CHROMIUM, axe_serious, playwright_a
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("django_db_setup")]
 
 
+def staff_sign_in(page, origin: str, path: str, *, email: str, secret: str) -> None:
+    """Open `path` as a signed-out staff member: the sign-in page, the password, then the TOTP
+    second factor; back on `path`."""
+    page.goto(f"{origin}{path}")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.fill("input[name=code]", totp_now(secret))
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{origin}{path}")
+
+
 @pytest.fixture
 def with_staff(portal, committed_tenant, django_db_blocker):  # noqa: F811
     tenant, _ = committed_tenant
@@ -34,13 +46,9 @@ def test_search_open_and_grant_credit_in_chromium(with_staff):
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             page = context.new_page()
-            page.goto(f"{origin}/staff/organizations/")
-            page.fill("input[name=login]", "finance@seller.example")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.fill("input[name=code]", totp_now(with_staff["secret"]))
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{origin}/staff/organizations/")
+            staff_sign_in(
+                page, origin, "/staff/organizations/", email="finance@seller.example", secret=with_staff["secret"]
+            )
 
             page.fill("input[name=q]", "acme")
             page.click("button:has-text('Search')")
@@ -108,13 +116,7 @@ def test_dunning_view_and_pause_in_chromium(with_staff, committed_tenant, django
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             page = context.new_page()
-            page.goto(f"{origin}/staff/")
-            page.fill("input[name=login]", "finance@seller.example")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.fill("input[name=code]", totp_now(with_staff["secret"]))
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{origin}/staff/")
+            staff_sign_in(page, origin, "/staff/", email="finance@seller.example", secret=with_staff["secret"])
             page.click("nav[aria-label='Staff sections'] >> text=Dunning")
             page.wait_for_url(f"{origin}/staff/dunning/")
             assert page.locator("[data-figure=invoices]").inner_text() == "1"

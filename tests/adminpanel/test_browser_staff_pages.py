@@ -24,14 +24,13 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from config.devstripe import stripe_proxy
+from tests.adminpanel.test_browser_staff import staff_sign_in
 from tests.factories import (
-    PASSWORD,
     OrganizationFactory,
     PlanFactory,
     SubscriptionFactory,
     UserFactory,
     totp_enable,
-    totp_now,
 )
 from tests.portal.test_browser_portal import AXE, CHROMIUM, axe_serious, playwright_api, shoot
 
@@ -87,13 +86,7 @@ def sign_in(browser, site, path: str, **context):
     origin = site["origin"]
     ctx = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True, **context)
     page = ctx.new_page()
-    page.goto(f"{origin}{path}")
-    page.fill("input[name=login]", STAFF)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.fill("input[name=code]", totp_now(site["secret"]))
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{origin}{path}")
+    staff_sign_in(page, origin, path, email=STAFF, secret=site["secret"])
     return ctx, page
 
 

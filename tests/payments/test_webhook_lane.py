@@ -42,14 +42,8 @@ def stored(django_db_blocker, schema: str) -> list[tuple[str, str]]:
     return rows
 
 
-def test_lane_verifies_stores_once_refuses_and_delegates(committed_tenant, django_db_blocker, monkeypatch):
-    from payments import lane
-
-    served = []
-    real = lane.stripe_webhook_in_lane
-    monkeypatch.setattr(lane, "stripe_webhook_in_lane", lambda **kw: served.append(kw["host"]) or real(**kw))
-    tenant, _ = committed_tenant
-    host = tenant.get_primary_domain().domain
+def connected_host(tenant, django_db_blocker) -> str:
+    """Connect the committed tenant to Stripe (keys and webhook secret stored encrypted); its host."""
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
         row = GatewaySettings(stripe_publishable_key=PUBLISHABLE_KEY)
         row.stripe_secret_key_set(SECRET_KEY)
@@ -57,6 +51,17 @@ def test_lane_verifies_stores_once_refuses_and_delegates(committed_tenant, djang
         row.save()
     connection.set_schema_to_public()
     gateway_settings_forget()
+    return tenant.get_primary_domain().domain
+
+
+def test_lane_verifies_stores_once_refuses_and_delegates(committed_tenant, django_db_blocker, monkeypatch):
+    from payments import lane
+
+    served = []
+    real = lane.stripe_webhook_in_lane
+    monkeypatch.setattr(lane, "stripe_webhook_in_lane", lambda **kw: served.append(kw["host"]) or real(**kw))
+    tenant, _ = committed_tenant
+    host = connected_host(tenant, django_db_blocker)
     event = {
         "id": "evt_lane",
         "object": "event",
@@ -97,14 +102,7 @@ def test_concurrent_webhooks_are_stored_together_and_each_answered(committed_ten
     real = lane.events_store_in_lane
     monkeypatch.setattr(lane, "events_store_in_lane", lambda batch: batches.append(len(batch)) or real(batch))
     tenant, _ = committed_tenant
-    host = tenant.get_primary_domain().domain
-    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
-        row = GatewaySettings(stripe_publishable_key=PUBLISHABLE_KEY)
-        row.stripe_secret_key_set(SECRET_KEY)
-        row.stripe_webhook_secret_set(WEBHOOK_SECRET)
-        row.save()
-    connection.set_schema_to_public()
-    gateway_settings_forget()
+    host = connected_host(tenant, django_db_blocker)
     now = int(time.time())
     bodies = [
         signed({"id": f"evt_c{n}", "object": "event", "type": "customer.updated", "created": now, "data": {}})

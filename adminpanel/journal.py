@@ -21,7 +21,6 @@ from django.db.models.functions import TruncMonth
 
 from core.money import round_money
 from core.tabular import csv_bytes, xlsx_bytes
-from dunning.models import CaseResolution, DunningCase
 from invoicing.models import AccountMap, CreditNote, Invoice, InvoiceStatus, RevenueEntry
 from payments.models import Payment, PaymentStatus, Refund
 
@@ -219,19 +218,20 @@ def journal_lines(
             [("customer_credit", r.amount), ("cash", -r.amount)],
         )
     advance()
-    cases = DunningCase.objects.filter(
-        resolution=CaseResolution.WRITTEN_OFF, closed_at__gte=since, closed_at__lt=until
-    ).select_related("invoice", "organization")
-    for c in cases:
+    # Every write-off (dunning's final action, staff, the API) sets the invoice's uncollectible_at.
+    written_off = Invoice.objects.filter(uncollectible_at__gte=since, uncollectible_at__lt=until).select_related(
+        "organization"
+    )
+    for w in written_off:
         out.entry(
-            f"write_off-{c.invoice.number}",
-            c.closed_at.astimezone(UTC).date(),
+            f"write_off-{w.number}",
+            w.uncollectible_at.astimezone(UTC).date(),
             "write_off",
-            c.invoice.number,
-            c.organization,
-            c.invoice.currency,
+            w.number,
+            w.organization,
+            w.currency,
             "Written off as uncollectible",
-            [("bad_debt", c.invoice.amount_due), ("receivable", -c.invoice.amount_due)],
+            [("bad_debt", w.amount_due), ("receivable", -w.amount_due)],
         )
     advance()
     recognized = (

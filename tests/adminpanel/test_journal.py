@@ -157,3 +157,23 @@ def test_refused_account_maps_write_nothing(april, client_a, staff, role, body, 
     staff(role)
     assert client_a.post(ACCOUNTS, body).status_code == status
     assert not AccountMap.objects.exists()
+
+
+def test_an_invoice_written_off_outside_dunning_is_a_balanced_write_off_entry():
+    """Staff or the API mark an open invoice uncollectible (no dunning case): the journal books
+    what it still owed to bad debt on that day, against receivables; outside the period, nothing."""
+    from datetime import date
+
+    from adminpanel.journal import journal_lines
+    from invoicing.services.invoice import invoice_mark_uncollectible
+
+    InvoicingSettings.objects.filter(pk=1).update(seller_country="DE", tax_registrations=["DE"])
+    _, _, invoice = april_billed()
+    invoice_mark_uncollectible(actor=None, invoice=invoice, at=utc(2027, 4, 20, 9))
+    lines = [line for line in journal_lines(date(2027, 4, 1), date(2027, 4, 30)) if line.journal == "write_off"]
+    assert [(x.entry_id, x.date, x.account_code, x.debit, x.credit) for x in lines] == [
+        (f"write_off-{invoice.number}", date(2027, 4, 20), DEFAULT_ACCOUNTS["bad_debt"][0], Decimal("119.00"), 0),
+        (f"write_off-{invoice.number}", date(2027, 4, 20), DEFAULT_ACCOUNTS["receivable"][0], 0, Decimal("119.00")),
+    ]
+    may = journal_lines(date(2027, 5, 1), date(2027, 5, 31))
+    assert [line for line in may if line.journal == "write_off"] == []
